@@ -1,0 +1,2 @@
+//! Benchmarks of the hot paths. (stub)
+fn main() {}

@@ -1,0 +1,1 @@
+//! Running gateway. (stub)

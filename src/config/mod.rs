@@ -1,0 +1,291 @@
+//! Configuration: TOML files and environment overrides turned into one
+//! validated [`Config`] with interned ids.
+//!
+//! Loading happens in two stages, as in Vector's config compiler: [`raw`]
+//! mirrors the files one to one (serde), then [`load`] checks every value and
+//! every reference between sections, collecting *all* errors before giving
+//! up, each as `FILE: key.path: message`. Nothing touches the network.
+//!
+//! Layout on disk: a main file (`config/emgate.toml`) with the gateway,
+//! InfluxDB and Modbus endpoint sections, a directory of site files (one site
+//! and its meters per file) and a directory of profiles.
+
+pub mod load;
+pub mod raw;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::profiles::Profile;
+
+pub use load::{load, load_str_for_tests};
+
+/// A secret (token, password): never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no secret was given.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One configuration problem, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the problem is in (or `<env>` for environment overrides).
+    pub file: PathBuf,
+    /// Dotted key path, e.g. `meters[3].profile`.
+    pub key: String,
+    /// What is wrong and, where possible, what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.file.display(),
+            self.key,
+            self.message
+        )
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated configuration of a gateway.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// File the configuration was loaded from.
+    pub source: PathBuf,
+    /// Gateway-wide settings.
+    pub gateway: GatewayConfig,
+    /// Where points go.
+    pub output: OutputConfig,
+    /// Modbus TCP endpoints, indexed by [`EndpointId`].
+    pub endpoints: Vec<EndpointConfig>,
+    /// Sites (enterprises), indexed by [`SiteId`].
+    pub sites: Vec<SiteConfig>,
+    /// Meters, indexed by [`MeterId`].
+    pub meters: Vec<MeterConfig>,
+    /// Profiles that meters use, indexed by [`ProfileId`].
+    pub profiles: Vec<Profile>,
+}
+
+impl Config {
+    /// The meter with id `id`.
+    #[must_use]
+    pub fn meter(&self, id: MeterId) -> &MeterConfig {
+        &self.meters[id.index()]
+    }
+
+    /// The profile a meter uses.
+    #[must_use]
+    pub fn profile_of(&self, id: MeterId) -> &Profile {
+        &self.profiles[self.meters[id.index()].profile.index()]
+    }
+
+    /// The site a meter belongs to.
+    #[must_use]
+    pub fn site_of(&self, id: MeterId) -> &SiteConfig {
+        &self.sites[self.meters[id.index()].site.index()]
+    }
+
+    /// Meters polled through `endpoint`, in configuration order.
+    pub fn meters_on(&self, endpoint: EndpointId) -> impl Iterator<Item = (MeterId, &MeterConfig)> {
+        self.meters
+            .iter()
+            .enumerate()
+            .filter(move |(_, m)| m.endpoint == endpoint)
+            .map(|(i, m)| (MeterId(u32::try_from(i).unwrap_or(u32::MAX)), m))
+    }
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    /// Gateway instance id (ASCII, no spaces).
+    pub id: String,
+    /// Default IANA time zone of sites.
+    pub timezone: jiff::tz::TimeZone,
+    /// Name of the time zone as configured.
+    pub timezone_name: String,
+    /// Directory for local data (file sink, later the spool).
+    pub data_dir: PathBuf,
+}
+
+/// Where points are written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputConfig {
+    /// An InfluxDB server.
+    Influx(InfluxConfig),
+    /// Line protocol appended to a local file (the demo's fallback).
+    File(FileSinkConfig),
+}
+
+/// InfluxDB API flavour and its addressing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InfluxApi {
+    /// `/api/v2/write` (InfluxDB 2.x, 3.x, Cloud, 1.8+ compatibility, VictoriaMetrics).
+    V2 {
+        /// Organisation.
+        org: String,
+        /// Bucket.
+        bucket: String,
+        /// API token.
+        token: Secret,
+    },
+    /// `/write?db=&rp=` (InfluxDB 1.x).
+    V1 {
+        /// Database.
+        database: String,
+        /// Retention policy; the database default when `None`.
+        retention_policy: Option<String>,
+        /// User name for basic authentication.
+        username: Option<String>,
+        /// Password for basic authentication.
+        password: Secret,
+    },
+}
+
+/// `[influxdb]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InfluxConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    /// API and addressing.
+    pub api: InfluxApi,
+    /// Lines per write request.
+    pub batch_size: usize,
+    /// Longest time a line waits before its batch is sent.
+    pub flush_interval: Duration,
+    /// Compress request bodies with gzip.
+    pub gzip: bool,
+    /// Timeout of one write request, connection included.
+    pub timeout: Duration,
+    /// Lines held in memory while InfluxDB is unreachable; the oldest are dropped (and counted) beyond.
+    pub queue_max_lines: usize,
+    /// First retry delay after a retryable failure.
+    pub retry_initial: Duration,
+    /// Cap on the retry delay.
+    pub retry_max: Duration,
+}
+
+/// `[file_sink]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSinkConfig {
+    /// File that line protocol is appended to.
+    pub path: PathBuf,
+    /// Lines per flush.
+    pub batch_size: usize,
+    /// Longest time a line waits before it is written.
+    pub flush_interval: Duration,
+}
+
+/// `[[endpoints]]`, validated: one Modbus TCP connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointConfig {
+    /// Endpoint id.
+    pub id: String,
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Timeout of one request.
+    pub timeout: Duration,
+    /// Timeout of connection establishment.
+    pub connect_timeout: Duration,
+    /// First reconnect delay.
+    pub reconnect_initial: Duration,
+    /// Cap on the reconnect delay.
+    pub reconnect_max: Duration,
+    /// Registers of unused space a merged read may span between two points.
+    pub max_gap: u16,
+    /// Largest read, registers (≤ 125) or bits (≤ 2000).
+    pub max_registers: u16,
+    /// Pause between two requests on this connection (slow gateways and DTUs).
+    pub inter_request_delay: Duration,
+}
+
+/// A site (enterprise) file, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteConfig {
+    /// Site id: the tag value (ASCII, no spaces).
+    pub id: String,
+    /// Human name, never a tag.
+    pub name: String,
+    /// Time zone of the site.
+    pub timezone: jiff::tz::TimeZone,
+    /// File it was loaded from.
+    pub file: PathBuf,
+}
+
+/// A meter, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeterConfig {
+    /// Meter id, unique across the installation.
+    pub id: String,
+    /// Site it belongs to.
+    pub site: SiteId,
+    /// Energy it measures.
+    pub energy: EnergyType,
+    /// Metering level.
+    pub level: Level,
+    /// Register map.
+    pub profile: ProfileId,
+    /// Connection it is polled through.
+    pub endpoint: EndpointId,
+    /// Modbus unit id (slave address).
+    pub unit_id: u8,
+    /// Poll interval; slots are multiples of it since the Unix epoch.
+    pub poll_interval: Duration,
+    /// Voltage-transformer ratio (1 when not used).
+    pub pt: f64,
+    /// Current-transformer ratio (1 when not used).
+    pub ct: f64,
+}

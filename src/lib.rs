@@ -1,0 +1,23 @@
+//! emgate: an energy-metering data collection gateway.
+//!
+//! It polls meters over Modbus, judges every reading, and writes time series
+//! to InfluxDB without losing what it accepted.
+//!
+//! # Layout
+//! * [`model`]: ids, quality bits, reading batches: the data every module shares.
+//! * [`config`]: TOML files and environment overrides to a validated [`config::Config`].
+//! * [`profiles`]: meter register maps as data.
+//! * [`sources`]: where readings enter ([`sources::modbus`]).
+//! * [`sinks`]: where they leave: line protocol, InfluxDB v1/v2, a local file.
+//! * [`sim`]: simulated meters with exact, known consumption.
+//! * [`stats`]: process-wide counters.
+//! * [`app`]: builds a running gateway from a config and owns its shutdown.
+
+pub mod app;
+pub mod config;
+pub mod model;
+pub mod profiles;
+pub mod sim;
+pub mod sinks;
+pub mod sources;
+pub mod stats;

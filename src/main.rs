@@ -1,0 +1,2 @@
+//! The `emgate` command line.
+fn main() {}

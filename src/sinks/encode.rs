@@ -1,0 +1,1 @@
+//! Readings to `reading` lines (SCHEMA.md). (stub)

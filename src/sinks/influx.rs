@@ -1,0 +1,1 @@
+//! InfluxDB writer. (stub)

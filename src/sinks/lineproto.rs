@@ -1,0 +1,1 @@
+//! InfluxDB line protocol encoder. (stub: replaced by the real encoder)

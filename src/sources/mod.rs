@@ -1,0 +1,5 @@
+//! Where readings enter the gateway.
+//!
+//! * [`modbus`]: polls meters over Modbus TCP.
+
+pub mod modbus;

@@ -1,0 +1,38 @@
+//! Starting real peers for integration tests: InfluxDB 1.x (`influxd`),
+//! VictoriaMetrics, pymodbus. Each starts on a free loopback port with its
+//! own temporary directory and stops when dropped. A missing binary fails the
+//! test with a message saying how to install it; nothing is skipped.
+#![allow(dead_code)]
+
+pub mod influxd;
+pub mod pymodbus;
+pub mod victoria;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Path of `binary`, or a panic that tells how to get it.
+pub fn require_binary(binary: &str, install_hint: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(binary);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin"] {
+        let candidate = PathBuf::from(dir).join(binary);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "required peer `{binary}` not found on PATH; {install_hint} (scripts/test installs every peer)"
+    );
+}

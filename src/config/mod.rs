@@ -72,13 +72,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}: {}",
-            self.file.display(),
-            self.key,
-            self.message
-        )
+        write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
     }
 }
 

@@ -109,6 +109,8 @@ pub struct Config {
     pub meters: Vec<MeterConfig>,
     /// Profiles that meters use, indexed by [`ProfileId`].
     pub profiles: Vec<Profile>,
+    /// Settings of `emgate simulate` (ignored by `emgate run`).
+    pub simulator: SimulatorConfig,
 }
 
 impl Config {
@@ -282,4 +284,28 @@ pub struct MeterConfig {
     pub pt: f64,
     /// Current-transformer ratio (1 when not used).
     pub ct: f64,
+}
+
+/// `[simulator]`: how `emgate simulate` serves the configured meters.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SimulatorConfig {
+    /// Simulated values change in steps of this length (default 1 s), so a
+    /// poll anywhere inside a step reads the value of the step's start.
+    pub time_step: Duration,
+    /// Faults active from the start.
+    pub faults: Vec<(MeterId, SimFault)>,
+}
+
+/// A fault the simulator can inject into one meter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimFault {
+    /// The meter never answers (the request times out).
+    NoResponse,
+    /// Every read answers with Modbus exception 4 (server device failure).
+    Exception,
+    /// Every point serves its sentinel pattern (NaN for floats, all ones for integers).
+    Sentinel,
+    /// Counters restart from zero at the moment the fault is set.
+    CounterReset,
 }

@@ -12,9 +12,11 @@
 //! * [`sim`]: simulated meters with exact, known consumption.
 //! * [`stats`]: process-wide counters.
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
+//! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod model;
 pub mod profiles;
 pub mod sim;

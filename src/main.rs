@@ -1,2 +1,297 @@
-//! The `emgate` command line.
-fn main() {}
+//! The `emgate` command line: parses arguments, starts logging, calls into the
+//! library and maps the outcome to an exit code.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use emgate::config::{self, Config, ConfigErrors};
+use emgate::demo::{DemoOptions, InfluxTarget};
+use emgate::stats::Stats;
+
+/// emgate: energy-metering data collection gateway (Modbus → InfluxDB).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
+    #[arg(long, default_value = "info", global = true)]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway until SIGINT or SIGTERM, then flush and exit.
+    Run {
+        /// Main configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate the configuration, profiles and references without touching the network.
+    CheckConfig {
+        /// Main configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Serve the configured meters as simulated Modbus TCP devices on their endpoints.
+    Simulate {
+        /// Main configuration file (its endpoints, meters and `[simulator]` section).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a built-in simulated site through the gateway and show live progress.
+    Demo {
+        /// How long to run, seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// InfluxDB to write to; without it (or when unreachable) lines go to ./data/.
+        #[arg(long)]
+        influx_url: Option<String>,
+        /// InfluxDB API.
+        #[arg(long, value_enum, default_value_t = ApiArg::V2)]
+        influx_api: ApiArg,
+        /// v2 organisation.
+        #[arg(long, default_value = "emgate")]
+        influx_org: String,
+        /// v2 bucket.
+        #[arg(long, default_value = "emgate")]
+        influx_bucket: String,
+        /// v2 token (or set `EMGATE_INFLUX_TOKEN`).
+        #[arg(long, env = "EMGATE_INFLUX_TOKEN", hide_env_values = true, default_value = "")]
+        influx_token: String,
+        /// v1 database (created when missing).
+        #[arg(long, default_value = "emgate")]
+        influx_db: String,
+        /// v1 user name.
+        #[arg(long)]
+        influx_user: Option<String>,
+        /// v1 password (or set `EMGATE_INFLUX_PASSWORD`).
+        #[arg(long, env = "EMGATE_INFLUX_PASSWORD", hide_env_values = true, default_value = "")]
+        influx_password: String,
+        /// Directory for the file sink.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ApiArg {
+    /// `/api/v2/write`.
+    V2,
+    /// `/write?db=`.
+    V1,
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn print_config_errors(errors: &ConfigErrors) {
+    for e in &errors.0 {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "{} error{} found",
+        errors.0.len(),
+        if errors.0.len() == 1 { "" } else { "s" }
+    );
+}
+
+fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|errors| {
+        print_config_errors(&errors);
+        ExitCode::from(2)
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the gateway");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    if let Command::CheckConfig { config } = &cli.command {
+        return match config::load(config) {
+            Ok(c) => {
+                println!(
+                    "{}: ok: {} site(s), {} meter(s), {} endpoint(s), {} profile(s) in use; output: {}",
+                    config.display(),
+                    c.sites.len(),
+                    c.meters.len(),
+                    c.endpoints.len(),
+                    c.profiles.len(),
+                    emgate::app::describe_output(&c.output)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                print_config_errors(&errors);
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main(cli.command))
+}
+
+async fn async_main(command: Command) -> ExitCode {
+    match command {
+        Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        Command::Run { config } => {
+            let config = match load_or_report(&config) {
+                Ok(c) => Arc::new(c),
+                Err(code) => return code,
+            };
+            for ep in &config.endpoints {
+                let n = config
+                    .meters
+                    .iter()
+                    .filter(|m| config.endpoints[m.endpoint.index()].id == ep.id)
+                    .count();
+                info!(endpoint = %ep.id, addr = %format_args!("{}:{}", ep.host, ep.port), meters = n, "will poll");
+            }
+            let shutdown = CancellationToken::new();
+            let stats = Arc::new(Stats::default());
+            let signal_token = shutdown.clone();
+            tokio::spawn(async move {
+                termination().await;
+                info!("termination requested; flushing");
+                signal_token.cancel();
+            });
+            match emgate::app::run(config, stats, shutdown).await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!(error = %e, "gateway failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Simulate { config } => {
+            let config = match load_or_report(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let shutdown = CancellationToken::new();
+            let sim = match emgate::sim::Simulator::start(&config, shutdown.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(error = %e, "cannot start the simulator");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for (i, ep) in config.endpoints.iter().enumerate() {
+                let id = emgate::model::EndpointId(i as u32);
+                if let Some(addr) = sim.local_addr(id) {
+                    info!(endpoint = %ep.id, %addr, meters = config.meters_on(id).count(), "serving simulated meters");
+                }
+            }
+            termination().await;
+            shutdown.cancel();
+            info!(requests = sim.requests_served(), "simulator stopped");
+            ExitCode::SUCCESS
+        }
+        Command::Demo {
+            seconds,
+            influx_url,
+            influx_api,
+            influx_org,
+            influx_bucket,
+            influx_token,
+            influx_db,
+            influx_user,
+            influx_password,
+            data_dir,
+        } => {
+            let influx = influx_url.map(|url| match influx_api {
+                ApiArg::V2 => InfluxTarget::V2 {
+                    url,
+                    org: influx_org,
+                    bucket: influx_bucket,
+                    token: influx_token,
+                },
+                ApiArg::V1 => InfluxTarget::V1 {
+                    url,
+                    database: influx_db,
+                    username: influx_user,
+                    password: influx_password,
+                },
+            });
+            let opts = DemoOptions {
+                seconds,
+                influx,
+                data_dir,
+            };
+            let interrupt = CancellationToken::new();
+            let token = interrupt.clone();
+            tokio::spawn(async move {
+                termination().await;
+                token.cancel();
+            });
+            match emgate::demo::run(opts, interrupt).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

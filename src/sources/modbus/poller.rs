@@ -1,1 +1,492 @@
-//! (stub)
+//! The Modbus TCP poller: one task per endpoint, one conversation on its wire.
+//!
+//! An endpoint is one TCP connection (a meter, or a serial server with many
+//! unit ids behind it). ARCHITECTURE.md decision 3: one request at a time per
+//! wire; concurrency comes from many endpoints running as separate tasks, so
+//! thousands of meters are many small tasks, not a special case.
+//!
+//! Each round the task polls every meter whose slot has started, in
+//! configuration order, and sends one [`ReadingBatch`] downstream. What goes
+//! wrong is judged per point, never per endpoint:
+//! * a **timeout** or a broken link marks the affected meter's points with
+//!   [`Quality::TIMEOUT`] and drops the connection: tokio-modbus has no
+//!   timeout of its own, and a late reply would otherwise surface as a header
+//!   mismatch on the next request;
+//! * a **Modbus exception** marks the read's points with
+//!   [`Quality::EXCEPTION`]; when the exception says the address range is
+//!   not acceptable (codes 2 and 3) and the read was merged, the read is split
+//!   into one read per point and the split is kept for the meter's life, so
+//!   one bad register never costs the good ones;
+//! * a **protocol error** (garbage, wrong length) counts as an exception and
+//!   reconnects.
+//!
+//! A reading is produced for every meter and every slot, even when nothing
+//! answered (`q = 1`): completeness must be visible downstream.
+//! Reconnects back off exponentially with jitter, capped.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_modbus::client::{Context, Reader};
+use tokio_modbus::prelude::SlaveContext;
+use tokio_modbus::{ExceptionCode, Slave};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::decode::decode_point;
+use super::plan::{PlanLimits, PlannedRead, plan, split};
+use super::schedule::MeterSchedule;
+use crate::config::{Config, EndpointConfig};
+use crate::model::{EndpointId, MeterId, PointValue, Quality, ReadingBatch};
+use crate::profiles::RegisterKind;
+use crate::stats::Stats;
+
+/// Current wall-clock time, Unix milliseconds.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// One meter as the poller sees it.
+struct PolledMeter {
+    id: MeterId,
+    unit: u8,
+    pt: f64,
+    ct: f64,
+    profile: usize,
+    reads: Vec<PlannedRead>,
+    schedule: MeterSchedule,
+    /// Point values of the current poll, reused every slot.
+    scratch: Vec<PointValue>,
+    /// Whether the last poll got any answer, for the `meters_up` gauge.
+    up: bool,
+}
+
+/// Exponential backoff with full jitter, capped.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    /// A backoff starting at `initial`, never longer than `max`.
+    #[must_use]
+    pub fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max,
+            current: initial,
+        }
+    }
+
+    /// The next delay: uniformly random in `[current/2, current]`, then doubles `current`.
+    pub fn next_delay(&mut self) -> Duration {
+        let cur = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let half = cur / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+
+    /// Back to the initial delay after a success.
+    pub fn reset(&mut self) {
+        self.current = self.initial;
+    }
+}
+
+/// Polls every meter of one endpoint until `shutdown`.
+pub struct EndpointPoller {
+    config: Arc<Config>,
+    endpoint: EndpointId,
+    meters: Vec<PolledMeter>,
+    out: mpsc::Sender<ReadingBatch>,
+    stats: Arc<Stats>,
+    conn: Option<Context>,
+    backoff: Backoff,
+    /// No connection attempt before this instant (reconnect backoff).
+    retry_at: Option<Instant>,
+}
+
+/// What happened to one request.
+enum ReadOutcome {
+    Data,
+    /// The device answered with an exception; the read's points are marked.
+    Exception(ExceptionCode),
+    /// The link failed (timeout, reset, garbage); the connection was dropped.
+    LinkLost,
+}
+
+impl EndpointPoller {
+    /// A poller for `endpoint`, planning each meter's reads once.
+    #[must_use]
+    pub fn new(
+        config: Arc<Config>,
+        endpoint: EndpointId,
+        out: mpsc::Sender<ReadingBatch>,
+        stats: Arc<Stats>,
+    ) -> EndpointPoller {
+        let ep = &config.endpoints[endpoint.index()];
+        let limits = PlanLimits {
+            max_gap: ep.max_gap,
+            max_registers: ep.max_registers,
+            max_bits: 2000,
+        };
+        let now = now_ms();
+        let meters = config
+            .meters_on(endpoint)
+            .map(|(id, m)| {
+                let profile = &config.profiles[m.profile.index()];
+                PolledMeter {
+                    id,
+                    unit: m.unit_id,
+                    pt: m.pt,
+                    ct: m.ct,
+                    profile: m.profile.index(),
+                    reads: plan(&profile.points, limits),
+                    schedule: MeterSchedule::starting_at(
+                        now,
+                        m.poll_interval.as_millis() as i64,
+                    ),
+                    scratch: vec![PointValue::default(); profile.points.len()],
+                    up: false,
+                }
+            })
+            .collect();
+        let backoff = Backoff::new(ep.reconnect_initial, ep.reconnect_max);
+        EndpointPoller {
+            config,
+            endpoint,
+            meters,
+            out,
+            stats,
+            conn: None,
+            backoff,
+            retry_at: None,
+        }
+    }
+
+    fn endpoint_config(&self) -> &EndpointConfig {
+        &self.config.endpoints[self.endpoint.index()]
+    }
+
+    /// Number of Modbus requests one round of every meter needs (after planning).
+    #[must_use]
+    pub fn requests_per_round(&self) -> usize {
+        self.meters.iter().map(|m| m.reads.len()).sum()
+    }
+
+    /// Runs until `shutdown` is cancelled or the downstream channel closes.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        if self.meters.is_empty() {
+            return;
+        }
+        let ep = self.endpoint_config();
+        info!(
+            endpoint = %ep.id,
+            addr = %format_args!("{}:{}", ep.host, ep.port),
+            meters = self.meters.len(),
+            requests_per_round = self.requests_per_round(),
+            "polling endpoint"
+        );
+        loop {
+            let now = now_ms();
+            let next = self
+                .meters
+                .iter()
+                .map(|m| m.schedule.next_slot_ms)
+                .min()
+                .unwrap_or(now);
+            if next > now {
+                let wait = Duration::from_millis((next - now) as u64);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let mut batch = ReadingBatch::with_capacity(self.meters.len(), 16);
+            for i in 0..self.meters.len() {
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                let now = now_ms();
+                if !self.meters[i].schedule.is_due(now) {
+                    continue;
+                }
+                let due = self.meters[i].schedule.take(now);
+                if due.missed > 0 {
+                    self.stats
+                        .missed_slots
+                        .fetch_add(due.missed, Ordering::Relaxed);
+                    warn!(
+                        meter = %self.config.meters[self.meters[i].id.index()].id,
+                        missed = due.missed,
+                        "poll slots missed: the endpoint cannot keep up with the poll interval"
+                    );
+                }
+                self.poll_meter(i, due.slot_ms, &mut batch).await;
+                let done = now_ms();
+                if self.meters[i].schedule.overran(due.slot_ms, done) {
+                    self.stats.overruns.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            // Backpressure: a full pipeline makes this await, and the slots
+            // that pass meanwhile are counted as missed on the next round.
+            if self.out.send(batch).await.is_err() {
+                break;
+            }
+        }
+        debug!(endpoint = %self.endpoint_config().id, "poller stopped");
+    }
+
+    /// Makes sure a connection exists, honouring the reconnect backoff.
+    async fn ensure_connected(&mut self) -> bool {
+        if self.conn.is_some() {
+            return true;
+        }
+        if let Some(at) = self.retry_at
+            && Instant::now() < at
+        {
+            return false;
+        }
+        let ep = self.endpoint_config().clone();
+        let attempt = tokio::time::timeout(
+            ep.connect_timeout,
+            TcpStream::connect((ep.host.as_str(), ep.port)),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                self.conn = Some(tokio_modbus::client::tcp::attach_slave(
+                    stream,
+                    Slave(1),
+                ));
+                self.backoff.reset();
+                self.retry_at = None;
+                self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                debug!(endpoint = %ep.id, "connected");
+                true
+            }
+            Ok(Err(e)) => {
+                self.connect_failed(&ep, &e.to_string());
+                false
+            }
+            Err(_) => {
+                self.connect_failed(&ep, "connect timed out");
+                false
+            }
+        }
+    }
+
+    fn connect_failed(&mut self, ep: &EndpointConfig, why: &str) {
+        let delay = self.backoff.next_delay();
+        self.retry_at = Some(Instant::now() + delay);
+        self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            endpoint = %ep.id,
+            addr = %format_args!("{}:{}", ep.host, ep.port),
+            error = why,
+            retry_in_ms = delay.as_millis() as u64,
+            "cannot connect to modbus endpoint"
+        );
+    }
+
+    /// Drops the connection after a link failure; the next request reconnects
+    /// at once (the link worked until now), later failures back off.
+    fn drop_connection(&mut self) {
+        self.conn = None;
+    }
+
+    /// Polls one meter for `slot_ms` and appends its reading to `batch`.
+    async fn poll_meter(&mut self, idx: usize, slot_ms: i64, batch: &mut ReadingBatch) {
+        self.meters[idx].scratch.fill(PointValue::missing(Quality::TIMEOUT));
+        let mut answered = false;
+        let mut r = 0;
+        while r < self.meters[idx].reads.len() {
+            if !self.ensure_connected().await {
+                break;
+            }
+            match self.do_read(idx, r).await {
+                ReadOutcome::Data => answered = true,
+                ReadOutcome::Exception(code) => {
+                    answered = true;
+                    let m = &self.meters[idx];
+                    let read = &m.reads[r];
+                    let splittable = matches!(
+                        code,
+                        ExceptionCode::IllegalDataAddress | ExceptionCode::IllegalDataValue
+                    ) && read.points.len() > 1;
+                    if splittable {
+                        let profile = &self.config.profiles[m.profile];
+                        let parts = split(read, &profile.points);
+                        let n = parts.len();
+                        self.meters[idx].reads.splice(r..=r, parts);
+                        self.stats.reads_split.fetch_add(1, Ordering::Relaxed);
+                        info!(
+                            meter = %self.config.meters[self.meters[idx].id.index()].id,
+                            exception = %code,
+                            parts = n,
+                            "merged read refused; reading its points separately from now on"
+                        );
+                        // Retry the same position, now the first split read.
+                        continue;
+                    }
+                }
+                ReadOutcome::LinkLost => break,
+            }
+            r += 1;
+            let delay = self.endpoint_config().inter_request_delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        let lag_ms = now_ms() - slot_ms;
+        let m = &mut self.meters[idx];
+        if answered != m.up {
+            self.stats
+                .meters_up
+                .fetch_add(if answered { 1 } else { -1 }, Ordering::Relaxed);
+            m.up = answered;
+        }
+        let flagged = m.scratch.iter().filter(|v| !v.quality.is_good()).count() as u64;
+        self.stats.readings.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .points
+            .fetch_add(m.scratch.len() as u64, Ordering::Relaxed);
+        self.stats
+            .points_flagged
+            .fetch_add(flagged, Ordering::Relaxed);
+        batch.push(m.id, slot_ms.div_euclid(1000), lag_ms, &m.scratch);
+    }
+
+    /// Sends read `r` of meter `idx` and decodes its answer into the meter's scratch values.
+    async fn do_read(&mut self, idx: usize, r: usize) -> ReadOutcome {
+        let timeout = self.endpoint_config().timeout;
+        let Some(ctx) = self.conn.as_mut() else {
+            return ReadOutcome::LinkLost;
+        };
+        let m = &mut self.meters[idx];
+        let read = &m.reads[r];
+        ctx.set_slave(Slave(m.unit));
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let (start, count) = (read.start, read.count);
+        let answer = tokio::time::timeout(timeout, async {
+            match read.kind {
+                RegisterKind::Holding => ctx.read_holding_registers(start, count).await,
+                RegisterKind::Input => ctx.read_input_registers(start, count).await,
+                RegisterKind::Coil => ctx
+                    .read_coils(start, count)
+                    .await
+                    .map(|r| r.map(|bits| bits.into_iter().map(u16::from).collect())),
+                RegisterKind::Discrete => ctx
+                    .read_discrete_inputs(start, count)
+                    .await
+                    .map(|r| r.map(|bits| bits.into_iter().map(u16::from).collect())),
+            }
+        })
+        .await;
+        let profile = &self.config.profiles[m.profile];
+        match answer {
+            Ok(Ok(Ok(words))) => {
+                self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
+                let mut short = false;
+                for slot in &read.points {
+                    let point = &profile.points[usize::from(slot.point)];
+                    let from = usize::from(slot.offset);
+                    let to = from + usize::from(point.width());
+                    m.scratch[usize::from(slot.point)] = match words.get(from..to) {
+                        Some(regs) => decode_point(point, regs, m.pt, m.ct),
+                        None => {
+                            short = true;
+                            PointValue::missing(Quality::EXCEPTION)
+                        }
+                    };
+                }
+                if short {
+                    // A well-formed frame with too few registers: the device
+                    // and we disagree about the map; keep the link.
+                    warn!(
+                        meter = %self.config.meters[m.id.index()].id,
+                        start, count, got = words.len(),
+                        "short answer: fewer registers than requested"
+                    );
+                }
+                ReadOutcome::Data
+            }
+            Ok(Ok(Err(code))) => {
+                self.stats.requests_exception.fetch_add(1, Ordering::Relaxed);
+                for slot in &read.points {
+                    m.scratch[usize::from(slot.point)] = PointValue::missing(Quality::EXCEPTION);
+                }
+                debug!(
+                    meter = %self.config.meters[m.id.index()].id,
+                    start, count, exception = %code,
+                    "modbus exception"
+                );
+                ReadOutcome::Exception(code)
+            }
+            Ok(Err(err)) => {
+                // Transport errors mean no (usable) answer; protocol errors
+                // mean the device answered garbage.
+                let bit = match err {
+                    tokio_modbus::Error::Protocol(_) => Quality::EXCEPTION,
+                    tokio_modbus::Error::Transport(_) => Quality::TIMEOUT,
+                };
+                if bit == Quality::EXCEPTION {
+                    self.stats.requests_exception.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
+                }
+                for slot in &read.points {
+                    m.scratch[usize::from(slot.point)] = PointValue::missing(bit);
+                }
+                warn!(
+                    meter = %self.config.meters[m.id.index()].id,
+                    error = %err,
+                    "modbus link error; reconnecting"
+                );
+                self.drop_connection();
+                ReadOutcome::LinkLost
+            }
+            Err(_elapsed) => {
+                self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
+                debug!(
+                    meter = %self.config.meters[m.id.index()].id,
+                    start, count, timeout_ms = timeout.as_millis() as u64,
+                    "modbus request timed out"
+                );
+                self.drop_connection();
+                ReadOutcome::LinkLost
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(800));
+        let d1 = b.next_delay();
+        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
+        let d2 = b.next_delay();
+        assert!(d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200));
+        for _ in 0..10 {
+            assert!(b.next_delay() <= Duration::from_millis(800));
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+}

@@ -44,6 +44,9 @@ enum Command {
         /// Main configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Log every counter this often, seconds (0: only at shutdown).
+        #[arg(long, default_value_t = 60)]
+        stats_interval: u64,
     },
     /// Validate the configuration, profiles and references without touching the network.
     CheckConfig {
@@ -195,7 +198,10 @@ fn main() -> ExitCode {
 async fn async_main(command: Command) -> ExitCode {
     match command {
         Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            stats_interval,
+        } => {
             let config = match load_or_report(&config) {
                 Ok(c) => Arc::new(c),
                 Err(code) => return code,
@@ -216,7 +222,24 @@ async fn async_main(command: Command) -> ExitCode {
                 info!("termination requested; flushing");
                 signal_token.cancel();
             });
-            match emgate::app::run(config, stats, shutdown).await {
+            if stats_interval > 0 {
+                let periodic = Arc::clone(&stats);
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    let mut tick =
+                        tokio::time::interval(std::time::Duration::from_secs(stats_interval));
+                    tick.tick().await;
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => periodic.log("stats"),
+                            () = stop.cancelled() => break,
+                        }
+                    }
+                });
+            }
+            let result = emgate::app::run(config, Arc::clone(&stats), shutdown).await;
+            stats.log("final stats");
+            match result {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!(error = %e, "gateway failed");

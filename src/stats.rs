@@ -61,3 +61,29 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 }
+
+impl Stats {
+    /// Logs every counter at info level (periodically, and once at shutdown).
+    pub fn log(&self, what: &str) {
+        tracing::info!(
+            requests = Stats::get(&self.requests),
+            requests_ok = Stats::get(&self.requests_ok),
+            timeouts = Stats::get(&self.requests_timeout),
+            exceptions = Stats::get(&self.requests_exception),
+            reads_split = Stats::get(&self.reads_split),
+            readings = Stats::get(&self.readings),
+            points = Stats::get(&self.points),
+            points_flagged = Stats::get(&self.points_flagged),
+            overruns = Stats::get(&self.overruns),
+            missed_slots = Stats::get(&self.missed_slots),
+            meters_up = self.meters_up.load(Ordering::Relaxed),
+            connect_failures = Stats::get(&self.connect_failures),
+            lines_written = Stats::get(&self.lines_written),
+            lines_queued = self.lines_queued.load(Ordering::Relaxed),
+            lines_dropped = Stats::get(&self.lines_dropped),
+            lines_rejected = Stats::get(&self.lines_rejected),
+            write_retries = Stats::get(&self.write_retries),
+            "{what}"
+        );
+    }
+}

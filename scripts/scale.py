@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Scale harness: many simulated meters, one gateway process, measured.
+
+Generates a configuration with ENDPOINTS serial servers of UNITS meters each,
+starts `emgate simulate` and `emgate run` as two separate processes (so the
+gateway's CPU and memory are its own), lets them run, and reports the
+gateway's CPU time, peak memory, readings, missed slots and written lines.
+
+    cargo build --release
+    scripts/scale.py --endpoints 100 --units 100 --interval 10 --seconds 60
+
+Everything listens on 127.0.0.1 only. Output goes to a file sink in a
+temporary directory. Results belong in BENCHMARKS.md with the command line.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def write_config(dirname, endpoints, units, interval, profile):
+    sites = os.path.join(dirname, "sites")
+    os.makedirs(sites)
+    ports = free_ports(endpoints)
+    main = [
+        "[gateway]",
+        'id = "scale"',
+        f'data_dir = "{dirname}/data"',
+        f'sites_dir = "{sites}"',
+        f'profiles_dir = "{ROOT}/config/profiles"',
+        "",
+        "[file_sink]",
+        f'path = "{dirname}/data/lines.lp"',
+        "batch_size = 5000",
+        "flush_interval_ms = 1000",
+        "",
+    ]
+    for e, port in enumerate(ports):
+        main += ["[[endpoints]]", f'id = "ep{e}"', 'host = "127.0.0.1"', f"port = {port}",
+                 "timeout_ms = 2000", ""]
+        site = [ "[site]", f'id = "S{e:05d}"', f'name = "scale site {e}"', ""]
+        for u in range(units):
+            site += ["[[meters]]", f'id = "m{e:05d}-{u:03d}"', 'energy = "electricity"', "level = 2",
+                     f'profile = "{profile}"', f'endpoint = "ep{e}"', f"unit_id = {u + 1}",
+                     f"poll_interval_secs = {interval}", ""]
+        with open(os.path.join(sites, f"s{e:05d}.toml"), "w") as f:
+            f.write("\n".join(site))
+    path = os.path.join(dirname, "emgate.toml")
+    with open(path, "w") as f:
+        f.write("\n".join(main))
+    return path
+
+
+def proc_usage(pid):
+    """CPU seconds (user+system) and peak RSS (MiB) of a live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return cpu, hwm
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--endpoints", type=int, default=100)
+    ap.add_argument("--units", type=int, default=100, help="meters per endpoint (max 247)")
+    ap.add_argument("--interval", type=int, default=10, help="poll interval, seconds")
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--profile", default="eastron_sdm630")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "emgate"))
+    args = ap.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit(f"{args.binary} not found: run `cargo build --release` first")
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = write_config(d, args.endpoints, args.units, args.interval, args.profile)
+        check = subprocess.run([args.binary, "check-config", "--config", cfg], capture_output=True, text=True)
+        if check.returncode != 0:
+            sys.exit(f"generated config invalid:\n{check.stderr}")
+        sim = subprocess.Popen([args.binary, "--log-level", "warn", "simulate", "--config", cfg],
+                               stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        gw_log = open(os.path.join(d, "gateway.log"), "w+")
+        gw = subprocess.Popen([args.binary, "--log-format", "json", "--log-level", "warn,emgate=info",
+                               "run", "--config", cfg, "--stats-interval", "0"], stderr=gw_log)
+        # Ignore the first interval (connection set-up), then measure a steady window.
+        time.sleep(args.interval)
+        cpu0, _ = proc_usage(gw.pid)
+        t0 = time.monotonic()
+        time.sleep(args.seconds)
+        cpu1, hwm = proc_usage(gw.pid)
+        wall = time.monotonic() - t0
+        gw.send_signal(signal.SIGTERM)
+        code = gw.wait(timeout=60)
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(timeout=30)
+        gw_log.seek(0)
+        final = {}
+        for line in gw_log:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("fields", {}).get("message") == "final stats":
+                final = rec["fields"]
+        meters = args.endpoints * args.units
+        print(f"meters {meters} on {args.endpoints} endpoints, poll every {args.interval} s, "
+              f"profile {args.profile}, measured window {wall:.0f} s")
+        print(f"gateway cpu {cpu1 - cpu0:.2f} s in {wall:.0f} s = {100 * (cpu1 - cpu0) / wall:.1f}% of one core; "
+              f"peak rss {hwm:.0f} MiB; exit code {code}")
+        for k in ["readings", "points", "points_flagged", "requests", "timeouts", "overruns",
+                  "missed_slots", "lines_written", "lines_dropped"]:
+            print(f"  {k:15} {final.get(k)}")
+        expected = meters * (args.seconds + 2 * args.interval) / args.interval
+        print(f"  readings per second over the whole run: about {final.get('readings', 0) / (args.seconds + args.interval):.0f} "
+              f"(upper bound {expected / (args.seconds + args.interval):.0f})")
+
+
+if __name__ == "__main__":
+    main()

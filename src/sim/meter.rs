@@ -286,3 +286,139 @@ fn temperature_c(energy: EnergyType, name: &str) -> f64 {
         EnergyType::Electricity => 35.0,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{EndpointId, Level, ProfileId, SiteId};
+    use crate::profiles::{ByteOrder, RatioScaling, RegisterKind};
+
+    pub(crate) fn point(
+        name: &str,
+        register: RegisterKind,
+        address: u16,
+        data_type: DataType,
+        kind: PointKind,
+        unit: &str,
+    ) -> PointDef {
+        PointDef {
+            name: name.to_owned(),
+            register,
+            address,
+            data_type,
+            order: ByteOrder::Cdab,
+            scale: 1.0,
+            offset: 0.0,
+            ratio: RatioScaling::None,
+            kind,
+            unit: unit.to_owned(),
+            sentinels: Vec::new(),
+            min: None,
+            max: None,
+            rollover: None,
+        }
+    }
+
+    pub(crate) fn meter_config(energy: EnergyType, unit_id: u8) -> MeterConfig {
+        MeterConfig {
+            id: "w1".to_owned(),
+            site: SiteId(0),
+            energy,
+            level: Level(3),
+            profile: ProfileId(0),
+            endpoint: EndpointId(0),
+            unit_id,
+            poll_interval: Duration::from_mins(1),
+            pt: 1.0,
+            ct: 1.0,
+        }
+    }
+
+    /// A water meter: volume counter (F64, CDAB), flow gauge, pressure, a rolled-over
+    /// counter, and a status coil.
+    pub(crate) fn water_meter() -> SimMeter {
+        let mut rolled = point(
+            "small_m3",
+            RegisterKind::Holding,
+            8,
+            DataType::U32,
+            PointKind::Counter,
+            "m3",
+        );
+        rolled.rollover = Some(100.0);
+        rolled.scale = 0.001;
+        let points = [
+            point(
+                "volume_m3",
+                RegisterKind::Holding,
+                0,
+                DataType::F64,
+                PointKind::Counter,
+                "m3",
+            ),
+            point(
+                "flow_m3h",
+                RegisterKind::Holding,
+                4,
+                DataType::F32,
+                PointKind::Gauge,
+                "m3h",
+            ),
+            point(
+                "pressure_mpa",
+                RegisterKind::Holding,
+                6,
+                DataType::F32,
+                PointKind::Gauge,
+                "mpa",
+            ),
+            rolled,
+            point(
+                "running",
+                RegisterKind::Coil,
+                3,
+                DataType::Bool,
+                PointKind::Gauge,
+                "",
+            ),
+        ];
+        let load = LoadShape::constant(7.2, 50.0);
+        SimMeter::new(&meter_config(EnergyType::Water, 5), &points, load)
+    }
+
+    #[test]
+    fn roles_follow_unit_and_energy() {
+        let m = water_meter();
+        let t = EPOCH + 3600.0;
+        assert_eq!(m.points[0].role, Role::Counter { per_main: 1.0 });
+        assert_eq!(m.served_value(0, t), 57.2);
+        assert_eq!(m.points[1].role, Role::Rate { per_main: 1.0 });
+        assert_eq!(m.served_value(1, t), f64::from(7.2_f32));
+        let p = m.served_value(2, t);
+        assert!((0.29..0.31).contains(&p), "water pressure {p}");
+        // 57.2 m³ wraps at 100 m³: unchanged; at +24 h it is 50 + 7.2 × 25 = 230 → 30.
+        assert_eq!(m.served_value(3, t), 57_200.0 * 0.001);
+        assert_eq!(m.served_value(3, EPOCH + 25.0 * 3600.0), 30_000.0 * 0.001);
+    }
+
+    #[test]
+    fn sentinel_patterns() {
+        let m = water_meter();
+        let mut regs = [0u16; 4];
+        m.encode(0, EPOCH, 0.0, true, &mut regs);
+        assert!(
+            f64::from_bits(
+                (u64::from(regs[3]) << 48)
+                    | (u64::from(regs[2]) << 32)
+                    | (u64::from(regs[1]) << 16)
+                    | u64::from(regs[0])
+            )
+            .is_nan()
+        );
+        let mut regs = [0u16; 4];
+        m.encode(3, EPOCH, 0.0, true, &mut regs);
+        assert_eq!(regs, [0xFFFF, 0xFFFF, 0, 0]);
+    }
+}

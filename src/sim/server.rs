@@ -1,7 +1,7 @@
 //! The Modbus side of the simulator: one tokio-modbus [`Service`] per
 //! endpoint, answering read requests for the meters on it by unit id.
 //!
-//! [`answer`] is a plain function of the shared state, the request and the
+//! `answer` is a plain function of the shared state, the request and the
 //! (already stepped) time, so every protocol decision below is testable
 //! without a socket:
 //!
@@ -121,4 +121,64 @@ pub(crate) fn answer(
         RegisterKind::Input => Response::ReadInputRegisters(words),
         RegisterKind::Holding => Response::ReadHoldingRegisters(words),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU8, AtomicU64};
+
+    use super::*;
+    use crate::sim::meter::tests::water_meter;
+
+    fn shared() -> Shared {
+        let mut units = Box::new([None; 256]);
+        units[5] = Some(0);
+        Shared {
+            meters: vec![water_meter()],
+            units: vec![units],
+            faults: vec![AtomicU8::new(0)],
+            resets: vec![AtomicU64::new(0)],
+            frozen: AtomicU64::new(f64::NAN.to_bits()),
+            step: 1.0,
+            served: AtomicU64::new(0),
+        }
+    }
+
+    fn req(request: Request<'static>) -> SlaveRequest<'static> {
+        SlaveRequest { slave: 5, request }
+    }
+
+    #[test]
+    fn bits_and_unsupported_functions() {
+        let s = shared();
+        let t = crate::sim::EPOCH;
+        // The status point is a Bool gauge with no role: it serves 0.
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadCoils(2, 3)), t),
+            Ok(Some(Response::ReadCoils(vec![false, false, false])))
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadDiscreteInputs(3, 1)), t),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadCoils(0, 2001)), t),
+            Err(ExceptionCode::IllegalDataValue)
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::WriteSingleRegister(0, 1)), t),
+            Err(ExceptionCode::IllegalFunction)
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadHoldingRegisters(0xFFFF, 2)), t),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        s.set_fault(0, Some(SimFault::Sentinel));
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadCoils(3, 1)), t),
+            Ok(Some(Response::ReadCoils(vec![true])))
+        );
+        s.set_fault(0, Some(SimFault::NoResponse));
+        assert_eq!(answer(&s, 0, &req(Request::ReadCoils(3, 1)), t), Ok(None));
+    }
 }

@@ -24,7 +24,7 @@ use tokio_modbus::{ExceptionCode, Slave};
 use tokio_util::sync::CancellationToken;
 
 use support::pymodbus::{
-    DTSD1352_POINTS, PymodbusServer, SDM630_POINTS, dtsd1352_device, dtsd1352_profile,
+    DTSD1352_POINTS, Framer, PymodbusServer, SDM630_POINTS, dtsd1352_device, dtsd1352_profile,
     sdm630_device, sdm630_profile,
 };
 
@@ -419,4 +419,18 @@ async fn pymodbus_peer_answers() {
     // Sign handling, decoded independently of emgate.
     assert_eq!(u32_of(DTSD1352_POINTS[6].words) as i32, -1500);
     assert_eq!(DTSD1352_POINTS[7].words[0] as i16, -985);
+}
+
+#[tokio::test]
+async fn pymodbus_peer_answers_rtu_over_tcp() {
+    let peer = PymodbusServer::start_with(&[dtsd1352_device(7)], Framer::RtuOverTcp);
+    let stream = tokio::net::TcpStream::connect(peer.addr())
+        .await
+        .expect("connect to peer");
+    let mut ctx = tokio_modbus::client::rtu::attach_slave(stream, Slave(7));
+    let p = &DTSD1352_POINTS[1];
+    let words = tokio::time::timeout(Duration::from_secs(5), holding(&mut ctx, p.address, 2))
+        .await
+        .expect("peer answers RTU frames");
+    assert_eq!(words, Ok(p.words.to_vec()));
 }

@@ -1,1 +1,371 @@
-//! Simulator. (stub)
+//! Simulated meters with exact, known consumption: a Modbus TCP server that
+//! serves the configured meters from the same profiles the gateway polls.
+//!
+//! `emgate simulate` and `emgate demo` run it, and the integration tests poll
+//! it and compare what the gateway stored with what the simulator knows.
+//!
+//! # Physics
+//! Every meter has a deterministic [`LoadShape`] derived from a stable hash of
+//! its id and energy type (base rate, a daily sinusoid, a faster ripple;
+//! never negative), a rate `r(t)` in its main counter's unit per hour (kWh/h,
+//! m³/h, t/h, GJ/h). Counter points hold `initial + ∫ r dt` computed in closed
+//! form, so the true consumption between two instants is known exactly
+//! ([`Simulator::consumption`]). Rate gauges (kW for kWh, m³/h for m³, t/h for
+//! t, kW for GJ) serve `r(t)` in their unit; export / reverse quantities carry
+//! 2 % of the load, reactive ones 30 %; voltage, current, frequency, power
+//! factor, pressure and temperature serve plausible values for the energy type.
+//!
+//! # Time steps
+//! Values change only at multiples of `simulator.time_step` (1 s when zero):
+//! a request at time `t` is served the values of `floor(t / step) × step`.
+//! A poll whose slot is a whole number of seconds therefore reads exactly the
+//! value of its slot as long as it is answered within the step, and
+//! [`Simulator::value_at`] of the slot time is what the gateway must have
+//! stored. [`Simulator::freeze_time`] stops the clock for tests that need
+//! every request to see one instant.
+//!
+//! # Faults
+//! Set per meter from `simulator.faults` at start and by
+//! [`Simulator::set_fault`] at run time:
+//! * `no_response`: the request gets no answer at all. A real RS-485 gateway
+//!   would block its bus until its own timeout and then often answer 0x0B; the
+//!   simulator instead drops the request and keeps serving the connection, so
+//!   other unit ids on the same endpoint go on answering. The client sees a
+//!   timeout either way (and, with tokio-modbus, must reconnect before reusing
+//!   the connection, or a late reply would be mistaken for the next one).
+//! * `exception`: every read answers exception 04 (ServerDeviceFailure).
+//! * `sentinel`: float points serve NaN, integer points all ones (`0xFFFF…`).
+//! * `counter_reset`: counters restart from 0 at the step the fault is set
+//!   (the main counter's value then is subtracted from then on); clearing the
+//!   fault does not undo the reset, setting it again resets again.
+//!
+//! Protocol choices (exceptions for unknown units, uncovered addresses,
+//! oversized reads) are documented in [`server`].
+
+mod load;
+mod meter;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use load::{EPOCH, LoadShape};
+
+use crate::config::{Config, SimFault};
+use crate::model::{EndpointId, MeterId};
+use meter::SimMeter;
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A listener could not be bound.
+    #[error("simulator: endpoint {endpoint:?}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// Endpoint id.
+        endpoint: String,
+        /// `host:port` as configured.
+        addr: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// Two meters on one endpoint share a unit id.
+    #[error(
+        "simulator: endpoint {endpoint:?}: meters {first:?} and {second:?} both use unit id {unit}"
+    )]
+    DuplicateUnit {
+        /// Endpoint id.
+        endpoint: String,
+        /// The unit id.
+        unit: u8,
+        /// Meter seen first.
+        first: String,
+        /// Meter seen second.
+        second: String,
+    },
+    /// A load override breaks the invariants of [`LoadShape`].
+    #[error("simulator: meter {meter:?}: invalid load shape: {reason}")]
+    InvalidLoad {
+        /// Meter id.
+        meter: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Options beyond the configuration, for tests and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct SimOptions {
+    /// Load shapes that replace the hashed ones, e.g. [`LoadShape::constant`]
+    /// for values a test computes by hand.
+    pub loads: Vec<(MeterId, LoadShape)>,
+    /// Start with the clock frozen at this Unix time (see [`Simulator::freeze_time`]).
+    pub frozen_time: Option<f64>,
+}
+
+/// State shared by the handle and every connection.
+pub(crate) struct Shared {
+    /// Meters, indexed like `Config::meters`.
+    meters: Vec<SimMeter>,
+    /// Per endpoint, unit id → meter index.
+    units: Vec<Box<[Option<usize>; 256]>>,
+    /// Per meter, the active fault (see [`fault_code`]).
+    faults: Vec<AtomicU8>,
+    /// Per meter, the main-counter value subtracted after a counter reset (f64 bits).
+    resets: Vec<AtomicU64>,
+    /// Frozen Unix time (f64 bits), or NaN for the wall clock.
+    frozen: AtomicU64,
+    /// Step length, seconds.
+    step: f64,
+    /// Requests answered (with data or an exception).
+    served: AtomicU64,
+}
+
+impl Shared {
+    /// Current simulated Unix time, seconds.
+    fn now(&self) -> f64 {
+        let frozen = f64::from_bits(self.frozen.load(Ordering::Relaxed));
+        if frozen.is_nan() {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        } else {
+            frozen
+        }
+    }
+
+    /// Start of the step containing `t`.
+    fn stepped(&self, t: f64) -> f64 {
+        (t / self.step).floor() * self.step
+    }
+
+    fn fault(&self, meter: usize) -> Option<SimFault> {
+        match self.faults[meter].load(Ordering::Relaxed) {
+            1 => Some(SimFault::NoResponse),
+            2 => Some(SimFault::Exception),
+            3 => Some(SimFault::Sentinel),
+            4 => Some(SimFault::CounterReset),
+            _ => None,
+        }
+    }
+
+    fn reset_offset(&self, meter: usize) -> f64 {
+        f64::from_bits(self.resets[meter].load(Ordering::Relaxed))
+    }
+
+    fn set_fault(&self, meter: usize, fault: Option<SimFault>) {
+        if fault == Some(SimFault::CounterReset) {
+            let t = self.stepped(self.now());
+            let at = self.meters[meter].load.counter(t);
+            self.resets[meter].store(at.to_bits(), Ordering::Relaxed);
+        }
+        self.faults[meter].store(fault_code(fault), Ordering::Relaxed);
+    }
+}
+
+/// Compact code of a fault for an atomic.
+fn fault_code(fault: Option<SimFault>) -> u8 {
+    match fault {
+        None => 0,
+        Some(SimFault::NoResponse) => 1,
+        Some(SimFault::Exception) => 2,
+        Some(SimFault::Sentinel) => 3,
+        Some(SimFault::CounterReset) => 4,
+    }
+}
+
+/// A running simulator; cheap to clone. Its listeners close when the
+/// shutdown token given to [`Simulator::start`] is cancelled.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addrs: Arc<Vec<Option<SocketAddr>>>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("meters", &self.shared.meters.len())
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Binds one listener per endpoint in `config` that has meters
+    /// (`host:port`; port 0 picks a free port) and serves every meter on it by
+    /// unit id, until `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// A listener that cannot be bound, or two meters sharing a unit id on one endpoint.
+    pub async fn start(
+        config: &Config,
+        shutdown: CancellationToken,
+    ) -> Result<Simulator, SimError> {
+        Simulator::start_with(config, shutdown, SimOptions::default()).await
+    }
+
+    /// [`Simulator::start`] with load overrides and a frozen clock.
+    ///
+    /// # Errors
+    /// As [`Simulator::start`], and a load override that fails [`LoadShape::validate`].
+    pub async fn start_with(
+        config: &Config,
+        shutdown: CancellationToken,
+        options: SimOptions,
+    ) -> Result<Simulator, SimError> {
+        let mut meters = Vec::with_capacity(config.meters.len());
+        for (i, m) in config.meters.iter().enumerate() {
+            let id = MeterId(i as u32);
+            let load = match options.loads.iter().rev().find(|(mid, _)| *mid == id) {
+                Some((_, l)) => {
+                    l.validate().map_err(|reason| SimError::InvalidLoad {
+                        meter: m.id.clone(),
+                        reason,
+                    })?;
+                    *l
+                }
+                None => LoadShape::for_meter(&m.id, m.energy),
+            };
+            meters.push(SimMeter::new(m, &config.profile_of(id).points, load));
+        }
+
+        let mut units = vec![Box::new([None::<usize>; 256]); config.endpoints.len()];
+        for (i, m) in config.meters.iter().enumerate() {
+            let slot = &mut units[m.endpoint.index()][usize::from(m.unit_id)];
+            if let Some(first) = *slot {
+                return Err(SimError::DuplicateUnit {
+                    endpoint: config.endpoints[m.endpoint.index()].id.clone(),
+                    unit: m.unit_id,
+                    first: config.meters[first].id.clone(),
+                    second: m.id.clone(),
+                });
+            }
+            *slot = Some(i);
+        }
+
+        let step = config.simulator.time_step.as_secs_f64();
+        let shared = Arc::new(Shared {
+            faults: (0..meters.len()).map(|_| AtomicU8::new(0)).collect(),
+            resets: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
+            meters,
+            units,
+            frozen: AtomicU64::new(options.frozen_time.unwrap_or(f64::NAN).to_bits()),
+            step: if step > 0.0 { step } else { 1.0 },
+            served: AtomicU64::new(0),
+        });
+        for (meter, fault) in &config.simulator.faults {
+            shared.set_fault(meter.index(), Some(*fault));
+        }
+
+        // Bind everything before serving anything, so a failure leaves nothing running.
+        let mut listeners = Vec::new();
+        let mut addrs = vec![None; config.endpoints.len()];
+        for (e, ep) in config.endpoints.iter().enumerate() {
+            if !config.meters.iter().any(|m| m.endpoint.index() == e) {
+                continue;
+            }
+            let bind_err = |source| SimError::Bind {
+                endpoint: ep.id.clone(),
+                addr: format!("{}:{}", ep.host, ep.port),
+                source,
+            };
+            let listener = TcpListener::bind((ep.host.as_str(), ep.port))
+                .await
+                .map_err(bind_err)?;
+            addrs[e] = Some(listener.local_addr().map_err(bind_err)?);
+            listeners.push((e, listener));
+        }
+        for (e, listener) in listeners {
+            let service = server::EndpointService {
+                shared: Arc::clone(&shared),
+                endpoint: e,
+            };
+            let shutdown = shutdown.clone();
+            let endpoint_id = config.endpoints[e].id.clone();
+            tokio::spawn(async move {
+                let server = tokio_modbus::server::tcp::Server::new(listener);
+                let on_connected = |stream: tokio::net::TcpStream, _peer: SocketAddr| {
+                    let service = service.clone();
+                    async move { Ok(Some((service, stream))) }
+                };
+                let on_error =
+                    |err: std::io::Error| tracing::debug!(%err, "simulator connection ended");
+                // Dropping `serve` closes the listener and cancels its connections.
+                tokio::select! {
+                    res = server.serve(&on_connected, on_error) => {
+                        if let Err(err) = res {
+                            tracing::warn!(endpoint = %endpoint_id, %err, "simulator listener failed");
+                        }
+                    }
+                    () = shutdown.cancelled() => {}
+                }
+            });
+        }
+
+        Ok(Simulator {
+            shared,
+            addrs: Arc::new(addrs),
+        })
+    }
+
+    /// Address endpoint `endpoint` listens on, if it has meters.
+    pub fn local_addr(&self, endpoint: EndpointId) -> Option<SocketAddr> {
+        self.addrs.get(endpoint.index()).copied().flatten()
+    }
+
+    /// The scaled value point `point` (index in its profile) of `meter` holds
+    /// at Unix time `t`, exactly as served: stepped, encoded into registers and
+    /// decoded back with the gateway's formula (so ×0.01 kWh integer steps and
+    /// f32 rounding are included). Faults, counter resets included, are ignored.
+    pub fn value_at(&self, meter: MeterId, point: usize, t: f64) -> f64 {
+        let s = &self.shared;
+        s.meters[meter.index()].served_value(point, s.stepped(t))
+    }
+
+    /// The meter's consumption rate at `t` (not stepped), main unit per hour.
+    pub fn rate_at(&self, meter: MeterId, t: f64) -> f64 {
+        self.shared.meters[meter.index()].load.rate(t)
+    }
+
+    /// True consumption of `meter` between `t0` and `t1` (not stepped, not
+    /// quantised), in the unit of its main counter.
+    pub fn consumption(&self, meter: MeterId, t0: f64, t1: f64) -> f64 {
+        self.shared.meters[meter.index()].load.consumption(t0, t1)
+    }
+
+    /// The load shape `meter` follows.
+    pub fn load(&self, meter: MeterId) -> LoadShape {
+        self.shared.meters[meter.index()].load
+    }
+
+    /// Step length, seconds.
+    pub fn time_step(&self) -> f64 {
+        self.shared.step
+    }
+
+    /// Freezes the simulated clock at Unix time `t`, or returns to the wall clock with `None`.
+    pub fn freeze_time(&self, t: Option<f64>) {
+        let bits = t.unwrap_or(f64::NAN).to_bits();
+        self.shared.frozen.store(bits, Ordering::Relaxed);
+    }
+
+    /// Sets or clears the fault of `meter` (see the module doc for each kind).
+    pub fn set_fault(&self, meter: MeterId, fault: Option<SimFault>) {
+        self.shared.set_fault(meter.index(), fault);
+    }
+
+    /// The active fault of `meter`.
+    pub fn fault(&self, meter: MeterId) -> Option<SimFault> {
+        self.shared.fault(meter.index())
+    }
+
+    /// Requests answered so far, with data or an exception (silence is not counted).
+    pub fn requests_served(&self) -> u64 {
+        self.shared.served.load(Ordering::Relaxed)
+    }
+}

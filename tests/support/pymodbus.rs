@@ -1,1 +1,543 @@
-//! (stub)
+//! A Modbus TCP peer we did not write: pymodbus 3.16.1 running
+//! `tests/peers/pymodbus_server.py`, plus two canonical register maps whose
+//! words were computed outside emgate (Python's `struct`), so an interop test
+//! checks our decoder against someone else's encoder, not against itself.
+//!
+//! The interpreter comes from `EMGATE_PYTHON` (set by `scripts/test`), else
+//! `.venv/bin/python` in the repository. A missing interpreter or pymodbus
+//! fails the test and says to run `scripts/test`.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use emgate::profiles::{
+    ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind,
+};
+
+/// One unit id's tables, as raw words and bits.
+#[derive(Debug, Clone, Default)]
+pub struct PeerDevice {
+    /// Modbus unit id.
+    pub unit: u8,
+    /// Coil blocks: first address and bits.
+    pub coils: Vec<(u16, Vec<bool>)>,
+    /// Discrete-input blocks.
+    pub discrete: Vec<(u16, Vec<bool>)>,
+    /// Holding-register blocks: first address and words.
+    pub holding: Vec<(u16, Vec<u16>)>,
+    /// Input-register blocks.
+    pub input: Vec<(u16, Vec<u16>)>,
+}
+
+impl PeerDevice {
+    /// A device with empty tables.
+    pub fn new(unit: u8) -> PeerDevice {
+        PeerDevice {
+            unit,
+            ..PeerDevice::default()
+        }
+    }
+
+    /// Adds a block of holding registers (blocks must not overlap).
+    #[must_use]
+    pub fn holding(mut self, address: u16, words: &[u16]) -> PeerDevice {
+        self.holding.push((address, words.to_vec()));
+        self
+    }
+
+    /// Adds a block of input registers (blocks must not overlap).
+    #[must_use]
+    pub fn input(mut self, address: u16, words: &[u16]) -> PeerDevice {
+        self.input.push((address, words.to_vec()));
+        self
+    }
+
+    /// Adds a block of coils.
+    #[must_use]
+    pub fn coils(mut self, address: u16, bits: &[bool]) -> PeerDevice {
+        self.coils.push((address, bits.to_vec()));
+        self
+    }
+
+    /// Adds a block of discrete inputs.
+    #[must_use]
+    pub fn discrete(mut self, address: u16, bits: &[bool]) -> PeerDevice {
+        self.discrete.push((address, bits.to_vec()));
+        self
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let words = |blocks: &[(u16, Vec<u16>)]| -> Vec<serde_json::Value> {
+            blocks
+                .iter()
+                .map(|(a, w)| serde_json::json!({"address": a, "words": w}))
+                .collect()
+        };
+        let bits = |blocks: &[(u16, Vec<bool>)]| -> Vec<serde_json::Value> {
+            blocks
+                .iter()
+                .map(|(a, b)| {
+                    let b: Vec<u8> = b.iter().map(|&x| u8::from(x)).collect();
+                    serde_json::json!({"address": a, "bits": b})
+                })
+                .collect()
+        };
+        serde_json::json!({
+            "unit": self.unit,
+            "coils": bits(&self.coils),
+            "discrete": bits(&self.discrete),
+            "holding": words(&self.holding),
+            "input": words(&self.input),
+        })
+    }
+}
+
+/// Framing the peer speaks on its TCP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framer {
+    /// Modbus TCP (MBAP header).
+    Tcp,
+    /// RTU frames (with CRC) over TCP, as serial device servers forward them.
+    RtuOverTcp,
+}
+
+/// A running pymodbus server; killed when dropped.
+pub struct PymodbusServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PymodbusServer {
+    /// Starts a Modbus TCP peer serving `devices` on a free loopback port and
+    /// waits until it accepts connections.
+    pub fn start(devices: &[PeerDevice]) -> PymodbusServer {
+        PymodbusServer::start_with(devices, Framer::Tcp)
+    }
+
+    /// [`PymodbusServer::start`] with a choice of framing.
+    pub fn start_with(devices: &[PeerDevice], framer: Framer) -> PymodbusServer {
+        let python = python();
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pymodbus_server.py");
+        check_pymodbus(&python);
+        let port = super::free_port();
+        let spec = serde_json::json!({
+            "host": "127.0.0.1",
+            "port": port,
+            "framer": if framer == Framer::RtuOverTcp { "rtu" } else { "socket" },
+            "devices": devices.iter().map(PeerDevice::to_json).collect::<Vec<_>>(),
+        });
+        let dir = tempfile::tempdir().expect("temporary directory");
+        // pymodbus logs every frame; a file, unlike a pipe nobody reads, never fills up and blocks it.
+        let log_path = dir.path().join("pymodbus.log");
+        let log = File::create(&log_path).expect("create pymodbus log");
+        let child = Command::new(&python)
+            .arg(&script)
+            .arg(spec.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {}: {e}; pymodbus not installed: run scripts/test",
+                    python.display()
+                )
+            });
+        let mut server = PymodbusServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let addr = server.addr();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("pymodbus server exited ({status}) before listening:\n{log}");
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pymodbus server did not listen on {addr} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for PymodbusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The interpreter with pymodbus: `EMGATE_PYTHON`, else the repository's `.venv`.
+fn python() -> PathBuf {
+    let path = std::env::var_os("EMGATE_PYTHON").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "python interpreter {} not found; pymodbus not installed: run scripts/test (or set EMGATE_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// Fails with an actionable message unless pymodbus 3.16.1 imports.
+fn check_pymodbus(python: &PathBuf) {
+    let out = Command::new(python)
+        .args(["-c", "import pymodbus; print(pymodbus.__version__)"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; run scripts/test", python.display()));
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && version.trim() == "3.16.1",
+        "pymodbus not installed (need 3.16.1, found {:?}): run scripts/test\n{}",
+        version.trim(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One point of a canonical map: where it is, its words as computed outside
+/// emgate, and the raw number and scale they stand for.
+#[derive(Debug, Clone, Copy)]
+pub struct CanonicalPoint {
+    /// Field name, as in the matching profile.
+    pub name: &'static str,
+    /// First register.
+    pub address: u16,
+    /// The words on the wire.
+    pub words: &'static [u16],
+    /// The raw number the words encode.
+    pub raw: f64,
+    /// The profile's scale for the point.
+    pub scale: f64,
+}
+
+impl CanonicalPoint {
+    /// The scaled value a decoder must produce with PT = CT = 1 (the decoder's formula `raw × scale`).
+    pub fn value(&self) -> f64 {
+        self.raw * self.scale
+    }
+}
+
+/// SDM630-style float map: input registers, f32 big-endian (ABCD).
+/// Words from Python: `struct.pack('>f', v)` split into two big-endian registers.
+pub const SDM630_POINTS: &[CanonicalPoint] = &[
+    CanonicalPoint {
+        name: "voltage_l1_v",
+        address: 0x0000,
+        words: &[0x4366, 0x8000],
+        raw: 230.5,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "voltage_l2_v",
+        address: 0x0002,
+        words: &[0x4367, 0x4000],
+        raw: 231.25,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "voltage_l3_v",
+        address: 0x0004,
+        words: &[0x4365, 0xC000],
+        raw: 229.75,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "current_l1_a",
+        address: 0x0006,
+        words: &[0x4148, 0x0000],
+        raw: 12.5,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "power_w",
+        address: 0x0034,
+        words: &[0x4606, 0xC400],
+        raw: 8625.0,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "pf",
+        address: 0x003E,
+        words: &[0x3F78, 0x0000],
+        raw: 0.968_75,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "frequency_hz",
+        address: 0x0046,
+        words: &[0x4248, 0x0000],
+        raw: 50.0,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "import_kwh",
+        address: 0x0048,
+        words: &[0x4640, 0xE600],
+        raw: 12_345.5,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "export_kwh",
+        address: 0x004A,
+        words: &[0x4010, 0x0000],
+        raw: 2.25,
+        scale: 1.0,
+    },
+];
+
+/// Acrel DTSD1352-style integer map: holding registers, big-endian.
+/// Words by hand: 12345828 = 0x00BC_61E4, 12345678 = 0x00BC_614E, 150 = 0x96,
+/// 2304 = 0x0900, 512 = 0x0200, 5001 = 0x1389, −1500 as I32 = 0xFFFF_FA24,
+/// −985 as I16 = 0xFC27.
+pub const DTSD1352_POINTS: &[CanonicalPoint] = &[
+    CanonicalPoint {
+        name: "total_kwh",
+        address: 0x0000,
+        words: &[0x00BC, 0x61E4],
+        raw: 12_345_828.0,
+        scale: 0.01,
+    },
+    CanonicalPoint {
+        name: "import_kwh",
+        address: 0x000A,
+        words: &[0x00BC, 0x614E],
+        raw: 12_345_678.0,
+        scale: 0.01,
+    },
+    CanonicalPoint {
+        name: "export_kwh",
+        address: 0x0014,
+        words: &[0x0000, 0x0096],
+        raw: 150.0,
+        scale: 0.01,
+    },
+    CanonicalPoint {
+        name: "voltage_a_v",
+        address: 0x0061,
+        words: &[0x0900],
+        raw: 2304.0,
+        scale: 0.1,
+    },
+    CanonicalPoint {
+        name: "current_a_a",
+        address: 0x0064,
+        words: &[0x0200],
+        raw: 512.0,
+        scale: 0.01,
+    },
+    CanonicalPoint {
+        name: "frequency_hz",
+        address: 0x0077,
+        words: &[0x1389],
+        raw: 5001.0,
+        scale: 0.01,
+    },
+    CanonicalPoint {
+        name: "power_kw",
+        address: 0x016A,
+        words: &[0xFFFF, 0xFA24],
+        raw: -1500.0,
+        scale: 0.001,
+    },
+    CanonicalPoint {
+        name: "pf",
+        address: 0x017C,
+        words: &[0xFC27],
+        raw: -985.0,
+        scale: 0.001,
+    },
+];
+
+/// One contiguous block from the first to the last point, zeros between
+/// points, so merged reads across gaps work as on the real meter.
+fn block(points: &[CanonicalPoint]) -> (u16, Vec<u16>) {
+    let start = points.iter().map(|p| p.address).min().unwrap_or(0);
+    let end = points
+        .iter()
+        .map(|p| usize::from(p.address) + p.words.len())
+        .max()
+        .unwrap_or(usize::from(start));
+    let mut words = vec![0u16; end - usize::from(start)];
+    for p in points {
+        let at = usize::from(p.address - start);
+        words[at..at + p.words.len()].copy_from_slice(p.words);
+    }
+    (start, words)
+}
+
+/// An SDM630-style meter at `unit` serving [`SDM630_POINTS`] (input registers 0x0000–0x004B).
+pub fn sdm630_device(unit: u8) -> PeerDevice {
+    let (start, words) = block(SDM630_POINTS);
+    PeerDevice::new(unit).input(start, &words)
+}
+
+/// A DTSD1352-style meter at `unit` serving [`DTSD1352_POINTS`] (holding registers 0x0000–0x017C).
+pub fn dtsd1352_device(unit: u8) -> PeerDevice {
+    let (start, words) = block(DTSD1352_POINTS);
+    PeerDevice::new(unit).holding(start, &words)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn point(
+    name: &str,
+    register: RegisterKind,
+    address: u16,
+    data_type: DataType,
+    scale: f64,
+    ratio: RatioScaling,
+    kind: PointKind,
+    unit: &str,
+) -> PointDef {
+    PointDef {
+        name: name.to_owned(),
+        register,
+        address,
+        data_type,
+        order: ByteOrder::Abcd,
+        scale,
+        offset: 0.0,
+        ratio,
+        kind,
+        unit: unit.to_owned(),
+        sentinels: Vec::new(),
+        min: None,
+        max: None,
+        rollover: None,
+    }
+}
+
+/// The profile matching [`SDM630_POINTS`] (same names, same order).
+pub fn sdm630_profile() -> Profile {
+    use DataType::F32;
+    use PointKind::{Counter, Gauge};
+    use RatioScaling::None as NoRatio;
+    use RegisterKind::Input;
+    Profile {
+        id: "sdm630".to_owned(),
+        description: "Eastron SDM630 (test copy)".to_owned(),
+        points: vec![
+            point("voltage_l1_v", Input, 0x0000, F32, 1.0, NoRatio, Gauge, "v"),
+            point("voltage_l2_v", Input, 0x0002, F32, 1.0, NoRatio, Gauge, "v"),
+            point("voltage_l3_v", Input, 0x0004, F32, 1.0, NoRatio, Gauge, "v"),
+            point("current_l1_a", Input, 0x0006, F32, 1.0, NoRatio, Gauge, "a"),
+            point("power_w", Input, 0x0034, F32, 1.0, NoRatio, Gauge, "w"),
+            point("pf", Input, 0x003E, F32, 1.0, NoRatio, Gauge, "pf"),
+            point(
+                "frequency_hz",
+                Input,
+                0x0046,
+                F32,
+                1.0,
+                NoRatio,
+                Gauge,
+                "hz",
+            ),
+            point(
+                "import_kwh",
+                Input,
+                0x0048,
+                F32,
+                1.0,
+                NoRatio,
+                Counter,
+                "kwh",
+            ),
+            point(
+                "export_kwh",
+                Input,
+                0x004A,
+                F32,
+                1.0,
+                NoRatio,
+                Counter,
+                "kwh",
+            ),
+        ],
+        uses_ratios: false,
+    }
+}
+
+/// The profile matching [`DTSD1352_POINTS`] (same names, same order): values
+/// scale by PT and CT as on the real meter.
+pub fn dtsd1352_profile() -> Profile {
+    use DataType::{I16, I32, U16, U32};
+    use PointKind::{Counter, Gauge};
+    use RatioScaling::{Ct, None as NoRatio, Pt, PtCt};
+    use RegisterKind::Holding;
+    Profile {
+        id: "dtsd1352".to_owned(),
+        description: "Acrel DTSD1352 (test copy)".to_owned(),
+        points: vec![
+            point(
+                "total_kwh",
+                Holding,
+                0x0000,
+                U32,
+                0.01,
+                PtCt,
+                Counter,
+                "kwh",
+            ),
+            point(
+                "import_kwh",
+                Holding,
+                0x000A,
+                U32,
+                0.01,
+                PtCt,
+                Counter,
+                "kwh",
+            ),
+            point(
+                "export_kwh",
+                Holding,
+                0x0014,
+                U32,
+                0.01,
+                PtCt,
+                Counter,
+                "kwh",
+            ),
+            point("voltage_a_v", Holding, 0x0061, U16, 0.1, Pt, Gauge, "v"),
+            point("current_a_a", Holding, 0x0064, U16, 0.01, Ct, Gauge, "a"),
+            point(
+                "frequency_hz",
+                Holding,
+                0x0077,
+                U16,
+                0.01,
+                NoRatio,
+                Gauge,
+                "hz",
+            ),
+            point("power_kw", Holding, 0x016A, I32, 0.001, PtCt, Gauge, "kw"),
+            point("pf", Holding, 0x017C, I16, 0.001, NoRatio, Gauge, "pf"),
+        ],
+        uses_ratios: true,
+    }
+}

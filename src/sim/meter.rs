@@ -1,0 +1,424 @@
+//! What one simulated meter serves: each profile point gets a role (counter,
+//! rate gauge or plain gauge) from its kind and unit, and its value at a time
+//! is turned into registers with the gateway's own encoder.
+//!
+//! Pure: no I/O, no clock, no faults beyond what the caller passes in, so the
+//! same functions answer Modbus requests and [`super::Simulator::value_at`].
+
+use std::f64::consts::TAU;
+
+use super::load::{EPOCH, LoadShape};
+use crate::config::MeterConfig;
+use crate::model::EnergyType;
+use crate::profiles::{DataType, PointDef, PointKind};
+use crate::sources::modbus::decode::{decode_raw, encode_point, ratio_factor};
+
+/// Share of the primary counter that export (reverse) counters and powers carry.
+const EXPORT_SHARE: f64 = 0.02;
+/// Reactive energy and power as a share of active (tan φ of a power factor near 0.96).
+const REACTIVE_SHARE: f64 = 0.3;
+/// √3, the ratio of line-to-line to phase voltage.
+const SQRT_3: f64 = 1.732_050_807_568_877_2;
+/// Period of the small wobble on plain gauges, seconds.
+const WOBBLE_PERIOD: f64 = 300.0;
+
+/// How a point's value follows the meter's load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Role {
+    /// `per_main × (main counter − reset offset)`, in the point's unit.
+    Counter { per_main: f64 },
+    /// `per_main × rate`, in the point's unit (power for kWh, flow for m³, ...).
+    Rate { per_main: f64 },
+    /// Phase voltage around `nominal` volts.
+    Voltage { nominal: f64 },
+    /// Phase current that carries the meter's power at the nominal voltage.
+    Current { nominal_v: f64 },
+    /// Grid frequency around 50 Hz.
+    Frequency,
+    /// Power factor around 0.92.
+    PowerFactor,
+    /// A plausible constant with a small wobble (pressure, temperature, anything else).
+    Level { value: f64, wobble: f64 },
+}
+
+/// One point of a simulated meter.
+#[derive(Debug, Clone)]
+pub(crate) struct SimPoint {
+    pub def: PointDef,
+    pub role: Role,
+    /// Phase of the point's wobble, so points of one meter do not move in lockstep.
+    phase: f64,
+}
+
+/// A meter as the simulator serves it.
+#[derive(Debug, Clone)]
+pub(crate) struct SimMeter {
+    pub load: LoadShape,
+    pub points: Vec<SimPoint>,
+    pub pt: f64,
+    pub ct: f64,
+}
+
+impl SimMeter {
+    /// Builds the simulated meter for `meter` with register map `points`.
+    pub fn new(meter: &MeterConfig, points: &[PointDef], load: LoadShape) -> SimMeter {
+        let nominal_v = if meter.pt > 1.0 {
+            // Behind a voltage transformer the secondary is 100 V line to line.
+            100.0 / SQRT_3 * meter.pt
+        } else {
+            230.0
+        };
+        let points = points
+            .iter()
+            .enumerate()
+            .map(|(i, def)| SimPoint {
+                role: role_of(meter.energy, def, nominal_v),
+                def: def.clone(),
+                phase: load.ripple_phase + 0.7 * i as f64,
+            })
+            .collect();
+        SimMeter {
+            load,
+            points,
+            pt: meter.pt,
+            ct: meter.ct,
+        }
+    }
+
+    /// Model value of point `i` at `t` (already stepped), in the point's unit,
+    /// before register quantisation. `reset` is the main-counter value that
+    /// counters subtract after a counter reset (0 when none happened).
+    pub fn model_value(&self, index: usize, t: f64, reset: f64) -> f64 {
+        let point = &self.points[index];
+        let wobble = (TAU * (t - EPOCH) / WOBBLE_PERIOD + point.phase).sin();
+        let v = match point.role {
+            Role::Counter { per_main } => per_main * (self.load.counter(t) - reset).max(0.0),
+            Role::Rate { per_main } => per_main * self.load.rate(t),
+            Role::Voltage { nominal } => nominal * (1.0 + 0.005 * wobble),
+            Role::Current { nominal_v } => {
+                // Three phases sharing the power: I = P / (3 · V · pf).
+                let pf = 0.92;
+                self.load.rate(t) * 1000.0 / (3.0 * nominal_v * pf)
+            }
+            Role::Frequency => 50.0 + 0.02 * wobble,
+            Role::PowerFactor => 0.92 + 0.03 * wobble,
+            Role::Level { value, wobble: w } => value + w * wobble,
+        };
+        match point.def.rollover {
+            Some(r) if point.def.kind == PointKind::Counter && r > 0.0 => v.rem_euclid(r),
+            _ => v,
+        }
+    }
+
+    /// Registers of point `i` at `t`; `sentinel` serves the "no value" pattern instead.
+    pub fn encode(&self, i: usize, t: f64, reset: f64, sentinel: bool, out: &mut [u16; 4]) {
+        let def = &self.points[i].def;
+        let w = usize::from(def.width());
+        if sentinel {
+            match def.data_type {
+                DataType::F32 | DataType::F64 => encode_point(def, f64::NAN, 1.0, 1.0, out),
+                // All ones is all ones in every byte order.
+                _ => out[..w].fill(0xFFFF),
+            }
+            if def.data_type == DataType::Bool {
+                out[0] = 1;
+            }
+            return;
+        }
+        let v = self.model_value(i, t, reset);
+        encode_point(def, v, self.pt, self.ct, out);
+    }
+
+    /// The value point `i` serves at `t`, decoded from its registers exactly as
+    /// the gateway's decoder does (same formula, same rounding).
+    pub fn served_value(&self, i: usize, t: f64) -> f64 {
+        let mut regs = [0u16; 4];
+        self.encode(i, t, 0.0, false, &mut regs);
+        let def = &self.points[i].def;
+        let raw = decode_raw(&regs, def.data_type, def.order);
+        raw.value * def.scale * ratio_factor(def.ratio, self.pt, self.ct) + def.offset
+    }
+}
+
+/// True for export / reverse quantities, which carry a small share of the load.
+fn is_export(name: &str) -> bool {
+    name.contains("export") || name.contains("reverse")
+}
+
+/// Role of a point of a meter measuring `energy`.
+fn role_of(energy: EnergyType, def: &PointDef, nominal_v: f64) -> Role {
+    let unit = def.unit.as_str();
+    let share = if is_export(&def.name) {
+        EXPORT_SHARE
+    } else {
+        1.0
+    };
+    if def.kind == PointKind::Counter {
+        return Role::Counter {
+            per_main: counter_per_main(energy, unit) * share,
+        };
+    }
+    if let Some(per_main) = rate_per_main(energy, unit) {
+        return Role::Rate {
+            per_main: per_main * share,
+        };
+    }
+    let name = def.name.as_str();
+    match unit {
+        "v" => Role::Voltage {
+            // Line-to-line voltages are √3 times the phase voltage.
+            nominal: if name.contains("ll") || name.contains("line") {
+                nominal_v * SQRT_3
+            } else {
+                nominal_v
+            },
+        },
+        "a" if energy == EnergyType::Electricity => Role::Current { nominal_v },
+        "hz" => Role::Frequency,
+        "pf" => Role::PowerFactor,
+        "" if name.contains("pf") || name.contains("power_factor") => Role::PowerFactor,
+        "mpa" => level(pressure_mpa(energy), 0.01),
+        "kpa" => level(pressure_mpa(energy) * 1000.0, 0.01),
+        "bar" => level(pressure_mpa(energy) * 10.0, 0.01),
+        "c" => level(temperature_c(energy, name), 0.01),
+        _ => match (def.min, def.max) {
+            (Some(lo), Some(hi)) => level(f64::midpoint(lo, hi), 0.0),
+            (Some(v), None) | (None, Some(v)) => level(v, 0.0),
+            (None, None) => level(0.0, 0.0),
+        },
+    }
+}
+
+/// A level with a wobble of `relative` of its value.
+fn level(value: f64, relative: f64) -> Role {
+    Role::Level {
+        value,
+        wobble: value * relative,
+    }
+}
+
+/// How many of a counter's `unit` one main unit of `energy` is.
+fn counter_per_main(energy: EnergyType, unit: &str) -> f64 {
+    match energy {
+        EnergyType::Electricity => match unit {
+            "wh" => 1000.0,
+            "mwh" => 0.001,
+            "kvarh" => REACTIVE_SHARE,
+            "varh" => REACTIVE_SHARE * 1000.0,
+            "mvarh" => REACTIVE_SHARE * 0.001,
+            _ => 1.0,
+        },
+        EnergyType::Heat => match unit {
+            "mj" => 1000.0,
+            "kwh" => 1.0 / 0.0036,
+            "mwh" => 1.0 / 3.6,
+            "gcal" => 1.0 / 4.1868,
+            _ => 1.0,
+        },
+        EnergyType::NaturalGas | EnergyType::Water | EnergyType::CompressedAir => match unit {
+            "l" => 1000.0,
+            _ => 1.0,
+        },
+        EnergyType::Steam | EnergyType::Coal => match unit {
+            "kg" => 1000.0,
+            _ => 1.0,
+        },
+    }
+}
+
+/// How many of a gauge's `unit` one main unit per hour of `energy` is, when
+/// the gauge is the meter's rate (power for kWh, flow for volume and mass,
+/// heat power for GJ); `None` for any other gauge.
+fn rate_per_main(energy: EnergyType, unit: &str) -> Option<f64> {
+    match energy {
+        EnergyType::Electricity => match unit {
+            "kw" => Some(1.0),
+            "w" => Some(1000.0),
+            "mw" => Some(0.001),
+            "kvar" => Some(REACTIVE_SHARE),
+            "var" => Some(REACTIVE_SHARE * 1000.0),
+            "kva" => Some((1.0 + REACTIVE_SHARE * REACTIVE_SHARE).sqrt()),
+            "va" => Some((1.0 + REACTIVE_SHARE * REACTIVE_SHARE).sqrt() * 1000.0),
+            _ => None,
+        },
+        EnergyType::Heat => match unit {
+            "gjh" => Some(1.0),
+            "kw" => Some(1.0 / 0.0036),
+            "mw" => Some(1.0 / 3.6),
+            _ => None,
+        },
+        EnergyType::NaturalGas | EnergyType::Water | EnergyType::CompressedAir => match unit {
+            "m3h" | "nm3h" => Some(1.0),
+            "m3min" | "nm3min" => Some(1.0 / 60.0),
+            "ls" => Some(1000.0 / 3600.0),
+            _ => None,
+        },
+        EnergyType::Steam | EnergyType::Coal => match unit {
+            "th" => Some(1.0),
+            "kgh" => Some(1000.0),
+            _ => None,
+        },
+    }
+}
+
+/// Typical line pressure of a medium, MPa.
+fn pressure_mpa(energy: EnergyType) -> f64 {
+    match energy {
+        EnergyType::Steam => 1.0,
+        EnergyType::NaturalGas => 0.2,
+        EnergyType::Water => 0.3,
+        EnergyType::Heat => 0.6,
+        EnergyType::CompressedAir => 0.7,
+        EnergyType::Electricity | EnergyType::Coal => 0.1,
+    }
+}
+
+/// Typical temperature of a medium, °C; heat meters tell supply from return by name.
+fn temperature_c(energy: EnergyType, name: &str) -> f64 {
+    match energy {
+        // Saturated steam at 1 MPa.
+        EnergyType::Steam => 184.0,
+        EnergyType::Heat if name.contains("return") => 55.0,
+        EnergyType::Heat => 85.0,
+        EnergyType::Water => 15.0,
+        EnergyType::NaturalGas | EnergyType::Coal => 20.0,
+        EnergyType::CompressedAir => 30.0,
+        EnergyType::Electricity => 35.0,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{EndpointId, Level, ProfileId, SiteId};
+    use crate::profiles::{ByteOrder, RatioScaling, RegisterKind};
+
+    pub(crate) fn point(
+        name: &str,
+        register: RegisterKind,
+        address: u16,
+        data_type: DataType,
+        kind: PointKind,
+        unit: &str,
+    ) -> PointDef {
+        PointDef {
+            name: name.to_owned(),
+            register,
+            address,
+            data_type,
+            order: ByteOrder::Cdab,
+            scale: 1.0,
+            offset: 0.0,
+            ratio: RatioScaling::None,
+            kind,
+            unit: unit.to_owned(),
+            sentinels: Vec::new(),
+            min: None,
+            max: None,
+            rollover: None,
+        }
+    }
+
+    pub(crate) fn meter_config(energy: EnergyType, unit_id: u8) -> MeterConfig {
+        MeterConfig {
+            id: "w1".to_owned(),
+            site: SiteId(0),
+            energy,
+            level: Level(3),
+            profile: ProfileId(0),
+            endpoint: EndpointId(0),
+            unit_id,
+            poll_interval: Duration::from_mins(1),
+            pt: 1.0,
+            ct: 1.0,
+        }
+    }
+
+    /// A water meter: volume counter (F64, CDAB), flow gauge, pressure, a rolled-over
+    /// counter, and a status coil.
+    pub(crate) fn water_meter() -> SimMeter {
+        let mut rolled = point(
+            "small_m3",
+            RegisterKind::Holding,
+            8,
+            DataType::U32,
+            PointKind::Counter,
+            "m3",
+        );
+        rolled.rollover = Some(100.0);
+        rolled.scale = 0.001;
+        let points = [
+            point(
+                "volume_m3",
+                RegisterKind::Holding,
+                0,
+                DataType::F64,
+                PointKind::Counter,
+                "m3",
+            ),
+            point(
+                "flow_m3h",
+                RegisterKind::Holding,
+                4,
+                DataType::F32,
+                PointKind::Gauge,
+                "m3h",
+            ),
+            point(
+                "pressure_mpa",
+                RegisterKind::Holding,
+                6,
+                DataType::F32,
+                PointKind::Gauge,
+                "mpa",
+            ),
+            rolled,
+            point(
+                "running",
+                RegisterKind::Coil,
+                3,
+                DataType::Bool,
+                PointKind::Gauge,
+                "",
+            ),
+        ];
+        let load = LoadShape::constant(7.2, 50.0);
+        SimMeter::new(&meter_config(EnergyType::Water, 5), &points, load)
+    }
+
+    #[test]
+    fn roles_follow_unit_and_energy() {
+        let m = water_meter();
+        let t = EPOCH + 3600.0;
+        assert_eq!(m.points[0].role, Role::Counter { per_main: 1.0 });
+        assert_eq!(m.served_value(0, t), 57.2);
+        assert_eq!(m.points[1].role, Role::Rate { per_main: 1.0 });
+        assert_eq!(m.served_value(1, t), f64::from(7.2_f32));
+        let p = m.served_value(2, t);
+        assert!((0.29..0.31).contains(&p), "water pressure {p}");
+        // 57.2 m³ wraps at 100 m³: unchanged; at +24 h it is 50 + 7.2 × 25 = 230 → 30.
+        assert_eq!(m.served_value(3, t), 57_200.0 * 0.001);
+        assert_eq!(m.served_value(3, EPOCH + 25.0 * 3600.0), 30_000.0 * 0.001);
+    }
+
+    #[test]
+    fn sentinel_patterns() {
+        let m = water_meter();
+        let mut regs = [0u16; 4];
+        m.encode(0, EPOCH, 0.0, true, &mut regs);
+        assert!(
+            f64::from_bits(
+                (u64::from(regs[3]) << 48)
+                    | (u64::from(regs[2]) << 32)
+                    | (u64::from(regs[1]) << 16)
+                    | u64::from(regs[0])
+            )
+            .is_nan()
+        );
+        let mut regs = [0u16; 4];
+        m.encode(3, EPOCH, 0.0, true, &mut regs);
+        assert_eq!(regs, [0xFFFF, 0xFFFF, 0, 0]);
+    }
+}

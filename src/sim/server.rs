@@ -1,0 +1,184 @@
+//! The Modbus side of the simulator: one tokio-modbus [`Service`] per
+//! endpoint, answering read requests for the meters on it by unit id.
+//!
+//! `answer` is a plain function of the shared state, the request and the
+//! (already stepped) time, so every protocol decision below is testable
+//! without a socket:
+//!
+//! * reads of coils (01), discrete inputs (02), holding (03) and input
+//!   registers (04) are served; any other function answers exception 01
+//!   (IllegalFunction);
+//! * a quantity of 0, above 125 registers or above 2000 bits answers 03
+//!   (IllegalDataValue), as the Modbus specification prescribes; a range past
+//!   address 65535 answers 02 (IllegalDataAddress);
+//! * a range that touches no point of the meter's map answers 02; a range
+//!   that touches at least one point is served, with registers no point covers
+//!   reading 0 (what most meters do inside a documented block);
+//! * an unknown unit id answers 0x0B (GatewayTargetDevice failed to respond),
+//!   as a Modbus TCP-to-RTU gateway does when nobody on its bus answers.
+
+use std::future::{Ready, ready};
+use std::sync::atomic::Ordering;
+
+use tokio_modbus::server::Service;
+use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
+
+use super::Shared;
+use crate::config::SimFault;
+use crate::profiles::RegisterKind;
+
+/// Largest register read the specification allows.
+const MAX_REGISTERS: u16 = 125;
+/// Largest bit read the specification allows.
+const MAX_BITS: u16 = 2000;
+
+/// Serves the meters of one endpoint; cloned into every accepted connection.
+#[derive(Clone)]
+pub(crate) struct EndpointService {
+    pub shared: std::sync::Arc<Shared>,
+    pub endpoint: usize,
+}
+
+impl Service for EndpointService {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = Ready<Result<Option<Response>, ExceptionCode>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        let t = self.shared.stepped(self.shared.now());
+        let result = answer(&self.shared, self.endpoint, &req, t);
+        if matches!(result, Ok(Some(_)) | Err(_)) {
+            self.shared.served.fetch_add(1, Ordering::Relaxed);
+        }
+        ready(result)
+    }
+}
+
+/// The answer to `req` on endpoint `endpoint` at stepped time `t`.
+/// `Ok(None)` sends nothing (the no-response fault).
+pub(crate) fn answer(
+    shared: &Shared,
+    endpoint: usize,
+    req: &SlaveRequest<'_>,
+    t: f64,
+) -> Result<Option<Response>, ExceptionCode> {
+    let Some(meter) = shared.units[endpoint][usize::from(req.slave)] else {
+        return Err(ExceptionCode::GatewayTargetDevice);
+    };
+    match shared.fault(meter) {
+        // Silence, and go on serving the connection: see the module doc of `sim`.
+        Some(SimFault::NoResponse) => return Ok(None),
+        Some(SimFault::Exception) => return Err(ExceptionCode::ServerDeviceFailure),
+        _ => {}
+    }
+    let (kind, addr, qty) = match req.request {
+        Request::ReadCoils(a, q) => (RegisterKind::Coil, a, q),
+        Request::ReadDiscreteInputs(a, q) => (RegisterKind::Discrete, a, q),
+        Request::ReadInputRegisters(a, q) => (RegisterKind::Input, a, q),
+        Request::ReadHoldingRegisters(a, q) => (RegisterKind::Holding, a, q),
+        _ => return Err(ExceptionCode::IllegalFunction),
+    };
+    let max = if kind.is_bit() {
+        MAX_BITS
+    } else {
+        MAX_REGISTERS
+    };
+    if qty == 0 || qty > max {
+        return Err(ExceptionCode::IllegalDataValue);
+    }
+    let start = u32::from(addr);
+    let end = start + u32::from(qty); // exclusive
+    if end > 0x1_0000 {
+        return Err(ExceptionCode::IllegalDataAddress);
+    }
+    let sim = &shared.meters[meter];
+    let sentinel = shared.fault(meter) == Some(SimFault::Sentinel);
+    let reset = shared.reset_offset(meter);
+    let mut words = vec![0u16; usize::from(qty)];
+    let mut touched = false;
+    let mut regs = [0u16; 4];
+    for (i, p) in sim.points.iter().enumerate() {
+        let def = &p.def;
+        let p_start = u32::from(def.address);
+        let p_end = def.end_address() + 1;
+        if def.register != kind || p_end <= start || p_start >= end {
+            continue;
+        }
+        touched = true;
+        sim.encode(i, t, reset, sentinel, &mut regs);
+        for a in p_start.max(start)..p_end.min(end) {
+            words[(a - start) as usize] = regs[(a - p_start) as usize];
+        }
+    }
+    if !touched {
+        return Err(ExceptionCode::IllegalDataAddress);
+    }
+    let bits = || words.iter().map(|&w| w != 0).collect();
+    Ok(Some(match kind {
+        RegisterKind::Coil => Response::ReadCoils(bits()),
+        RegisterKind::Discrete => Response::ReadDiscreteInputs(bits()),
+        RegisterKind::Input => Response::ReadInputRegisters(words),
+        RegisterKind::Holding => Response::ReadHoldingRegisters(words),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU8, AtomicU64};
+
+    use super::*;
+    use crate::sim::meter::tests::water_meter;
+
+    fn shared() -> Shared {
+        let mut units = Box::new([None; 256]);
+        units[5] = Some(0);
+        Shared {
+            meters: vec![water_meter()],
+            units: vec![units],
+            faults: vec![AtomicU8::new(0)],
+            resets: vec![AtomicU64::new(0)],
+            frozen: AtomicU64::new(f64::NAN.to_bits()),
+            step: 1.0,
+            served: AtomicU64::new(0),
+        }
+    }
+
+    fn req(request: Request<'static>) -> SlaveRequest<'static> {
+        SlaveRequest { slave: 5, request }
+    }
+
+    #[test]
+    fn bits_and_unsupported_functions() {
+        let s = shared();
+        let t = crate::sim::EPOCH;
+        // The status point is a Bool gauge with no role: it serves 0.
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadCoils(2, 3)), t),
+            Ok(Some(Response::ReadCoils(vec![false, false, false])))
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadDiscreteInputs(3, 1)), t),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadCoils(0, 2001)), t),
+            Err(ExceptionCode::IllegalDataValue)
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::WriteSingleRegister(0, 1)), t),
+            Err(ExceptionCode::IllegalFunction)
+        );
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadHoldingRegisters(0xFFFF, 2)), t),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        s.set_fault(0, Some(SimFault::Sentinel));
+        assert_eq!(
+            answer(&s, 0, &req(Request::ReadCoils(3, 1)), t),
+            Ok(Some(Response::ReadCoils(vec![true])))
+        );
+        s.set_fault(0, Some(SimFault::NoResponse));
+        assert_eq!(answer(&s, 0, &req(Request::ReadCoils(3, 1)), t), Ok(None));
+    }
+}

@@ -198,25 +198,25 @@ fn read_string(s: &[u8], mut i: usize) -> (Vec<u8>, usize) {
 type Parsed = (String, Vec<(String, String)>, String, String, String);
 
 fn parse_line(line: &[u8]) -> Parsed {
-    let text = |v: Vec<u8>| String::from_utf8(v).unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
     assert_eq!(line.last(), Some(&b'\n'));
-    assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
-    let (m, mut i) = read_name(line, 0, b", ", b", ");
+    assert!(!line[..line.len() - 1].contains(&b'\n'), "one line only");
+    let (meas, mut pos) = read_name(line, 0, b", ", b", ");
     let mut tags = Vec::new();
-    while line[i] == b',' {
-        let (k, j) = read_name(line, i + 1, b",= ", b",= ");
-        assert_eq!(line[j], b'=');
-        let (v, j) = read_name(line, j + 1, b",= ", b",= ");
-        tags.push((text(k), text(v)));
-        i = j;
+    while line[pos] == b',' {
+        let (tag_key, eq) = read_name(line, pos + 1, b",= ", b",= ");
+        assert_eq!(line[eq], b'=');
+        let (tag_value, end) = read_name(line, eq + 1, b",= ", b",= ");
+        tags.push((text(tag_key), text(tag_value)));
+        pos = end;
     }
-    assert_eq!(line[i], b' ');
-    let (fk, j) = read_name(line, i + 1, b",= ", b",= ");
-    assert_eq!(line[j], b'=');
-    let (fv, j) = read_string(line, j + 1);
-    assert_eq!(line[j], b' ');
-    let ts = text(line[j + 1..line.len() - 1].to_vec());
-    (text(m), tags, text(fk), text(fv), ts)
+    assert_eq!(line[pos], b' ');
+    let (fkey, eq) = read_name(line, pos + 1, b",= ", b",= ");
+    assert_eq!(line[eq], b'=');
+    let (fvalue, end) = read_string(line, eq + 1);
+    assert_eq!(line[end], b' ');
+    let ts = text(line[end + 1..line.len() - 1].to_vec());
+    (text(meas), tags, text(fkey), text(fvalue), ts)
 }
 
 /// Names: the specials, quotes, letters and multi-byte characters; no

@@ -202,34 +202,42 @@ fn assert_sentinel(p: &PointDef, regs: &[u16]) {
 
 #[test]
 fn sixteen_bit_sentinels_in_every_order() {
-    // 0xFFFF, 0x8000, 0x7FFF in AB order, then byte-swapped (BA) for BADC/DCBA.
-    for dt in [DataType::U16, DataType::I16] {
-        for (order, words) in [
-            (ByteOrder::Abcd, [0xFFFF, 0x8000, 0x7FFF]),
-            (ByteOrder::Cdab, [0xFFFF, 0x8000, 0x7FFF]),
-            (ByteOrder::Badc, [0xFFFF, 0x0080, 0xFF7F]),
-            (ByteOrder::Dcba, [0xFFFF, 0x0080, 0xFF7F]),
-        ] {
-            for w in words {
-                assert_sentinel(&point(dt, order), &[w]);
-            }
-        }
+    // Built in: 0xFFFF for u16, 0x8000 for i16; in AB order, then
+    // byte-swapped (BA) for BADC/DCBA.
+    for (order, u_word, i_word) in [
+        (ByteOrder::Abcd, 0xFFFF, 0x8000),
+        (ByteOrder::Cdab, 0xFFFF, 0x8000),
+        (ByteOrder::Badc, 0xFFFF, 0x0080),
+        (ByteOrder::Dcba, 0xFFFF, 0x0080),
+    ] {
+        assert_sentinel(&point(DataType::U16, order), &[u_word]);
+        assert_sentinel(&point(DataType::I16, order), &[i_word]);
     }
-    // The neighbours are values: 0x7FFE = 32766, 0x8001 = -32767 as i16.
+    // Real values, not markers: i16 -1 (a power factor of -0.001 on Acrel),
+    // u16 32767 and 32768, i16 32767.
     let p = point(DataType::I16, ByteOrder::Abcd);
-    assert_eq!(decode_point(&p, &[0x7FFE], 1.0, 1.0).value, 32766.0);
+    assert_eq!(decode_point(&p, &[0xFFFF], 1.0, 1.0).value, -1.0);
+    assert_eq!(decode_point(&p, &[0x7FFF], 1.0, 1.0).value, 32767.0);
     assert_eq!(decode_point(&p, &[0x8001], 1.0, 1.0).value, -32767.0);
+    let p = point(DataType::U16, ByteOrder::Abcd);
+    assert_eq!(decode_point(&p, &[0x7FFF], 1.0, 1.0).value, 32767.0);
+    assert_eq!(decode_point(&p, &[0x8000], 1.0, 1.0).value, 32768.0);
 }
 
 #[test]
 fn wide_integer_sentinels() {
     let p = point(DataType::U32, ByteOrder::Cdab);
     assert_sentinel(&p, &[0xFFFF, 0xFFFF]);
-    assert_sentinel(&p, &[0x0000, 0x8000]);
-    assert_sentinel(&p, &[0xFFFF, 0x7FFF]);
+    // 0x8000_0000 and 0x7FFF_FFFF are ordinary u32 counter values.
+    assert_eq!(decode_point(&p, &[0x0000, 0x8000], 1.0, 1.0).value, 2_147_483_648.0);
+    assert_eq!(decode_point(&p, &[0xFFFF, 0x7FFF], 1.0, 1.0).value, 2_147_483_647.0);
+    let p = point(DataType::I32, ByteOrder::Abcd);
+    assert_sentinel(&p, &[0x8000, 0x0000]);
+    assert_eq!(decode_point(&p, &[0xFFFF, 0xFFFF], 1.0, 1.0).value, -1.0);
     let p = point(DataType::I64, ByteOrder::Abcd);
     assert_sentinel(&p, &[0x8000, 0, 0, 0]);
-    assert_sentinel(&p, &[0x7FFF, 0xFFFF, 0xFFFF, 0xFFFF]);
+    let p = point(DataType::U64, ByteOrder::Abcd);
+    assert_sentinel(&p, &[0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF]);
 }
 
 #[test]
@@ -366,14 +374,13 @@ fn raw_value(dt: DataType) -> BoxedStrategy<f64> {
             .boxed(),
     }
     .prop_filter("not a built-in sentinel", move |v| {
-        let bits_of = |x: f64| match dt {
-            DataType::U16 | DataType::I16 => Some((x as i64 as u64) & 0xFFFF),
-            DataType::U32 | DataType::I32 => Some((x as i64 as u64) & 0xFFFF_FFFF),
-            _ => None,
-        };
+        let bits = x_bits(dt, *v);
         !matches!(
-            bits_of(*v),
-            Some(0xFFFF | 0x8000 | 0x7FFF | 0xFFFF_FFFF | 0x8000_0000 | 0x7FFF_FFFF)
+            (dt, bits),
+            (DataType::U16, Some(0xFFFF))
+                | (DataType::I16, Some(0x8000))
+                | (DataType::U32, Some(0xFFFF_FFFF))
+                | (DataType::I32, Some(0x8000_0000))
         )
     })
     .boxed()
@@ -414,5 +421,14 @@ proptest! {
         prop_assert_eq!(got.quality, Quality::GOOD);
         // `==`, not bits: adding the offset (+0.0) turns -0.0 into +0.0.
         prop_assert_eq!(got.value, x);
+    }
+}
+
+/// The register bits of an integer value of `dt`, for sentinel filtering.
+fn x_bits(dt: DataType, x: f64) -> Option<u64> {
+    match dt {
+        DataType::U16 | DataType::I16 => Some((x as i64 as u64) & 0xFFFF),
+        DataType::U32 | DataType::I32 => Some((x as i64 as u64) & 0xFFFF_FFFF),
+        _ => None,
     }
 }

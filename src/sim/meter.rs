@@ -11,7 +11,7 @@ use super::load::{EPOCH, LoadShape};
 use crate::config::MeterConfig;
 use crate::model::EnergyType;
 use crate::profiles::{DataType, PointDef, PointKind};
-use crate::sources::modbus::decode::{decode_raw, encode_point, ratio_factor};
+use crate::sources::modbus::decode::{decode_raw, encode_point, encode_raw, ratio_factor};
 
 /// Share of the primary counter that export (reverse) counters and powers carry.
 const EXPORT_SHARE: f64 = 0.02;
@@ -117,6 +117,10 @@ impl SimMeter {
         if sentinel {
             match def.data_type {
                 DataType::F32 | DataType::F64 => encode_point(def, f64::NAN, 1.0, 1.0, out),
+                // The signed minimum, as the decoder's built-in sentinels expect.
+                DataType::I16 => encode_raw(-32_768.0, def.data_type, def.order, out),
+                DataType::I32 => encode_raw(-2_147_483_648.0, def.data_type, def.order, out),
+                DataType::I64 => encode_raw(i64::MIN as f64, def.data_type, def.order, out),
                 // All ones is all ones in every byte order.
                 _ => out[..w].fill(0xFFFF),
             }

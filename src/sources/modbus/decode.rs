@@ -156,24 +156,26 @@ pub fn ratio_factor(ratio: RatioScaling, pt: f64, ct: f64) -> f64 {
 }
 
 /// True when the raw bits are a "no value" marker: NaN or an infinity for
-/// floats, the type's all-ones or sign-only pattern for integers (`0xFFFF`,
-/// `0x8000`, `0x7FFF` for 16-bit), or a sentinel the profile declares.
+/// floats; for integers the pattern meters use for "not available": all
+/// ones for unsigned types (`0xFFFF`, `0xFFFF_FFFF`, …) and the minimum for
+/// signed types (`0x8000`, `0x8000_0000`, …); or a raw value the profile
+/// declares in `sentinels`.
+///
+/// `0x7FFF` and a signed `-1` are *not* built in: both are ordinary readings
+/// on real maps (a power factor of -0.001, a current of 327.67 A), so a
+/// profile must declare them where the device uses them as markers.
 #[must_use]
 pub fn is_sentinel(point: &PointDef, raw: Raw) -> bool {
     if !raw.value.is_finite() {
         return true;
     }
     let builtin = match point.data_type {
-        DataType::U16 | DataType::I16 => matches!(raw.bits, 0xFFFF | 0x8000 | 0x7FFF),
-        DataType::U32 | DataType::I32 => {
-            matches!(raw.bits, 0xFFFF_FFFF | 0x8000_0000 | 0x7FFF_FFFF)
-        }
-        DataType::U64 | DataType::I64 => {
-            matches!(
-                raw.bits,
-                u64::MAX | 0x8000_0000_0000_0000 | 0x7FFF_FFFF_FFFF_FFFF
-            )
-        }
+        DataType::U16 => raw.bits == 0xFFFF,
+        DataType::I16 => raw.bits == 0x8000,
+        DataType::U32 => raw.bits == 0xFFFF_FFFF,
+        DataType::I32 => raw.bits == 0x8000_0000,
+        DataType::U64 => raw.bits == u64::MAX,
+        DataType::I64 => raw.bits == 0x8000_0000_0000_0000,
         DataType::Bool | DataType::F32 | DataType::F64 => false,
     };
     builtin || point.sentinels.contains(&raw.value)

@@ -66,10 +66,10 @@ impl Victoria {
                 if let Ok(Some(status)) = me.child.try_wait() {
                     break format!("victoria-metrics exited early with {status}");
                 }
-                if let Some((200, body)) = raw_get(port, "/health") {
-                    if body.trim() == "OK" {
-                        return me;
-                    }
+                if let Some((200, body)) = raw_get(port, "/health")
+                    && body.trim() == "OK"
+                {
+                    return me;
                 }
                 if Instant::now() > deadline {
                     break "GET /health did not answer OK within 20 s".to_owned();

@@ -4,6 +4,7 @@
 //! our own. Each test checks what went over the wire and how the writer and
 //! the sink task reacted; both the v1 and the v2 writer are exercised.
 
+use std::fmt::Write as _;
 use std::io::Read as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,7 +37,7 @@ impl Request {
     }
 
     fn lines(&self) -> usize {
-        self.body.iter().filter(|&&b| b == b'\n').count()
+        self.body.split_inclusive(|&b| b == b'\n').count()
     }
 }
 
@@ -163,7 +164,7 @@ async fn serve(stream: TcpStream, recorded: Arc<Mutex<Vec<Request>>>, respond: A
                     body.len()
                 );
                 for (k, v) in extra {
-                    head.push_str(&format!("{k}: {v}\r\n"));
+                    let _ = write!(head, "{k}: {v}\r\n");
                 }
                 head.push_str("\r\n");
                 head.push_str(&body);
@@ -185,7 +186,7 @@ fn v1(url: &str) -> InfluxConfig {
             password: Secret::new("pw"),
         },
         batch_size: 1000,
-        flush_interval: Duration::from_secs(60),
+        flush_interval: Duration::from_mins(1),
         gzip: false,
         timeout: Duration::from_secs(10),
         queue_max_lines: 10_000,

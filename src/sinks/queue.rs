@@ -14,7 +14,8 @@
 //!   so a bounded channel never blocks the pollers because of the destination.
 //! * **Retries.** Retryable failures wait with capped exponential backoff and
 //!   jitter (`retry_initial` doubling up to `retry_max`, each wait drawn from
-//!   its upper half), or for the server's `Retry-After` (at most 5 minutes).
+//!   its upper half), or for the server's `Retry-After` (at most 5 minutes);
+//!   never less than 10 ms, so a refusing destination is no busy loop.
 //!   One request is in flight at a time, so order is kept.
 //! * **413.** A batch answered "too large" is split in two at a line
 //!   boundary and both halves retried, recursively; a single line that is
@@ -59,6 +60,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Longest `Retry-After` honoured; a server asking for more gets this.
 const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
+
+/// Shortest wait before a retry, whatever the settings or `Retry-After` say.
+const MIN_RETRY_DELAY: Duration = Duration::from_millis(10);
 
 /// Shortest interval between two "lines dropped" (or "still failing") logs.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -322,6 +326,9 @@ struct Sink {
 impl Sink {
     fn new(dest: Arc<Destination>, mut options: SinkOptions, stats: Arc<Stats>) -> Sink {
         options.batch_size = options.batch_size.max(1);
+        // A zero delay would turn a refusing destination into a busy loop.
+        options.retry_initial = options.retry_initial.max(MIN_RETRY_DELAY);
+        options.retry_max = options.retry_max.max(options.retry_initial);
         options.queue_max_lines = options.queue_max_lines.max(options.batch_size);
         Sink {
             dest,
@@ -530,7 +537,7 @@ impl Sink {
     /// backoff doubling up to `retry_max`.
     fn next_delay(&mut self, retry_after: Option<Duration>) -> Duration {
         if let Some(wait) = retry_after {
-            return wait.min(MAX_RETRY_AFTER);
+            return wait.clamp(MIN_RETRY_DELAY, MAX_RETRY_AFTER);
         }
         let base = self.backoff;
         self.backoff = (self.backoff * 2).min(self.options.retry_max);
@@ -771,6 +778,8 @@ mod tests {
             MAX_RETRY_AFTER
         );
         assert_eq!(s.backoff, Duration::from_millis(10));
+        // "Retry now" (a date in the past) still waits a little.
+        assert_eq!(s.next_delay(Some(Duration::ZERO)), MIN_RETRY_DELAY);
     }
 
     #[test]

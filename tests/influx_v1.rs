@@ -70,7 +70,10 @@ async fn writes_exact_points_with_and_without_gzip() {
             "{db}"
         );
         let rows = influxd
-            .rows(db, "SELECT value, energy, meter, site FROM reading ORDER BY time")
+            .rows(
+                db,
+                "SELECT value, energy, meter, site FROM reading ORDER BY time",
+            )
             .await;
         let expected: Vec<Vec<serde_json::Value>> = (0..n)
             .map(|i| {

@@ -111,7 +111,9 @@ impl Influxd {
 
     /// `CREATE DATABASE name`.
     pub async fn create_database(&self, name: &str) {
-        let v = self.post_query(&format!("CREATE DATABASE \"{name}\"")).await;
+        let v = self
+            .post_query(&format!("CREATE DATABASE \"{name}\""))
+            .await;
         assert!(
             v["results"][0].get("error").is_none(),
             "CREATE DATABASE {name}: {v}"

@@ -45,7 +45,10 @@ impl Victoria {
             let log = std::fs::File::create(&log_path).expect("victoria log file");
             let child = Command::new(&binary)
                 .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+                .arg(format!(
+                    "-storageDataPath={}",
+                    dir.path().join("data").display()
+                ))
                 .arg("-retentionPeriod=100y")
                 .arg("-search.latencyOffset=0s")
                 .arg("-search.disableCache")
@@ -102,7 +105,11 @@ impl Victoria {
                 .send()
                 .await
                 .expect("force_flush");
-            assert!(flush.status().is_success(), "force_flush: {}", flush.status());
+            assert!(
+                flush.status().is_success(),
+                "force_flush: {}",
+                flush.status()
+            );
             let text = self
                 .http
                 .get(format!("{}/api/v1/export", self.url()))
@@ -116,15 +123,21 @@ impl Victoria {
             let mut series: Vec<Series> = text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("export line {l:?}: {e}")))
+                .map(|l| {
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("export line {l:?}: {e}"))
+                })
                 .collect();
             let samples: usize = series.iter().map(|s| s.values.len()).sum();
             if samples >= expected_samples || Instant::now() > deadline {
                 series.sort_by(|a, b| a.metric.cmp(&b.metric));
                 for s in &mut series {
                     // Export order is not guaranteed: sort samples by time.
-                    let mut pairs: Vec<(i64, f64)> =
-                        s.timestamps.iter().copied().zip(s.values.iter().copied()).collect();
+                    let mut pairs: Vec<(i64, f64)> = s
+                        .timestamps
+                        .iter()
+                        .copied()
+                        .zip(s.values.iter().copied())
+                        .collect();
                     pairs.sort_by_key(|p| p.0);
                     s.timestamps = pairs.iter().map(|p| p.0).collect();
                     s.values = pairs.iter().map(|p| p.1).collect();

@@ -1,1 +1,0 @@
-//! InfluxDB writer. (stub)

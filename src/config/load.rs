@@ -102,7 +102,7 @@ pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, Co
         &mut main.problems,
         &mut file_problems,
     );
-    assemble(main, sites, profiles, file_problems)
+    assemble(main, &sites, &profiles, file_problems)
 }
 
 /// Builds a configuration from texts instead of files (`emgate demo` builds
@@ -120,7 +120,7 @@ pub fn from_parts(
     profiles: &[(&str, &str)],
 ) -> Result<Config, ConfigErrors> {
     let main = parse_main(Path::new("emgate.toml"), main_toml, &[]);
-    let sites = sites
+    let sites: Vec<SourceText> = sites
         .iter()
         .map(|(name, text)| SourceText {
             path: main.sites_dir.join(name),
@@ -128,7 +128,7 @@ pub fn from_parts(
             text: (*text).to_owned(),
         })
         .collect();
-    let profiles = profiles
+    let profiles: Vec<SourceText> = profiles
         .iter()
         .map(|(id, text)| SourceText {
             path: main.profiles_dir.join(format!("{id}.toml")),
@@ -136,7 +136,7 @@ pub fn from_parts(
             text: (*text).to_owned(),
         })
         .collect();
-    assemble(main, sites, profiles, Vec::new())
+    assemble(main, &sites, &profiles, Vec::new())
 }
 
 /// A main file alone, with no site and no profile (tests of the main sections).
@@ -178,11 +178,11 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
     let mut env_keys = Vec::new();
     for (name, value) in env {
         let lower = name.to_ascii_lowercase();
-        if let Some(rest) = lower.strip_prefix(ENV_PREFIX) {
-            if !value.is_empty() {
-                env_keys.push((rest.replace("__", "."), name.clone()));
-                env_map.insert(name.clone(), value.clone());
-            }
+        if let Some(rest) = lower.strip_prefix(ENV_PREFIX)
+            && !value.is_empty()
+        {
+            env_keys.push((rest.replace("__", "."), name.clone()));
+            env_map.insert(name.clone(), value.clone());
         }
     }
 
@@ -236,19 +236,20 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
             "missing required section; add a [gateway] table with at least `id`",
         ),
     }
-    let influx = top.influxdb.and_then(|v| influx(v, &mut main.problems));
-    let file_sink = top
-        .file_sink
-        .map(|v| file_sink(v, &main.gateway.data_dir, &mut main.problems));
-    main.output = match (influx, file_sink) {
-        (Some(i), None) => Some(OutputConfig::Influx(i)),
-        (None, Some(f)) => f.map(OutputConfig::File),
+    main.output = match (top.influxdb, top.file_sink) {
+        (Some(i), None) => influx(i, &mut main.problems).map(OutputConfig::Influx),
+        (None, Some(f)) => {
+            file_sink(f, &main.gateway.data_dir, &mut main.problems).map(OutputConfig::File)
+        }
         (None, None) => Some(OutputConfig::File(FileSinkConfig {
             path: main.gateway.data_dir.join("lines.lp"),
             batch_size: 5000,
-            flush_interval: Duration::from_millis(1000),
+            flush_interval: Duration::from_secs(1),
         })),
-        (Some(_), Some(_)) => {
+        (Some(i), Some(f)) => {
+            // Check both anyway, so their own problems show in the same run.
+            influx(i, &mut main.problems);
+            file_sink(f, &main.gateway.data_dir, &mut main.problems);
             main.problems.push(
                 "file_sink",
                 "cannot be used together with [influxdb]; remove one of the two sections",
@@ -405,13 +406,13 @@ fn influx(v: Value, p: &mut Problems) -> Option<InfluxConfig> {
         i64::MAX,
         p,
     );
-    if let (Some(b), Some(q)) = (batch_size, queue_max_lines) {
-        if q < b {
-            p.push(
-                "influxdb.queue_max_lines",
-                format!("{q} is below batch_size ({b}); the queue must hold at least one batch"),
-            );
-        }
+    if let (Some(b), Some(q)) = (batch_size, queue_max_lines)
+        && q < b
+    {
+        p.push(
+            "influxdb.queue_max_lines",
+            format!("{q} is below batch_size ({b}); the queue must hold at least one batch"),
+        );
     }
     let retry_initial = millis(r.retry_initial_ms, "influxdb.retry_initial_ms", 500, 1, p);
     let retry_max = millis(r.retry_max_ms, "influxdb.retry_max_ms", 30_000, 1, p);
@@ -471,22 +472,22 @@ fn file_sink(v: Value, data_dir: &Path, p: &mut Problems) -> Option<FileSinkConf
     })
 }
 
-fn endpoint(v: Value, i: usize, main: &mut Main) {
-    let key = format!("endpoints[{i}]");
+fn endpoint(value: Value, index: usize, main: &mut Main) {
+    let key = format!("endpoints[{index}]");
     let k = |sub: &str| format!("{key}.{sub}");
     let p = &mut main.problems;
-    let Some(r) = raw::table::<EndpointRaw>(v, &key, "a table", p) else {
+    let Some(r) = raw::table::<EndpointRaw>(value, &key, "a table", p) else {
         return;
     };
     let errors_before = p.list.len();
     let id = required_id(r.id, &k("id"), "endpoint id", p);
-    if let Some(id) = &id {
-        if let Some(first) = main.endpoints.iter().position(|(e, _)| e == id) {
-            p.push(
-                k("id"),
-                format!("duplicate endpoint id \"{id}\"; already used by endpoints[{first}]"),
-            );
-        }
+    if let Some(id) = &id
+        && let Some(first) = main.endpoints.iter().position(|(e, _)| e == id)
+    {
+        p.push(
+            k("id"),
+            format!("duplicate endpoint id \"{id}\"; already used by endpoints[{first}]"),
+        );
     }
     let host = required_text(
         r.host,
@@ -651,15 +652,15 @@ struct Declared {
 
 fn assemble(
     mut main: Main,
-    site_files: Vec<SourceText>,
-    profile_files: Vec<SourceText>,
+    site_files: &[SourceText],
+    profile_files: &[SourceText],
     mut file_problems: Vec<ConfigError>,
 ) -> Result<Config, ConfigErrors> {
     // Profiles first: site checks need them.
     let mut profile_problems = Vec::new();
     let mut loaded: HashMap<String, Loaded> = HashMap::new();
     let mut profile_names: Vec<String> = Vec::new();
-    for f in &profile_files {
+    for f in profile_files {
         if loaded.contains_key(&f.stem) {
             profile_problems.push(ConfigError {
                 file: f.path.clone(),
@@ -693,7 +694,7 @@ fn assemble(
         units: HashMap::new(),
     };
     let mut site_problems = Vec::new();
-    for f in &site_files {
+    for f in site_files {
         let mut p = Problems::new(&f.path);
         st.site_file(f, &mut p);
         site_problems.extend(p.list);
@@ -787,16 +788,17 @@ fn simulator(
                     );
                     None
                 }
-                Some(Text(m)) => match meter_ids.get(&m) {
-                    Some((id, _)) => Some(*id),
-                    None => {
+                Some(Text(m)) => {
+                    if let Some((id, _)) = meter_ids.get(&m) {
+                        Some(*id)
+                    } else {
                         p.push(
                             format!("{key}.meter"),
                             unknown_ref("meter", &m, meter_ids.keys().map(String::as_str)),
                         );
                         None
                     }
-                },
+                }
             };
             let fault = choice(
                 f.fault,
@@ -847,15 +849,14 @@ impl SiteState<'_> {
         let Some(top) = raw::table::<SiteFile>(root, "", "a table", p) else {
             return;
         };
-        let site = match top.site {
-            Some(v) => raw::table::<SiteRaw>(v, "site", "a table ([site])", p),
-            None => {
-                p.push(
-                    "site",
-                    "missing required section; add a [site] table with `id` and `name`",
-                );
-                None
-            }
+        let site = if let Some(v) = top.site {
+            raw::table::<SiteRaw>(v, "site", "a table ([site])", p)
+        } else {
+            p.push(
+                "site",
+                "missing required section; add a [site] table with `id` and `name`",
+            );
+            None
         };
         let site_id = SiteId(u32::try_from(self.sites.len()).unwrap_or(u32::MAX));
         let mut timezone_of_site = self.main.gateway.timezone.clone();
@@ -880,10 +881,10 @@ impl SiteState<'_> {
                 "give the enterprise's name (free text)",
                 p,
             );
-            if let Some(Text(tz)) = s.timezone {
-                if let Some(tz) = timezone(&tz, "site.timezone", p) {
-                    timezone_of_site = tz;
-                }
+            if let Some(Text(tz)) = s.timezone
+                && let Some(tz) = timezone(&tz, "site.timezone", p)
+            {
+                timezone_of_site = tz;
             }
             self.sites.push(SiteConfig {
                 id: id.unwrap_or_default(),
@@ -900,10 +901,10 @@ impl SiteState<'_> {
         }
     }
 
-    fn meter(&mut self, v: Value, i: usize, site: SiteId, file: &Path, p: &mut Problems) {
-        let key = format!("meters[{i}]");
+    fn meter(&mut self, value: Value, index: usize, site: SiteId, file: &Path, p: &mut Problems) {
+        let key = format!("meters[{index}]");
         let k = |sub: &str| format!("{key}.{sub}");
-        let Some(r) = raw::table::<MeterRaw>(v, &key, "a table", p) else {
+        let Some(r) = raw::table::<MeterRaw>(value, &key, "a table", p) else {
             return;
         };
         let id = required_id(r.id, &k("id"), "meter id", p);
@@ -922,11 +923,11 @@ impl SiteState<'_> {
                 p.push(k("level"), "missing required key; use 1 (enterprise boundary), 2 (main sub-unit) or 3 (main equipment)");
                 None
             }
-            Some(Int(l @ 1..=3)) => Some(Level(l as u8)),
-            Some(Int(l)) => {
+            Some(Int(level @ 1..=3)) => Some(Level(level as u8)),
+            Some(Int(other)) => {
                 p.push(
                     k("level"),
-                    format!("{l} is not a metering level; use 1 (enterprise boundary), 2 (main sub-unit) or 3 (main equipment)"),
+                    format!("{other} is not a metering level; use 1 (enterprise boundary), 2 (main sub-unit) or 3 (main equipment)"),
                 );
                 None
             }
@@ -940,14 +941,15 @@ impl SiteState<'_> {
                 );
                 None
             }
-            Some(Text(e)) => match self.main.endpoints.iter().position(|(id, _)| *id == e) {
-                Some(idx) => Some(idx),
-                None => {
+            Some(Text(name)) => {
+                if let Some(idx) = self.main.endpoints.iter().position(|(id, _)| *id == name) {
+                    Some(idx)
+                } else {
                     let known = self.main.endpoints.iter().map(|(id, _)| id.as_str());
-                    p.push(k("endpoint"), unknown_ref("endpoint", &e, known));
+                    p.push(k("endpoint"), unknown_ref("endpoint", &name, known));
                     None
                 }
-            },
+            }
         };
         let unit_id = match r.unit_id {
             None => {
@@ -957,11 +959,11 @@ impl SiteState<'_> {
                 );
                 None
             }
-            Some(Int(u @ 1..=247)) => Some(u as u8),
-            Some(Int(u)) => {
+            Some(Int(unit @ 1..=247)) => Some(unit as u8),
+            Some(Int(other)) => {
                 p.push(
                     k("unit_id"),
-                    format!("{u} is out of range; Modbus unit ids are 1..=247"),
+                    format!("{other} is out of range; Modbus unit ids are 1..=247"),
                 );
                 None
             }
@@ -1021,17 +1023,17 @@ impl SiteState<'_> {
                 }
             }
         }
-        if let Some(id) = &id {
-            if let Some((_, first)) = self.meter_ids.get(id) {
-                p.push(
-                    k("id"),
-                    format!(
-                        "duplicate meter id \"{id}\"; already used at {}: {}",
-                        first.file.display(),
-                        first.key
-                    ),
-                );
-            }
+        if let Some(id) = &id
+            && let Some((_, first)) = self.meter_ids.get(id)
+        {
+            p.push(
+                k("id"),
+                format!(
+                    "duplicate meter id \"{id}\"; already used at {}: {}",
+                    first.file.display(),
+                    first.key
+                ),
+            );
         }
         if let (Some(id), Some(e), Some(u)) = (&id, endpoint, unit_id) {
             if let Some((other, at)) = self.units.get(&(e, u)) {
@@ -1243,17 +1245,17 @@ fn check_cap(
     initial_key: &str,
     p: &mut Problems,
 ) {
-    if let (Some(i), Some(c)) = (initial, cap) {
-        if c < i {
-            p.push(
-                key,
-                format!(
-                    "{} is below {initial_key} ({}); the cap must be at least the first delay",
-                    c.as_millis(),
-                    i.as_millis()
-                ),
-            );
-        }
+    if let (Some(i), Some(c)) = (initial, cap)
+        && c < i
+    {
+        p.push(
+            key,
+            format!(
+                "{} is below {initial_key} ({}); the cap must be at least the first delay",
+                c.as_millis(),
+                i.as_millis()
+            ),
+        );
     }
 }
 
@@ -1271,21 +1273,20 @@ fn ratio(v: Option<Float>, key: &str, p: &mut Problems) -> Option<f64> {
 
 /// An IANA time zone.
 fn timezone(name: &str, key: &str, p: &mut Problems) -> Option<jiff::tz::TimeZone> {
-    match jiff::tz::TimeZone::get(name) {
-        Ok(tz) => Some(tz),
-        Err(_) => {
-            let names: Vec<String> = jiff::tz::db()
-                .available()
-                .map(|n| n.as_str().to_owned())
-                .collect();
-            let msg = match raw::suggest(name, names.iter().map(String::as_str)) {
-                Some(s) => format!("unknown time zone \"{name}\"; did you mean \"{s}\"?"),
-                None => format!(
-                    "unknown time zone \"{name}\"; use an IANA name such as \"Asia/Shanghai\""
-                ),
-            };
-            p.push(key, msg);
-            None
-        }
+    if let Ok(tz) = jiff::tz::TimeZone::get(name) {
+        Some(tz)
+    } else {
+        let names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let msg = match raw::suggest(name, names.iter().map(String::as_str)) {
+            Some(s) => format!("unknown time zone \"{name}\"; did you mean \"{s}\"?"),
+            None => {
+                format!("unknown time zone \"{name}\"; use an IANA name such as \"Asia/Shanghai\"")
+            }
+        };
+        p.push(key, msg);
+        None
     }
 }

@@ -23,6 +23,7 @@
 //! The same machinery reads site and profile files (with [`crate::profiles::load`]).
 
 use std::cell::Cell;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -374,6 +375,8 @@ pub(crate) struct Problems {
     pub file: PathBuf,
     /// What was found so far.
     pub list: Vec<ConfigError>,
+    /// Keys that already have a type error: nothing more is said about them.
+    pub bad_keys: HashSet<String>,
 }
 
 impl Problems {
@@ -382,14 +385,19 @@ impl Problems {
         Problems {
             file: file.to_path_buf(),
             list: Vec::new(),
+            bad_keys: HashSet::new(),
         }
     }
 
     /// Records a problem at `key`.
     pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        if self.bad_keys.contains(&key) {
+            return;
+        }
         self.list.push(ConfigError {
             file: self.file.clone(),
-            key: key.into(),
+            key,
             message: message.into(),
         });
     }
@@ -458,11 +466,16 @@ pub(crate) fn kind_name(v: &Value) -> &'static str {
     }
 }
 
-/// Deserializes a table at `key` into `T`, recording unknown keys (with a
-/// suggestion from `T`'s fields) and the first type error with its path.
-/// Returns `None` when the value is not a table or a type error occurred.
+/// Deserializes a table at `key` into `T`, recording every unknown key (with
+/// a suggestion from `T`'s fields) and every type error with its path.
+///
+/// A type error does not lose the element: the offending key is removed and
+/// the table deserialized again, so the element's other keys are still
+/// checked. The key is marked in [`Problems`] so that the loader's later
+/// "missing required key" for it is not reported on top of the type error.
+/// Returns `None` only when the value is not a table.
 pub(crate) fn table<T: DeserializeOwned>(
-    value: Value,
+    mut value: Value,
     key: &str,
     what: &str,
     problems: &mut Problems,
@@ -473,14 +486,36 @@ pub(crate) fn table<T: DeserializeOwned>(
         return None;
     }
     let fields = field_names::<T>();
-    let mut unknown: Vec<String> = Vec::new();
-    let mut track = serde_path_to_error::Track::new();
-    let result = {
-        let de = serde_path_to_error::Deserializer::new(value, &mut track);
-        serde_ignored::deserialize(de, |path| unknown.push(ignored_path(&path)))
+    // Sorted: the config crate's tables are hash maps, messages must be stable.
+    let mut unknown: BTreeSet<String> = BTreeSet::new();
+    let mut type_errors: Vec<(String, String)> = Vec::new();
+    let result = loop {
+        let mut track = serde_path_to_error::Track::new();
+        let attempt: Result<T, _> = {
+            let de = serde_path_to_error::Deserializer::new(value.clone(), &mut track);
+            serde_ignored::deserialize(de, |path| {
+                unknown.insert(ignored_path(&path));
+            })
+        };
+        match attempt {
+            Ok(v) => break Some(v),
+            Err(e) => {
+                let path = track.path();
+                let first = match path.iter().next() {
+                    Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+                    _ => None,
+                };
+                type_errors.push((tracked_path(&path), error_message(&e)));
+                let removed = match (&mut value.kind, first) {
+                    (ValueKind::Table(map), Some(first)) => map.remove(&first).is_some(),
+                    _ => false,
+                };
+                if !removed {
+                    break None;
+                }
+            }
+        }
     };
-    // The config crate's tables are hash maps: sort so messages are stable.
-    unknown.sort();
     for path in unknown {
         let message = if path.contains(['.', '[']) {
             "unknown key".to_owned()
@@ -489,26 +524,40 @@ pub(crate) fn table<T: DeserializeOwned>(
         };
         problems.push(join(key, &path), message);
     }
-    match result {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let path = tracked_path(&track.path());
-            problems.push(join(key, &path), e.to_string());
-            None
-        }
+    type_errors.sort();
+    for (path, message) in type_errors {
+        let at = join(key, &path);
+        problems.push(at.clone(), message);
+        // Mark the key itself, e.g. `sentinels` for an error at `sentinels[2]`.
+        let top = path.split(['.', '[']).next().unwrap_or_default();
+        problems.bad_keys.insert(join(key, top));
+    }
+    result
+}
+
+/// The message of a `config` error without the key and origin it appends
+/// (the key path is reported separately, the origin is the file).
+fn error_message(e: &config::ConfigError) -> String {
+    match e {
+        config::ConfigError::At { error, .. } => error_message(error),
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("invalid type: {unexpected}, expected {expected}"),
+        other => other.to_string(),
     }
 }
 
 /// The elements of an array of tables at `key`; records a problem and returns
 /// nothing when the value is not an array.
 pub(crate) fn array(value: Value, key: &str, what: &str, problems: &mut Problems) -> Vec<Value> {
-    match value.kind {
-        ValueKind::Array(items) => items,
-        _ => {
-            let found = kind_name(&value);
-            problems.push(key, format!("expected {what}, found {found}"));
-            Vec::new()
-        }
+    if let ValueKind::Array(items) = value.kind {
+        items
+    } else {
+        let found = kind_name(&value);
+        problems.push(key, format!("expected {what}, found {found}"));
+        Vec::new()
     }
 }
 
@@ -611,6 +660,8 @@ pub(crate) fn suggest<'a>(
 }
 
 /// Optimal-string-alignment edit distance (insert, delete, substitute, swap neighbours).
+// The usual matrix names (a, b, d, i, j, w) read best here.
+#[allow(clippy::many_single_char_names)]
 fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
@@ -686,14 +737,19 @@ mod tests {
     fn scalars_are_strict_but_accept_numeric_strings() {
         let mut p = Problems::new(Path::new("x.toml"));
         let v = parse_toml("id = 5\nunit_id = 1.5\n", &mut p).expect("parses");
-        let m: Option<MeterRaw> = table(v, "meters[0]", "a table", &mut p);
-        assert!(m.is_none());
-        assert_eq!(p.list.len(), 1);
-        let e = &p.list[0];
-        assert!(
-            e.key == "meters[0].id" || e.key == "meters[0].unit_id",
-            "{e}"
+        let m: MeterRaw = table(v, "meters[0]", "a table", &mut p).expect("kept");
+        assert_eq!((m.id, m.unit_id), (None, None));
+        let shown: Vec<String> = p.list.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "x.toml: meters[0].id: invalid type: integer `5`, expected a string",
+                "x.toml: meters[0].unit_id: invalid type: floating point `1.5`, expected an integer",
+            ]
         );
+        // A later "missing" for a key with a type error is not repeated.
+        p.push("meters[0].id", "missing required key");
+        assert_eq!(p.list.len(), 2);
 
         let mut p = Problems::new(Path::new("x.toml"));
         let v = parse_toml("unit_id = \"17\"\npt = \"2.5\"\n", &mut p).expect("parses");

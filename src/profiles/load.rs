@@ -12,6 +12,7 @@
 //! binary ([`builtin`]) so `emgate demo` works from any directory.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::config::ConfigError;
@@ -269,10 +270,11 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
                 .into_iter()
                 .find(|b| (*b..*b + 65536).contains(&a))
             {
-                msg.push_str(&format!(
+                let _ = write!(
+                    msg,
                     "; {a} looks like a 1-based register number, whose 0-based address is {}",
                     a - base
-                ));
+                );
             }
             p.push(k("address"), msg);
             None
@@ -340,13 +342,13 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
     let max = r
         .max
         .map(|Float(v)| finite(Some(Float(v)), &k("max"), 0.0, p));
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            p.push(
-                k("max"),
-                format!("{hi} is below min ({lo}); the plausible range must have min <= max"),
-            );
-        }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        p.push(
+            k("max"),
+            format!("{hi} is below min ({lo}); the plausible range must have min <= max"),
+        );
     }
     let rollover = r
         .rollover

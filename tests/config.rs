@@ -719,3 +719,73 @@ fn shipped_maps_follow_the_reference_addresses() {
     assert_eq!((import.scale, import.ratio), (0.01, RatioScaling::PtCt));
     assert!(acrel.uses_ratios);
 }
+
+/// The example's commented-out alternatives must be valid once uncommented:
+/// `occurrence` picks which `# [section]` block (0-based) to enable.
+fn uncomment(text: &str, header: &str, occurrence: usize) -> String {
+    let mut out = Vec::new();
+    let mut seen = 0;
+    let mut inside = false;
+    for line in text.lines() {
+        if line == format!("# {header}") {
+            inside = seen == occurrence;
+            seen += 1;
+        } else if !line.starts_with('#') {
+            inside = false;
+        }
+        if inside {
+            out.push(line.strip_prefix("# ").unwrap_or(line).to_owned());
+        } else {
+            out.push(line.to_owned());
+        }
+    }
+    out.join("\n")
+}
+
+fn example_sites() -> Vec<(String, String)> {
+    ["fz01.toml", "xm02.toml"]
+        .iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(format!("config/sites/{n}")).expect("site file");
+            ((*n).to_owned(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn example_alternatives_are_valid_when_uncommented() {
+    let main = std::fs::read_to_string("config/emgate.toml").expect("example");
+    let sites = example_sites();
+    let sites: Vec<(&str, &str)> = sites
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+
+    let file_sink = uncomment(&main, "[file_sink]", 0);
+    let c = from_parts(&file_sink, &sites, builtin()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(c.output, OutputConfig::File(_)));
+
+    // v2: everything but the token, which belongs in the environment.
+    let v2 = uncomment(&main, "[influxdb]", 0);
+    assert_eq!(
+        errors(from_parts(&v2, &sites, builtin())),
+        [
+            "emgate.toml: influxdb.token: missing required key; give the API token, preferably through the environment as EMGATE__INFLUXDB__TOKEN"
+        ]
+    );
+
+    let v1 = uncomment(&main, "[influxdb]", 1);
+    let c = from_parts(&v1, &sites, builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let OutputConfig::Influx(influx) = c.output else {
+        panic!("influx output expected");
+    };
+    assert_eq!(
+        influx.api,
+        InfluxApi::V1 {
+            database: "emgate".to_owned(),
+            retention_policy: Some("autogen".to_owned()),
+            username: Some("emgate".to_owned()),
+            password: emgate::config::Secret::default(),
+        }
+    );
+}

@@ -2,7 +2,7 @@
 //! validated [`Config`] with interned ids.
 //!
 //! Loading happens in two stages, as in Vector's config compiler: [`raw`]
-//! mirrors the files one to one (serde), then [`load`] checks every value and
+//! mirrors the files one to one (serde), then [`load`](mod@load) checks every value and
 //! every reference between sections, collecting *all* errors before giving
 //! up, each as `FILE: key.path: message`. Nothing touches the network.
 //!

@@ -6,7 +6,7 @@
 //! and strict in *scalars*:
 //!
 //! * every field is optional, so a missing key is reported by
-//!   [`super::load`] with a message that says what to write, not by serde;
+//!   [`super::load`](mod@super::load) with a message that says what to write, not by serde;
 //! * arrays of tables (`[[meters]]`, `[[points]]`, ...) and sections are kept
 //!   as untyped [`Value`]s and deserialized one element at a time, so a type
 //!   error costs one element, not the whole file;

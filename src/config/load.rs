@@ -1,22 +1,1292 @@
-//! Config loading and validation. (stub)
-use std::path::Path;
+//! Configuration loading and validation: raw files to one checked [`Config`].
+//!
+//! Why it is built this way: a gateway is configured once by someone on site
+//! and then runs unattended, so every mistake must surface before anything
+//! starts, all at once, each as `FILE: key.path: message` with the fix in
+//! the message. The loader never stops at the first problem: each section,
+//! each `[[endpoints]]`, `[[meters]]` and `[[points]]` element is checked on
+//! its own, and references between files (meter → profile, meter → endpoint,
+//! fault → meter) are resolved against everything that was declared, valid
+//! or not, so one broken file does not cause a cascade of "unknown" errors.
+//!
+//! Sources and precedence:
+//! * the main file (e.g. `config/emgate.toml`), read with the `config` crate;
+//! * environment overrides on top of it: `EMGATE__SECTION__KEY`
+//!   (`EMGATE__INFLUXDB__TOKEN`, `EMGATE__GATEWAY__ID`), keys lower-cased,
+//!   values strings (numbers and booleans are parsed from them); problems
+//!   they cause are reported against the file `<env>`;
+//! * every `*.toml` in `gateway.sites_dir`, sorted by file name (one `[site]`
+//!   and its `[[meters]]` per file);
+//! * every `*.toml` in `gateway.profiles_dir` (profile id = file stem). All of
+//!   them are checked, but only profiles that meters use end up in
+//!   [`Config::profiles`].
+//!
+//! `sites_dir` and `profiles_dir` are relative to the main file's directory;
+//! `data_dir` and `file_sink.path` are relative to the working directory, as
+//! data paths usually are.
+//!
+//! A configuration with no meters is valid (a gateway being set up); callers
+//! that need meters (`emgate run`) should warn when [`Config::meters`] is empty.
 
-use super::{Config, ConfigErrors};
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// Loads and validates the configuration at `path`.
+use config::Value;
+
+use super::raw::{
+    self, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw, InfluxRaw, Int, MainFile,
+    MeterRaw, Problems, SimulatorRaw, SiteFile, SiteRaw, Text,
+};
+use super::{
+    Config, ConfigError, ConfigErrors, EndpointConfig, FileSinkConfig, GatewayConfig, InfluxApi,
+    InfluxConfig, MeterConfig, OutputConfig, Secret, SimFault, SimulatorConfig, SiteConfig,
+};
+use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::profiles::load::{choice, load_profile};
+use crate::profiles::{Profile, RatioScaling};
+
+/// Prefix of environment overrides, with its separator.
+const ENV_PREFIX: &str = "emgate__";
+
+/// File name used for environment overrides in [`ConfigError::file`].
+const ENV_FILE: &str = "<env>";
+
+/// Default time zone of sites.
+const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
+
+/// Loads and validates the configuration at `path`, with overrides from the
+/// process environment (`EMGATE__SECTION__KEY`).
+///
+/// # Errors
+/// Every problem found, in the main file first, then the site files, then the
+/// profile files.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    // Variables that are not Unicode cannot be ours (the names are ASCII); skip them.
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    load_with_env(path, &env)
+}
+
+/// [`load`] with the environment given as `(name, value)` pairs, so tests do
+/// not touch the process environment. Pairs whose name does not start with
+/// `EMGATE__` are ignored, as are empty values.
 ///
 /// # Errors
 /// Every problem found.
-pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let _ = path;
-    todo!()
+pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            key: String::new(),
+            message: format!("cannot read the configuration file: {}", io_message(&e)),
+        }])
+    })?;
+    let mut main = parse_main(path, &text, env);
+    let base = path.parent().unwrap_or(Path::new(""));
+    let sites_dir = base.join(&main.sites_dir);
+    let profiles_dir = base.join(&main.profiles_dir);
+    let mut file_problems = Vec::new();
+    let sites = read_dir(
+        &sites_dir,
+        "gateway.sites_dir",
+        &mut main.problems,
+        &mut file_problems,
+    );
+    let profiles = read_dir(
+        &profiles_dir,
+        "gateway.profiles_dir",
+        &mut main.problems,
+        &mut file_problems,
+    );
+    assemble(main, &sites, &profiles, file_problems)
 }
 
-/// Loads a configuration from strings (tests).
+/// Builds a configuration from texts instead of files (`emgate demo` builds
+/// its site in code). `sites` are `(file name, text)` pairs, kept in the
+/// given order; `profiles` are `(profile id, text)` pairs, e.g.
+/// [`crate::profiles::load::builtin`]. No environment overrides apply.
+/// Problems are located in `emgate.toml`, `<sites_dir>/<name>` and
+/// `<profiles_dir>/<id>.toml`.
+///
+/// # Errors
+/// Every problem found.
+pub fn from_parts(
+    main_toml: &str,
+    sites: &[(&str, &str)],
+    profiles: &[(&str, &str)],
+) -> Result<Config, ConfigErrors> {
+    let main = parse_main(Path::new("emgate.toml"), main_toml, &[]);
+    let sites: Vec<SourceText> = sites
+        .iter()
+        .map(|(name, text)| SourceText {
+            path: main.sites_dir.join(name),
+            stem: file_stem(name),
+            text: (*text).to_owned(),
+        })
+        .collect();
+    let profiles: Vec<SourceText> = profiles
+        .iter()
+        .map(|(id, text)| SourceText {
+            path: main.profiles_dir.join(format!("{id}.toml")),
+            stem: (*id).to_owned(),
+            text: (*text).to_owned(),
+        })
+        .collect();
+    assemble(main, &sites, &profiles, Vec::new())
+}
+
+/// A main file alone, with no site and no profile (tests of the main sections).
 ///
 /// # Errors
 /// Every problem found.
 pub fn load_str_for_tests(main: &str) -> Result<Config, ConfigErrors> {
-    let _ = main;
-    todo!()
+    from_parts(main, &[], &[])
+}
+
+/// True for ids usable as tag values and file names: ASCII letters, digits, `_`, `-`, `.`.
+pub(crate) fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+// ---------------------------------------------------------------------------
+// Main file
+
+/// The main file, checked as far as it can be on its own.
+struct Main {
+    file: PathBuf,
+    problems: Problems,
+    /// `(key path, variable name)` of every environment override.
+    env_keys: Vec<(String, String)>,
+    gateway: GatewayConfig,
+    sites_dir: PathBuf,
+    profiles_dir: PathBuf,
+    output: Option<OutputConfig>,
+    /// Every declared endpoint id (valid or not) with its config when valid.
+    endpoints: Vec<(String, Option<EndpointConfig>)>,
+    simulator: Option<SimulatorRaw>,
+}
+
+fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
+    let mut p = Problems::new(path);
+    let mut env_map = config::Map::new();
+    let mut env_keys = Vec::new();
+    for (name, value) in env {
+        let lower = name.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix(ENV_PREFIX)
+            && !value.is_empty()
+        {
+            env_keys.push((rest.replace("__", "."), name.clone()));
+            env_map.insert(name.clone(), value.clone());
+        }
+    }
+
+    let mut main = Main {
+        file: path.to_path_buf(),
+        problems: Problems::new(path),
+        env_keys,
+        gateway: GatewayConfig {
+            id: String::new(),
+            timezone: jiff::tz::TimeZone::UTC,
+            timezone_name: DEFAULT_TIMEZONE.to_owned(),
+            data_dir: PathBuf::from("data"),
+        },
+        sites_dir: PathBuf::from("sites"),
+        profiles_dir: PathBuf::from("profiles"),
+        output: None,
+        endpoints: Vec::new(),
+        simulator: None,
+    };
+
+    let root = if raw::parse_toml(text, &mut p).is_some() {
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("EMGATE")
+                    .separator("__")
+                    .ignore_empty(true)
+                    .source(Some(env_map)),
+            )
+            .build();
+        match built {
+            Ok(c) => Some(c.cache),
+            Err(e) => {
+                p.push("", format!("cannot apply the environment overrides: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let top = root.and_then(|r| raw::table::<MainFile>(r, "", "a table", &mut p));
+    main.problems = p;
+    let Some(top) = top else {
+        return main;
+    };
+
+    match top.gateway {
+        Some(v) => gateway(v, &mut main),
+        None => main.problems.push(
+            "gateway",
+            "missing required section; add a [gateway] table with at least `id`",
+        ),
+    }
+    main.output = match (top.influxdb, top.file_sink) {
+        (Some(i), None) => influx(i, &mut main.problems).map(OutputConfig::Influx),
+        (None, Some(f)) => {
+            file_sink(f, &main.gateway.data_dir, &mut main.problems).map(OutputConfig::File)
+        }
+        (None, None) => Some(OutputConfig::File(FileSinkConfig {
+            path: main.gateway.data_dir.join("lines.lp"),
+            batch_size: 5000,
+            flush_interval: Duration::from_secs(1),
+        })),
+        (Some(i), Some(f)) => {
+            // Check both anyway, so their own problems show in the same run.
+            influx(i, &mut main.problems);
+            file_sink(f, &main.gateway.data_dir, &mut main.problems);
+            main.problems.push(
+                "file_sink",
+                "cannot be used together with [influxdb]; remove one of the two sections",
+            );
+            None
+        }
+    };
+    if let Some(v) = top.endpoints {
+        let items = raw::array(
+            v,
+            "endpoints",
+            "an array of tables ([[endpoints]])",
+            &mut main.problems,
+        );
+        for (i, item) in items.into_iter().enumerate() {
+            endpoint(item, i, &mut main);
+        }
+    }
+    if let Some(v) = top.simulator {
+        main.simulator =
+            raw::table::<SimulatorRaw>(v, "simulator", "a table ([simulator])", &mut main.problems);
+    }
+    main
+}
+
+fn gateway(v: Value, main: &mut Main) {
+    let p = &mut main.problems;
+    let Some(r) = raw::table::<GatewayRaw>(v, "gateway", "a table ([gateway])", p) else {
+        return;
+    };
+    if let Some(id) = required_id(r.id, "gateway.id", "gateway id", p) {
+        main.gateway.id = id;
+    }
+    let tz_name = r
+        .timezone
+        .map_or_else(|| DEFAULT_TIMEZONE.to_owned(), |Text(t)| t);
+    if let Some(tz) = timezone(&tz_name, "gateway.timezone", p) {
+        main.gateway.timezone = tz;
+    }
+    main.gateway.timezone_name = tz_name;
+    if let Some(d) = path_key(r.data_dir, "gateway.data_dir", p) {
+        main.gateway.data_dir = d;
+    }
+    if let Some(d) = path_key(r.sites_dir, "gateway.sites_dir", p) {
+        main.sites_dir = d;
+    }
+    if let Some(d) = path_key(r.profiles_dir, "gateway.profiles_dir", p) {
+        main.profiles_dir = d;
+    }
+}
+
+fn influx(v: Value, p: &mut Problems) -> Option<InfluxConfig> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Api {
+        V1,
+        V2,
+    }
+    let r = raw::table::<InfluxRaw>(v, "influxdb", "a table ([influxdb])", p)?;
+    let url = url(r.url, p);
+    let api = choice(
+        r.api,
+        "influxdb.api",
+        "api",
+        &[("v2", Api::V2), ("v1", Api::V1)],
+        Some(Api::V2),
+        p,
+    );
+    let other_api = |p: &mut Problems, present: bool, key: &str, api: &str| {
+        if present {
+            p.push(
+                format!("influxdb.{key}"),
+                format!("only used with api = \"{api}\"; remove it or set api = \"{api}\""),
+            );
+        }
+    };
+    let api = match api {
+        Some(Api::V2) => {
+            other_api(p, r.database.is_some(), "database", "v1");
+            other_api(p, r.retention_policy.is_some(), "retention_policy", "v1");
+            other_api(p, r.username.is_some(), "username", "v1");
+            other_api(p, r.password.is_some(), "password", "v1");
+            let org = required_text(
+                r.org,
+                "influxdb.org",
+                "give the organisation name (api = \"v2\")",
+                p,
+            );
+            let bucket = required_text(
+                r.bucket,
+                "influxdb.bucket",
+                "give the bucket name (api = \"v2\")",
+                p,
+            );
+            let token = required_text(
+                r.token,
+                "influxdb.token",
+                "give the API token, preferably through the environment as EMGATE__INFLUXDB__TOKEN",
+                p,
+            );
+            match (org, bucket, token) {
+                (Some(org), Some(bucket), Some(token)) => Some(InfluxApi::V2 {
+                    org,
+                    bucket,
+                    token: Secret::new(token),
+                }),
+                _ => None,
+            }
+        }
+        Some(Api::V1) => {
+            other_api(p, r.org.is_some(), "org", "v2");
+            other_api(p, r.bucket.is_some(), "bucket", "v2");
+            other_api(p, r.token.is_some(), "token", "v2");
+            let database = required_text(
+                r.database,
+                "influxdb.database",
+                "give the database name (api = \"v1\")",
+                p,
+            );
+            let retention_policy = r
+                .retention_policy
+                .map(|Text(t)| t)
+                .filter(|t| !t.is_empty());
+            let username = r.username.map(|Text(t)| t).filter(|t| !t.is_empty());
+            let password = r.password.map(|Text(t)| t).unwrap_or_default();
+            if username.is_none() && !password.is_empty() {
+                p.push(
+                    "influxdb.password",
+                    "given without a username; add `username` or remove the password",
+                );
+            }
+            database.map(|database| InfluxApi::V1 {
+                database,
+                retention_policy,
+                username,
+                password: Secret::new(password),
+            })
+        }
+        None => None,
+    };
+    let batch_size = int(r.batch_size, "influxdb.batch_size", 5000, 1, i64::MAX, p);
+    let flush_interval = millis(
+        r.flush_interval_ms,
+        "influxdb.flush_interval_ms",
+        1000,
+        1,
+        p,
+    );
+    let timeout = millis(r.timeout_ms, "influxdb.timeout_ms", 10_000, 1, p);
+    let queue_max_lines = int(
+        r.queue_max_lines,
+        "influxdb.queue_max_lines",
+        1_000_000,
+        1,
+        i64::MAX,
+        p,
+    );
+    if let (Some(b), Some(q)) = (batch_size, queue_max_lines)
+        && q < b
+    {
+        p.push(
+            "influxdb.queue_max_lines",
+            format!("{q} is below batch_size ({b}); the queue must hold at least one batch"),
+        );
+    }
+    let retry_initial = millis(r.retry_initial_ms, "influxdb.retry_initial_ms", 500, 1, p);
+    let retry_max = millis(r.retry_max_ms, "influxdb.retry_max_ms", 30_000, 1, p);
+    check_cap(
+        retry_initial,
+        retry_max,
+        "influxdb.retry_max_ms",
+        "retry_initial_ms",
+        p,
+    );
+    Some(InfluxConfig {
+        url: url?,
+        api: api?,
+        batch_size: usize::try_from(batch_size?).ok()?,
+        flush_interval: flush_interval?,
+        gzip: r.gzip.is_none_or(|raw::Flag(g)| g),
+        timeout: timeout?,
+        queue_max_lines: usize::try_from(queue_max_lines?).ok()?,
+        retry_initial: retry_initial?,
+        retry_max: retry_max?,
+    })
+}
+
+fn url(v: Option<Text>, p: &mut Problems) -> Option<String> {
+    let hint = "give the server's base URL, e.g. \"http://127.0.0.1:8086\"";
+    let u = required_text(v, "influxdb.url", hint, p)?;
+    match reqwest::Url::parse(&u) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+            // The writer appends `/api/v2/write` or `/write`.
+            Some(u.trim_end_matches('/').to_owned())
+        }
+        _ => {
+            p.push(
+                "influxdb.url",
+                format!("\"{u}\" is not an http(s) URL; {hint}"),
+            );
+            None
+        }
+    }
+}
+
+fn file_sink(v: Value, data_dir: &Path, p: &mut Problems) -> Option<FileSinkConfig> {
+    let r = raw::table::<FileSinkRaw>(v, "file_sink", "a table ([file_sink])", p)?;
+    let path = path_key(r.path, "file_sink.path", p).unwrap_or_else(|| data_dir.join("lines.lp"));
+    let batch_size = int(r.batch_size, "file_sink.batch_size", 5000, 1, i64::MAX, p);
+    let flush_interval = millis(
+        r.flush_interval_ms,
+        "file_sink.flush_interval_ms",
+        1000,
+        1,
+        p,
+    );
+    Some(FileSinkConfig {
+        path,
+        batch_size: usize::try_from(batch_size?).ok()?,
+        flush_interval: flush_interval?,
+    })
+}
+
+fn endpoint(value: Value, index: usize, main: &mut Main) {
+    let key = format!("endpoints[{index}]");
+    let k = |sub: &str| format!("{key}.{sub}");
+    let p = &mut main.problems;
+    let Some(r) = raw::table::<EndpointRaw>(value, &key, "a table", p) else {
+        return;
+    };
+    let errors_before = p.list.len();
+    let id = required_id(r.id, &k("id"), "endpoint id", p);
+    if let Some(id) = &id
+        && let Some(first) = main.endpoints.iter().position(|(e, _)| e == id)
+    {
+        p.push(
+            k("id"),
+            format!("duplicate endpoint id \"{id}\"; already used by endpoints[{first}]"),
+        );
+    }
+    let host = required_text(
+        r.host,
+        &k("host"),
+        "give the host name or IP address of the Modbus TCP server",
+        p,
+    );
+    let port = int(r.port, &k("port"), 502, 1, 65535, p);
+    let timeout = millis(r.timeout_ms, &k("timeout_ms"), 1000, 1, p);
+    let connect_timeout = millis(r.connect_timeout_ms, &k("connect_timeout_ms"), 3000, 1, p);
+    let reconnect_initial = millis(
+        r.reconnect_initial_ms,
+        &k("reconnect_initial_ms"),
+        500,
+        1,
+        p,
+    );
+    let reconnect_max = millis(r.reconnect_max_ms, &k("reconnect_max_ms"), 30_000, 1, p);
+    check_cap(
+        reconnect_initial,
+        reconnect_max,
+        &k("reconnect_max_ms"),
+        "reconnect_initial_ms",
+        p,
+    );
+    let max_gap = int(r.max_gap, &k("max_gap"), 10, 0, 125, p);
+    let max_registers = int(r.max_registers, &k("max_registers"), 125, 1, 125, p);
+    let delay = millis(
+        r.inter_request_delay_ms,
+        &k("inter_request_delay_ms"),
+        0,
+        0,
+        p,
+    );
+    let Some(id) = id else {
+        return;
+    };
+    let config = (p.list.len() == errors_before)
+        .then(|| {
+            Some(EndpointConfig {
+                id: id.clone(),
+                host: host?,
+                port: u16::try_from(port?).ok()?,
+                timeout: timeout?,
+                connect_timeout: connect_timeout?,
+                reconnect_initial: reconnect_initial?,
+                reconnect_max: reconnect_max?,
+                max_gap: u16::try_from(max_gap?).ok()?,
+                max_registers: u16::try_from(max_registers?).ok()?,
+                inter_request_delay: delay?,
+            })
+        })
+        .flatten();
+    main.endpoints.push((id, config));
+}
+
+// ---------------------------------------------------------------------------
+// Files of the site and profile directories
+
+/// One site or profile file's text.
+struct SourceText {
+    path: PathBuf,
+    stem: String,
+    text: String,
+}
+
+fn file_stem(name: &str) -> String {
+    Path::new(name)
+        .file_stem()
+        .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Every readable `*.toml` in `dir`, sorted by name. A missing directory is a
+/// problem of the main file at `key`; an unreadable file is a problem of that file.
+fn read_dir(
+    dir: &Path,
+    key: &str,
+    main_problems: &mut Problems,
+    file_problems: &mut Vec<ConfigError>,
+) -> Vec<SourceText> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            main_problems.push(
+                key,
+                format!(
+                    "directory \"{}\" does not exist; create it or change `{}`",
+                    dir.display(),
+                    key.rsplit('.').next().unwrap_or(key)
+                ),
+            );
+            return Vec::new();
+        }
+        Err(e) => {
+            main_problems.push(
+                key,
+                format!(
+                    "cannot read directory \"{}\": {}",
+                    dir.display(),
+                    io_message(&e)
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            // Dot files are editor and lock files, not configuration.
+            p.extension().is_some_and(|x| x == "toml")
+                && p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                && p.is_file()
+        })
+        .collect();
+    paths.sort();
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        match fs::read_to_string(&path) {
+            Ok(text) => out.push(SourceText {
+                stem: path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                path,
+                text,
+            }),
+            Err(e) => file_problems.push(ConfigError {
+                file: path,
+                key: String::new(),
+                message: format!("cannot read: {}", io_message(&e)),
+            }),
+        }
+    }
+    out
+}
+
+fn io_message(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        io::ErrorKind::InvalidData => "not valid UTF-8 text".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Putting it together
+
+/// A profile file's outcome: valid, or broken (its problems are reported already).
+enum Loaded {
+    Valid(Profile),
+    Broken,
+}
+
+/// Where a meter was declared: file and key of its `id`.
+struct Declared {
+    file: PathBuf,
+    key: String,
+}
+
+fn assemble(
+    mut main: Main,
+    site_files: &[SourceText],
+    profile_files: &[SourceText],
+    mut file_problems: Vec<ConfigError>,
+) -> Result<Config, ConfigErrors> {
+    // Profiles first: site checks need them.
+    let mut profile_problems = Vec::new();
+    let mut loaded: HashMap<String, Loaded> = HashMap::new();
+    let mut profile_names: Vec<String> = Vec::new();
+    for f in profile_files {
+        if loaded.contains_key(&f.stem) {
+            profile_problems.push(ConfigError {
+                file: f.path.clone(),
+                key: String::new(),
+                message: format!("duplicate profile id \"{}\"", f.stem),
+            });
+            continue;
+        }
+        let outcome = match load_profile(&f.stem, &f.path, &f.text) {
+            Ok(p) => Loaded::Valid(p),
+            Err(errs) => {
+                profile_problems.extend(errs);
+                Loaded::Broken
+            }
+        };
+        profile_names.push(f.stem.clone());
+        loaded.insert(f.stem.clone(), outcome);
+    }
+    profile_names.sort();
+
+    let mut st = SiteState {
+        main: &main,
+        loaded: &loaded,
+        profile_names: &profile_names,
+        sites: Vec::new(),
+        meters: Vec::new(),
+        profiles: Vec::new(),
+        profile_ids: HashMap::new(),
+        meter_ids: HashMap::new(),
+        site_ids: HashMap::new(),
+        units: HashMap::new(),
+    };
+    let mut site_problems = Vec::new();
+    for f in site_files {
+        let mut p = Problems::new(&f.path);
+        st.site_file(f, &mut p);
+        site_problems.extend(p.list);
+    }
+    let SiteState {
+        sites,
+        meters,
+        profiles,
+        meter_ids,
+        ..
+    } = st;
+
+    let simulator = simulator(main.simulator.take(), &meter_ids, &mut main.problems);
+
+    // Problems caused by environment overrides belong to `<env>`.
+    let mut errors = std::mem::take(&mut main.problems.list);
+    for e in &mut errors {
+        let from_env = main.env_keys.iter().find(|(path, _)| {
+            e.key == *path
+                || e.key
+                    .strip_prefix(path.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+        });
+        if let Some((_, var)) = from_env {
+            e.file = PathBuf::from(ENV_FILE);
+            e.message = format!("{} (set by {var})", e.message);
+        }
+    }
+    errors.append(&mut site_problems);
+    errors.append(&mut profile_problems);
+    errors.append(&mut file_problems);
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+
+    let endpoints: Option<Vec<EndpointConfig>> =
+        main.endpoints.into_iter().map(|(_, e)| e).collect();
+    let (Some(endpoints), Some(output), Some(simulator)) = (endpoints, main.output, simulator)
+    else {
+        // Unreachable in practice: every `None` above comes with a recorded problem.
+        return Err(ConfigErrors(vec![ConfigError {
+            file: main.file,
+            key: String::new(),
+            message: "configuration incomplete".to_owned(),
+        }]));
+    };
+    Ok(Config {
+        source: main.file,
+        gateway: main.gateway,
+        output,
+        endpoints,
+        sites,
+        meters,
+        profiles,
+        simulator,
+    })
+}
+
+fn simulator(
+    raw: Option<SimulatorRaw>,
+    meter_ids: &HashMap<String, (MeterId, Declared)>,
+    p: &mut Problems,
+) -> Option<SimulatorConfig> {
+    let Some(r) = raw else {
+        return Some(SimulatorConfig {
+            time_step: Duration::from_secs(1),
+            faults: Vec::new(),
+        });
+    };
+    let time_step = millis(r.time_step_ms, "simulator.time_step_ms", 1000, 1, p);
+    let mut faults = Vec::new();
+    let mut ok = true;
+    if let Some(v) = r.faults {
+        let items = raw::array(v, "simulator.faults", "an array of tables", p);
+        for (i, item) in items.into_iter().enumerate() {
+            let key = format!("simulator.faults[{i}]");
+            let Some(f) = raw::table::<FaultRaw>(
+                item,
+                &key,
+                "a table ({ meter = \"...\", fault = \"...\" })",
+                p,
+            ) else {
+                ok = false;
+                continue;
+            };
+            let meter = match f.meter {
+                None => {
+                    p.push(
+                        format!("{key}.meter"),
+                        "missing required key; give the id of the meter to disturb",
+                    );
+                    None
+                }
+                Some(Text(m)) => {
+                    if let Some((id, _)) = meter_ids.get(&m) {
+                        Some(*id)
+                    } else {
+                        p.push(
+                            format!("{key}.meter"),
+                            unknown_ref("meter", &m, meter_ids.keys().map(String::as_str)),
+                        );
+                        None
+                    }
+                }
+            };
+            let fault = choice(
+                f.fault,
+                &format!("{key}.fault"),
+                "fault",
+                &[
+                    ("no_response", SimFault::NoResponse),
+                    ("exception", SimFault::Exception),
+                    ("sentinel", SimFault::Sentinel),
+                    ("counter_reset", SimFault::CounterReset),
+                ],
+                None,
+                p,
+            );
+            match (meter, fault) {
+                (Some(m), Some(f)) => faults.push((m, f)),
+                _ => ok = false,
+            }
+        }
+    }
+    Some(SimulatorConfig {
+        time_step: time_step?,
+        faults,
+    })
+    .filter(|_| ok)
+}
+
+/// Sites and meters being read, with the indexes that intern their ids.
+struct SiteState<'a> {
+    main: &'a Main,
+    loaded: &'a HashMap<String, Loaded>,
+    profile_names: &'a [String],
+    sites: Vec<SiteConfig>,
+    meters: Vec<MeterConfig>,
+    profiles: Vec<Profile>,
+    profile_ids: HashMap<String, ProfileId>,
+    meter_ids: HashMap<String, (MeterId, Declared)>,
+    site_ids: HashMap<String, PathBuf>,
+    /// `(endpoint, unit id)` → meter id and where it was declared.
+    units: HashMap<(usize, u8), (String, Declared)>,
+}
+
+impl SiteState<'_> {
+    fn site_file(&mut self, f: &SourceText, p: &mut Problems) {
+        let Some(root) = raw::parse_toml(&f.text, p) else {
+            return;
+        };
+        let Some(top) = raw::table::<SiteFile>(root, "", "a table", p) else {
+            return;
+        };
+        let site = if let Some(v) = top.site {
+            raw::table::<SiteRaw>(v, "site", "a table ([site])", p)
+        } else {
+            p.push(
+                "site",
+                "missing required section; add a [site] table with `id` and `name`",
+            );
+            None
+        };
+        let site_id = SiteId(u32::try_from(self.sites.len()).unwrap_or(u32::MAX));
+        let mut timezone_of_site = self.main.gateway.timezone.clone();
+        if let Some(s) = site {
+            let id = required_id(s.id, "site.id", "site id", p);
+            if let Some(id) = &id {
+                if let Some(first) = self.site_ids.get(id) {
+                    p.push(
+                        "site.id",
+                        format!(
+                            "duplicate site id \"{id}\"; already used in {}",
+                            first.display()
+                        ),
+                    );
+                } else {
+                    self.site_ids.insert(id.clone(), f.path.clone());
+                }
+            }
+            let name = required_text(
+                s.name,
+                "site.name",
+                "give the enterprise's name (free text)",
+                p,
+            );
+            if let Some(Text(tz)) = s.timezone
+                && let Some(tz) = timezone(&tz, "site.timezone", p)
+            {
+                timezone_of_site = tz;
+            }
+            self.sites.push(SiteConfig {
+                id: id.unwrap_or_default(),
+                name: name.unwrap_or_default(),
+                timezone: timezone_of_site,
+                file: f.path.clone(),
+            });
+        }
+        if let Some(v) = top.meters {
+            let items = raw::array(v, "meters", "an array of tables ([[meters]])", p);
+            for (i, item) in items.into_iter().enumerate() {
+                self.meter(item, i, site_id, &f.path, p);
+            }
+        }
+    }
+
+    fn meter(&mut self, value: Value, index: usize, site: SiteId, file: &Path, p: &mut Problems) {
+        let key = format!("meters[{index}]");
+        let k = |sub: &str| format!("{key}.{sub}");
+        let Some(r) = raw::table::<MeterRaw>(value, &key, "a table", p) else {
+            return;
+        };
+        let id = required_id(r.id, &k("id"), "meter id", p);
+        let energy_options: Vec<(&str, EnergyType)> =
+            EnergyType::ALL.iter().map(|e| (e.as_str(), *e)).collect();
+        let energy = choice(
+            r.energy,
+            &k("energy"),
+            "energy type",
+            &energy_options,
+            None,
+            p,
+        );
+        let level = match r.level {
+            None => {
+                p.push(k("level"), "missing required key; use 1 (enterprise boundary), 2 (main sub-unit) or 3 (main equipment)");
+                None
+            }
+            Some(Int(level @ 1..=3)) => Some(Level(level as u8)),
+            Some(Int(other)) => {
+                p.push(
+                    k("level"),
+                    format!("{other} is not a metering level; use 1 (enterprise boundary), 2 (main sub-unit) or 3 (main equipment)"),
+                );
+                None
+            }
+        };
+        let profile = self.profile_ref(r.profile, &k("profile"), p);
+        let endpoint = match r.endpoint {
+            None => {
+                p.push(
+                    k("endpoint"),
+                    "missing required key; give the id of one of the [[endpoints]]",
+                );
+                None
+            }
+            Some(Text(name)) => {
+                if let Some(idx) = self.main.endpoints.iter().position(|(id, _)| *id == name) {
+                    Some(idx)
+                } else {
+                    let known = self.main.endpoints.iter().map(|(id, _)| id.as_str());
+                    p.push(k("endpoint"), unknown_ref("endpoint", &name, known));
+                    None
+                }
+            }
+        };
+        let unit_id = match r.unit_id {
+            None => {
+                p.push(
+                    k("unit_id"),
+                    "missing required key; give the Modbus unit id (slave address), 1..=247",
+                );
+                None
+            }
+            Some(Int(unit @ 1..=247)) => Some(unit as u8),
+            Some(Int(other)) => {
+                p.push(
+                    k("unit_id"),
+                    format!("{other} is out of range; Modbus unit ids are 1..=247"),
+                );
+                None
+            }
+        };
+        let poll = int(
+            r.poll_interval_secs,
+            &k("poll_interval_secs"),
+            60,
+            1,
+            i64::from(u32::MAX),
+            p,
+        );
+        let pt = ratio(r.pt, &k("pt"), p);
+        let ct = ratio(r.ct, &k("ct"), p);
+        if let Some(prof) = profile.as_deref().and_then(|name| self.valid_profile(name)) {
+            let needs_pt = prof
+                .points
+                .iter()
+                .any(|x| matches!(x.ratio, RatioScaling::Pt | RatioScaling::PtCt));
+            let needs_ct = prof
+                .points
+                .iter()
+                .any(|x| matches!(x.ratio, RatioScaling::Ct | RatioScaling::PtCt));
+            let uses = match (needs_pt, needs_ct) {
+                (false, false) => "PT/CT",
+                (true, false) => "CT",
+                _ => "PT",
+            };
+            let pid = &prof.id;
+            for (given, needed, name, what) in [
+                (
+                    r.pt.is_some(),
+                    needs_pt,
+                    "pt",
+                    "voltage-transformer ratio (1 when there is no PT)",
+                ),
+                (
+                    r.ct.is_some(),
+                    needs_ct,
+                    "ct",
+                    "current-transformer ratio (e.g. 40 for a 200/5 A CT, 1 when there is none)",
+                ),
+            ] {
+                if needed && !given {
+                    p.push(
+                        k(name),
+                        format!(
+                            "missing; profile \"{pid}\" scales values by {}, so give the {what}",
+                            name.to_ascii_uppercase()
+                        ),
+                    );
+                } else if given && !needed {
+                    p.push(
+                        k(name),
+                        format!("profile \"{pid}\" does not scale by {uses}; remove this key"),
+                    );
+                }
+            }
+        }
+        if let Some(id) = &id
+            && let Some((_, first)) = self.meter_ids.get(id)
+        {
+            p.push(
+                k("id"),
+                format!(
+                    "duplicate meter id \"{id}\"; already used at {}: {}",
+                    first.file.display(),
+                    first.key
+                ),
+            );
+        }
+        if let (Some(id), Some(e), Some(u)) = (&id, endpoint, unit_id) {
+            if let Some((other, at)) = self.units.get(&(e, u)) {
+                if other != id {
+                    p.push(
+                        k("unit_id"),
+                        format!(
+                            "unit {u} on endpoint \"{}\" is already used by meter \"{other}\" ({}: {}); each device needs its own unit id",
+                            self.main.endpoints[e].0,
+                            at.file.display(),
+                            at.key
+                        ),
+                    );
+                }
+            } else {
+                self.units.insert(
+                    (e, u),
+                    (
+                        id.clone(),
+                        Declared {
+                            file: file.to_path_buf(),
+                            key: k("id"),
+                        },
+                    ),
+                );
+            }
+        }
+        let Some(id) = id else {
+            return;
+        };
+        let meter_id = MeterId(u32::try_from(self.meters.len()).unwrap_or(u32::MAX));
+        if !self.meter_ids.contains_key(&id) {
+            self.meter_ids.insert(
+                id.clone(),
+                (
+                    meter_id,
+                    Declared {
+                        file: file.to_path_buf(),
+                        key: k("id"),
+                    },
+                ),
+            );
+        }
+        // Only complete meters are kept; any gap has been reported above.
+        let interned = profile.and_then(|name| self.intern_profile(name));
+        if let (
+            Some(energy),
+            Some(level),
+            Some(profile),
+            Some(endpoint),
+            Some(unit_id),
+            Some(poll),
+        ) = (energy, level, interned, endpoint, unit_id, poll)
+        {
+            self.meters.push(MeterConfig {
+                id,
+                site,
+                energy,
+                level,
+                profile,
+                endpoint: EndpointId(u32::try_from(endpoint).unwrap_or(u32::MAX)),
+                unit_id,
+                poll_interval: Duration::from_secs(poll as u64),
+                pt: pt.unwrap_or(1.0),
+                ct: ct.unwrap_or(1.0),
+            });
+        }
+    }
+
+    /// Resolves a meter's `profile` key to a declared profile name.
+    fn profile_ref(&self, v: Option<Text>, key: &str, p: &mut Problems) -> Option<String> {
+        let Some(Text(name)) = v else {
+            p.push(key, "missing required key; give a profile id (a file name in the profiles directory, without \".toml\")");
+            return None;
+        };
+        if self.loaded.contains_key(&name) {
+            Some(name)
+        } else {
+            p.push(
+                key,
+                unknown_ref(
+                    "profile",
+                    &name,
+                    self.profile_names.iter().map(String::as_str),
+                ),
+            );
+            None
+        }
+    }
+
+    fn valid_profile(&self, name: &str) -> Option<&Profile> {
+        match self.loaded.get(name) {
+            Some(Loaded::Valid(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The [`ProfileId`] of a valid profile, adding it to the used profiles on first use.
+    fn intern_profile(&mut self, name: String) -> Option<ProfileId> {
+        if let Some(id) = self.profile_ids.get(&name) {
+            return Some(*id);
+        }
+        let Some(Loaded::Valid(p)) = self.loaded.get(&name) else {
+            return None;
+        };
+        let id = ProfileId(u32::try_from(self.profiles.len()).unwrap_or(u32::MAX));
+        self.profiles.push(p.clone());
+        self.profile_ids.insert(name, id);
+        Some(id)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Value checks
+
+/// `unknown KIND "x"; did you mean "y"?` or `unknown KIND "x"; known: a, b, …`.
+fn unknown_ref<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a str> + Clone) -> String {
+    let mut sorted: Vec<&str> = known.collect();
+    sorted.sort_unstable();
+    if let Some(s) = raw::suggest(name, sorted.iter().copied()) {
+        format!("unknown {kind} \"{name}\"; did you mean \"{s}\"?")
+    } else if sorted.is_empty() {
+        format!("unknown {kind} \"{name}\"; none is defined")
+    } else {
+        format!(
+            "unknown {kind} \"{name}\"; known: {}",
+            raw::list_names(sorted)
+        )
+    }
+}
+
+/// A non-empty string.
+fn required_text(v: Option<Text>, key: &str, hint: &str, p: &mut Problems) -> Option<String> {
+    match v {
+        Some(Text(s)) if !s.trim().is_empty() => Some(s),
+        Some(_) => {
+            p.push(key, format!("is empty; {hint}"));
+            None
+        }
+        None => {
+            p.push(key, format!("missing required key; {hint}"));
+            None
+        }
+    }
+}
+
+/// A required id (ASCII letters, digits, `_`, `-`, `.`).
+fn required_id(v: Option<Text>, key: &str, what: &str, p: &mut Problems) -> Option<String> {
+    let rule = "use ASCII letters, digits, \"_\", \"-\" and \".\"";
+    match v {
+        None => {
+            p.push(
+                key,
+                format!("missing required key; give the {what} ({rule})"),
+            );
+            None
+        }
+        Some(Text(s)) if is_valid_id(&s) => Some(s),
+        Some(Text(s)) => {
+            p.push(key, format!("\"{s}\" is not a valid {what}; {rule}"));
+            None
+        }
+    }
+}
+
+/// An optional path; `None` (with a problem) when empty.
+fn path_key(v: Option<Text>, key: &str, p: &mut Problems) -> Option<PathBuf> {
+    match v {
+        Some(Text(s)) if s.trim().is_empty() => {
+            p.push(key, "is empty; give a directory or file path");
+            None
+        }
+        Some(Text(s)) => Some(PathBuf::from(s)),
+        None => None,
+    }
+}
+
+/// An integer in `min..=max`, `default` when absent.
+fn int(
+    v: Option<Int>,
+    key: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+    p: &mut Problems,
+) -> Option<i64> {
+    let x = v.map_or(default, |Int(x)| x);
+    if x < min {
+        p.push(key, format!("{x} is too small; the minimum is {min}"));
+        None
+    } else if x > max {
+        p.push(key, format!("{x} is too large; the maximum is {max}"));
+        None
+    } else {
+        Some(x)
+    }
+}
+
+/// A duration in milliseconds of at least `min`, `default` when absent.
+fn millis(v: Option<Int>, key: &str, default: i64, min: i64, p: &mut Problems) -> Option<Duration> {
+    int(v, key, default, min, i64::MAX, p).map(|x| Duration::from_millis(x as u64))
+}
+
+/// Checks that a backoff cap is not below its first delay.
+fn check_cap(
+    initial: Option<Duration>,
+    cap: Option<Duration>,
+    key: &str,
+    initial_key: &str,
+    p: &mut Problems,
+) {
+    if let (Some(i), Some(c)) = (initial, cap)
+        && c < i
+    {
+        p.push(
+            key,
+            format!(
+                "{} is below {initial_key} ({}); the cap must be at least the first delay",
+                c.as_millis(),
+                i.as_millis()
+            ),
+        );
+    }
+}
+
+/// A transformer ratio: finite and positive.
+fn ratio(v: Option<Float>, key: &str, p: &mut Problems) -> Option<f64> {
+    match v {
+        None => None,
+        Some(Float(x)) if x.is_finite() && x > 0.0 => Some(x),
+        Some(Float(x)) => {
+            p.push(key, format!("{x} is not a valid ratio; use a positive number (1 when there is no transformer)"));
+            None
+        }
+    }
+}
+
+/// An IANA time zone.
+fn timezone(name: &str, key: &str, p: &mut Problems) -> Option<jiff::tz::TimeZone> {
+    if let Ok(tz) = jiff::tz::TimeZone::get(name) {
+        Some(tz)
+    } else {
+        let names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        let msg = match raw::suggest(name, names.iter().map(String::as_str)) {
+            Some(s) => format!("unknown time zone \"{name}\"; did you mean \"{s}\"?"),
+            None => {
+                format!("unknown time zone \"{name}\"; use an IANA name such as \"Asia/Shanghai\"")
+            }
+        };
+        p.push(key, msg);
+        None
+    }
 }

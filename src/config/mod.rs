@@ -2,7 +2,7 @@
 //! validated [`Config`] with interned ids.
 //!
 //! Loading happens in two stages, as in Vector's config compiler: [`raw`]
-//! mirrors the files one to one (serde), then [`load`] checks every value and
+//! mirrors the files one to one (serde), then [`load`](mod@load) checks every value and
 //! every reference between sections, collecting *all* errors before giving
 //! up, each as `FILE: key.path: message`. Nothing touches the network.
 //!
@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::profiles::Profile;
 
-pub use load::{load, load_str_for_tests};
+pub use load::{from_parts, load, load_str_for_tests, load_with_env};
 
 /// A secret (token, password): never printed by `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
@@ -72,7 +72,12 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        // File-level problems (unreadable file, TOML syntax) have no key.
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
     }
 }
 

@@ -1,1 +1,479 @@
-//! Profile files. (stub)
+//! Profile files: one TOML file per meter model, checked point by point.
+//!
+//! A profile is data that decides where every number of a meter comes from,
+//! so a wrong address or type silently corrupts a time series for years.
+//! This loader therefore checks everything it can without a meter: names
+//! (InfluxDB field names, unique), register kinds against data types,
+//! 0-based addresses that fit the 16-bit address space, finite scales,
+//! plausible ranges, rollovers. Every problem is reported, each as
+//! `FILE: points[i].key: message`.
+//!
+//! The profiles shipped in `config/profiles/` are also compiled into the
+//! binary ([`builtin`]) so `emgate demo` works from any directory.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::config::ConfigError;
+use crate::config::raw::{self, Float, PointRaw, Problems, ProfileFile, Text};
+
+use super::{ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
+
+/// Every shipped profile as `(id, TOML text)`, in id order.
+#[must_use]
+pub fn builtin() -> &'static [(&'static str, &'static str)] {
+    &[
+        (
+            "acrel_dtsd1352",
+            include_str!("../../config/profiles/acrel_dtsd1352.toml"),
+        ),
+        (
+            "eastron_sdm630",
+            include_str!("../../config/profiles/eastron_sdm630.toml"),
+        ),
+        (
+            "gas_flow_computer",
+            include_str!("../../config/profiles/gas_flow_computer.toml"),
+        ),
+        (
+            "generic_3phase_meter",
+            include_str!("../../config/profiles/generic_3phase_meter.toml"),
+        ),
+        (
+            "heat_meter",
+            include_str!("../../config/profiles/heat_meter.toml"),
+        ),
+        (
+            "steam_flow_computer",
+            include_str!("../../config/profiles/steam_flow_computer.toml"),
+        ),
+        (
+            "water_meter",
+            include_str!("../../config/profiles/water_meter.toml"),
+        ),
+    ]
+}
+
+/// Field names the `reading` measurement uses itself (SCHEMA.md).
+const RESERVED_NAMES: [&str; 3] = ["q", "q_detail", "lag_ms"];
+
+const REGISTERS: [(&str, RegisterKind); 4] = [
+    ("coil", RegisterKind::Coil),
+    ("discrete", RegisterKind::Discrete),
+    ("input", RegisterKind::Input),
+    ("holding", RegisterKind::Holding),
+];
+
+const TYPES: [(&str, DataType); 9] = [
+    ("u16", DataType::U16),
+    ("i16", DataType::I16),
+    ("u32", DataType::U32),
+    ("i32", DataType::I32),
+    ("u64", DataType::U64),
+    ("i64", DataType::I64),
+    ("f32", DataType::F32),
+    ("f64", DataType::F64),
+    ("bool", DataType::Bool),
+];
+
+const ORDERS: [(&str, ByteOrder); 4] = [
+    ("ABCD", ByteOrder::Abcd),
+    ("CDAB", ByteOrder::Cdab),
+    ("BADC", ByteOrder::Badc),
+    ("DCBA", ByteOrder::Dcba),
+];
+
+const RATIOS: [(&str, RatioScaling); 4] = [
+    ("none", RatioScaling::None),
+    ("pt", RatioScaling::Pt),
+    ("ct", RatioScaling::Ct),
+    ("pt_ct", RatioScaling::PtCt),
+];
+
+const KINDS: [(&str, PointKind); 2] =
+    [("counter", PointKind::Counter), ("gauge", PointKind::Gauge)];
+
+/// Loads and checks the profile `id` from `text` (the contents of `file`).
+///
+/// # Errors
+/// Every problem found, each located in `file`.
+pub fn load_profile(id: &str, file: &Path, text: &str) -> Result<Profile, Vec<ConfigError>> {
+    let mut p = Problems::new(file);
+    if !crate::config::load::is_valid_id(id) {
+        p.push(
+            "",
+            format!(
+                "\"{id}\" is not a valid profile id (the file name without \".toml\"); \
+                 use ASCII letters, digits, \"_\", \"-\" and \".\""
+            ),
+        );
+    }
+    let profile = parse(id, text, &mut p);
+    match profile {
+        Some(profile) if p.list.is_empty() => Ok(profile),
+        _ => Err(p.list),
+    }
+}
+
+fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
+    let root = raw::parse_toml(text, p)?;
+    let top: ProfileFile = raw::table(root, "", "a table", p)?;
+    let description = match top.description {
+        Some(Text(d)) if !d.trim().is_empty() => d,
+        Some(_) => {
+            p.push(
+                "description",
+                "is empty; say which meter model this map is for and where it comes from",
+            );
+            String::new()
+        }
+        None => {
+            p.push("description", "missing required key; say which meter model this map is for and where it comes from");
+            String::new()
+        }
+    };
+    let Some(points_value) = top.points else {
+        p.push(
+            "points",
+            "missing; a profile needs at least one [[points]] table",
+        );
+        return None;
+    };
+    let items = raw::array(points_value, "points", "an array of tables ([[points]])", p);
+    if items.is_empty() {
+        p.push(
+            "points",
+            "is empty; a profile needs at least one [[points]] table",
+        );
+    }
+    let mut points = Vec::with_capacity(items.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let key = format!("points[{i}]");
+        let Some(raw_point) = raw::table::<PointRaw>(item, &key, "a table", p) else {
+            continue;
+        };
+        if let Some(point) = point(raw_point, &key, p) {
+            if let Some(first) = seen.get(&point.name) {
+                p.push(
+                    format!("{key}.name"),
+                    format!(
+                        "duplicate point name \"{}\"; already used by points[{first}]",
+                        point.name
+                    ),
+                );
+            } else {
+                seen.insert(point.name.clone(), i);
+            }
+            points.push(point);
+        }
+    }
+    let uses_ratios = points.iter().any(|pt| pt.ratio != RatioScaling::None);
+    Some(Profile {
+        id: id.to_owned(),
+        description,
+        points,
+        uses_ratios,
+    })
+}
+
+/// Checks one point; `None` when something essential is missing or wrong.
+fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
+    let k = |sub: &str| format!("{key}.{sub}");
+    let errors_before = p.list.len();
+
+    let name = match r.name {
+        Some(Text(n)) if is_field_name(&n) => {
+            if RESERVED_NAMES.contains(&n.as_str()) {
+                p.push(k("name"), format!("\"{n}\" is reserved for the reading's own fields (q, q_detail, lag_ms); choose another name"));
+            }
+            n
+        }
+        Some(Text(n)) => {
+            p.push(
+                k("name"),
+                format!(
+                    "\"{n}\" is not a valid field name; use lowercase letters, digits and \"_\", \
+                     starting with a letter, as <quantity>_<unit> (e.g. \"import_kwh\")"
+                ),
+            );
+            n
+        }
+        None => {
+            p.push(
+                k("name"),
+                "missing required key; give the field name, e.g. \"import_kwh\"",
+            );
+            String::new()
+        }
+    };
+    let register = choice(r.register, &k("register"), "register", &REGISTERS, None, p);
+    let data_type = choice(r.data_type, &k("type"), "type", &TYPES, None, p);
+    let order = choice_ci(r.order, &k("order"), "order", &ORDERS, ByteOrder::Abcd, p);
+    let ratio = choice(
+        r.ratio,
+        &k("ratio"),
+        "ratio",
+        &RATIOS,
+        Some(RatioScaling::None),
+        p,
+    );
+    let kind = choice(
+        r.kind,
+        &k("kind"),
+        "kind",
+        &KINDS,
+        Some(PointKind::Gauge),
+        p,
+    );
+
+    if let (Some(reg), Some(dt)) = (register, data_type) {
+        if reg.is_bit() && dt != DataType::Bool {
+            p.push(
+                k("type"),
+                format!(
+                    "register \"{}\" holds single bits; use type = \"bool\"",
+                    reg.as_str()
+                ),
+            );
+        } else if !reg.is_bit() && dt == DataType::Bool {
+            p.push(
+                k("type"),
+                format!(
+                    "\"bool\" is only for coil and discrete registers; use a numeric type such as \"u16\" for register \"{}\"",
+                    reg.as_str()
+                ),
+            );
+        }
+    }
+
+    let address = match r.address {
+        None => {
+            p.push(
+                k("address"),
+                "missing required key; give the 0-based protocol address (0..=65535)",
+            );
+            None
+        }
+        Some(raw::Int(a)) if a < 0 => {
+            p.push(
+                k("address"),
+                format!("{a} is not a valid address; addresses are 0-based, 0..=65535"),
+            );
+            None
+        }
+        Some(raw::Int(a)) if a > 65535 => {
+            let mut msg = format!("{a} is beyond 65535");
+            // 300001/400001-style numbers are 1-based register numbers with a table prefix.
+            if let Some(base) = [300_001, 400_001]
+                .into_iter()
+                .find(|b| (*b..*b + 65536).contains(&a))
+            {
+                let _ = write!(
+                    msg,
+                    "; {a} looks like a 1-based register number, whose 0-based address is {}",
+                    a - base
+                );
+            }
+            p.push(k("address"), msg);
+            None
+        }
+        Some(raw::Int(a)) => u16::try_from(a).ok(),
+    };
+    if let (Some(a), Some(dt)) = (address, data_type) {
+        let end = u32::from(a) + u32::from(dt.width()) - 1;
+        if end > 65535 {
+            p.push(
+                k("address"),
+                format!(
+                    "a {} at {a} spans {} registers and ends at {end}, beyond 65535",
+                    type_name(dt),
+                    dt.width()
+                ),
+            );
+        }
+    }
+
+    let scale = finite(r.scale, &k("scale"), 1.0, p);
+    if scale == 0.0 {
+        p.push(k("scale"), "0 would make every value 0; use a non-zero multiplier (1 when the register holds the value itself)");
+    }
+    let offset = finite(r.offset, &k("offset"), 0.0, p);
+
+    let unit = match r.unit {
+        Some(Text(u))
+            if !u.is_empty()
+                && u.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            u
+        }
+        Some(Text(u)) => {
+            p.push(
+                k("unit"),
+                format!("\"{u}\" is not a valid unit; use lowercase letters, digits and \"_\" (e.g. \"kwh\", \"m3h\", \"mpa\", \"c\")"),
+            );
+            u
+        }
+        None => {
+            p.push(
+                k("unit"),
+                "missing required key; give the unit of the scaled value, e.g. \"kwh\"",
+            );
+            String::new()
+        }
+    };
+
+    let mut sentinels = Vec::new();
+    for (i, Float(s)) in r.sentinels.unwrap_or_default().into_iter().enumerate() {
+        if s.is_finite() {
+            sentinels.push(s);
+        } else {
+            p.push(
+                format!("{key}.sentinels[{i}]"),
+                format!("{s} is always treated as \"no value\"; list only finite raw values"),
+            );
+        }
+    }
+    let min = r
+        .min
+        .map(|Float(v)| finite(Some(Float(v)), &k("min"), 0.0, p));
+    let max = r
+        .max
+        .map(|Float(v)| finite(Some(Float(v)), &k("max"), 0.0, p));
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        p.push(
+            k("max"),
+            format!("{hi} is below min ({lo}); the plausible range must have min <= max"),
+        );
+    }
+    let rollover = r
+        .rollover
+        .map(|Float(v)| finite(Some(Float(v)), &k("rollover"), 0.0, p));
+    if let Some(roll) = rollover {
+        if roll <= 0.0 {
+            p.push(k("rollover"), format!("{roll} is not a valid rollover; use the positive value at which the counter wraps to 0"));
+        }
+        if kind == Some(PointKind::Gauge) {
+            p.push(
+                k("rollover"),
+                "only counters roll over; remove it or set kind = \"counter\"",
+            );
+        }
+        if let Some(rs) = ratio.filter(|r| *r != RatioScaling::None) {
+            p.push(
+                k("rollover"),
+                format!(
+                    "cannot be combined with ratio = \"{}\": the wrap value would depend on each meter's PT/CT; leave it out",
+                    RATIOS.iter().find(|(_, v)| *v == rs).map_or("", |(n, _)| n)
+                ),
+            );
+        }
+    }
+
+    if p.list.len() > errors_before {
+        return None;
+    }
+    Some(PointDef {
+        name,
+        register: register?,
+        address: address?,
+        data_type: data_type?,
+        order,
+        scale,
+        offset,
+        ratio: ratio?,
+        kind: kind?,
+        unit,
+        sentinels,
+        min,
+        max,
+        rollover,
+    })
+}
+
+/// True for `^[a-z][a-z0-9_]*$`.
+fn is_field_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next().is_some_and(|c| c.is_ascii_lowercase())
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+fn type_name(dt: DataType) -> &'static str {
+    TYPES.iter().find(|(_, t)| *t == dt).map_or("", |(n, _)| n)
+}
+
+/// A finite number, or `default` when absent.
+fn finite(v: Option<Float>, key: &str, default: f64, p: &mut Problems) -> f64 {
+    match v {
+        None => default,
+        Some(Float(x)) if x.is_finite() => x,
+        Some(Float(x)) => {
+            p.push(key, format!("{x} is not a finite number"));
+            default
+        }
+    }
+}
+
+/// One of `options` by exact name, `default` when absent (required when `default` is `None`).
+pub(crate) fn choice<T: Copy>(
+    v: Option<Text>,
+    key: &str,
+    what: &str,
+    options: &[(&str, T)],
+    default: Option<T>,
+    p: &mut Problems,
+) -> Option<T> {
+    let names = || options.iter().map(|(n, _)| *n);
+    match v {
+        None => {
+            if default.is_none() {
+                p.push(
+                    key,
+                    format!(
+                        "missing required key; use one of: {}",
+                        names().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            default
+        }
+        Some(Text(s)) => {
+            if let Some((_, t)) = options.iter().find(|(n, _)| *n == s) {
+                return Some(*t);
+            }
+            let msg = match raw::suggest(&s, names()) {
+                Some(c) => format!("unknown {what} \"{s}\"; did you mean \"{c}\"?"),
+                None => format!(
+                    "unknown {what} \"{s}\"; expected one of: {}",
+                    names().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            p.push(key, msg);
+            None
+        }
+    }
+}
+
+/// Like [`choice`] but case-insensitive, with a default (byte orders: `ABCD` or `abcd`).
+fn choice_ci<T: Copy>(
+    v: Option<Text>,
+    key: &str,
+    what: &str,
+    options: &[(&str, T)],
+    default: T,
+    p: &mut Problems,
+) -> T {
+    let v = v.map(|Text(s)| {
+        let upper = s.to_ascii_uppercase();
+        if options.iter().any(|(n, _)| *n == upper) {
+            Text(upper)
+        } else {
+            Text(s)
+        }
+    });
+    choice(v, key, what, options, Some(default), p).unwrap_or(default)
+}

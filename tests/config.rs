@@ -1,0 +1,791 @@
+//! Configuration loading: the shipped example, the error messages users see
+//! (asserted as exact strings, they are part of the interface), environment
+//! overrides and the built-in profiles.
+//!
+//! Paths are relative: cargo runs integration tests from the package root.
+
+use std::path::Path;
+use std::time::Duration;
+
+use emgate::config::{
+    self, Config, ConfigError, InfluxApi, OutputConfig, SimFault, from_parts, load_str_for_tests,
+    load_with_env,
+};
+use emgate::model::{EnergyType, Level, MeterId};
+use emgate::profiles::load::{builtin, load_profile};
+use emgate::profiles::{ByteOrder, DataType, PointKind, RatioScaling, RegisterKind};
+
+/// Every error of `result` as displayed to the user.
+fn errors(result: Result<Config, config::ConfigErrors>) -> Vec<String> {
+    match result {
+        Ok(_) => panic!("expected errors, the configuration loaded"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn meter_named(c: &Config, id: &str) -> MeterId {
+    let i = c
+        .meters
+        .iter()
+        .position(|m| m.id == id)
+        .expect("meter exists");
+    MeterId(u32::try_from(i).expect("small"))
+}
+
+// ---------------------------------------------------------------------------
+// The example configuration
+
+#[test]
+fn example_config_loads_with_every_profile() {
+    let c = load_with_env(Path::new("config/emgate.toml"), &[])
+        .unwrap_or_else(|e| panic!("example must load:\n{e}"));
+    assert_eq!(c.source, Path::new("config/emgate.toml"));
+    assert_eq!(c.gateway.id, "gw-demo-01");
+    assert_eq!(c.gateway.timezone_name, "Asia/Shanghai");
+    assert_eq!(c.gateway.data_dir, Path::new("data"));
+    assert_eq!(c.sites.len(), 2);
+    assert_eq!(c.meters.len(), 10);
+    assert_eq!(c.endpoints.len(), 2);
+
+    // Profiles are interned in order of first use (fz01 first, then xm02).
+    let used: Vec<&str> = c.profiles.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(
+        used,
+        [
+            "acrel_dtsd1352",
+            "eastron_sdm630",
+            "generic_3phase_meter",
+            "steam_flow_computer",
+            "gas_flow_computer",
+            "water_meter",
+            "heat_meter",
+        ]
+    );
+    let mut sorted = used.clone();
+    sorted.sort_unstable();
+    let shipped: Vec<&str> = builtin().iter().map(|(id, _)| *id).collect();
+    assert_eq!(sorted, shipped, "the example uses every shipped profile");
+
+    assert_eq!(
+        c.output,
+        OutputConfig::File(config::FileSinkConfig {
+            path: "data/lines.lp".into(),
+            batch_size: 5000,
+            flush_interval: Duration::from_secs(1),
+        })
+    );
+    let ep = &c.endpoints[1];
+    assert_eq!(
+        (ep.id.as_str(), ep.host.as_str(), ep.port),
+        ("xm02-gw", "127.0.0.1", 15021)
+    );
+    assert_eq!(ep.timeout, Duration::from_secs(1));
+    assert_eq!(ep.connect_timeout, Duration::from_secs(3));
+    assert_eq!((ep.max_gap, ep.max_registers), (10, 125));
+    assert_eq!(ep.inter_request_delay, Duration::ZERO);
+
+    // A meter resolves to its site, profile and endpoint.
+    let m = meter_named(&c, "xm02-cold-store");
+    let meter = c.meter(m);
+    assert_eq!(meter.energy, EnergyType::Electricity);
+    assert_eq!(meter.level, Level(2));
+    assert_eq!(meter.unit_id, 2);
+    assert_eq!((meter.pt, meter.ct), (1.0, 60.0));
+    assert_eq!(meter.poll_interval, Duration::from_mins(1));
+    assert_eq!(c.site_of(m).id, "xm02");
+    assert_eq!(c.site_of(m).file, Path::new("config/sites/xm02.toml"));
+    assert_eq!(c.profile_of(m).id, "acrel_dtsd1352");
+    assert!(c.profile_of(m).uses_ratios);
+    assert_eq!(c.endpoints[meter.endpoint.index()].id, "xm02-gw");
+    let on_xm02: Vec<&str> = c
+        .meters_on(meter.endpoint)
+        .map(|(_, m)| m.id.as_str())
+        .collect();
+    assert_eq!(
+        on_xm02,
+        [
+            "xm02-main-incomer",
+            "xm02-cold-store",
+            "xm02-heat-supply",
+            "xm02-water-main"
+        ]
+    );
+
+    // Meters without PT/CT get ratio 1; defaults apply.
+    let spinning = c.meter(meter_named(&c, "fz01-spinning"));
+    assert_eq!((spinning.pt, spinning.ct), (1.0, 1.0));
+    assert_eq!(c.meter(meter_named(&c, "fz01-main-incomer")).pt, 100.0);
+    assert_eq!(
+        c.meter(meter_named(&c, "fz01-water-main")).poll_interval,
+        Duration::from_mins(5)
+    );
+    assert_eq!(c.simulator.time_step, Duration::from_secs(1));
+    assert!(c.simulator.faults.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Every error at once
+
+#[test]
+fn bad_tree_reports_all_four_errors_at_once() {
+    let got = errors(load_with_env(
+        Path::new("tests/fixtures/config/bad/emgate.toml"),
+        &[],
+    ));
+    assert_eq!(
+        got,
+        [
+            "tests/fixtures/config/bad/sites/a.toml: meters[0].poll_intervl_secs: unknown key; did you mean \"poll_interval_secs\"?",
+            "tests/fixtures/config/bad/sites/b.toml: meters[0].id: duplicate meter id \"m1\"; already used at tests/fixtures/config/bad/sites/a.toml: meters[0].id",
+            "tests/fixtures/config/bad/sites/b.toml: meters[1].profile: unknown profile \"sdm360\"; known: acrel_like, simple",
+            "tests/fixtures/config/bad/profiles/acrel_like.toml: points[1].address: 70000 is beyond 65535",
+        ]
+    );
+}
+
+#[test]
+fn errors_carry_file_key_and_message_separately() {
+    let Err(e) = load_with_env(Path::new("tests/fixtures/config/bad/emgate.toml"), &[]) else {
+        panic!("must fail");
+    };
+    assert_eq!(
+        e.0[3],
+        ConfigError {
+            file: "tests/fixtures/config/bad/profiles/acrel_like.toml".into(),
+            key: "points[1].address".to_owned(),
+            message: "70000 is beyond 65535".to_owned(),
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Environment overrides
+
+#[test]
+fn env_overrides_supply_the_token_and_parse_numbers() {
+    let c = load_with_env(
+        Path::new("tests/fixtures/config/env/emgate.toml"),
+        &env(&[
+            ("EMGATE__INFLUXDB__TOKEN", "s3cr3t-t0ken"),
+            ("EMGATE__INFLUXDB__BATCH_SIZE", "100"),
+            ("EMGATE__INFLUXDB__GZIP", "false"),
+            ("emgate__gateway__id", "gw-env"),
+            ("PATH", "/usr/bin"),
+            ("EMGATE_NOT_OURS", "x"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.gateway.id, "gw-env");
+    let OutputConfig::Influx(influx) = &c.output else {
+        panic!("influx output expected");
+    };
+    assert_eq!(
+        influx.url, "http://127.0.0.1:8086",
+        "trailing slash trimmed"
+    );
+    assert_eq!(influx.batch_size, 100);
+    assert!(!influx.gzip);
+    assert_eq!(influx.flush_interval, Duration::from_secs(1));
+    assert_eq!(influx.timeout, Duration::from_secs(10));
+    assert_eq!(influx.queue_max_lines, 1_000_000);
+    assert_eq!(influx.retry_initial, Duration::from_millis(500));
+    assert_eq!(influx.retry_max, Duration::from_secs(30));
+    let InfluxApi::V2 { org, bucket, token } = &influx.api else {
+        panic!("v2 expected");
+    };
+    assert_eq!((org.as_str(), bucket.as_str()), ("energy", "emgate"));
+    assert_eq!(token.expose(), "s3cr3t-t0ken");
+
+    // The secret never shows in Debug output, of the token or the whole config.
+    assert_eq!(format!("{token:?}"), "***");
+    assert_eq!(format!("{token}"), "***");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("s3cr3t"), "{debug}");
+    assert!(debug.contains("token: ***"), "{debug}");
+}
+
+#[test]
+fn missing_token_says_where_to_put_it() {
+    let got = errors(load_with_env(
+        Path::new("tests/fixtures/config/env/emgate.toml"),
+        &env(&[("EMGATE__INFLUXDB__TOKEN", "")]),
+    ));
+    assert_eq!(
+        got,
+        [
+            "tests/fixtures/config/env/emgate.toml: influxdb.token: missing required key; give the API token, preferably through the environment as EMGATE__INFLUXDB__TOKEN"
+        ]
+    );
+}
+
+#[test]
+fn env_problems_are_reported_against_env() {
+    let got = errors(load_with_env(
+        Path::new("tests/fixtures/config/env/emgate.toml"),
+        &env(&[
+            ("EMGATE__INFLUXDB__TOKN", "s3cr3t"),
+            ("EMGATE__INFLUXDB__BATCH_SIZE", "lots"),
+            ("EMGATE__INFLUXDB__FLUSH_INTERVAL_MS", "0"),
+        ]),
+    ));
+    assert_eq!(
+        got,
+        [
+            "<env>: influxdb.tokn: unknown key; did you mean \"token\"? (set by EMGATE__INFLUXDB__TOKN)",
+            "<env>: influxdb.batch_size: invalid value: string \"lots\", expected an integer (set by EMGATE__INFLUXDB__BATCH_SIZE)",
+            "tests/fixtures/config/env/emgate.toml: influxdb.token: missing required key; give the API token, preferably through the environment as EMGATE__INFLUXDB__TOKEN",
+            "<env>: influxdb.flush_interval_ms: 0 is too small; the minimum is 1 (set by EMGATE__INFLUXDB__FLUSH_INTERVAL_MS)",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Main-file messages
+
+#[test]
+fn main_file_messages() {
+    let got = errors(load_str_for_tests(
+        r#"
+[gatway]
+id = "x"
+
+[gateway]
+id = "gw 1"
+timezone = "Asia/Shangai"
+
+[influxdb]
+url = "127.0.0.1:8086"
+api = "v1"
+org = "energy"
+batch_size = 0
+retry_initial_ms = 5000
+retry_max_ms = 1000
+
+[file_sink]
+
+[[endpoints]]
+id = "plc1"
+host = "10.0.0.5"
+max_registers = 126
+
+[[endpoints]]
+id = "plc1"
+host = ""
+port = 70000
+"#,
+    ));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: gatway: unknown key; did you mean \"gateway\"?",
+            "emgate.toml: gateway.id: \"gw 1\" is not a valid gateway id; use ASCII letters, digits, \"_\", \"-\" and \".\"",
+            "emgate.toml: gateway.timezone: unknown time zone \"Asia/Shangai\"; did you mean \"Asia/Shanghai\"?",
+            "emgate.toml: influxdb.url: \"127.0.0.1:8086\" is not an http(s) URL; give the server's base URL, e.g. \"http://127.0.0.1:8086\"",
+            "emgate.toml: influxdb.org: only used with api = \"v2\"; remove it or set api = \"v2\"",
+            "emgate.toml: influxdb.database: missing required key; give the database name (api = \"v1\")",
+            "emgate.toml: influxdb.batch_size: 0 is too small; the minimum is 1",
+            "emgate.toml: influxdb.retry_max_ms: 1000 is below retry_initial_ms (5000); the cap must be at least the first delay",
+            "emgate.toml: file_sink: cannot be used together with [influxdb]; remove one of the two sections",
+            "emgate.toml: endpoints[0].max_registers: 126 is too large; the maximum is 125",
+            "emgate.toml: endpoints[1].id: duplicate endpoint id \"plc1\"; already used by endpoints[0]",
+            "emgate.toml: endpoints[1].host: is empty; give the host name or IP address of the Modbus TCP server",
+            "emgate.toml: endpoints[1].port: 70000 is too large; the maximum is 65535",
+        ]
+    );
+}
+
+#[test]
+fn v2_keys_with_v1_and_missing_gateway() {
+    let got = errors(load_str_for_tests(
+        r#"
+[influxdb]
+url = "https://influx.example.com"
+bucket = "b"
+database = "d"
+"#,
+    ));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: gateway: missing required section; add a [gateway] table with at least `id`",
+            "emgate.toml: influxdb.database: only used with api = \"v1\"; remove it or set api = \"v1\"",
+            "emgate.toml: influxdb.org: missing required key; give the organisation name (api = \"v2\")",
+            "emgate.toml: influxdb.token: missing required key; give the API token, preferably through the environment as EMGATE__INFLUXDB__TOKEN",
+        ]
+    );
+}
+
+#[test]
+fn toml_syntax_errors_name_the_line() {
+    let got = errors(load_str_for_tests("[gateway]\nid = \"gw\nx = 1\n"));
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("emgate.toml: invalid toml at line 2, column "),
+        "{}",
+        got[0]
+    );
+}
+
+#[test]
+fn a_gateway_without_meters_is_valid() {
+    let c = load_str_for_tests("[gateway]\nid = \"gw\"\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.meters.is_empty());
+    assert!(c.profiles.is_empty());
+    assert_eq!(c.gateway.timezone_name, "Asia/Shanghai");
+    assert_eq!(
+        c.output,
+        OutputConfig::File(config::FileSinkConfig {
+            path: "data/lines.lp".into(),
+            batch_size: 5000,
+            flush_interval: Duration::from_secs(1),
+        })
+    );
+}
+
+#[test]
+fn missing_directories_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("emgate.toml");
+    std::fs::write(&main, "[gateway]\nid = \"gw\"\nsites_dir = \"nowhere\"\n").expect("write");
+    let Err(e) = load_with_env(&main, &[]) else {
+        panic!("must fail");
+    };
+    let msgs: Vec<(&str, &str)> =
+        e.0.iter()
+            .map(|e| (e.key.as_str(), e.message.as_str()))
+            .collect();
+    let sites = format!(
+        "directory \"{}\" does not exist; create it or change `sites_dir`",
+        dir.path().join("nowhere").display()
+    );
+    let profiles = format!(
+        "directory \"{}\" does not exist; create it or change `profiles_dir`",
+        dir.path().join("profiles").display()
+    );
+    assert_eq!(
+        msgs,
+        [
+            ("gateway.sites_dir", sites.as_str()),
+            ("gateway.profiles_dir", profiles.as_str())
+        ]
+    );
+
+    let missing = errors(load_with_env(&dir.path().join("absent.toml"), &[]));
+    assert_eq!(
+        missing,
+        [format!(
+            "{}: cannot read the configuration file: no such file or directory",
+            dir.path().join("absent.toml").display()
+        )]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Site-file messages (through from_parts, as `emgate demo` uses it)
+
+const MAIN: &str = r#"
+[gateway]
+id = "gw"
+
+[[endpoints]]
+id = "plc1"
+host = "127.0.0.1"
+
+[[endpoints]]
+id = "plc2"
+host = "127.0.0.1"
+"#;
+
+#[test]
+fn site_file_messages() {
+    let a = r#"
+[site]
+id = "fz01"
+name = "A"
+timezone = "Asia/Fuzhou"
+
+[[meters]]
+id = "m1"
+energy = "electricty"
+level = 4
+profile = "acrel_dtsd1352"
+endpoint = "plc3"
+unit_id = 0
+ct = -5
+
+[[meters]]
+id = "m2"
+energy = "water"
+level = 1
+profile = "eastron_sdm630"
+endpoint = "plc1"
+unit_id = 7
+pt = 10
+
+[[meters]]
+id = "m3"
+energy = "water"
+level = 1
+profile = "water_meter"
+endpoint = "plc1"
+unit_id = 7
+poll_interval_secs = 0
+"#;
+    let b = r#"
+[site]
+id = "fz01"
+
+[[meters]]
+id = "m4"
+energy = "water"
+level = 1
+profile = "acrel_dtsd1352"
+endpoint = "plc2"
+unit_id = "seven"
+pt = 10
+"#;
+    let got = errors(from_parts(MAIN, &[("a.toml", a), ("b.toml", b)], builtin()));
+    assert_eq!(
+        got,
+        [
+            "sites/a.toml: site.timezone: unknown time zone \"Asia/Fuzhou\"; use an IANA name such as \"Asia/Shanghai\"",
+            "sites/a.toml: meters[0].energy: unknown energy type \"electricty\"; did you mean \"electricity\"?",
+            "sites/a.toml: meters[0].level: 4 is not a metering level; use 1 (enterprise boundary), 2 (main sub-unit) or 3 (main equipment)",
+            "sites/a.toml: meters[0].endpoint: unknown endpoint \"plc3\"; did you mean \"plc1\"?",
+            "sites/a.toml: meters[0].unit_id: 0 is out of range; Modbus unit ids are 1..=247",
+            "sites/a.toml: meters[0].ct: -5 is not a valid ratio; use a positive number (1 when there is no transformer)",
+            "sites/a.toml: meters[0].pt: missing; profile \"acrel_dtsd1352\" scales values by PT, so give the voltage-transformer ratio (1 when there is no PT)",
+            "sites/a.toml: meters[1].pt: profile \"eastron_sdm630\" does not scale by PT/CT; remove this key",
+            "sites/a.toml: meters[2].poll_interval_secs: 0 is too small; the minimum is 1",
+            "sites/a.toml: meters[2].unit_id: unit 7 on endpoint \"plc1\" is already used by meter \"m2\" (sites/a.toml: meters[1].id); each device needs its own unit id",
+            "sites/b.toml: site.id: duplicate site id \"fz01\"; already used in sites/a.toml",
+            "sites/b.toml: site.name: missing required key; give the enterprise's name (free text)",
+            "sites/b.toml: meters[0].unit_id: invalid value: string \"seven\", expected an integer",
+            "sites/b.toml: meters[0].ct: missing; profile \"acrel_dtsd1352\" scales values by CT, so give the current-transformer ratio (e.g. 40 for a 200/5 A CT, 1 when there is none)",
+        ]
+    );
+}
+
+#[test]
+fn simulator_faults_resolve_meters() {
+    let main = format!(
+        "{MAIN}\n[simulator]\ntime_step_ms = 250\nfaults = [\n  {{ meter = \"w1\", fault = \"counter_reset\" }},\n  {{ meter = \"w1\", fault = \"no_response\" }},\n]\n"
+    );
+    let site = r#"
+[site]
+id = "s"
+name = "S"
+
+[[meters]]
+id = "w0"
+energy = "water"
+level = 1
+profile = "water_meter"
+endpoint = "plc1"
+unit_id = 1
+
+[[meters]]
+id = "w1"
+energy = "water"
+level = 2
+profile = "water_meter"
+endpoint = "plc2"
+unit_id = 1
+"#;
+    let c = from_parts(&main, &[("s.toml", site)], builtin()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.simulator.time_step, Duration::from_millis(250));
+    assert_eq!(
+        c.simulator.faults,
+        [
+            (MeterId(1), SimFault::CounterReset),
+            (MeterId(1), SimFault::NoResponse)
+        ]
+    );
+    // Only the used profile is kept, and both meters share it.
+    assert_eq!(c.profiles.len(), 1);
+    assert_eq!(c.meters[0].profile, c.meters[1].profile);
+    assert_eq!(c.sites[0].file, Path::new("sites/s.toml"));
+
+    let bad = format!(
+        "{MAIN}\n[simulator]\nfaults = [{{ meter = \"w2\", fault = \"timeout\" }}, {{ metre = \"w1\" }}]\n"
+    );
+    let got = errors(from_parts(&bad, &[("s.toml", site)], builtin()));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: simulator.faults[0].meter: unknown meter \"w2\"; did you mean \"w0\"?",
+            "emgate.toml: simulator.faults[0].fault: unknown fault \"timeout\"; expected one of: no_response, exception, sentinel, counter_reset",
+            "emgate.toml: simulator.faults[1].metre: unknown key; did you mean \"meter\"?",
+            "emgate.toml: simulator.faults[1].meter: missing required key; give the id of the meter to disturb",
+            "emgate.toml: simulator.faults[1].fault: missing required key; use one of: no_response, exception, sentinel, counter_reset",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Profiles
+
+#[test]
+fn profile_messages() {
+    let text = r#"
+description = "test"
+colour = "red"
+
+[[points]]
+name = "State"
+register = "holding"
+address = 400010
+type = "bool"
+unit = "kWh"
+
+[[points]]
+name = "q"
+register = "coil"
+address = 65535
+type = "u32"
+unit = "x"
+
+[[points]]
+name = "energy_kwh"
+register = "input"
+address = 65533
+type = "f64"
+order = "cdab"
+kind = "gauge"
+unit = "kwh"
+rollover = 1000
+ratio = "pt"
+min = 10
+max = 1
+
+[[points]]
+name = "energy_kwh"
+register = "input"
+address = 0
+type = "u16"
+scale = 0
+unit = "kwh"
+sentinels = [65535, nan]
+"#;
+    let Err(errs) = load_profile("test", Path::new("profiles/test.toml"), text) else {
+        panic!("must fail");
+    };
+    let got: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "profiles/test.toml: colour: unknown key; expected one of: description, points",
+            "profiles/test.toml: points[0].name: \"State\" is not a valid field name; use lowercase letters, digits and \"_\", starting with a letter, as <quantity>_<unit> (e.g. \"import_kwh\")",
+            "profiles/test.toml: points[0].type: \"bool\" is only for coil and discrete registers; use a numeric type such as \"u16\" for register \"holding\"",
+            "profiles/test.toml: points[0].address: 400010 is beyond 65535; 400010 looks like a 1-based register number, whose 0-based address is 9",
+            "profiles/test.toml: points[0].unit: \"kWh\" is not a valid unit; use lowercase letters, digits and \"_\" (e.g. \"kwh\", \"m3h\", \"mpa\", \"c\")",
+            "profiles/test.toml: points[1].name: \"q\" is reserved for the reading's own fields (q, q_detail, lag_ms); choose another name",
+            "profiles/test.toml: points[1].type: register \"coil\" holds single bits; use type = \"bool\"",
+            "profiles/test.toml: points[1].address: a u32 at 65535 spans 2 registers and ends at 65536, beyond 65535",
+            "profiles/test.toml: points[2].address: a f64 at 65533 spans 4 registers and ends at 65536, beyond 65535",
+            "profiles/test.toml: points[2].max: 1 is below min (10); the plausible range must have min <= max",
+            "profiles/test.toml: points[2].rollover: only counters roll over; remove it or set kind = \"counter\"",
+            "profiles/test.toml: points[2].rollover: cannot be combined with ratio = \"pt\": the wrap value would depend on each meter's PT/CT; leave it out",
+            "profiles/test.toml: points[3].scale: 0 would make every value 0; use a non-zero multiplier (1 when the register holds the value itself)",
+            "profiles/test.toml: points[3].sentinels[1]: NaN is always treated as \"no value\"; list only finite raw values",
+        ]
+    );
+}
+
+#[test]
+fn a_profile_point_decodes_as_declared() {
+    let text = r#"
+description = "one point"
+
+[[points]]
+name = "mass_t"
+register = "holding"
+address = 8
+type = "f32"
+order = "cdab"
+scale = 0.5
+offset = 1
+ratio = "ct"
+kind = "counter"
+unit = "t"
+sentinels = [0, 99999]
+min = 0
+max = 1e6
+"#;
+    let p = load_profile("one", Path::new("one.toml"), text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(p.id, "one");
+    assert!(p.uses_ratios);
+    let pt = &p.points[0];
+    assert_eq!(pt.register, RegisterKind::Holding);
+    assert_eq!(pt.address, 8);
+    assert_eq!(pt.data_type, DataType::F32);
+    assert_eq!(pt.order, ByteOrder::Cdab);
+    assert_eq!((pt.scale, pt.offset), (0.5, 1.0));
+    assert_eq!(pt.ratio, RatioScaling::Ct);
+    assert_eq!(pt.kind, PointKind::Counter);
+    assert_eq!(pt.sentinels, [0.0, 99999.0]);
+    assert_eq!((pt.min, pt.max, pt.rollover), (Some(0.0), Some(1e6), None));
+}
+
+#[test]
+fn every_builtin_profile_parses_and_matches_the_file_on_disk() {
+    let mut on_disk: Vec<String> = std::fs::read_dir("config/profiles")
+        .expect("config/profiles exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.file_stem().expect("stem").to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let ids: Vec<&str> = builtin().iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids, on_disk,
+        "builtin() lists every file in config/profiles, sorted"
+    );
+
+    for (id, text) in builtin() {
+        let path = format!("config/profiles/{id}.toml");
+        let disk = std::fs::read_to_string(&path).expect("readable");
+        assert_eq!(*text, disk, "{path} differs from the compiled-in copy");
+        let p = load_profile(id, Path::new(&path), text).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        assert!(!p.points.is_empty(), "{id}");
+        assert!(
+            p.points.iter().any(|x| x.kind == PointKind::Counter),
+            "{id} has a counter"
+        );
+        for x in &p.points {
+            assert!(
+                x.min.is_some() || x.max.is_some(),
+                "{id}.{}: plausible range",
+                x.name
+            );
+        }
+    }
+}
+
+#[test]
+fn shipped_maps_follow_the_reference_addresses() {
+    let get = |id: &str| {
+        let (_, text) = builtin().iter().find(|(i, _)| *i == id).expect("shipped");
+        load_profile(id, Path::new(id), text).expect("valid")
+    };
+    let sdm = get("eastron_sdm630");
+    let at = |p: &emgate::profiles::Profile, name: &str| {
+        let i = p.point_index(name).unwrap_or_else(|| panic!("{name}"));
+        (
+            p.points[i].register,
+            p.points[i].address,
+            p.points[i].data_type,
+        )
+    };
+    assert_eq!(
+        at(&sdm, "import_kwh"),
+        (RegisterKind::Input, 0x0048, DataType::F32)
+    );
+    assert_eq!(
+        at(&sdm, "export_kwh"),
+        (RegisterKind::Input, 0x004A, DataType::F32)
+    );
+    assert_eq!(
+        at(&sdm, "power_kw"),
+        (RegisterKind::Input, 0x0034, DataType::F32)
+    );
+    assert_eq!(
+        at(&sdm, "frequency_hz"),
+        (RegisterKind::Input, 0x0046, DataType::F32)
+    );
+    assert!(!sdm.uses_ratios);
+
+    let acrel = get("acrel_dtsd1352");
+    assert_eq!(
+        at(&acrel, "import_kwh"),
+        (RegisterKind::Holding, 0x000A, DataType::U32)
+    );
+    assert_eq!(
+        at(&acrel, "power_kw"),
+        (RegisterKind::Holding, 0x016A, DataType::I32)
+    );
+    assert_eq!(
+        at(&acrel, "frequency_hz"),
+        (RegisterKind::Holding, 0x0077, DataType::U16)
+    );
+    let import = &acrel.points[acrel.point_index("import_kwh").expect("point")];
+    assert_eq!((import.scale, import.ratio), (0.01, RatioScaling::PtCt));
+    assert!(acrel.uses_ratios);
+}
+
+/// The example's commented-out alternatives must be valid once uncommented:
+/// `occurrence` picks which `# [section]` block (0-based) to enable.
+fn uncomment(text: &str, header: &str, occurrence: usize) -> String {
+    let mut out = Vec::new();
+    let mut seen = 0;
+    let mut inside = false;
+    for line in text.lines() {
+        if line == format!("# {header}") {
+            inside = seen == occurrence;
+            seen += 1;
+        } else if !line.starts_with('#') {
+            inside = false;
+        }
+        if inside {
+            out.push(line.strip_prefix("# ").unwrap_or(line).to_owned());
+        } else {
+            out.push(line.to_owned());
+        }
+    }
+    out.join("\n")
+}
+
+fn example_sites() -> Vec<(String, String)> {
+    ["fz01.toml", "xm02.toml"]
+        .iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(format!("config/sites/{n}")).expect("site file");
+            ((*n).to_owned(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn example_alternatives_are_valid_when_uncommented() {
+    let main = std::fs::read_to_string("config/emgate.toml").expect("example");
+    let sites = example_sites();
+    let sites: Vec<(&str, &str)> = sites
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+
+    let file_sink = uncomment(&main, "[file_sink]", 0);
+    let c = from_parts(&file_sink, &sites, builtin()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(c.output, OutputConfig::File(_)));
+
+    // v2: everything but the token, which belongs in the environment.
+    let v2 = uncomment(&main, "[influxdb]", 0);
+    assert_eq!(
+        errors(from_parts(&v2, &sites, builtin())),
+        [
+            "emgate.toml: influxdb.token: missing required key; give the API token, preferably through the environment as EMGATE__INFLUXDB__TOKEN"
+        ]
+    );
+
+    let v1 = uncomment(&main, "[influxdb]", 1);
+    let c = from_parts(&v1, &sites, builtin()).unwrap_or_else(|e| panic!("{e}"));
+    let OutputConfig::Influx(influx) = c.output else {
+        panic!("influx output expected");
+    };
+    assert_eq!(
+        influx.api,
+        InfluxApi::V1 {
+            database: "emgate".to_owned(),
+            retention_policy: Some("autogen".to_owned()),
+            username: Some("emgate".to_owned()),
+            password: emgate::config::Secret::default(),
+        }
+    );
+}

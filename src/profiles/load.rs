@@ -29,6 +29,10 @@ pub fn builtin() -> &'static [(&'static str, &'static str)] {
             include_str!("../../config/profiles/acrel_dtsd1352.toml"),
         ),
         (
+            "belt_scale",
+            include_str!("../../config/profiles/belt_scale.toml"),
+        ),
+        (
             "eastron_sdm630",
             include_str!("../../config/profiles/eastron_sdm630.toml"),
         ),

@@ -19,9 +19,9 @@ use tracing::info;
 
 use crate::config::{Config, InfluxApi, OutputConfig};
 use crate::model::{EndpointId, ReadingBatch};
+use crate::sinks::LineChunk;
 use crate::sinks::encode::ReadingEncoder;
 use crate::sinks::queue::{self, SinkSummary};
-use crate::sinks::LineChunk;
 use crate::sources::modbus::poller::EndpointPoller;
 use crate::stats::Stats;
 

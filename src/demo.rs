@@ -77,7 +77,14 @@ pub enum DemoError {
 }
 
 /// One demo enterprise: id, name, and its meters as (id, energy, level, profile, interval s, pt, ct).
-type DemoMeter = (&'static str, &'static str, u8, &'static str, u32, Option<(f64, f64)>);
+type DemoMeter = (
+    &'static str,
+    &'static str,
+    u8,
+    &'static str,
+    u32,
+    Option<(f64, f64)>,
+);
 
 /// The built-in enterprises. Ids look like the institute's enterprise codes.
 const SITES: [(&str, &str, &[DemoMeter]); 4] = [
@@ -85,12 +92,33 @@ const SITES: [(&str, &str, &[DemoMeter]); 4] = [
         "E3501020001",
         "Minjiang Textile Printing & Dyeing Co.",
         &[
-            ("tx-e-main", "electricity", 1, "acrel_dtsd1352", 1, Some((10.0, 40.0))),
+            (
+                "tx-e-main",
+                "electricity",
+                1,
+                "acrel_dtsd1352",
+                1,
+                Some((10.0, 40.0)),
+            ),
             ("tx-e-dye1", "electricity", 2, "eastron_sdm630", 1, None),
             ("tx-e-dye2", "electricity", 2, "eastron_sdm630", 1, None),
-            ("tx-e-spin", "electricity", 2, "generic_3phase_meter", 1, None),
+            (
+                "tx-e-spin",
+                "electricity",
+                2,
+                "generic_3phase_meter",
+                1,
+                None,
+            ),
             ("tx-e-comp", "electricity", 3, "eastron_sdm630", 1, None),
-            ("tx-e-boil", "electricity", 3, "acrel_dtsd1352", 1, Some((1.0, 20.0))),
+            (
+                "tx-e-boil",
+                "electricity",
+                3,
+                "acrel_dtsd1352",
+                1,
+                Some((1.0, 20.0)),
+            ),
             ("tx-s-main", "steam", 1, "steam_flow_computer", 5, None),
             ("tx-s-dye", "steam", 2, "steam_flow_computer", 5, None),
             ("tx-g-boil", "natural_gas", 1, "gas_flow_computer", 5, None),
@@ -103,9 +131,30 @@ const SITES: [(&str, &str, &[DemoMeter]); 4] = [
         "E3505830002",
         "Quanzhou Petrochemical Additives Ltd.",
         &[
-            ("pc-e-main1", "electricity", 1, "acrel_dtsd1352", 1, Some((100.0, 60.0))),
-            ("pc-e-main2", "electricity", 1, "acrel_dtsd1352", 1, Some((100.0, 60.0))),
-            ("pc-e-react", "electricity", 2, "generic_3phase_meter", 1, None),
+            (
+                "pc-e-main1",
+                "electricity",
+                1,
+                "acrel_dtsd1352",
+                1,
+                Some((100.0, 60.0)),
+            ),
+            (
+                "pc-e-main2",
+                "electricity",
+                1,
+                "acrel_dtsd1352",
+                1,
+                Some((100.0, 60.0)),
+            ),
+            (
+                "pc-e-react",
+                "electricity",
+                2,
+                "generic_3phase_meter",
+                1,
+                None,
+            ),
             ("pc-e-pump1", "electricity", 3, "eastron_sdm630", 1, None),
             ("pc-e-pump2", "electricity", 3, "eastron_sdm630", 1, None),
             ("pc-g-main", "natural_gas", 1, "gas_flow_computer", 5, None),
@@ -121,10 +170,38 @@ const SITES: [(&str, &str, &[DemoMeter]); 4] = [
         "E3508020003",
         "Longyan Cement Works",
         &[
-            ("cm-e-main", "electricity", 1, "acrel_dtsd1352", 1, Some((350.0, 100.0))),
-            ("cm-e-kiln", "electricity", 2, "acrel_dtsd1352", 1, Some((100.0, 40.0))),
-            ("cm-e-mill1", "electricity", 2, "generic_3phase_meter", 1, None),
-            ("cm-e-mill2", "electricity", 2, "generic_3phase_meter", 1, None),
+            (
+                "cm-e-main",
+                "electricity",
+                1,
+                "acrel_dtsd1352",
+                1,
+                Some((350.0, 100.0)),
+            ),
+            (
+                "cm-e-kiln",
+                "electricity",
+                2,
+                "acrel_dtsd1352",
+                1,
+                Some((100.0, 40.0)),
+            ),
+            (
+                "cm-e-mill1",
+                "electricity",
+                2,
+                "generic_3phase_meter",
+                1,
+                None,
+            ),
+            (
+                "cm-e-mill2",
+                "electricity",
+                2,
+                "generic_3phase_meter",
+                1,
+                None,
+            ),
             ("cm-e-fan", "electricity", 3, "eastron_sdm630", 1, None),
             ("cm-c-kiln", "coal", 1, "belt_scale", 5, None),
             ("cm-c-dryer", "coal", 2, "belt_scale", 5, None),
@@ -139,8 +216,22 @@ const SITES: [(&str, &str, &[DemoMeter]); 4] = [
         "E3501110004",
         "Fuzhou Central Hospital Energy Centre",
         &[
-            ("hs-e-main", "electricity", 1, "acrel_dtsd1352", 1, Some((10.0, 80.0))),
-            ("hs-e-chill", "electricity", 2, "generic_3phase_meter", 1, None),
+            (
+                "hs-e-main",
+                "electricity",
+                1,
+                "acrel_dtsd1352",
+                1,
+                Some((10.0, 80.0)),
+            ),
+            (
+                "hs-e-chill",
+                "electricity",
+                2,
+                "generic_3phase_meter",
+                1,
+                None,
+            ),
             ("hs-e-ward", "electricity", 3, "eastron_sdm630", 1, None),
             ("hs-e-lab", "electricity", 3, "eastron_sdm630", 1, None),
             ("hs-g-main", "natural_gas", 1, "gas_flow_computer", 5, None),
@@ -170,7 +261,10 @@ fn free_port() -> Result<u16, DemoError> {
 ///
 /// # Errors
 /// When no port can be bound or the built-in configuration does not validate.
-pub fn demo_config(data_dir: &std::path::Path, lines_file: &std::path::Path) -> Result<Config, DemoError> {
+pub fn demo_config(
+    data_dir: &std::path::Path,
+    lines_file: &std::path::Path,
+) -> Result<Config, DemoError> {
     let mut main = String::new();
     let _ = write!(
         main,
@@ -206,7 +300,10 @@ pub fn demo_config(data_dir: &std::path::Path, lines_file: &std::path::Path) -> 
         }
         sites.push((format!("site{n}.toml"), text));
     }
-    let site_refs: Vec<(&str, &str)> = sites.iter().map(|(f, t)| (f.as_str(), t.as_str())).collect();
+    let site_refs: Vec<(&str, &str)> = sites
+        .iter()
+        .map(|(f, t)| (f.as_str(), t.as_str()))
+        .collect();
     Ok(config::load::from_parts(
         &main,
         &site_refs,
@@ -284,7 +381,10 @@ async fn choose_output(opts: &DemoOptions, config: &mut Config, lines_file: &std
     };
     match reachable {
         Ok(()) => {
-            println!("writing to {}", crate::app::describe_output(&OutputConfig::Influx(ic.clone())));
+            println!(
+                "writing to {}",
+                crate::app::describe_output(&OutputConfig::Influx(ic.clone()))
+            );
             config.output = OutputConfig::Influx(ic);
         }
         Err(e) => println!(
@@ -301,7 +401,10 @@ async fn choose_output(opts: &DemoOptions, config: &mut Config, lines_file: &std
 /// When the simulator or the gateway cannot start.
 pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), DemoError> {
     std::fs::create_dir_all(&opts.data_dir).map_err(|e| {
-        DemoError::Io(format!("cannot create data directory {}: {e}", opts.data_dir.display()))
+        DemoError::Io(format!(
+            "cannot create data directory {}: {e}",
+            opts.data_dir.display()
+        ))
     })?;
     let lines_file = opts.data_dir.join("demo.lp");
     // A fresh file per run, so the file holds exactly this run's points.

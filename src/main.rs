@@ -22,9 +22,10 @@ struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
     log_format: LogFormat,
-    /// Log filter (tracing `EnvFilter` syntax); `RUST_LOG` overrides it.
-    #[arg(long, default_value = "info", global = true)]
-    log_level: String,
+    /// Log filter (tracing `EnvFilter` syntax) [default: info; warn for `demo`,
+    /// whose progress goes to stdout]. `RUST_LOG` overrides it.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,7 +79,12 @@ enum Command {
         #[arg(long, default_value = "emgate")]
         influx_bucket: String,
         /// v2 token (or set `EMGATE_INFLUX_TOKEN`).
-        #[arg(long, env = "EMGATE_INFLUX_TOKEN", hide_env_values = true, default_value = "")]
+        #[arg(
+            long,
+            env = "EMGATE_INFLUX_TOKEN",
+            hide_env_values = true,
+            default_value = ""
+        )]
         influx_token: String,
         /// v1 database (created when missing).
         #[arg(long, default_value = "emgate")]
@@ -87,7 +93,12 @@ enum Command {
         #[arg(long)]
         influx_user: Option<String>,
         /// v1 password (or set `EMGATE_INFLUX_PASSWORD`).
-        #[arg(long, env = "EMGATE_INFLUX_PASSWORD", hide_env_values = true, default_value = "")]
+        #[arg(
+            long,
+            env = "EMGATE_INFLUX_PASSWORD",
+            hide_env_values = true,
+            default_value = ""
+        )]
         influx_password: String,
         /// Directory for the file sink.
         #[arg(long, default_value = "data")]
@@ -109,6 +120,7 @@ fn init_logging(format: LogFormat, level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -161,7 +173,15 @@ async fn termination() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, &cli.log_level);
+    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    init_logging(
+        cli.log_format,
+        cli.log_level.as_deref().unwrap_or(default_level),
+    );
     if let Command::CheckConfig { config } = &cli.command {
         return match config::load(config) {
             Ok(c) => {

@@ -51,7 +51,7 @@ fn example_config_loads_with_every_profile() {
     assert_eq!(c.gateway.timezone_name, "Asia/Shanghai");
     assert_eq!(c.gateway.data_dir, Path::new("data"));
     assert_eq!(c.sites.len(), 2);
-    assert_eq!(c.meters.len(), 10);
+    assert_eq!(c.meters.len(), 11);
     assert_eq!(c.endpoints.len(), 2);
 
     // Profiles are interned in order of first use (fz01 first, then xm02).
@@ -66,6 +66,7 @@ fn example_config_loads_with_every_profile() {
             "gas_flow_computer",
             "water_meter",
             "heat_meter",
+            "belt_scale",
         ]
     );
     let mut sorted = used.clone();
@@ -114,7 +115,8 @@ fn example_config_loads_with_every_profile() {
             "xm02-main-incomer",
             "xm02-cold-store",
             "xm02-heat-supply",
-            "xm02-water-main"
+            "xm02-water-main",
+            "xm02-boiler-coal"
         ]
     );
 

@@ -229,8 +229,14 @@ fn wide_integer_sentinels() {
     let p = point(DataType::U32, ByteOrder::Cdab);
     assert_sentinel(&p, &[0xFFFF, 0xFFFF]);
     // 0x8000_0000 and 0x7FFF_FFFF are ordinary u32 counter values.
-    assert_eq!(decode_point(&p, &[0x0000, 0x8000], 1.0, 1.0).value, 2_147_483_648.0);
-    assert_eq!(decode_point(&p, &[0xFFFF, 0x7FFF], 1.0, 1.0).value, 2_147_483_647.0);
+    assert_eq!(
+        decode_point(&p, &[0x0000, 0x8000], 1.0, 1.0).value,
+        2_147_483_648.0
+    );
+    assert_eq!(
+        decode_point(&p, &[0xFFFF, 0x7FFF], 1.0, 1.0).value,
+        2_147_483_647.0
+    );
     let p = point(DataType::I32, ByteOrder::Abcd);
     assert_sentinel(&p, &[0x8000, 0x0000]);
     assert_eq!(decode_point(&p, &[0xFFFF, 0xFFFF], 1.0, 1.0).value, -1.0);

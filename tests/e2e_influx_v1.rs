@@ -98,11 +98,17 @@ timeout_ms = 1000
         url = influx.url()
     );
     let config = Arc::new(
-        from_parts(&main, &[("site.toml", &site_file())], emgate::profiles::load::builtin())
-            .expect("valid config"),
+        from_parts(
+            &main,
+            &[("site.toml", &site_file())],
+            emgate::profiles::load::builtin(),
+        )
+        .expect("valid config"),
     );
     let stop_sim = CancellationToken::new();
-    let sim = Simulator::start(&config, stop_sim.clone()).await.expect("simulator");
+    let sim = Simulator::start(&config, stop_sim.clone())
+        .await
+        .expect("simulator");
 
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
@@ -123,7 +129,10 @@ timeout_ms = 1000
 
     let readings = Stats::get(&stats.readings);
     assert_eq!(summary.lines_written, readings, "every reading written");
-    assert_eq!(summary.lines_dropped + summary.lines_rejected + summary.lines_lost_at_shutdown, 0);
+    assert_eq!(
+        summary.lines_dropped + summary.lines_rejected + summary.lines_lost_at_shutdown,
+        0
+    );
 
     let answer = influx.query(DB, "SELECT * FROM reading").await;
     let series = &answer["results"][0]["series"][0];
@@ -135,7 +144,12 @@ timeout_ms = 1000
         .collect();
     let rows = series["values"].as_array().expect("rows");
     assert_eq!(rows.len() as u64, readings, "exactly one point per reading");
-    let col = |name: &str| columns.iter().position(|c| *c == name).unwrap_or_else(|| panic!("column {name} in {columns:?}"));
+    let col = |name: &str| {
+        columns
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("column {name} in {columns:?}"))
+    };
 
     let mut slots: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     let mut values_checked = 0;
@@ -153,7 +167,10 @@ timeout_ms = 1000
         assert_eq!(row[col("q")], Value::from(0), "all good: {row:?}");
         assert!(row[col("lag_ms")].as_i64().expect("lag_ms") >= 0);
         let slot = row[col("time")].as_i64().expect("epoch seconds");
-        assert!(slots.entry(meter_id.to_owned()).or_default().insert(slot), "duplicate slot");
+        assert!(
+            slots.entry(meter_id.to_owned()).or_default().insert(slot),
+            "duplicate slot"
+        );
         let profile = config.profile_of(MeterId(index as u32));
         for (p, point) in profile.points.iter().enumerate() {
             let want = sim.value_at(MeterId(index as u32), p, slot as f64);
@@ -173,7 +190,11 @@ timeout_ms = 1000
     for (meter, s) in &slots {
         let first = *s.first().expect("slot");
         let last = *s.last().expect("slot");
-        assert_eq!((last - first + 1) as usize, s.len(), "{meter}: consecutive slots {s:?}");
+        assert_eq!(
+            (last - first + 1) as usize,
+            s.len(),
+            "{meter}: consecutive slots {s:?}"
+        );
     }
     // The count InfluxQL gives agrees with the rows.
     let count = influx.count(DB, "SELECT count(q) FROM reading").await;

@@ -205,12 +205,15 @@ async fn served_registers_equal_value_at() {
     // PT 10 × CT 20: registers hold secondary-side values.
     let mut ct = connect(r.addr, 3).await;
     let words = holding(&mut ct, 0x000A, 2).await.expect("import kwh");
-    assert_eq!(
-        f64::from(u32_of(&words)) * 0.01 * (10.0 * 20.0),
-        r.sim.value_at(ACREL_CT, DTSD_IMPORT, t)
-    );
+    // The decimal value raw × 200 × 0.01, as the double nearest to it.
+    let want: f64 = format!("{}e-2", u64::from(u32_of(&words)) * 200)
+        .parse()
+        .expect("decimal");
+    assert_eq!(want, r.sim.value_at(ACREL_CT, DTSD_IMPORT, t));
     let words = holding(&mut ct, 0x0061, 1).await.expect("voltage");
-    let v = f64::from(words[0]) * 0.1 * 10.0;
+    let v: f64 = format!("{}e-1", u32::from(words[0]) * 10)
+        .parse()
+        .expect("decimal");
     assert_eq!(v, r.sim.value_at(ACREL_CT, DTSD_VOLTAGE, t));
     // 100 V line to line on the secondary: about 577 V phase voltage on the primary.
     assert!(
@@ -307,7 +310,7 @@ async fn exception_fault_answers_server_device_failure() {
 }
 
 #[tokio::test]
-async fn sentinel_fault_serves_nan_and_all_ones() {
+async fn sentinel_fault_serves_nan_all_ones_and_signed_minimum() {
     let r = start(Vec::new(), Some(EPOCH)).await;
     r.sim.set_fault(SDM, Some(SimFault::Sentinel));
     r.sim.set_fault(ACREL_CONST, Some(SimFault::Sentinel));
@@ -323,9 +326,10 @@ async fn sentinel_fault_serves_nan_and_all_ones() {
         Ok(vec![0xFFFF, 0xFFFF])
     );
     assert_eq!(holding(&mut acrel, 0x0061, 1).await, Ok(vec![0xFFFF]));
+    // Power is an I32: its sentinel is the signed minimum, since all ones is -1.
     assert_eq!(
         holding(&mut acrel, 0x016A, 2).await,
-        Ok(vec![0xFFFF, 0xFFFF])
+        Ok(vec![0x8000, 0x0000])
     );
 }
 

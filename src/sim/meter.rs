@@ -11,7 +11,7 @@ use super::load::{EPOCH, LoadShape};
 use crate::config::MeterConfig;
 use crate::model::EnergyType;
 use crate::profiles::{DataType, PointDef, PointKind};
-use crate::sources::modbus::decode::{decode_raw, encode_point, encode_raw, ratio_factor};
+use crate::sources::modbus::decode::{decode_raw, encode_point, encode_raw, scale_raw};
 
 /// Share of the primary counter that export (reverse) counters and powers carry.
 const EXPORT_SHARE: f64 = 0.02;
@@ -140,7 +140,7 @@ impl SimMeter {
         self.encode(i, t, 0.0, false, &mut regs);
         let def = &self.points[i].def;
         let raw = decode_raw(&regs, def.data_type, def.order);
-        raw.value * def.scale * ratio_factor(def.ratio, self.pt, self.ct) + def.offset
+        scale_raw(def, raw.value, self.pt, self.ct)
     }
 }
 
@@ -180,7 +180,7 @@ fn role_of(energy: EnergyType, def: &PointDef, nominal_v: f64) -> Role {
         "a" if energy == EnergyType::Electricity => Role::Current { nominal_v },
         "hz" => Role::Frequency,
         "pf" => Role::PowerFactor,
-        "" if name.contains("pf") || name.contains("power_factor") => Role::PowerFactor,
+        "" | "1" if name.contains("pf") || name.contains("power_factor") => Role::PowerFactor,
         "mpa" => level(pressure_mpa(energy), 0.01),
         "kpa" => level(pressure_mpa(energy) * 1000.0, 0.01),
         "bar" => level(pressure_mpa(energy) * 10.0, 0.01),

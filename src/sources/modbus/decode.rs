@@ -181,7 +181,29 @@ pub fn is_sentinel(point: &PointDef, raw: Raw) -> bool {
     builtin || point.sentinels.contains(&raw.value)
 }
 
-/// Decodes one point: raw number, then `raw × scale × ratio + offset`.
+/// `raw × scale × ratio + offset`, computed so that decimal scales give the
+/// decimal answer.
+///
+/// Meter maps scale integers by powers of ten (`× 0.01 kWh`). `0.01` has no
+/// exact binary form, so `1840 × 0.01` is `18.400000000000002`; dividing by
+/// the exact integer `100` instead gives the double nearest to 18.4, which
+/// is what a person reading the meter expects and what prints as `18.4`.
+/// Integral ratios (PT 10, CT 40) multiply the integer raw value first, so
+/// `12345678 × 400 ÷ 100` is exact too.
+#[must_use]
+pub fn scale_raw(point: &PointDef, raw: f64, pt: f64, ct: f64) -> f64 {
+    let ratio = ratio_factor(point.ratio, pt, ct);
+    let inverse = 1.0 / point.scale;
+    let divisor = inverse.round();
+    let scaled = if divisor >= 1.0 && (inverse - divisor).abs() <= divisor * 1e-9 {
+        (raw * ratio) / divisor
+    } else {
+        raw * point.scale * ratio
+    };
+    scaled + point.offset
+}
+
+/// Decodes one point: raw number, then [`scale_raw`].
 /// A sentinel yields `NaN` with the [`Quality::SENTINEL`] bit.
 #[must_use]
 pub fn decode_point(point: &PointDef, regs: &[u16], pt: f64, ct: f64) -> PointValue {
@@ -190,7 +212,7 @@ pub fn decode_point(point: &PointDef, regs: &[u16], pt: f64, ct: f64) -> PointVa
         return PointValue::missing(Quality::SENTINEL);
     }
     PointValue {
-        value: raw.value * point.scale * ratio_factor(point.ratio, pt, ct) + point.offset,
+        value: scale_raw(point, raw.value, pt, ct),
         quality: Quality::GOOD,
     }
 }
@@ -205,6 +227,35 @@ pub fn encode_point(point: &PointDef, value: f64, pt: f64, ct: f64, out: &mut [u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_scales_give_decimal_values() {
+        let mut p = PointDef {
+            name: "current_a".to_owned(),
+            register: crate::profiles::RegisterKind::Holding,
+            address: 0,
+            data_type: DataType::U16,
+            order: ByteOrder::Abcd,
+            scale: 0.01,
+            offset: 0.0,
+            ratio: RatioScaling::None,
+            kind: crate::profiles::PointKind::Gauge,
+            unit: "a".to_owned(),
+            sentinels: Vec::new(),
+            min: None,
+            max: None,
+            rollover: None,
+        };
+        p.ratio = RatioScaling::Ct;
+        assert_eq!(scale_raw(&p, 1840.0, 1.0, 1.0), 18.4);
+        assert_eq!(scale_raw(&p, 1840.0, 1.0, 40.0), 736.0);
+        p.scale = 0.1;
+        assert_eq!(scale_raw(&p, 2304.0, 1.0, 1.0), 230.4);
+        p.scale = 0.25;
+        assert_eq!(scale_raw(&p, 3.0, 1.0, 1.0), 0.75);
+        p.scale = 3.0;
+        assert_eq!(scale_raw(&p, 3.0, 1.0, 1.0), 9.0);
+    }
 
     #[test]
     fn f32_abcd_known_vector() {

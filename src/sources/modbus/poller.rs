@@ -149,10 +149,7 @@ impl EndpointPoller {
                     ct: m.ct,
                     profile: m.profile.index(),
                     reads: plan(&profile.points, limits),
-                    schedule: MeterSchedule::starting_at(
-                        now,
-                        m.poll_interval.as_millis() as i64,
-                    ),
+                    schedule: MeterSchedule::starting_at(now, m.poll_interval.as_millis() as i64),
                     scratch: vec![PointValue::default(); profile.points.len()],
                     up: false,
                 }
@@ -267,10 +264,7 @@ impl EndpointPoller {
         match attempt {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                self.conn = Some(tokio_modbus::client::tcp::attach_slave(
-                    stream,
-                    Slave(1),
-                ));
+                self.conn = Some(tokio_modbus::client::tcp::attach_slave(stream, Slave(1)));
                 self.backoff.reset();
                 self.retry_at = None;
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -309,7 +303,9 @@ impl EndpointPoller {
 
     /// Polls one meter for `slot_ms` and appends its reading to `batch`.
     async fn poll_meter(&mut self, idx: usize, slot_ms: i64, batch: &mut ReadingBatch) {
-        self.meters[idx].scratch.fill(PointValue::missing(Quality::TIMEOUT));
+        self.meters[idx]
+            .scratch
+            .fill(PointValue::missing(Quality::TIMEOUT));
         let mut answered = false;
         let mut r = 0;
         while r < self.meters[idx].reads.len() {
@@ -404,12 +400,11 @@ impl EndpointPoller {
                     let point = &profile.points[usize::from(slot.point)];
                     let from = usize::from(slot.offset);
                     let to = from + usize::from(point.width());
-                    m.scratch[usize::from(slot.point)] = match words.get(from..to) {
-                        Some(regs) => decode_point(point, regs, m.pt, m.ct),
-                        None => {
-                            short = true;
-                            PointValue::missing(Quality::EXCEPTION)
-                        }
+                    m.scratch[usize::from(slot.point)] = if let Some(regs) = words.get(from..to) {
+                        decode_point(point, regs, m.pt, m.ct)
+                    } else {
+                        short = true;
+                        PointValue::missing(Quality::EXCEPTION)
                     };
                 }
                 if short {
@@ -424,7 +419,9 @@ impl EndpointPoller {
                 ReadOutcome::Data
             }
             Ok(Ok(Err(code))) => {
-                self.stats.requests_exception.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .requests_exception
+                    .fetch_add(1, Ordering::Relaxed);
                 for slot in &read.points {
                     m.scratch[usize::from(slot.point)] = PointValue::missing(Quality::EXCEPTION);
                 }
@@ -443,7 +440,9 @@ impl EndpointPoller {
                     tokio_modbus::Error::Transport(_) => Quality::TIMEOUT,
                 };
                 if bit == Quality::EXCEPTION {
-                    self.stats.requests_exception.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .requests_exception
+                        .fetch_add(1, Ordering::Relaxed);
                 } else {
                     self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
                 }

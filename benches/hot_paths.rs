@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use emgate::profiles::{ByteOrder, DataType, PointDef, PointKind, RatioScaling, RegisterKind};
+use emgate::profiles::{DataType, PointDef, RatioScaling, RegisterKind};
 use emgate::sinks::lineproto::{LineBuilder, field_key, series_prefix};
 use emgate::sources::modbus::decode::{decode_point, encode_point};
 use emgate::sources::modbus::plan::{PlanLimits, PlannedRead, plan};
@@ -22,20 +22,9 @@ fn point(
     ratio: RatioScaling,
 ) -> PointDef {
     PointDef {
-        name: name.to_owned(),
-        register,
-        address,
-        data_type,
-        order: ByteOrder::Abcd,
         scale,
-        offset: 0.0,
         ratio,
-        kind: PointKind::Gauge,
-        unit: String::new(),
-        sentinels: Vec::new(),
-        min: None,
-        max: None,
-        rollover: None,
+        ..PointDef::new(name, register, address, data_type)
     }
 }
 

@@ -108,25 +108,14 @@ const VECTORS: &[Vector] = &[
 ];
 
 fn point(dt: DataType, order: ByteOrder) -> PointDef {
+    let register = if dt == DataType::Bool {
+        RegisterKind::Coil
+    } else {
+        RegisterKind::Holding
+    };
     PointDef {
-        name: "x".into(),
-        register: if dt == DataType::Bool {
-            RegisterKind::Coil
-        } else {
-            RegisterKind::Holding
-        },
-        address: 0,
-        data_type: dt,
         order,
-        scale: 1.0,
-        offset: 0.0,
-        ratio: RatioScaling::None,
-        kind: PointKind::Gauge,
-        unit: String::new(),
-        sentinels: Vec::new(),
-        min: None,
-        max: None,
-        rollover: None,
+        ..PointDef::new("x", register, 0, dt)
     }
 }
 

@@ -15,9 +15,7 @@ use emgate::config::{
 use emgate::model::{
     EndpointId, EnergyType, Level, MeterId, ProfileId, Quality, ReadingBatch, SiteId,
 };
-use emgate::profiles::{
-    ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind,
-};
+use emgate::profiles::{DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
 use emgate::sources::modbus::poller::EndpointPoller;
 use emgate::stats::Stats;
 use tokio::sync::mpsc;
@@ -191,20 +189,9 @@ async fn refused_merged_read_is_split_and_good_points_survive() {
     // 0x004C is two registers past the served block: merged with import and
     // export (gap 0), but pymodbus has nothing there.
     profile.points.push(PointDef {
-        name: "missing_kvarh".to_owned(),
-        register: RegisterKind::Input,
-        address: 0x004C,
-        data_type: DataType::F32,
-        order: ByteOrder::Abcd,
-        scale: 1.0,
-        offset: 0.0,
-        ratio: RatioScaling::None,
         kind: PointKind::Counter,
         unit: "kvarh".to_owned(),
-        sentinels: Vec::new(),
-        min: None,
-        max: None,
-        rollover: None,
+        ..PointDef::new("missing_kvarh", RegisterKind::Input, 0x004C, DataType::F32)
     });
     let cfg = config(
         server.port(),

@@ -2,26 +2,11 @@
 //! its boundary, the 125-register limit, kinds kept apart, overlapping points
 //! and splitting after an exception.
 
-use emgate::profiles::{ByteOrder, DataType, PointDef, PointKind, RatioScaling, RegisterKind};
+use emgate::profiles::{DataType, PointDef, RegisterKind};
 use emgate::sources::modbus::plan::{PlanLimits, PlannedRead, PointSlot, plan, split};
 
 fn pt(register: RegisterKind, address: u16, data_type: DataType) -> PointDef {
-    PointDef {
-        name: format!("p{address}"),
-        register,
-        address,
-        data_type,
-        order: ByteOrder::Abcd,
-        scale: 1.0,
-        offset: 0.0,
-        ratio: RatioScaling::None,
-        kind: PointKind::Gauge,
-        unit: String::new(),
-        sentinels: Vec::new(),
-        min: None,
-        max: None,
-        rollover: None,
-    }
+    PointDef::new(&format!("p{address}"), register, address, data_type)
 }
 
 fn slot(point: u16, offset: u16) -> PointSlot {

@@ -171,6 +171,39 @@ pub struct PointDef {
 }
 
 impl PointDef {
+    /// A point with the profile defaults: byte order ABCD, scale 1, offset
+    /// 0, no PT/CT ratio, a gauge without unit, sentinels, range or
+    /// rollover. Change the rest with struct update syntax:
+    ///
+    /// ```
+    /// use emgate::profiles::{DataType, PointDef, PointKind, RegisterKind};
+    /// let import = PointDef {
+    ///     kind: PointKind::Counter,
+    ///     scale: 0.01,
+    ///     ..PointDef::new("import_kwh", RegisterKind::Holding, 0x000A, DataType::U32)
+    /// };
+    /// assert_eq!(import.end_address(), 0x000B);
+    /// ```
+    #[must_use]
+    pub fn new(name: &str, register: RegisterKind, address: u16, data_type: DataType) -> PointDef {
+        PointDef {
+            name: name.to_owned(),
+            register,
+            address,
+            data_type,
+            order: ByteOrder::Abcd,
+            scale: 1.0,
+            offset: 0.0,
+            ratio: RatioScaling::None,
+            kind: PointKind::Gauge,
+            unit: String::new(),
+            sentinels: Vec::new(),
+            min: None,
+            max: None,
+            rollover: None,
+        }
+    }
+
     /// Number of registers (or bits) the point spans.
     #[must_use]
     pub fn width(&self) -> u16 {

@@ -297,7 +297,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::model::{EndpointId, Level, ProfileId, SiteId};
-    use crate::profiles::{ByteOrder, RatioScaling, RegisterKind};
+    use crate::profiles::{ByteOrder, RegisterKind};
 
     pub(crate) fn point(
         name: &str,
@@ -308,20 +308,10 @@ pub(crate) mod tests {
         unit: &str,
     ) -> PointDef {
         PointDef {
-            name: name.to_owned(),
-            register,
-            address,
-            data_type,
             order: ByteOrder::Cdab,
-            scale: 1.0,
-            offset: 0.0,
-            ratio: RatioScaling::None,
             kind,
             unit: unit.to_owned(),
-            sentinels: Vec::new(),
-            min: None,
-            max: None,
-            rollover: None,
+            ..PointDef::new(name, register, address, data_type)
         }
     }
 

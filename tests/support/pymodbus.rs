@@ -13,9 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use emgate::profiles::{
-    ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind,
-};
+use emgate::profiles::{DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
 
 /// One unit id's tables, as raw words and bits.
 #[derive(Debug, Clone, Default)]
@@ -414,20 +412,11 @@ fn point(
     unit: &str,
 ) -> PointDef {
     PointDef {
-        name: name.to_owned(),
-        register,
-        address,
-        data_type,
-        order: ByteOrder::Abcd,
         scale,
-        offset: 0.0,
         ratio,
         kind,
         unit: unit.to_owned(),
-        sentinels: Vec::new(),
-        min: None,
-        max: None,
-        rollover: None,
+        ..PointDef::new(name, register, address, data_type)
     }
 }
 

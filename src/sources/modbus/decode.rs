@@ -230,22 +230,13 @@ mod tests {
 
     #[test]
     fn decimal_scales_give_decimal_values() {
-        let mut p = PointDef {
-            name: "current_a".to_owned(),
-            register: crate::profiles::RegisterKind::Holding,
-            address: 0,
-            data_type: DataType::U16,
-            order: ByteOrder::Abcd,
-            scale: 0.01,
-            offset: 0.0,
-            ratio: RatioScaling::None,
-            kind: crate::profiles::PointKind::Gauge,
-            unit: "a".to_owned(),
-            sentinels: Vec::new(),
-            min: None,
-            max: None,
-            rollover: None,
-        };
+        let mut p = PointDef::new(
+            "current_a",
+            crate::profiles::RegisterKind::Holding,
+            0,
+            DataType::U16,
+        );
+        p.scale = 0.01;
         p.ratio = RatioScaling::Ct;
         assert_eq!(scale_raw(&p, 1840.0, 1.0, 1.0), 18.4);
         assert_eq!(scale_raw(&p, 1840.0, 1.0, 40.0), 736.0);

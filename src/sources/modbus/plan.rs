@@ -188,25 +188,10 @@ pub fn split(read: &PlannedRead, points: &[PointDef]) -> Vec<PlannedRead> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{ByteOrder, DataType, PointKind, RatioScaling};
+    use crate::profiles::DataType;
 
     fn pt(register: RegisterKind, address: u16, data_type: DataType) -> PointDef {
-        PointDef {
-            name: format!("p{address}"),
-            register,
-            address,
-            data_type,
-            order: ByteOrder::Abcd,
-            scale: 1.0,
-            offset: 0.0,
-            ratio: RatioScaling::None,
-            kind: PointKind::Gauge,
-            unit: String::new(),
-            sentinels: Vec::new(),
-            min: None,
-            max: None,
-            rollover: None,
-        }
+        PointDef::new(&format!("p{address}"), register, address, data_type)
     }
 
     fn slot(point: u16, offset: u16) -> PointSlot {

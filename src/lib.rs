@@ -9,6 +9,7 @@
 //! * [`profiles`]: meter register maps as data.
 //! * [`sources`]: where readings enter ([`sources::modbus`]).
 //! * [`sinks`]: where they leave: line protocol, InfluxDB v1/v2, a local file.
+//! * [`spool`]: the durable on-disk buffer between the pipeline and the writer.
 //! * [`sim`]: simulated meters with exact, known consumption.
 //! * [`stats`]: process-wide counters.
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
@@ -22,4 +23,5 @@ pub mod profiles;
 pub mod sim;
 pub mod sinks;
 pub mod sources;
+pub mod spool;
 pub mod stats;

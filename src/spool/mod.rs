@@ -1,0 +1,1 @@
+//! The durable spool. (stub: being written on the `spool` branch)

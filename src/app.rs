@@ -1,44 +1,80 @@
-//! The running gateway: wires sources, pipeline and sink together and owns
-//! their shutdown.
+//! The running gateway: wires sources, pipeline, spool and output together
+//! and owns their shutdown.
 //!
 //! ```text
-//! EndpointPoller ×N ──ReadingBatch──▶ encode ──LineChunk──▶ sinks::queue ──▶ InfluxDB | file
+//! EndpointPoller ×N ──ReadingBatch──▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
 //! ```
-//! Channels are bounded, so a slow destination slows the encoder, which
-//! slows the pollers, whose missed slots are counted: nothing grows without
-//! bound. Shutdown runs front to back: the pollers stop at the cancellation,
-//! their channel closes, the encoder drains it and closes its own, and the
-//! sink flushes what it holds before returning its summary.
+//! The reading channel is bounded and the spool is bounded on disk. With the
+//! `block` policy a full spool makes the encoder wait, the channel fills, and
+//! the pollers' missed slots are counted: nothing accepted is ever deleted.
+//! With `drop_oldest` the oldest unsent lines make room, counted per site.
+//!
+//! Shutdown runs front to back: the pollers stop at the cancellation, the
+//! encoder appends what is still in the channel and ends, the spool is
+//! synced, and the uploader delivers for a short grace period. What it does
+//! not deliver stays in the spool for the next start.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{error, info, warn};
 
-use crate::config::{Config, InfluxApi, OutputConfig};
+use crate::config::{Config, InfluxApi, OutputConfig, SpoolFsync, SpoolPolicy};
 use crate::model::{EndpointId, ReadingBatch};
 use crate::sinks::LineChunk;
 use crate::sinks::encode::ReadingEncoder;
-use crate::sinks::queue::{self, SinkSummary};
+use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
 use crate::sources::modbus::poller::EndpointPoller;
+use crate::spool::{Appended, FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolError};
 use crate::stats::Stats;
 
 /// Reading batches buffered between the pollers and the encoder.
 const READING_CHANNEL: usize = 1024;
-/// Line chunks buffered between the encoder and the sink.
-const LINE_CHANNEL: usize = 256;
+
+/// Shortest interval between two "spool full" or "lines dropped" warnings.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Errors that stop the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The sink could not start or failed for good.
+    /// The output could not be set up.
     #[error("output: {0}")]
-    Sink(#[from] queue::SinkError),
+    Sink(#[from] uploader::SinkError),
+    /// The spool directory is unusable (permissions, not a directory).
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
     /// A task panicked or was aborted.
     #[error("internal task failed: {0}")]
     Task(String),
+}
+
+/// Opens the spool the configuration describes and logs what recovery found.
+///
+/// # Errors
+/// When the spool directory cannot be used.
+pub fn open_spool(config: &Config, stats: &Arc<Stats>) -> Result<Spool, SpoolError> {
+    let s = &config.spool;
+    let (spool, recovery) = Spool::open(SpoolConfig {
+        dir: s.dir.clone(),
+        max_bytes: s.max_bytes,
+        segment_bytes: s.segment_bytes,
+        policy: match s.policy {
+            SpoolPolicy::Block => FullPolicy::Block,
+            SpoolPolicy::DropOldest => FullPolicy::DropOldest,
+        },
+        fsync: match s.fsync {
+            SpoolFsync::EveryBatch => FsyncPolicy::EveryAppend,
+            SpoolFsync::Interval(d) => FsyncPolicy::Interval(d),
+        },
+    })?;
+    info!(dir = %s.dir.display(), %recovery, "spool opened");
+    let hook_stats = Arc::clone(stats);
+    spool.set_drop_hook(Box::new(move |record| hook_stats.count_dropped(record)));
+    stats.update_spool(&spool);
+    Ok(spool)
 }
 
 /// A one-line description of where points go, for startup logs (no secrets).
@@ -70,14 +106,14 @@ pub fn describe_output(output: &OutputConfig) -> String {
 /// then drains and flushes. Counters go to `stats`.
 ///
 /// # Errors
-/// When the sink cannot start (for example an unwritable file) or a task fails.
+/// When the spool or the output cannot start, or a task fails.
 pub async fn run(
     config: Arc<Config>,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) -> Result<SinkSummary, AppError> {
+    let spool = open_spool(&config, &stats)?;
     let (readings_tx, mut readings_rx) = mpsc::channel::<ReadingBatch>(READING_CHANNEL);
-    let (lines_tx, lines_rx) = mpsc::channel::<LineChunk>(LINE_CHANNEL);
 
     info!(
         gateway = %config.gateway.id,
@@ -88,11 +124,13 @@ pub async fn run(
         "starting"
     );
 
-    let sink = tokio::spawn(queue::run(
+    let input_done = CancellationToken::new();
+    let uploader = tokio::spawn(uploader::run(
         config.output.clone(),
-        lines_rx,
+        UploaderOptions::for_output(&config.output),
+        spool.clone(),
         Arc::clone(&stats),
-        shutdown.clone(),
+        input_done.clone(),
     ));
 
     let pollers = TaskTracker::new();
@@ -111,26 +149,107 @@ pub async fn run(
 
     let encoder_config = Arc::clone(&config);
     let encoder_stats = Arc::clone(&stats);
+    let encoder_spool = spool.clone();
     let encoder = tokio::spawn(async move {
         let mut enc = ReadingEncoder::new(&encoder_config);
+        let mut chunk = LineChunk::default();
+        let mut appender = Appender::new(encoder_spool, encoder_stats);
         while let Some(batch) = readings_rx.recv().await {
-            let mut chunk = LineChunk {
-                body: Vec::with_capacity(batch.len() * 256),
-                lines: 0,
-            };
+            chunk.body.clear();
+            chunk.lines = 0;
             enc.encode(&batch, &mut chunk);
-            encoder_stats
-                .lines_encoded
-                .fetch_add(chunk.lines as u64, std::sync::atomic::Ordering::Relaxed);
-            if chunk.lines > 0 && lines_tx.send(chunk).await.is_err() {
-                break;
+            if chunk.lines > 0 {
+                appender.append(&chunk).await;
             }
         }
     });
 
     pollers.wait().await;
-    encoder.await.map_err(|e| AppError::Task(e.to_string()))?;
-    let summary = sink.await.map_err(|e| AppError::Task(e.to_string()))??;
+    let encoded = encoder.await;
+    if let Err(e) = spool.sync() {
+        error!(error = %e, "cannot sync the spool at shutdown");
+    }
+    input_done.cancel();
+    encoded.map_err(|e| AppError::Task(e.to_string()))?;
+    let summary = uploader
+        .await
+        .map_err(|e| AppError::Task(e.to_string()))??;
+    stats.update_spool(&spool);
     info!(?summary, "stopped");
     Ok(summary)
+}
+
+/// Appends encoded chunks to the spool, applying the full-spool policy.
+struct Appender {
+    spool: Spool,
+    stats: Arc<Stats>,
+    last_full_warn: Option<tokio::time::Instant>,
+    dropped_warned: u64,
+    last_drop_warn: Option<tokio::time::Instant>,
+}
+
+impl Appender {
+    fn new(spool: Spool, stats: Arc<Stats>) -> Appender {
+        Appender {
+            spool,
+            stats,
+            last_full_warn: None,
+            dropped_warned: 0,
+            last_drop_warn: None,
+        }
+    }
+
+    /// Appends `chunk`, waiting while the spool is full (`block`) and
+    /// retrying every second while the disk refuses: an accepted reading
+    /// is never given up here.
+    async fn append(&mut self, chunk: &LineChunk) {
+        loop {
+            match self.spool.append(&chunk.body) {
+                Ok(Appended::Stored) => {
+                    Stats::add(&self.stats.lines_spooled, chunk.lines as u64);
+                    Stats::add(&self.stats.lines_encoded, chunk.lines as u64);
+                    self.stats.update_spool(&self.spool);
+                    self.warn_drops();
+                    return;
+                }
+                Ok(Appended::Full) => {
+                    Stats::add(&self.stats.spool_full_waits, 1);
+                    let now = tokio::time::Instant::now();
+                    if self.last_full_warn.is_none_or(|t| now - t >= WARN_EVERY) {
+                        let s = self.spool.stats();
+                        warn!(
+                            spool_bytes = s.bytes,
+                            spool_records = s.records,
+                            "spool full (policy block): polling slows down until the output catches up; missed slots are counted"
+                        );
+                        self.last_full_warn = Some(now);
+                    }
+                    self.spool.wait_for_space().await;
+                }
+                Err(e) => {
+                    error!(error = %e, lines = chunk.lines, "cannot append to the spool; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Logs lines dropped by `drop_oldest`, per site, at most every [`WARN_EVERY`].
+    fn warn_drops(&mut self) {
+        let dropped = Stats::get(&self.stats.lines_dropped);
+        if dropped == self.dropped_warned {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        if self.last_drop_warn.is_some_and(|t| now - t < WARN_EVERY) {
+            return;
+        }
+        warn!(
+            lines_dropped = dropped,
+            by_site = ?self.stats.dropped_by_site(),
+            "spool full (policy drop_oldest): oldest unsent lines dropped"
+        );
+        self.dropped_warned = dropped;
+        self.last_drop_warn = Some(now);
+    }
 }

@@ -312,7 +312,7 @@ pub fn demo_config(
 }
 
 /// Turns the command-line target into an InfluxDB config.
-fn influx_config(target: &InfluxTarget) -> InfluxConfig {
+fn influx_config(target: &InfluxTarget, data_dir: &std::path::Path) -> InfluxConfig {
     let (url, api) = match target.clone() {
         InfluxTarget::V2 {
             url,
@@ -349,7 +349,8 @@ fn influx_config(target: &InfluxTarget) -> InfluxConfig {
         flush_interval: Duration::from_secs(1),
         gzip: true,
         timeout: Duration::from_secs(10),
-        queue_max_lines: 1_000_000,
+        max_lines_per_sec: None,
+        dead_letter: data_dir.join("dead-letter.lp"),
         retry_initial: Duration::from_millis(500),
         retry_max: Duration::from_secs(10),
     }
@@ -364,7 +365,7 @@ async fn choose_output(opts: &DemoOptions, config: &mut Config, lines_file: &std
         );
         return;
     };
-    let ic = influx_config(target);
+    let ic = influx_config(target, &opts.data_dir);
     let reachable = match Writer::new(&ic) {
         Ok(w) => match w.ping().await {
             Ok(()) => {
@@ -455,15 +456,14 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         }
         let readings = Stats::get(&stats.readings);
         println!(
-            "[{:>4}s] meters up {:>2}/{n_meters} | {:>4} readings/s | points {} ({} flagged) | lines written {}, queued {}, dropped {}",
+            "[{:>4}s] meters up {:>2}/{n_meters} | {:>4} readings/s | points {} ({} flagged) | lines written {}, in spool {} KiB",
             started.elapsed().as_secs(),
             stats.meters_up.load(Ordering::Relaxed),
             readings - last_readings,
             Stats::get(&stats.points),
             Stats::get(&stats.points_flagged),
             Stats::get(&stats.lines_written),
-            stats.lines_queued.load(Ordering::Relaxed),
-            Stats::get(&stats.lines_dropped),
+            Stats::get(&stats.spool_bytes) / 1024,
         );
         last_readings = readings;
         if Instant::now() >= deadline {
@@ -503,7 +503,18 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         Stats::get(&stats.lines_dropped),
         Stats::get(&stats.lines_rejected)
     );
-    println!("  sink summary {summary:?}");
+    println!(
+        "  spool        {} lines appended; {} records ({} bytes) left for the next start",
+        Stats::get(&stats.lines_spooled),
+        Stats::get(&stats.spool_records),
+        Stats::get(&stats.spool_bytes)
+    );
+    if summary.lines_left_in_spool > 0 {
+        println!(
+            "               {} lines not delivered before the shutdown grace ended",
+            summary.lines_left_in_spool
+        );
+    }
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! the metrics endpoint read. Plain atomics, so every component can count
 //! without locks or allocation on the hot path.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Counters shared by every component of a running gateway.
@@ -37,10 +39,18 @@ pub struct Stats {
     pub lines_encoded: AtomicU64,
     /// Lines the destination acknowledged.
     pub lines_written: AtomicU64,
-    /// Lines waiting in the sink's queue.
-    pub lines_queued: AtomicI64,
-    /// Lines dropped because the in-memory queue was full.
+    /// Lines appended to the spool.
+    pub lines_spooled: AtomicU64,
+    /// Unacknowledged records in the spool (updated after appends and acks).
+    pub spool_records: AtomicU64,
+    /// Unacknowledged bytes in the spool.
+    pub spool_bytes: AtomicU64,
+    /// Times the pipeline waited because the spool was full (`block` policy).
+    pub spool_full_waits: AtomicU64,
+    /// Lines dropped from a full spool (`drop_oldest` policy), all sites.
     pub lines_dropped: AtomicU64,
+    /// Lines dropped from a full spool, per site id.
+    pub lines_dropped_by_site: Mutex<BTreeMap<String, u64>>,
     /// Lines the destination rejected permanently.
     pub lines_rejected: AtomicU64,
     /// Write requests sent.
@@ -78,12 +88,72 @@ impl Stats {
             missed_slots = Stats::get(&self.missed_slots),
             meters_up = self.meters_up.load(Ordering::Relaxed),
             connect_failures = Stats::get(&self.connect_failures),
+            lines_spooled = Stats::get(&self.lines_spooled),
             lines_written = Stats::get(&self.lines_written),
-            lines_queued = self.lines_queued.load(Ordering::Relaxed),
+            spool_records = Stats::get(&self.spool_records),
+            spool_bytes = Stats::get(&self.spool_bytes),
+            spool_full_waits = Stats::get(&self.spool_full_waits),
             lines_dropped = Stats::get(&self.lines_dropped),
             lines_rejected = Stats::get(&self.lines_rejected),
             write_retries = Stats::get(&self.write_retries),
             "{what}"
         );
+    }
+}
+
+impl Stats {
+    /// Refreshes the spool gauges from `spool`.
+    pub fn update_spool(&self, spool: &crate::spool::Spool) {
+        let s = spool.stats();
+        self.spool_records.store(s.records, Ordering::Relaxed);
+        self.spool_bytes.store(s.bytes, Ordering::Relaxed);
+    }
+
+    /// Counts the lines of a record dropped from a full spool, per site
+    /// (the `site` tag of each `reading` line).
+    pub fn count_dropped(&self, record: &[u8]) {
+        let mut by_site = self
+            .lines_dropped_by_site
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut n = 0;
+        for line in record.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            n += 1;
+            let site = site_of_line(line).unwrap_or("?");
+            *by_site.entry(site.to_owned()).or_default() += 1;
+        }
+        self.lines_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Lines dropped per site so far.
+    #[must_use]
+    pub fn dropped_by_site(&self) -> BTreeMap<String, u64> {
+        self.lines_dropped_by_site
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The value of the `site` tag of a line-protocol line (site ids are ASCII
+/// without spaces or commas, so no unescaping is needed).
+fn site_of_line(line: &[u8]) -> Option<&str> {
+    let series_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    let series = std::str::from_utf8(&line[..series_end]).ok()?;
+    series.split(',').find_map(|tag| tag.strip_prefix("site="))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_lines_are_counted_per_site() {
+        let s = Stats::default();
+        s.count_dropped(b"reading,energy=water,level=1,meter=m1,site=A q=0i 1\nreading,energy=water,level=1,meter=m2,site=B q=0i 1\nreading,meter=m3,site=A q=0i 2\n");
+        assert_eq!(Stats::get(&s.lines_dropped), 3);
+        let by_site = s.dropped_by_site();
+        assert_eq!(by_site.get("A"), Some(&2));
+        assert_eq!(by_site.get("B"), Some(&1));
     }
 }

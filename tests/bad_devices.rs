@@ -72,6 +72,7 @@ fn config(
         r#"
 [gateway]
 id = "test"
+data_dir = {data:?}
 
 [file_sink]
 path = {out:?}
@@ -92,7 +93,8 @@ timeout_ms = 500
 reconnect_initial_ms = 50
 reconnect_max_ms = 200
 "#,
-        out = out.display().to_string()
+        out = out.display().to_string(),
+        data = out.parent().expect("dir").display().to_string()
     );
     let mut site = r#"
 [site]

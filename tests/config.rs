@@ -196,7 +196,8 @@ fn env_overrides_supply_the_token_and_parse_numbers() {
     assert!(!influx.gzip);
     assert_eq!(influx.flush_interval, Duration::from_secs(1));
     assert_eq!(influx.timeout, Duration::from_secs(10));
-    assert_eq!(influx.queue_max_lines, 1_000_000);
+    assert_eq!(influx.max_lines_per_sec, None);
+    assert_eq!(influx.dead_letter, Path::new("data/dead-letter.lp"));
     assert_eq!(influx.retry_initial, Duration::from_millis(500));
     assert_eq!(influx.retry_max, Duration::from_secs(30));
     let InfluxApi::V2 { org, bucket, token } = &influx.api else {

@@ -10,13 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use emgate::config::{InfluxApi, InfluxConfig, OutputConfig, Secret};
-use emgate::sinks::LineChunk;
 use emgate::sinks::influx::{WriteError, Writer};
-use emgate::sinks::queue::{SinkOptions, SinkSummary, run_with};
+use emgate::sinks::uploader::{SinkSummary, UploaderOptions, run as run_uploader};
+use emgate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig};
 use emgate::stats::Stats;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// A request as the fake server saw it (body gunzipped when it was gzip).
@@ -189,7 +188,8 @@ fn v1(url: &str) -> InfluxConfig {
         flush_interval: Duration::from_mins(1),
         gzip: false,
         timeout: Duration::from_secs(10),
-        queue_max_lines: 10_000,
+        max_lines_per_sec: None,
+        dead_letter: "data/dead-letter.lp".into(),
         retry_initial: Duration::from_millis(50),
         retry_max: Duration::from_millis(200),
     }
@@ -221,42 +221,51 @@ fn lines(n: usize) -> Vec<u8> {
     body
 }
 
-/// Runs the sink task on `lines(n)` sent one line per chunk, then closes the
-/// channel; returns its summary and counters.
+/// Appends `lines(n)` to a fresh spool, one line per record, and runs the
+/// uploader until it has drained it; returns its summary and counters.
 async fn run_sink(cfg: InfluxConfig, n: usize) -> (SinkSummary, Arc<Stats>) {
-    let output = OutputConfig::Influx(cfg);
-    let mut options = SinkOptions::for_output(&output);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead_letter = dir.path().join("dead-letter.lp");
+    let output = OutputConfig::Influx(InfluxConfig {
+        dead_letter: dead_letter.clone(),
+        ..cfg
+    });
+    let mut options = UploaderOptions::for_output(&output);
     // Long enough that a hang shows as a failed assertion, not a lost line.
     options.shutdown_grace = Duration::from_secs(30);
-    let (tx, rx) = mpsc::channel(4);
-    let stats = Arc::new(Stats::default());
-    let task = tokio::spawn(run_with(
-        output,
-        options,
-        rx,
-        Arc::clone(&stats),
-        CancellationToken::new(),
-    ));
+    let (spool, _) = Spool::open(SpoolConfig {
+        dir: dir.path().join("spool"),
+        max_bytes: 1 << 20,
+        segment_bytes: 1 << 16,
+        policy: FullPolicy::Block,
+        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+    })
+    .expect("spool");
     let body = lines(n);
     for line in body.split_inclusive(|&b| b == b'\n') {
-        tx.send(LineChunk {
-            body: line.to_vec(),
-            lines: 1,
-        })
-        .await
-        .expect("sink alive");
+        spool.append(line).expect("append");
     }
-    drop(tx);
-    let summary = task.await.expect("sink task").expect("sink starts");
+    let stats = Arc::new(Stats::default());
+    let input_done = CancellationToken::new();
+    input_done.cancel();
+    let summary = run_uploader(
+        output,
+        options,
+        spool.clone(),
+        Arc::clone(&stats),
+        input_done,
+    )
+    .await
+    .expect("uploader starts");
+    assert_eq!(spool.stats().records, 0, "spool drained");
     (summary, stats)
 }
 
 fn summary(written: u64, rejected: u64) -> SinkSummary {
     SinkSummary {
         lines_written: written,
-        lines_dropped: 0,
         lines_rejected: rejected,
-        lines_lost_at_shutdown: 0,
+        lines_left_in_spool: 0,
     }
 }
 

@@ -25,7 +25,8 @@ fn config(url: &str, gzip: bool) -> InfluxConfig {
         flush_interval: Duration::from_secs(1),
         gzip,
         timeout: Duration::from_secs(10),
-        queue_max_lines: 10_000,
+        max_lines_per_sec: None,
+        dead_letter: "data/dead-letter.lp".into(),
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
     }

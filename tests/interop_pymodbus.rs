@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use emgate::config::{
     Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, OutputConfig,
-    SimulatorConfig, SiteConfig,
+    SimulatorConfig, SiteConfig, SpoolSettings,
 };
 use emgate::model::{
     EndpointId, EnergyType, Level, MeterId, ProfileId, Quality, ReadingBatch, SiteId,
@@ -75,6 +75,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         }],
         meters,
         profiles,
+        spool: SpoolSettings::with_dir("data/unused-spool"),
         simulator: SimulatorConfig::default(),
     }
 }

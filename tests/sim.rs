@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use emgate::config::{
     Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, OutputConfig, SimFault,
-    SimulatorConfig, SiteConfig,
+    SimulatorConfig, SiteConfig, SpoolSettings,
 };
 use emgate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use emgate::profiles::Profile;
@@ -98,6 +98,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             meter("acrel-ct", 1, 3, 10.0, 20.0),
         ],
         profiles,
+        spool: SpoolSettings::with_dir("data/unused-spool"),
         simulator: SimulatorConfig {
             time_step: Duration::from_secs(1),
             faults,

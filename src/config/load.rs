@@ -38,11 +38,12 @@ use config::Value;
 
 use super::raw::{
     self, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw, InfluxRaw, Int, MainFile,
-    MeterRaw, Problems, SimulatorRaw, SiteFile, SiteRaw, Text,
+    MeterRaw, Problems, SimulatorRaw, SiteFile, SiteRaw, SpoolRaw, Text,
 };
 use super::{
     Config, ConfigError, ConfigErrors, EndpointConfig, FileSinkConfig, GatewayConfig, InfluxApi,
     InfluxConfig, MeterConfig, OutputConfig, Secret, SimFault, SimulatorConfig, SiteConfig,
+    SpoolFsync, SpoolPolicy, SpoolSettings,
 };
 use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::profiles::load::{choice, load_profile};
@@ -170,6 +171,7 @@ struct Main {
     /// Every declared endpoint id (valid or not) with its config when valid.
     endpoints: Vec<(String, Option<EndpointConfig>)>,
     simulator: Option<SimulatorRaw>,
+    spool: Option<SpoolSettings>,
 }
 
 fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
@@ -201,6 +203,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         output: None,
         endpoints: Vec::new(),
         simulator: None,
+        spool: None,
     };
 
     let root = if raw::parse_toml(text, &mut p).is_some() {
@@ -236,8 +239,11 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
             "missing required section; add a [gateway] table with at least `id`",
         ),
     }
+    main.spool = spool(top.spool, &main.gateway.data_dir, &mut main.problems);
     main.output = match (top.influxdb, top.file_sink) {
-        (Some(i), None) => influx(i, &mut main.problems).map(OutputConfig::Influx),
+        (Some(i), None) => {
+            influx(i, &main.gateway.data_dir, &mut main.problems).map(OutputConfig::Influx)
+        }
         (None, Some(f)) => {
             file_sink(f, &main.gateway.data_dir, &mut main.problems).map(OutputConfig::File)
         }
@@ -248,7 +254,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         })),
         (Some(i), Some(f)) => {
             // Check both anyway, so their own problems show in the same run.
-            influx(i, &mut main.problems);
+            influx(i, &main.gateway.data_dir, &mut main.problems);
             file_sink(f, &main.gateway.data_dir, &mut main.problems);
             main.problems.push(
                 "file_sink",
@@ -301,7 +307,7 @@ fn gateway(v: Value, main: &mut Main) {
     }
 }
 
-fn influx(v: Value, p: &mut Problems) -> Option<InfluxConfig> {
+fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
     #[derive(Clone, Copy, PartialEq)]
     enum Api {
         V1,
@@ -398,22 +404,16 @@ fn influx(v: Value, p: &mut Problems) -> Option<InfluxConfig> {
         p,
     );
     let timeout = millis(r.timeout_ms, "influxdb.timeout_ms", 10_000, 1, p);
-    let queue_max_lines = int(
-        r.queue_max_lines,
-        "influxdb.queue_max_lines",
-        1_000_000,
-        1,
+    let max_lines_per_sec = int(
+        r.max_lines_per_sec,
+        "influxdb.max_lines_per_sec",
+        0,
+        0,
         i64::MAX,
         p,
     );
-    if let (Some(b), Some(q)) = (batch_size, queue_max_lines)
-        && q < b
-    {
-        p.push(
-            "influxdb.queue_max_lines",
-            format!("{q} is below batch_size ({b}); the queue must hold at least one batch"),
-        );
-    }
+    let dead_letter = path_key(r.dead_letter_path, "influxdb.dead_letter_path", p)
+        .unwrap_or_else(|| data_dir.join("dead-letter.lp"));
     let retry_initial = millis(r.retry_initial_ms, "influxdb.retry_initial_ms", 500, 1, p);
     let retry_max = millis(r.retry_max_ms, "influxdb.retry_max_ms", 30_000, 1, p);
     check_cap(
@@ -430,7 +430,8 @@ fn influx(v: Value, p: &mut Problems) -> Option<InfluxConfig> {
         flush_interval: flush_interval?,
         gzip: r.gzip.is_none_or(|raw::Flag(g)| g),
         timeout: timeout?,
-        queue_max_lines: usize::try_from(queue_max_lines?).ok()?,
+        max_lines_per_sec: max_lines_per_sec.map(|n| n as u64).filter(|n| *n > 0),
+        dead_letter,
         retry_initial: retry_initial?,
         retry_max: retry_max?,
     })
@@ -732,7 +733,8 @@ fn assemble(
 
     let endpoints: Option<Vec<EndpointConfig>> =
         main.endpoints.into_iter().map(|(_, e)| e).collect();
-    let (Some(endpoints), Some(output), Some(simulator)) = (endpoints, main.output, simulator)
+    let (Some(endpoints), Some(output), Some(simulator), Some(spool)) =
+        (endpoints, main.output, simulator, main.spool)
     else {
         // Unreachable in practice: every `None` above comes with a recorded problem.
         return Err(ConfigErrors(vec![ConfigError {
@@ -749,7 +751,84 @@ fn assemble(
         sites,
         meters,
         profiles,
+        spool,
         simulator,
+    })
+}
+
+/// Default bound on the spool: 1 GiB of unsent line protocol.
+const SPOOL_MAX_BYTES: i64 = 1 << 30;
+/// Default segment size: 16 MiB.
+const SPOOL_SEGMENT_BYTES: i64 = 16 << 20;
+
+fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Option<SpoolSettings> {
+    let r = match v {
+        Some(v) => raw::table::<SpoolRaw>(v, "spool", "a table ([spool])", p)?,
+        None => SpoolRaw {
+            dir: None,
+            max_bytes: None,
+            segment_bytes: None,
+            policy: None,
+            fsync: None,
+            fsync_interval_ms: None,
+        },
+    };
+    let dir = path_key(r.dir, "spool.dir", p).unwrap_or_else(|| data_dir.join("spool"));
+    let max_bytes = int(
+        r.max_bytes,
+        "spool.max_bytes",
+        SPOOL_MAX_BYTES,
+        4096,
+        i64::MAX,
+        p,
+    );
+    let segment_bytes = int(
+        r.segment_bytes,
+        "spool.segment_bytes",
+        SPOOL_SEGMENT_BYTES
+            .min(max_bytes.unwrap_or(SPOOL_MAX_BYTES) / 4)
+            .max(4096),
+        4096,
+        i64::MAX,
+        p,
+    );
+    if let (Some(m), Some(s)) = (max_bytes, segment_bytes)
+        && s > m
+    {
+        p.push(
+            "spool.segment_bytes",
+            format!("{s} is above max_bytes ({m}); a segment must fit in the spool"),
+        );
+    }
+    let policy = match r.policy.as_ref().map(|Text(t)| t.as_str()) {
+        None | Some("block") => Some(SpoolPolicy::Block),
+        Some("drop_oldest") => Some(SpoolPolicy::DropOldest),
+        Some(other) => {
+            p.push(
+                "spool.policy",
+                format!("unknown policy \"{other}\"; use \"block\" or \"drop_oldest\""),
+            );
+            None
+        }
+    };
+    let interval = millis(r.fsync_interval_ms, "spool.fsync_interval_ms", 1000, 1, p);
+    let fsync = match r.fsync.as_ref().map(|Text(t)| t.as_str()) {
+        None | Some("interval") => interval.map(SpoolFsync::Interval),
+        Some("every_batch") => Some(SpoolFsync::EveryBatch),
+        Some(other) => {
+            p.push(
+                "spool.fsync",
+                format!("unknown fsync policy \"{other}\"; use \"interval\" or \"every_batch\""),
+            );
+            None
+        }
+    };
+    Some(SpoolSettings {
+        dir,
+        max_bytes: max_bytes? as u64,
+        segment_bytes: segment_bytes? as u64,
+        policy: policy?,
+        fsync: fsync?,
     })
 }
 

@@ -114,6 +114,8 @@ pub struct Config {
     pub meters: Vec<MeterConfig>,
     /// Profiles that meters use, indexed by [`ProfileId`].
     pub profiles: Vec<Profile>,
+    /// The durable spool between the pipeline and the output.
+    pub spool: SpoolSettings,
     /// Settings of `emgate simulate` (ignored by `emgate run`).
     pub simulator: SimulatorConfig,
 }
@@ -209,8 +211,10 @@ pub struct InfluxConfig {
     pub gzip: bool,
     /// Timeout of one write request, connection included.
     pub timeout: Duration,
-    /// Lines held in memory while InfluxDB is unreachable; the oldest are dropped (and counted) beyond.
-    pub queue_max_lines: usize,
+    /// Cap on the lines written per second (catch-up after an outage); `None`: as fast as the server accepts.
+    pub max_lines_per_sec: Option<u64>,
+    /// File that permanently rejected lines are appended to, with the server's error.
+    pub dead_letter: PathBuf,
     /// First retry delay after a retryable failure.
     pub retry_initial: Duration,
     /// Cap on the retry delay.
@@ -313,4 +317,53 @@ pub enum SimFault {
     Sentinel,
     /// Counters restart from zero at the moment the fault is set.
     CounterReset,
+}
+
+/// `[spool]`, validated: where and how accepted readings wait for the output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolSettings {
+    /// Directory of the segment files (default `<data_dir>/spool`).
+    pub dir: PathBuf,
+    /// Largest size of unacknowledged data on disk.
+    pub max_bytes: u64,
+    /// Size at which a new segment file is started.
+    pub segment_bytes: u64,
+    /// What happens when the spool is full.
+    pub policy: SpoolPolicy,
+    /// When appended data is forced to disk.
+    pub fsync: SpoolFsync,
+}
+
+impl SpoolSettings {
+    /// The defaults of a `[spool]` section that only sets `dir`: 1 GiB,
+    /// 16 MiB segments, `block`, fsync every second.
+    #[must_use]
+    pub fn with_dir(dir: impl Into<PathBuf>) -> SpoolSettings {
+        SpoolSettings {
+            dir: dir.into(),
+            max_bytes: 1 << 30,
+            segment_bytes: 16 << 20,
+            policy: SpoolPolicy::Block,
+            fsync: SpoolFsync::Interval(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// `spool.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolPolicy {
+    /// Appends wait for space: the pipeline slows down and the Modbus
+    /// scheduler counts the slots it cannot poll. Nothing accepted is lost.
+    Block,
+    /// The oldest unsent data is deleted to make room, counted per site.
+    DropOldest,
+}
+
+/// `spool.fsync` and `spool.fsync_interval_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolFsync {
+    /// After every appended batch.
+    EveryBatch,
+    /// At most this long after an append.
+    Interval(Duration),
 }

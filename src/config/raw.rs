@@ -163,6 +163,8 @@ pub struct MainFile {
     pub file_sink: Option<Value>,
     /// `[[endpoints]]`.
     pub endpoints: Option<Value>,
+    /// `[spool]`.
+    pub spool: Option<Value>,
     /// `[simulator]`.
     pub simulator: Option<Value>,
 }
@@ -211,12 +213,31 @@ pub struct InfluxRaw {
     pub gzip: Option<Flag>,
     /// Request timeout, ms.
     pub timeout_ms: Option<Int>,
-    /// In-memory queue bound, lines.
-    pub queue_max_lines: Option<Int>,
+    /// Cap on lines written per second; 0 = none.
+    pub max_lines_per_sec: Option<Int>,
+    /// Dead-letter file for permanently rejected lines.
+    pub dead_letter_path: Option<Text>,
     /// First retry delay, ms.
     pub retry_initial_ms: Option<Int>,
     /// Retry delay cap, ms.
     pub retry_max_ms: Option<Int>,
+}
+
+/// `[spool]` as written.
+#[derive(Debug, Deserialize)]
+pub struct SpoolRaw {
+    /// Segment directory.
+    pub dir: Option<Text>,
+    /// Bound on unacknowledged bytes.
+    pub max_bytes: Option<Int>,
+    /// Segment size.
+    pub segment_bytes: Option<Int>,
+    /// `"block"` or `"drop_oldest"`.
+    pub policy: Option<Text>,
+    /// `"interval"` or `"every_batch"`.
+    pub fsync: Option<Text>,
+    /// Fsync period with `fsync = "interval"`, ms.
+    pub fsync_interval_ms: Option<Int>,
 }
 
 /// `[file_sink]` as written.

@@ -5,14 +5,14 @@
 //! * [`influx`]: the InfluxDB writer (v2 through the `influxdb2` crate, v1 by
 //!   plain HTTP), response classification and retries.
 //! * [`file`]: appends line protocol to a local file (the demo's fallback).
-//! * [`queue`]: the sink task: batches by size and time, holds a bounded
-//!   in-memory queue while the destination is down, counts what it drops.
+//! * [`uploader`]: reads the durable spool in order, batches, writes,
+//!   retries, and acknowledges to the spool only what the output confirmed.
 
 pub mod encode;
 pub mod file;
 pub mod influx;
 pub mod lineproto;
-pub mod queue;
+pub mod uploader;
 
 /// A chunk of encoded line protocol: whole lines, each ending in `\n`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -206,7 +206,8 @@ mod tests {
             flush_interval: Duration::from_secs(1),
             gzip: false,
             timeout: Duration::from_secs(1),
-            queue_max_lines: 1,
+            max_lines_per_sec: None,
+            dead_letter: "data/dead-letter.lp".into(),
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(1),
         }

@@ -1,0 +1,605 @@
+//! The uploader: reads the spool in order and delivers it to the output,
+//! acknowledging to the spool only what the output confirmed.
+//!
+//! This is the second half of the delivery guarantee (ARCHITECTURE.md
+//! decision 2). The pipeline appends every encoded batch to the durable
+//! spool; this task turns spool records into write requests:
+//!
+//! * **Order and batching.** Records are read in order and concatenated
+//!   into a reused buffer until `batch_size` lines are gathered, or until
+//!   `flush_interval` has passed since the first of them when no more are
+//!   waiting. A backlog therefore goes out in full batches back to back.
+//! * **Acknowledgement.** The spool's read position is acknowledged only
+//!   after the output answered success for every line of the batch (or
+//!   rejected some for good, see below). A crash before that makes the next
+//!   start deliver the batch again: at least once. Slot timestamps make a
+//!   repeat overwrite the same points, so InfluxDB ends up with exactly one.
+//! * **Retries.** Network errors, timeouts, 5xx, 429 and 503 are retried
+//!   with capped exponential backoff and jitter, or after the server's
+//!   `Retry-After` (at most 5 minutes). Nothing is dropped while waiting:
+//!   the spool holds it.
+//! * **413** splits the request in two at a line boundary, recursively; a
+//!   single line still too large is rejected.
+//! * **Permanent rejections** (400, 401, 403, 404, a single line too large)
+//!   are appended to the dead-letter file with the server's message, counted
+//!   and logged, and acknowledged: never retried forever, never blocking
+//!   the rest. For an InfluxDB 1.x partial write, only the `dropped=N`
+//!   lines count as rejected (the server stored the others), but the whole
+//!   request goes to the dead-letter file, since the server does not say
+//!   which lines it refused.
+//! * **Catch-up cap.** With `max_lines_per_sec`, writes are paced so that a
+//!   backlog drains no faster than that, leaving the server capacity for
+//!   live data from other gateways.
+//! * **Shutdown.** After `input_done` (the pipeline has appended its last
+//!   batch), the uploader keeps delivering what is readable for at most
+//!   [`SHUTDOWN_GRACE`], then stops. Whatever is left stays in the spool
+//!   and goes out at the next start: nothing is lost at shutdown.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::OutputConfig;
+use crate::sinks::file::FileSink;
+use crate::sinks::influx::classify::{dropped_lines, truncate};
+use crate::sinks::influx::{WriteError, Writer, WriterError};
+use crate::spool::{Cursor, Spool};
+use crate::stats::Stats;
+
+/// How long the uploader keeps delivering after the pipeline has stopped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest `Retry-After` honoured; a server asking for more gets this.
+const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
+
+/// Shortest wait before a retry, so a refusing output is no busy loop.
+const MIN_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// Shortest interval between two "still failing" warnings.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Records read from the spool per call.
+const READ_RECORDS: usize = 64;
+
+/// What a finished uploader did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SinkSummary {
+    /// Lines the output acknowledged (including the stored lines of partial writes).
+    pub lines_written: u64,
+    /// Lines the output rejected permanently (now in the dead-letter file).
+    pub lines_rejected: u64,
+    /// Lines read but not delivered when the shutdown grace ended; they are
+    /// still in the spool and go out at the next start.
+    pub lines_left_in_spool: u64,
+}
+
+/// An uploader that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The InfluxDB writer cannot be built from the configuration.
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+}
+
+/// Batching, retry and pacing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploaderOptions {
+    /// Lines per request (at least 1; a single large record may exceed it).
+    pub batch_size: usize,
+    /// Longest wait of a line for more lines to share its request.
+    pub flush_interval: Duration,
+    /// First retry delay.
+    pub retry_initial: Duration,
+    /// Cap on the retry delay.
+    pub retry_max: Duration,
+    /// Cap on lines written per second; `None`: as fast as the output accepts.
+    pub max_lines_per_sec: Option<u64>,
+    /// Where permanently rejected lines go.
+    pub dead_letter: Option<PathBuf>,
+    /// Delivery time left after the pipeline stopped.
+    pub shutdown_grace: Duration,
+}
+
+impl UploaderOptions {
+    /// The options an output configuration implies (the file sink retries
+    /// from 200 ms to 5 s and has no dead-letter file: a file never refuses).
+    #[must_use]
+    pub fn for_output(output: &OutputConfig) -> UploaderOptions {
+        match output {
+            OutputConfig::Influx(c) => UploaderOptions {
+                batch_size: c.batch_size,
+                flush_interval: c.flush_interval,
+                retry_initial: c.retry_initial,
+                retry_max: c.retry_max,
+                max_lines_per_sec: c.max_lines_per_sec,
+                dead_letter: Some(c.dead_letter.clone()),
+                shutdown_grace: SHUTDOWN_GRACE,
+            },
+            OutputConfig::File(c) => UploaderOptions {
+                batch_size: c.batch_size,
+                flush_interval: c.flush_interval,
+                retry_initial: Duration::from_millis(200),
+                retry_max: Duration::from_secs(5),
+                max_lines_per_sec: None,
+                dead_letter: None,
+                shutdown_grace: SHUTDOWN_GRACE,
+            },
+        }
+    }
+}
+
+/// Where batches go.
+// One instance per task: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Destination {
+    Influx(Writer),
+    File(FileSink),
+}
+
+impl Destination {
+    async fn write(&self, body: &[u8], lines: usize) -> Result<(), WriteError> {
+        match self {
+            Destination::Influx(w) => w.write(body, lines).await,
+            Destination::File(f) => f.write(body).await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Destination::Influx(w) => w.endpoint().to_owned(),
+            Destination::File(f) => f.path().display().to_string(),
+        }
+    }
+}
+
+/// How the delivery of one batch ended.
+enum Delivery {
+    /// Every line written or permanently rejected: acknowledge.
+    Done,
+    /// The shutdown grace ended first: leave the batch in the spool.
+    Abandoned,
+}
+
+/// Runs the uploader for `output` until `input_done` is cancelled and the
+/// spool is drained (or [`SHUTDOWN_GRACE`] has passed since).
+///
+/// # Errors
+/// [`SinkError::Writer`] when the output cannot be set up; once running,
+/// failures are retried, counted and logged, never returned.
+pub async fn run(
+    output: OutputConfig,
+    options: UploaderOptions,
+    spool: Spool,
+    stats: Arc<Stats>,
+    input_done: CancellationToken,
+) -> Result<SinkSummary, SinkError> {
+    let dest = match &output {
+        OutputConfig::Influx(c) => Destination::Influx(Writer::new(c)?),
+        OutputConfig::File(c) => Destination::File(FileSink::new(&c.path)),
+    };
+    tracing::info!(destination = %dest.describe(), "uploader started");
+    let mut up = Uploader {
+        backoff: options.retry_initial,
+        options,
+        dest,
+        spool,
+        stats,
+        summary: SinkSummary::default(),
+        records: Vec::with_capacity(READ_RECORDS),
+        body: Vec::new(),
+        failing_since: None,
+        last_fail_log: None,
+        paced_until: None,
+        deadline: None,
+    };
+    loop {
+        let Some((lines, cursor)) = up.collect(&input_done).await else {
+            break;
+        };
+        match up.deliver(lines, &input_done).await {
+            Delivery::Done => {
+                if let Err(e) = up.spool.ack(cursor) {
+                    // The lines are delivered; a failed ack only means they
+                    // may be delivered again after a restart (idempotent).
+                    tracing::error!(error = %e, "cannot persist the spool's acknowledged position");
+                }
+                up.stats.update_spool(&up.spool);
+            }
+            Delivery::Abandoned => {
+                up.summary.lines_left_in_spool += lines as u64;
+                up.spool.rewind();
+                break;
+            }
+        }
+    }
+    if let Destination::File(f) = &up.dest
+        && let Err(e) = f.sync().await
+    {
+        tracing::warn!(error = %e, "file sink: final sync failed");
+    }
+    let s = up.summary;
+    let backlog = up.spool.stats();
+    tracing::info!(
+        written = s.lines_written,
+        rejected = s.lines_rejected,
+        spool_records = backlog.records,
+        spool_bytes = backlog.bytes,
+        "uploader stopped"
+    );
+    if backlog.records > 0 {
+        tracing::warn!(
+            records = backlog.records,
+            bytes = backlog.bytes,
+            destination = %up.dest.describe(),
+            "undelivered data stays in the spool and is sent at the next start"
+        );
+    }
+    Ok(s)
+}
+
+struct Uploader {
+    options: UploaderOptions,
+    dest: Destination,
+    spool: Spool,
+    stats: Arc<Stats>,
+    summary: SinkSummary,
+    /// Records of the current batch, as read (reused).
+    records: Vec<Vec<u8>>,
+    /// The current batch's body (reused).
+    body: Vec<u8>,
+    backoff: Duration,
+    failing_since: Option<Instant>,
+    last_fail_log: Option<Instant>,
+    /// With a rate cap: no write before this instant.
+    paced_until: Option<Instant>,
+    /// End of the shutdown grace, once the input is done.
+    deadline: Option<Instant>,
+}
+
+impl Uploader {
+    /// Gathers the next batch into `self.body`: its line count and the spool
+    /// position after it; `None` when the input is done and nothing is left
+    /// (or the grace has ended).
+    async fn collect(&mut self, input_done: &CancellationToken) -> Option<(usize, Cursor)> {
+        self.body.clear();
+        let mut lines = 0;
+        let mut cursor = None;
+        let mut first_at: Option<Instant> = None;
+        loop {
+            if input_done.is_cancelled() {
+                let deadline = *self
+                    .deadline
+                    .get_or_insert_with(|| Instant::now() + self.options.shutdown_grace);
+                if Instant::now() >= deadline {
+                    if lines > 0 {
+                        self.summary.lines_left_in_spool += lines as u64;
+                        self.spool.rewind();
+                    }
+                    return None;
+                }
+            }
+            self.records.clear();
+            if let Some(c) = self.spool.read(READ_RECORDS, usize::MAX, &mut self.records) {
+                for r in &self.records {
+                    self.body.extend_from_slice(r);
+                    lines += count_lines(r);
+                }
+                cursor = Some(c);
+                first_at.get_or_insert_with(Instant::now);
+                if lines >= self.options.batch_size {
+                    break;
+                }
+                continue;
+            }
+            // Nothing more readable right now.
+            let flush_at = first_at.map(|t| t + self.options.flush_interval);
+            if lines > 0
+                && (input_done.is_cancelled() || flush_at.is_some_and(|t| Instant::now() >= t))
+            {
+                break;
+            }
+            if lines == 0 && input_done.is_cancelled() {
+                return None;
+            }
+            let never = Instant::now() + Duration::from_hours(24);
+            tokio::select! {
+                () = self.spool.wait_readable() => {},
+                () = tokio::time::sleep_until(flush_at.unwrap_or(never)), if flush_at.is_some() => {},
+                () = input_done.cancelled(), if !input_done.is_cancelled() => {},
+            }
+        }
+        cursor.map(|c| (lines, c))
+    }
+
+    /// Delivers `self.body` (`lines` lines): retries until every part is
+    /// written or rejected for good, or the shutdown grace ends.
+    async fn deliver(&mut self, lines: usize, input_done: &CancellationToken) -> Delivery {
+        let mut parts: VecDeque<(Range<usize>, usize)> = VecDeque::new();
+        parts.push_back((0..self.body.len(), lines));
+        while let Some((range, n)) = parts.pop_front() {
+            self.pace(n).await;
+            let result = self.dest.write(&self.body[range.clone()], n).await;
+            Stats::add(&self.stats.write_requests, 1);
+            match result {
+                Ok(()) => {
+                    self.reachable();
+                    self.written(n as u64);
+                }
+                Err(WriteError::Retryable {
+                    reason,
+                    retry_after,
+                }) => {
+                    Stats::add(&self.stats.write_retries, 1);
+                    let delay = self.next_delay(retry_after);
+                    self.failing(&reason, delay, n);
+                    parts.push_front((range, n));
+                    let wake = Instant::now() + delay;
+                    if !self.wait_retry(wake, input_done).await {
+                        let left: usize = parts.iter().map(|(_, n)| n).sum();
+                        tracing::warn!(
+                            lines = left,
+                            "shutdown grace over while the output is failing; batch stays in the spool"
+                        );
+                        return Delivery::Abandoned;
+                    }
+                }
+                Err(WriteError::TooLarge) if n > 1 => {
+                    self.reachable();
+                    Stats::add(&self.stats.write_retries, 1);
+                    let body = &self.body[range.clone()];
+                    let mid = range.start + nth_line_end(body, n / 2);
+                    tracing::debug!(lines = n, "write too large (413): split in two");
+                    parts.push_front((mid..range.end, n - n / 2));
+                    parts.push_front((range.start..mid, n / 2));
+                }
+                Err(WriteError::TooLarge) => {
+                    self.reachable();
+                    self.rejected(
+                        range,
+                        n,
+                        413,
+                        "request too large even as a single line",
+                        false,
+                    );
+                }
+                Err(WriteError::Permanent {
+                    status,
+                    message,
+                    partial,
+                }) => {
+                    self.reachable();
+                    self.rejected(range, n, status, &message, partial);
+                }
+            }
+        }
+        Delivery::Done
+    }
+
+    /// Sleeps until `wake`; false when the shutdown grace ends first.
+    async fn wait_retry(&mut self, wake: Instant, input_done: &CancellationToken) -> bool {
+        loop {
+            if input_done.is_cancelled() {
+                let deadline = *self
+                    .deadline
+                    .get_or_insert_with(|| Instant::now() + self.options.shutdown_grace);
+                if wake >= deadline {
+                    tokio::time::sleep_until(deadline).await;
+                    return false;
+                }
+                tokio::time::sleep_until(wake).await;
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(wake) => return true,
+                () = input_done.cancelled() => {},
+            }
+        }
+    }
+
+    /// With a rate cap, waits until `lines` more lines may be written.
+    async fn pace(&mut self, lines: usize) {
+        let Some(rate) = self.options.max_lines_per_sec else {
+            return;
+        };
+        let now = Instant::now();
+        let start = self.paced_until.map_or(now, |t| t.max(now));
+        tokio::time::sleep_until(start).await;
+        self.paced_until = Some(start + Duration::from_secs_f64(lines as f64 / rate as f64));
+    }
+
+    /// The wait before the next retry: the server's `Retry-After` when
+    /// given, else the backoff with jitter (upper half), doubling to the cap.
+    fn next_delay(&mut self, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.clamp(MIN_RETRY_DELAY, MAX_RETRY_AFTER);
+        }
+        let base = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.options.retry_max);
+        base.mul_f64(0.5 + fastrand::f64() * 0.5)
+            .max(MIN_RETRY_DELAY)
+    }
+
+    fn written(&mut self, lines: u64) {
+        Stats::add(&self.stats.lines_written, lines);
+        self.summary.lines_written += lines;
+    }
+
+    /// Counts, logs and dead-letters a permanent rejection.
+    fn rejected(
+        &mut self,
+        range: Range<usize>,
+        lines: usize,
+        status: u16,
+        message: &str,
+        partial: bool,
+    ) {
+        let rejected = if partial {
+            dropped_lines(message).map_or(lines, |n| n.min(lines))
+        } else {
+            lines
+        };
+        self.written((lines - rejected) as u64);
+        Stats::add(&self.stats.lines_rejected, rejected as u64);
+        self.summary.lines_rejected += rejected as u64;
+        let body = &self.body[range];
+        let first_line = body.split(|&b| b == b'\n').next().unwrap_or_default();
+        let first_line = truncate(String::from_utf8_lossy(first_line).into_owned(), 300);
+        let dead = self.options.dead_letter.as_ref().map(|path| {
+            let r = dead_letter(path, status, message, lines, rejected, body);
+            (path, r)
+        });
+        let dead_letter_file = match &dead {
+            Some((path, Ok(()))) => path.display().to_string(),
+            Some((path, Err(e))) => format!("{} (not written: {e})", path.display()),
+            None => "none".to_owned(),
+        };
+        tracing::error!(
+            status,
+            server_message = %message,
+            batch_lines = lines,
+            rejected,
+            stored = lines - rejected,
+            first_line = %first_line,
+            dead_letter = %dead_letter_file,
+            "output rejected lines permanently; they will not be retried"
+        );
+    }
+
+    /// Notes a retryable failure; warns on the first and then every [`LOG_EVERY`].
+    fn failing(&mut self, reason: &str, delay: Duration, lines: usize) {
+        let now = Instant::now();
+        let first = self.failing_since.is_none();
+        self.failing_since.get_or_insert(now);
+        if first || self.last_fail_log.is_none_or(|t| now - t >= LOG_EVERY) {
+            let backlog = self.spool.stats();
+            tracing::warn!(
+                destination = %self.dest.describe(),
+                reason,
+                retry_in_ms = delay.as_millis() as u64,
+                batch_lines = lines,
+                spool_records = backlog.records,
+                spool_bytes = backlog.bytes,
+                "write failed; will retry (the spool keeps everything meanwhile)"
+            );
+            self.last_fail_log = Some(now);
+        } else {
+            tracing::debug!(
+                reason,
+                retry_in_ms = delay.as_millis() as u64,
+                "write failed; will retry"
+            );
+        }
+    }
+
+    /// The output answered: reset the backoff, log a recovery.
+    fn reachable(&mut self) {
+        self.backoff = self.options.retry_initial;
+        if let Some(since) = self.failing_since.take() {
+            tracing::info!(
+                destination = %self.dest.describe(),
+                failing_for_ms = since.elapsed().as_millis() as u64,
+                "output reachable again; catching up"
+            );
+            self.last_fail_log = None;
+        }
+    }
+}
+
+/// Appends a rejected request to the dead-letter file: a comment line with
+/// the time, status and server message, then the lines as sent.
+fn dead_letter(
+    path: &std::path::Path,
+    status: u16,
+    message: &str,
+    lines: usize,
+    rejected: usize,
+    body: &[u8],
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let message = message.replace(['\n', '\r'], " ");
+    let mut out = format!(
+        "# {} status={status} lines={lines} rejected={rejected} error={message}\n",
+        jiff::Timestamp::now()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    if !body.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    f.write_all(&out)
+}
+
+/// Number of lines in a chunk of whole lines.
+fn count_lines(chunk: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', chunk).count()
+}
+
+/// Byte index just after the `n`-th newline of `body` (`body.len()` when it has fewer).
+fn nth_line_end(body: &[u8], n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let mut seen = 0;
+    for (i, &b) in body.iter().enumerate() {
+        if b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return i + 1;
+            }
+        }
+    }
+    body.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ends() {
+        let body = b"a\nbb\nccc\n";
+        assert_eq!(nth_line_end(body, 0), 0);
+        assert_eq!(nth_line_end(body, 1), 2);
+        assert_eq!(nth_line_end(body, 2), 5);
+        assert_eq!(nth_line_end(body, 3), 9);
+        assert_eq!(nth_line_end(body, 4), 9);
+        assert_eq!(count_lines(body), 3);
+    }
+
+    #[test]
+    fn dead_letter_records_the_error_and_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dead.lp");
+        dead_letter(
+            &path,
+            400,
+            "partial write:\nbad dropped=1",
+            2,
+            1,
+            b"m a=1 1\nm a=\"x\" 2\n",
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("# "));
+        assert!(
+            lines[0].ends_with(" status=400 lines=2 rejected=1 error=partial write: bad dropped=1")
+        );
+        assert_eq!(&lines[1..], ["m a=1 1", "m a=\"x\" 2"]);
+    }
+}

@@ -19,9 +19,7 @@ Everything listens on 127.0.0.1 only. Results belong in BENCHMARKS.md.
 import argparse
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,70 +28,8 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def http(url, data=None):
-    req = urllib.request.Request(url, data=data)
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.status, r.read()
-
-
-def start_influxd(d):
-    port, rpc = free_port(), free_port()
-    conf = os.path.join(d, "influxdb.conf")
-    with open(conf, "w") as f:
-        f.write(f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc}"
-[meta]
-  dir = "{d}/meta"
-[data]
-  dir = "{d}/data"
-  wal-dir = "{d}/wal"
-  query-log-enabled = false
-  cache-max-memory-size = "4g"
-[http]
-  bind-address = "127.0.0.1:{port}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[logging]
-  level = "warn"
-""")
-    proc = subprocess.Popen([shutil.which("influxd") or "/usr/bin/influxd", "run", "-config", conf],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if http(url + "/ping")[0] == 204:
-                return proc, url
-        except OSError:
-            time.sleep(0.1)
-    sys.exit("influxd did not start")
-
-
-def query(url, db, q):
-    u = f"{url}/query?" + urllib.parse.urlencode({"db": db, "q": q})
-    return json.loads(http(u)[1])
-
-
-def proc_usage(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    hwm = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1]) / 1024
-    return cpu, hwm
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, http, proc_usage, query, start_influxd  # noqa: E402
 
 
 def write_config(d, url, endpoints, units, with_meters):

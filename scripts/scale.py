@@ -17,28 +17,22 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, http, proc_usage, query, start_influxd  # noqa: E402
 
 
 def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+    return [free_port() for _ in range(n)]
 
 
-def write_config(dirname, endpoints, units, interval, profile):
+def write_config(dirname, endpoints, units, interval, profile, influx_url=None):
     sites = os.path.join(dirname, "sites")
     os.makedirs(sites)
     ports = free_ports(endpoints)
@@ -49,12 +43,13 @@ def write_config(dirname, endpoints, units, interval, profile):
         f'sites_dir = "{sites}"',
         f'profiles_dir = "{ROOT}/config/profiles"',
         "",
-        "[file_sink]",
-        f'path = "{dirname}/data/lines.lp"',
-        "batch_size = 5000",
-        "flush_interval_ms = 1000",
-        "",
     ]
+    if influx_url:
+        main += ["[influxdb]", 'api = "v1"', f'url = "{influx_url}"', 'database = "emgate"',
+                 "batch_size = 5000", ""]
+    else:
+        main += ["[file_sink]", f'path = "{dirname}/data/lines.lp"', "batch_size = 5000",
+                 "flush_interval_ms = 1000", ""]
     for e, port in enumerate(ports):
         main += ["[[endpoints]]", f'id = "ep{e}"', 'host = "127.0.0.1"', f"port = {port}",
                  "timeout_ms = 2000", ""]
@@ -71,20 +66,6 @@ def write_config(dirname, endpoints, units, interval, profile):
     return path
 
 
-def proc_usage(pid):
-    """CPU seconds (user+system) and peak RSS (MiB) of a live process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    hwm = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1]) / 1024
-    return cpu, hwm
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoints", type=int, default=100)
@@ -92,13 +73,18 @@ def main():
     ap.add_argument("--interval", type=int, default=10, help="poll interval, seconds")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--profile", default="eastron_sdm630")
+    ap.add_argument("--influx", action="store_true", help="write to a private influxd instead of a file")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "emgate"))
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} not found: run `cargo build --release` first")
 
     with tempfile.TemporaryDirectory() as d:
-        cfg = write_config(d, args.endpoints, args.units, args.interval, args.profile)
+        influx, url = (None, None)
+        if args.influx:
+            influx, url = start_influxd(os.path.join(d, "influx"))
+            http(url + "/query", urllib.parse.urlencode({"q": "CREATE DATABASE emgate"}).encode())
+        cfg = write_config(d, args.endpoints, args.units, args.interval, args.profile, url)
         check = subprocess.run([args.binary, "check-config", "--config", cfg], capture_output=True, text=True)
         if check.returncode != 0:
             sys.exit(f"generated config invalid:\n{check.stderr}")
@@ -137,6 +123,12 @@ def main():
                   "missed_slots", "lines_written", "lines_dropped"]:
             print(f"  {k:15} {final.get(k)}")
         expected = meters * (args.seconds + 2 * args.interval) / args.interval
+        if influx:
+            count = query(url, "emgate", "SELECT count(q) FROM reading")
+            stored = count["results"][0]["series"][0]["values"][0][1]
+            print(f"  influxdb holds {stored} readings (gateway counted {final.get('readings')})")
+            influx.send_signal(signal.SIGTERM)
+            influx.wait(timeout=30)
         print(f"  readings per second over the whole run: about {final.get('readings', 0) / (args.seconds + args.interval):.0f} "
               f"(upper bound {expected / (args.seconds + args.interval):.0f})")
 

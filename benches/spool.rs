@@ -1,0 +1,2 @@
+//! Spool benchmarks (being written).
+fn main() {}

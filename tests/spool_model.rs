@@ -395,7 +395,7 @@ fn policy() -> impl Strategy<Value = FullPolicy> {
 fn fsync() -> impl Strategy<Value = FsyncPolicy> {
     prop_oneof![
         // Never fsynced while running: a crash must still lose nothing.
-        2 => Just(FsyncPolicy::Interval(Duration::from_secs(3600))),
+        2 => Just(FsyncPolicy::Interval(Duration::from_hours(1))),
         // The background thread racing appends, rolls and drops.
         1 => Just(FsyncPolicy::Interval(Duration::from_millis(1))),
         1 => Just(FsyncPolicy::EveryAppend),

@@ -10,6 +10,7 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,7 +43,8 @@ fn site_file() -> String {
     ];
     let mut s = format!("[site]\nid = \"{SITE}\"\nname = \"outage test\"\n");
     for (i, (id, energy, profile, extra)) in meters.iter().enumerate() {
-        s += &format!(
+        let _ = write!(
+            s,
             "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = 1\nprofile = \"{profile}\"\n\
              endpoint = \"dtu\"\nunit_id = {}\npoll_interval_secs = 1{extra}\n",
             i + 1
@@ -166,7 +168,7 @@ timeout_ms = 1000
     // after the restart.
     wait_for(
         &stats,
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "the backlog to drain after the restart",
         |s| {
             let spooled = Stats::get(&s.lines_spooled);

@@ -192,7 +192,8 @@ fn counters(s: &Stats) -> String {
     )
 }
 
-/// Lines and bytes waiting in the (closed) spool at `dir`, read without acking.
+/// Lines and framed bytes (8-byte record header + payload, what `max_bytes`
+/// bounds) waiting in the closed spool at `dir`, read without acking.
 fn spool_contents(dir: &Path) -> (u64, u64) {
     let (spool, _recovery) = Spool::open(SpoolConfig {
         dir: dir.to_path_buf(),
@@ -208,7 +209,7 @@ fn spool_contents(dir: &Path) -> (u64, u64) {
     while spool.read(1024, usize::MAX, &mut records).is_some() {
         for r in records.drain(..) {
             lines += memchr_lines(&r);
-            bytes += r.len() as u64;
+            bytes += 8 + r.len() as u64;
         }
     }
     (lines, bytes)

@@ -150,10 +150,11 @@ pub async fn run(
     let encoder_config = Arc::clone(&config);
     let encoder_stats = Arc::clone(&stats);
     let encoder_spool = spool.clone();
+    let encoder_shutdown = shutdown.clone();
     let encoder = tokio::spawn(async move {
         let mut enc = ReadingEncoder::new(&encoder_config);
         let mut chunk = LineChunk::default();
-        let mut appender = Appender::new(encoder_spool, encoder_stats);
+        let mut appender = Appender::new(encoder_spool, encoder_stats, encoder_shutdown);
         while let Some(batch) = readings_rx.recv().await {
             chunk.body.clear();
             chunk.lines = 0;
@@ -161,6 +162,12 @@ pub async fn run(
             if chunk.lines > 0 {
                 appender.append(&chunk).await;
             }
+        }
+        if appender.not_spooled > 0 {
+            error!(
+                lines = appender.not_spooled,
+                "shutdown while the spool was full (policy block): readings still in memory were not spooled and are lost"
+            );
         }
     });
 
@@ -183,16 +190,24 @@ pub async fn run(
 struct Appender {
     spool: Spool,
     stats: Arc<Stats>,
+    shutdown: CancellationToken,
+    /// Set at shutdown: after this instant a full spool is no longer waited for.
+    give_up_at: Option<tokio::time::Instant>,
+    /// Lines given up at shutdown because the spool stayed full.
+    not_spooled: u64,
     last_full_warn: Option<tokio::time::Instant>,
     dropped_warned: u64,
     last_drop_warn: Option<tokio::time::Instant>,
 }
 
 impl Appender {
-    fn new(spool: Spool, stats: Arc<Stats>) -> Appender {
+    fn new(spool: Spool, stats: Arc<Stats>, shutdown: CancellationToken) -> Appender {
         Appender {
             spool,
             stats,
+            shutdown,
+            give_up_at: None,
+            not_spooled: 0,
             last_full_warn: None,
             dropped_warned: 0,
             last_drop_warn: None,
@@ -201,7 +216,10 @@ impl Appender {
 
     /// Appends `chunk`, waiting while the spool is full (`block`) and
     /// retrying every second while the disk refuses: an accepted reading
-    /// is never given up here.
+    /// is never given up here. Only after a shutdown, once the spool has
+    /// stayed full for the uploader's grace period, are the readings still
+    /// in memory given up (counted in `not_spooled`): otherwise a dead
+    /// output would make the gateway impossible to stop.
     async fn append(&mut self, chunk: &LineChunk) {
         loop {
             match self.spool.append(&chunk.body) {
@@ -213,6 +231,13 @@ impl Appender {
                     return;
                 }
                 Ok(Appended::Full) => {
+                    if self
+                        .give_up_at
+                        .is_some_and(|t| tokio::time::Instant::now() >= t)
+                    {
+                        self.not_spooled += chunk.lines as u64;
+                        return;
+                    }
                     Stats::add(&self.stats.spool_full_waits, 1);
                     let now = tokio::time::Instant::now();
                     if self.last_full_warn.is_none_or(|t| now - t >= WARN_EVERY) {
@@ -224,7 +249,14 @@ impl Appender {
                         );
                         self.last_full_warn = Some(now);
                     }
-                    self.spool.wait_for_space().await;
+                    let give_up_at = self.give_up_at.unwrap_or(now);
+                    tokio::select! {
+                        () = self.spool.wait_for_space() => {}
+                        () = self.shutdown.cancelled(), if self.give_up_at.is_none() => {
+                            self.give_up_at = Some(tokio::time::Instant::now() + uploader::SHUTDOWN_GRACE);
+                        }
+                        () = tokio::time::sleep_until(give_up_at), if self.give_up_at.is_some() => {}
+                    }
                 }
                 Err(e) => {
                     error!(error = %e, lines = chunk.lines, "cannot append to the spool; retrying in 1 s");

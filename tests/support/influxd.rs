@@ -1,11 +1,13 @@
 //! A real InfluxDB 1.x (`influxd`) for integration tests: own temporary
 //! directory, HTTP and RPC ports on 127.0.0.1, stopped (and its data deleted)
-//! when dropped. Also a blocking `raw_get` used to wait for readiness
-//! without a runtime.
+//! when dropped. Fault tests can also stop it and start it again on the same
+//! ports and data directory, to play an outage of the server. Also a
+//! blocking `raw_get` used to wait for readiness without a runtime.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,9 @@ use super::{free_port, require_binary};
 /// A running `influxd`.
 pub struct Influxd {
     child: Child,
+    /// False between [`Influxd::stop`] and [`Influxd::start_again`].
+    running: bool,
+    binary: PathBuf,
     port: u16,
     dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -45,19 +50,11 @@ impl Influxd {
                 ),
             )
             .expect("write influxdb.conf");
-            let log_path = dir.path().join("influxd.log");
-            let log = std::fs::File::create(&log_path).expect("influxd log file");
-            let child = Command::new(&binary)
-                .arg("run")
-                .arg("-config")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+            let child = spawn(&binary, dir.path());
             let mut me = Influxd {
                 child,
+                running: true,
+                binary: binary.clone(),
                 port,
                 dir,
                 http: reqwest::Client::new(),
@@ -71,6 +68,66 @@ impl Influxd {
             }
         }
         panic!("influxd did not become ready after 3 attempts: {last_log}");
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 15 s) and waits for it
+    /// to exit. Ports, data and log stay, for [`Influxd::start_again`].
+    /// Writes meanwhile fail with "connection refused".
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        self.running = false;
+        let pid = self.child.id().to_string();
+        let termed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while termed && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again after [`Influxd::stop`], on the same ports and
+    /// data directory (1.x keeps its databases and points across a restart),
+    /// and waits until `GET /ping` answers. Panics with the server's output
+    /// when it does not come back within 30 s (e.g. another process took the
+    /// port meanwhile).
+    pub fn start_again(&mut self) {
+        assert!(!self.running, "influxd is already running");
+        let mut why = String::new();
+        // The port may still be held by the old process's sockets for a
+        // moment: a few attempts, each a fresh process.
+        for _attempt in 0..3 {
+            self.child = spawn(&self.binary, self.dir.path());
+            self.running = true;
+            match self.wait_ready(Duration::from_secs(30)) {
+                Ok(()) => return,
+                Err(e) => {
+                    why = e;
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    self.running = false;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+        panic!(
+            "influxd did not come back on port {}: {why}\n--- influxd output ---\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    /// Whether the server is running (not between `stop` and `start_again`).
+    pub fn is_running(&self) -> bool {
+        self.running
     }
 
     fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
@@ -179,6 +236,63 @@ impl Influxd {
                 .unwrap_or_else(|| panic!("count query {influxql:?} answered {row:?}")),
         }
     }
+}
+
+impl Influxd {
+    /// The slots (epoch seconds) of `measurement` per value of the `meter`
+    /// tag, read through `field` (which every point has, e.g. `q`).
+    /// Panics when a meter has the same timestamp twice, which InfluxDB
+    /// cannot return for one series.
+    pub async fn meter_slots(
+        &self,
+        db: &str,
+        measurement: &str,
+        field: &str,
+    ) -> BTreeMap<String, BTreeSet<i64>> {
+        let v = self
+            .query(
+                db,
+                &format!("SELECT \"{field}\" FROM \"{measurement}\" GROUP BY \"meter\""),
+            )
+            .await;
+        let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+        let Some(series) = v["results"][0]["series"].as_array() else {
+            return out;
+        };
+        for s in series {
+            let meter = s["tags"]["meter"]
+                .as_str()
+                .unwrap_or_else(|| panic!("series without a meter tag: {s}"))
+                .to_owned();
+            let slots = out.entry(meter.clone()).or_default();
+            for row in s["values"].as_array().into_iter().flatten() {
+                let t = row[0]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("time of {row} is not epoch seconds"));
+                assert!(slots.insert(t), "{meter}: slot {t} returned twice");
+            }
+        }
+        out
+    }
+}
+
+/// Starts `influxd run` with the configuration in `dir`, appending its
+/// output to `dir/influxd.log`.
+fn spawn(binary: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("influxd.log"))
+        .expect("influxd log file");
+    Command::new(binary)
+        .arg("run")
+        .arg("-config")
+        .arg(dir.join("influxdb.conf"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
 }
 
 impl Drop for Influxd {

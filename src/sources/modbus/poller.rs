@@ -192,6 +192,11 @@ impl EndpointPoller {
             "polling endpoint"
         );
         loop {
+            // Checked here too: a round cut short by the shutdown leaves due
+            // meters behind, and without this the loop would spin on them.
+            if shutdown.is_cancelled() {
+                break;
+            }
             let now = now_ms();
             let next = self
                 .meters

@@ -171,6 +171,9 @@ pub async fn run(
         }
     });
 
+    // Pollers end only at shutdown; a gateway without meters (or whose
+    // pollers ended early) still runs until then, delivering its spool.
+    shutdown.cancelled().await;
     pollers.wait().await;
     let encoded = encoder.await;
     if let Err(e) = spool.sync() {
@@ -236,6 +239,7 @@ impl Appender {
                         .is_some_and(|t| tokio::time::Instant::now() >= t)
                     {
                         self.not_spooled += chunk.lines as u64;
+                        Stats::add(&self.stats.lines_not_spooled, chunk.lines as u64);
                         return;
                     }
                     Stats::add(&self.stats.spool_full_waits, 1);

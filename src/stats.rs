@@ -29,6 +29,10 @@ pub struct Stats {
     pub overruns: AtomicU64,
     /// Slots skipped entirely because a round took longer than its interval.
     pub missed_slots: AtomicU64,
+    /// Poll rounds whose readings had to wait for room downstream.
+    pub pipeline_stalls: AtomicU64,
+    /// Lines given up at shutdown because the spool stayed full (`block`).
+    pub lines_not_spooled: AtomicU64,
     /// Connections established.
     pub connects: AtomicU64,
     /// Connection attempts or links that failed.
@@ -86,6 +90,8 @@ impl Stats {
             points_flagged = Stats::get(&self.points_flagged),
             overruns = Stats::get(&self.overruns),
             missed_slots = Stats::get(&self.missed_slots),
+            pipeline_stalls = Stats::get(&self.pipeline_stalls),
+            lines_not_spooled = Stats::get(&self.lines_not_spooled),
             meters_up = self.meters_up.load(Ordering::Relaxed),
             connect_failures = Stats::get(&self.connect_failures),
             lines_spooled = Stats::get(&self.lines_spooled),

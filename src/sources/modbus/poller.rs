@@ -111,6 +111,8 @@ pub struct EndpointPoller {
     backoff: Backoff,
     /// No connection attempt before this instant (reconnect backoff).
     retry_at: Option<Instant>,
+    /// Last "pipeline full" warning, to rate-limit it.
+    last_stall_warn: Option<Instant>,
 }
 
 /// What happened to one request.
@@ -165,6 +167,7 @@ impl EndpointPoller {
             conn: None,
             backoff,
             retry_at: None,
+            last_stall_warn: None,
         }
     }
 
@@ -243,6 +246,25 @@ impl EndpointPoller {
             }
             // Backpressure: a full pipeline makes this await, and the slots
             // that pass meanwhile are counted as missed on the next round.
+            // The stall itself is counted and logged as it starts, so a
+            // long one is visible while it lasts, not only afterwards.
+            let batch = match self.out.try_send(batch) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+                Err(mpsc::error::TrySendError::Full(batch)) => batch,
+            };
+            self.stats.pipeline_stalls.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            if self
+                .last_stall_warn
+                .is_none_or(|t| now - t >= Duration::from_secs(10))
+            {
+                warn!(
+                    endpoint = %self.endpoint_config().id,
+                    "pipeline full (the spool is full or the disk is slow): polling paused until it drains"
+                );
+                self.last_stall_warn = Some(now);
+            }
             if self.out.send(batch).await.is_err() {
                 break;
             }

@@ -29,7 +29,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, http, proc_usage, query, start_influxd  # noqa: E402
+from harness import free_port, free_ports, http, proc_usage, query, start_influxd  # noqa: E402
 
 
 def write_config(d, url, endpoints, units, with_meters):
@@ -42,7 +42,7 @@ def write_config(d, url, endpoints, units, with_meters):
             "[influxdb]", 'api = "v1"', f'url = "{url}"', 'database = "emgate"', "batch_size = 5000",
             "retry_initial_ms = 200", "retry_max_ms = 1000", "",
             "[spool]", "max_bytes = 68719476736", ""]
-    ports = [free_port() for _ in range(endpoints)]
+    ports = free_ports(endpoints)
     for e, port in enumerate(ports):
         main += ["[[endpoints]]", f'id = "ep{e}"', 'host = "127.0.0.1"', f"port = {port}", "timeout_ms = 2000", ""]
         if not with_meters:
@@ -110,6 +110,7 @@ def main():
             cfg = write_config(d, url, args.endpoints, args.units, False)
             log2 = os.path.join(d, "run2.log")
             with open(log2, "w") as l2:
+                influx_cpu0, _ = proc_usage(influx.pid)
                 t0 = time.monotonic()
                 gw = subprocess.Popen([args.binary, "--log-format", "json", "--log-level", "warn,emgate=info",
                                        "run", "--config", cfg, "--stats-interval", "0"], stderr=l2)
@@ -125,6 +126,7 @@ def main():
                     if time.monotonic() - t0 > 3600:
                         sys.exit("drain did not finish within an hour")
                 drained = time.monotonic() - t0
+                influx_cpu = proc_usage(influx.pid)[0] - influx_cpu0
                 gw.send_signal(signal.SIGTERM)
                 gw.wait(timeout=60)
             count = query(url, "emgate", "SELECT count(q) FROM reading")
@@ -132,6 +134,7 @@ def main():
             print(f"drain: {drained:.1f} s (until InfluxDB counts every line) = {spooled / drained:.0f} lines/s, "
                   f"{points / drained:.0f} points/s")
             print(f"gateway while draining: cpu {cpu:.1f} s ({100 * cpu / drained:.0f}% of one core), peak rss {hwm:.0f} MiB")
+            print(f"influxd while draining: cpu {influx_cpu:.1f} s ({100 * influx_cpu / drained:.0f}% of one core)")
             print(f"influxdb holds {stored} readings; spooled {spooled}: {'OK' if stored == spooled else 'MISMATCH'}")
             print(f"one-hour backlog at this size ({points / max(args.backlog, 1):.0f} points/s) would drain in about "
                   f"{drained * 3600 / args.backlog / 60:.1f} min")

@@ -12,6 +12,19 @@ import urllib.parse
 import urllib.request
 
 
+def free_ports(n):
+    """`n` distinct free ports: every socket stays bound until all are chosen."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -27,7 +40,7 @@ def http(url, data=None):
 
 
 def start_influxd(d):
-    port, rpc = free_port(), free_port()
+    port, rpc = free_ports(2)
     os.makedirs(d, exist_ok=True)
     conf = os.path.join(d, "influxdb.conf")
     with open(conf, "w") as f:

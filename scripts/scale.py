@@ -25,11 +25,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, http, proc_usage, query, start_influxd  # noqa: E402
-
-
-def free_ports(n):
-    return [free_port() for _ in range(n)]
+from harness import free_ports, http, proc_usage, query, start_influxd  # noqa: E402
 
 
 def write_config(dirname, endpoints, units, interval, profile, influx_url=None):

@@ -224,6 +224,12 @@ fn lines(n: usize) -> Vec<u8> {
 /// Appends `lines(n)` to a fresh spool, one line per record, and runs the
 /// uploader until it has drained it; returns its summary and counters.
 async fn run_sink(cfg: InfluxConfig, n: usize) -> (SinkSummary, Arc<Stats>) {
+    let (summary, stats, _) = run_sink_dead_letter(cfg, n).await;
+    (summary, stats)
+}
+
+/// [`run_sink`], also returning the dead-letter file's text ("" when absent).
+async fn run_sink_dead_letter(cfg: InfluxConfig, n: usize) -> (SinkSummary, Arc<Stats>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let dead_letter = dir.path().join("dead-letter.lp");
     let output = OutputConfig::Influx(InfluxConfig {
@@ -258,7 +264,8 @@ async fn run_sink(cfg: InfluxConfig, n: usize) -> (SinkSummary, Arc<Stats>) {
     .await
     .expect("uploader starts");
     assert_eq!(spool.stats().records, 0, "spool drained");
-    (summary, stats)
+    let dead = std::fs::read_to_string(&dead_letter).unwrap_or_default();
+    (summary, stats, dead)
 }
 
 fn summary(written: u64, rejected: u64) -> SinkSummary {
@@ -510,9 +517,25 @@ async fn partial_write_is_not_retried() {
             batch_size: 4,
             ..cfg
         };
-        let (sum, stats) = run_sink(cfg, 4).await;
+        let (sum, stats, dead) = run_sink_dead_letter(cfg, 4).await;
         // One line dropped by the server, three stored: counted as such.
         assert_eq!(sum, summary(3, 1), "{name}");
+        // The whole request goes to the dead-letter file after a comment line
+        // with the status and the server's message.
+        let dead_lines: Vec<&str> = dead.lines().collect();
+        assert_eq!(dead_lines.len(), 5, "{name}: {dead}");
+        assert!(
+            dead_lines[0].starts_with("# ")
+                && dead_lines[0].contains(" status=400 lines=4 rejected=1 error=")
+                && dead_lines[0].contains("field type conflict"),
+            "{name}: {}",
+            dead_lines[0]
+        );
+        assert_eq!(
+            dead_lines[1..].join("\n") + "\n",
+            String::from_utf8(lines(4)).expect("utf8"),
+            "{name}"
+        );
         assert_eq!(fake.requests().len(), 1, "{name}");
         assert_eq!(Stats::get(&stats.write_retries), 0);
     }

@@ -166,7 +166,7 @@ pub async fn run(
         if appender.not_spooled > 0 {
             error!(
                 lines = appender.not_spooled,
-                "shutdown while the spool was full (policy block): readings still in memory were not spooled and are lost"
+                "shutdown while the spool was full or failing: readings still in memory were not spooled and are lost"
             );
         }
     });
@@ -263,6 +263,19 @@ impl Appender {
                     }
                 }
                 Err(e) => {
+                    // A disk error (full, read-only) is waited out like a
+                    // full spool, and given up the same way at shutdown.
+                    let now = tokio::time::Instant::now();
+                    if self.shutdown.is_cancelled() {
+                        let at = *self
+                            .give_up_at
+                            .get_or_insert(now + uploader::SHUTDOWN_GRACE);
+                        if now >= at {
+                            self.not_spooled += chunk.lines as u64;
+                            Stats::add(&self.stats.lines_not_spooled, chunk.lines as u64);
+                            return;
+                        }
+                    }
                     error!(error = %e, lines = chunk.lines, "cannot append to the spool; retrying in 1 s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }

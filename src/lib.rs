@@ -8,6 +8,7 @@
 //! * [`config`]: TOML files and environment overrides to a validated [`config::Config`].
 //! * [`profiles`]: meter register maps as data.
 //! * [`sources`]: where readings enter ([`sources::modbus`]).
+//! * [`pipeline`]: pure stages on reading batches: [`pipeline::validate`] judges every value.
 //! * [`sinks`]: where they leave: line protocol, InfluxDB v1/v2, a local file.
 //! * [`spool`]: the durable on-disk buffer between the pipeline and the writer.
 //! * [`sim`]: simulated meters with exact, known consumption.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod model;
+pub mod pipeline;
 pub mod profiles;
 pub mod sim;
 pub mod sinks;

@@ -1,0 +1,9 @@
+//! The processing stages between the sources and the sinks: pure functions
+//! and state tables on [`crate::model::ReadingBatch`]es, with no I/O, so each
+//! is tested and benchmarked without sockets.
+//!
+//! * [`validate`]: judges every value (quality bits), keeps per-meter state
+//!   and derives the rollover- and replacement-corrected "continuous"
+//!   counter that aggregation will difference.
+
+pub mod validate;

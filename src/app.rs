@@ -2,7 +2,7 @@
 //! and owns their shutdown.
 //!
 //! ```text
-//! EndpointPoller ×N ──ReadingBatch──▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
+//! EndpointPoller ×N ──ReadingBatch──▶ validate ─▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
 //! ```
 //! The reading channel is bounded and the spool is bounded on disk. With the
 //! `block` policy a full spool makes the encoder wait, the channel fills, and
@@ -24,6 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, InfluxApi, OutputConfig, SpoolFsync, SpoolPolicy};
 use crate::model::{EndpointId, ReadingBatch};
+use crate::pipeline::stage::ValidationStage;
 use crate::sinks::LineChunk;
 use crate::sinks::encode::ReadingEncoder;
 use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
@@ -154,8 +155,10 @@ pub async fn run(
     let encoder = tokio::spawn(async move {
         let mut enc = ReadingEncoder::new(&encoder_config);
         let mut chunk = LineChunk::default();
+        let mut validation = ValidationStage::new(&encoder_config, Arc::clone(&encoder_stats));
         let mut appender = Appender::new(encoder_spool, encoder_stats, encoder_shutdown);
-        while let Some(batch) = readings_rx.recv().await {
+        while let Some(mut batch) = readings_rx.recv().await {
+            validation.process(&mut batch);
             chunk.body.clear();
             chunk.lines = 0;
             enc.encode(&batch, &mut chunk);
@@ -163,6 +166,7 @@ pub async fn run(
                 appender.append(&chunk).await;
             }
         }
+        validation.save();
         if appender.not_spooled > 0 {
             error!(
                 lines = appender.not_spooled,

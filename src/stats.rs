@@ -23,12 +23,14 @@ pub struct Stats {
     pub readings: AtomicU64,
     /// Point values produced.
     pub points: AtomicU64,
-    /// Point values produced with a non-zero quality.
+    /// Point values with a non-zero quality after validation.
     pub points_flagged: AtomicU64,
     /// Slots that started late because the previous poll round overran.
     pub overruns: AtomicU64,
     /// Slots skipped entirely because a round took longer than its interval.
     pub missed_slots: AtomicU64,
+    /// Point values flagged per quality bit (order of [`crate::model::Quality::REASONS`]).
+    pub quality_counts: [AtomicU64; 12],
     /// Poll rounds whose readings had to wait for room downstream.
     pub pipeline_stalls: AtomicU64,
     /// Lines given up at shutdown because the spool stayed full (`block`).
@@ -102,12 +104,37 @@ impl Stats {
             lines_dropped = Stats::get(&self.lines_dropped),
             lines_rejected = Stats::get(&self.lines_rejected),
             write_retries = Stats::get(&self.write_retries),
+            flagged_by_reason = %self.reason_summary(),
             "{what}"
         );
     }
 }
 
 impl Stats {
+    /// `reason=count` for every quality bit seen so far, e.g. `range=3 backwards=1`.
+    #[must_use]
+    pub fn reason_summary(&self) -> String {
+        let mut out = String::new();
+        for ((_, word), count) in crate::model::Quality::REASONS
+            .iter()
+            .zip(&self.quality_counts)
+        {
+            let n = count.load(Ordering::Relaxed);
+            if n > 0 {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(word);
+                out.push('=');
+                out.push_str(&n.to_string());
+            }
+        }
+        if out.is_empty() {
+            out.push_str("none");
+        }
+        out
+    }
+
     /// Refreshes the spool gauges from `spool`.
     pub fn update_spool(&self, spool: &crate::spool::Spool) {
         let s = spool.stats();

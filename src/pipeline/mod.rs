@@ -5,5 +5,8 @@
 //! * [`validate`]: judges every value (quality bits), keeps per-meter state
 //!   and derives the rollover- and replacement-corrected "continuous"
 //!   counter that aggregation will difference.
+//! * [`stage`]: the validator as the gateway runs it: rules from the
+//!   configuration, a checkpoint on disk, counters in [`crate::stats::Stats`].
 
+pub mod stage;
 pub mod validate;

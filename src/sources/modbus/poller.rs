@@ -381,14 +381,10 @@ impl EndpointPoller {
                 .fetch_add(if answered { 1 } else { -1 }, Ordering::Relaxed);
             m.up = answered;
         }
-        let flagged = m.scratch.iter().filter(|v| !v.quality.is_good()).count() as u64;
         self.stats.readings.fetch_add(1, Ordering::Relaxed);
         self.stats
             .points
             .fetch_add(m.scratch.len() as u64, Ordering::Relaxed);
-        self.stats
-            .points_flagged
-            .fetch_add(flagged, Ordering::Relaxed);
         batch.push(m.id, slot_ms.div_euclid(1000), lag_ms, &m.scratch);
     }
 

@@ -1,0 +1,173 @@
+//! The validation stage as the running gateway uses it: rules derived from
+//! the configuration, the validator's state checkpointed to disk, and its
+//! reason counters published to [`Stats`].
+//!
+//! Rules come from each meter's profile (`min`, `max`, `rollover`, counter
+//! or gauge). Where a counter of an unsigned integer type declares no
+//! rollover, the register's own wrap is used: 2^bits × scale × the meter's
+//! PT/CT ratio, so an Acrel U32 ×0.01 kWh counter wraps exactly where the
+//! meter does. Time limits are the defaults below. Per-meter overrides,
+//! calibration data and declared replacements need configuration keys that
+//! do not exist yet (see the README).
+//!
+//! The checkpoint is written with a temporary file and a rename, every
+//! [`CHECKPOINT_EVERY`] and at shutdown. It is read back at start, so a
+//! restart neither re-flags nor loses a rollover. A missing or unreadable
+//! checkpoint starts every meter fresh and says so.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::validate::{MeterRules, PointRules, TimeRules, Validator};
+use crate::config::Config;
+use crate::model::ReadingBatch;
+use crate::profiles::{DataType, PointKind};
+use crate::sources::modbus::decode::ratio_factor;
+use crate::stats::Stats;
+
+/// How often the validator's state is written to disk while running.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_mins(1);
+
+/// Slots more than this far in the future of the wall clock are flagged.
+pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
+
+/// Slots older than this are flagged as late.
+pub const MAX_LATENESS_SECS: i64 = 86_400;
+
+/// Builds the validator's rules for every meter of `config`, in `MeterId` order.
+#[must_use]
+pub fn rules(config: &Config) -> Vec<MeterRules> {
+    config
+        .meters
+        .iter()
+        .map(|m| {
+            let profile = &config.profiles[m.profile.index()];
+            let points = profile
+                .points
+                .iter()
+                .map(|def| {
+                    let ratio = ratio_factor(def.ratio, m.pt, m.ct);
+                    let mut r = PointRules::from_point(def);
+                    r.resolution = def.scale.abs() * ratio;
+                    if def.kind == PointKind::Counter && r.rollover.is_none() {
+                        let bits = match def.data_type {
+                            DataType::U16 => Some(16),
+                            DataType::U32 => Some(32),
+                            _ => None,
+                        };
+                        r.rollover = bits.map(|b| 2f64.powi(b) * def.scale.abs() * ratio);
+                    }
+                    r
+                })
+                .collect();
+            MeterRules {
+                key: stable_key(&m.id, &profile.id),
+                points,
+                ..MeterRules::default()
+            }
+        })
+        .collect()
+}
+
+/// FNV-1a of the meter and profile ids: the identity a checkpoint is matched on.
+fn stable_key(meter: &str, profile: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in meter.bytes().chain([0]).chain(profile.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The validator with its checkpoint file and counters.
+pub struct ValidationStage {
+    validator: Validator,
+    continuous: Vec<f64>,
+    checkpoint: PathBuf,
+    last_checkpoint: Instant,
+    stats: Arc<Stats>,
+}
+
+impl ValidationStage {
+    /// Builds the stage for `config` and restores the checkpoint under its data directory.
+    #[must_use]
+    pub fn new(config: &Config, stats: Arc<Stats>) -> ValidationStage {
+        let mut validator = Validator::new(
+            rules(config),
+            TimeRules {
+                max_future_skew_secs: MAX_FUTURE_SKEW_SECS,
+                max_lateness_secs: MAX_LATENESS_SECS,
+            },
+        );
+        let checkpoint = config.gateway.data_dir.join("validation.state");
+        match std::fs::read(&checkpoint) {
+            Ok(bytes) => match validator.restore(&bytes) {
+                Ok(report) => info!(
+                    file = %checkpoint.display(),
+                    restored = report.restored,
+                    reset = report.reset,
+                    "validation state restored"
+                ),
+                Err(e) => warn!(
+                    file = %checkpoint.display(),
+                    error = %e,
+                    "validation checkpoint unusable; every meter starts fresh"
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                info!(file = %checkpoint.display(), "no validation checkpoint yet; every meter starts fresh");
+            }
+            Err(e) => warn!(
+                file = %checkpoint.display(),
+                error = %e,
+                "cannot read the validation checkpoint; every meter starts fresh"
+            ),
+        }
+        ValidationStage {
+            validator,
+            continuous: Vec::new(),
+            checkpoint,
+            last_checkpoint: Instant::now(),
+            stats,
+        }
+    }
+
+    /// Judges `batch` in place and publishes the counters; checkpoints when due.
+    pub fn process(&mut self, batch: &mut ReadingBatch) {
+        let now = jiff::Timestamp::now().as_second();
+        self.validator.validate(batch, now, &mut self.continuous);
+        let flagged = batch.values.iter().filter(|v| !v.quality.is_good()).count();
+        Stats::add(&self.stats.points_flagged, flagged as u64);
+        let totals = &self.validator.counters().total;
+        for (counter, total) in self.stats.quality_counts.iter().zip(totals) {
+            counter.store(*total, Ordering::Relaxed);
+        }
+        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            self.save();
+        }
+    }
+
+    /// Writes the checkpoint now (temporary file, then rename).
+    pub fn save(&mut self) {
+        self.last_checkpoint = Instant::now();
+        let bytes = self.validator.checkpoint();
+        let tmp = self.checkpoint.with_extension("state.tmp");
+        let result = self
+            .checkpoint
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, &bytes))
+            .and_then(|()| std::fs::rename(&tmp, &self.checkpoint));
+        if let Err(e) = result {
+            warn!(
+                file = %self.checkpoint.display(),
+                error = %e,
+                "cannot write the validation checkpoint; a restart would start meters fresh"
+            );
+        }
+    }
+}

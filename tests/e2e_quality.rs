@@ -354,7 +354,7 @@ poll_interval_secs = 1
     let after: Vec<_> = rows.iter().filter(|r| r[3].as_f64() == Some(5.0)).collect();
     assert_eq!(before.len() as u64, Stats::get(&first.readings), "{rows:?}");
     assert_eq!(after.len() as u64, Stats::get(&second.readings), "{rows:?}");
-    assert!(before.iter().all(|r| r[1] == Value::from(0)), "{rows:?}");
+    assert!(before.iter().all(|r| r[1] == 0), "{rows:?}");
     // First reading after the restart: the wrap, recognised from the restored state.
     assert_eq!(
         after[0][1],
@@ -363,8 +363,5 @@ poll_interval_secs = 1
     );
     assert_eq!(after[0][2], Value::from("volume_m3:rollover"));
     // Then a frozen counter is just unchanged (no rate gauge rule configured): good.
-    assert!(
-        after[1..].iter().all(|r| r[1] == Value::from(0)),
-        "{rows:?}"
-    );
+    assert!(after[1..].iter().all(|r| r[1] == 0), "{rows:?}");
 }

@@ -38,6 +38,9 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
         poll_interval: Duration::from_secs(1),
         pt,
         ct,
+        calibration: None,
+        replacements: Vec::new(),
+        overrides: Vec::new(),
     }
 }
 

@@ -37,17 +37,19 @@ use std::time::Duration;
 use config::Value;
 
 use super::raw::{
-    self, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw, InfluxRaw, Int, MainFile,
-    MeterRaw, Problems, SimulatorRaw, SiteFile, SiteRaw, SpoolRaw, Text,
+    self, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw, InfluxRaw, Int,
+    MainFile, MeterRaw, OverrideRaw, Problems, ReplacementRaw, SimulatorRaw, SiteFile, SiteRaw,
+    SpoolRaw, Text,
 };
 use super::{
-    Config, ConfigError, ConfigErrors, EndpointConfig, FileSinkConfig, GatewayConfig, InfluxApi,
-    InfluxConfig, MeterConfig, OutputConfig, Secret, SimFault, SimulatorConfig, SiteConfig,
-    SpoolFsync, SpoolPolicy, SpoolSettings,
+    Calibration, Config, ConfigError, ConfigErrors, DeclaredReplacement, EndpointConfig,
+    FileSinkConfig, GatewayConfig, InfluxApi, InfluxConfig, MeterConfig, OutputConfig,
+    PointOverride, Secret, SimFault, SimulatorConfig, SiteConfig, SpoolFsync, SpoolPolicy,
+    SpoolSettings,
 };
 use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::profiles::load::{choice, load_profile};
-use crate::profiles::{Profile, RatioScaling};
+use crate::profiles::{PointKind, Profile, RatioScaling};
 
 /// Prefix of environment overrides, with its separator.
 const ENV_PREFIX: &str = "emgate__";
@@ -983,9 +985,11 @@ impl SiteState<'_> {
     fn meter(&mut self, value: Value, index: usize, site: SiteId, file: &Path, p: &mut Problems) {
         let key = format!("meters[{index}]");
         let k = |sub: &str| format!("{key}.{sub}");
-        let Some(r) = raw::table::<MeterRaw>(value, &key, "a table", p) else {
+        let Some(mut r) = raw::table::<MeterRaw>(value, &key, "a table", p) else {
             return;
         };
+        let (cal_raw, repl_raw, rules_raw) =
+            (r.calibration.take(), r.replacements.take(), r.rules.take());
         let id = required_id(r.id, &k("id"), "meter id", p);
         let energy_options: Vec<(&str, EnergyType)> =
             EnergyType::ALL.iter().map(|e| (e.as_str(), *e)).collect();
@@ -1156,6 +1160,16 @@ impl SiteState<'_> {
                 ),
             );
         }
+        let tz = self.sites.get(site.index()).map_or_else(
+            || self.main.gateway.timezone.clone(),
+            |s| s.timezone.clone(),
+        );
+        let prof = profile
+            .as_deref()
+            .and_then(|name| self.valid_profile(name))
+            .cloned();
+        let (calibration, replacements, overrides) =
+            meter_validation(cal_raw, repl_raw, rules_raw, &key, prof.as_ref(), &tz, p);
         // Only complete meters are kept; any gap has been reported above.
         let interned = profile.and_then(|name| self.intern_profile(name));
         if let (
@@ -1178,6 +1192,9 @@ impl SiteState<'_> {
                 poll_interval: Duration::from_secs(poll as u64),
                 pt: pt.unwrap_or(1.0),
                 ct: ct.unwrap_or(1.0),
+                calibration,
+                replacements,
+                overrides,
             });
         }
     }
@@ -1368,4 +1385,232 @@ fn timezone(name: &str, key: &str, p: &mut Problems) -> Option<jiff::tz::TimeZon
         p.push(key, msg);
         None
     }
+}
+
+/// A meter's validation extras: verification record, declared replacements
+/// and per-point rule overrides. Point names are checked against `profile`
+/// (when it is valid); dates are local to the site's time zone `tz`.
+// Each key has its own "missing" message, which reads best as match arms.
+#[allow(clippy::single_match_else)]
+fn meter_validation(
+    calibration: Option<Value>,
+    replacements: Option<Value>,
+    rules: Option<Value>,
+    key: &str,
+    profile: Option<&Profile>,
+    tz: &jiff::tz::TimeZone,
+    p: &mut Problems,
+) -> (
+    Option<Calibration>,
+    Vec<DeclaredReplacement>,
+    Vec<(usize, PointOverride)>,
+) {
+    let k = |sub: &str| format!("{key}.{sub}");
+    let point_of = |name: &str, at: &str, want_counter: bool, p: &mut Problems| -> Option<usize> {
+        let prof = profile?;
+        let Some(index) = prof.point_index(name) else {
+            p.push(
+                at,
+                format!(
+                    "unknown point \"{name}\" in profile \"{}\"; points: {}",
+                    prof.id,
+                    prof.points
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return None;
+        };
+        if want_counter && prof.points[index].kind != PointKind::Counter {
+            p.push(
+                at,
+                format!("\"{name}\" is a gauge; replacements are recorded for counters"),
+            );
+            return None;
+        }
+        Some(index)
+    };
+
+    let calibration = calibration.and_then(|v| {
+        let cal = raw::table::<CalibrationRaw>(
+            v,
+            &k("calibration"),
+            "a table ({ due = \"2026-06-30\", ... })",
+            p,
+        )?;
+        let date = |t: Option<Text>, sub: &str, p: &mut Problems| -> Option<jiff::civil::Date> {
+            let Text(s) = t?;
+            match s.parse::<jiff::civil::Date>() {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    p.push(
+                        k(&format!("calibration.{sub}")),
+                        format!("\"{s}\" is not a date; write it as YYYY-MM-DD"),
+                    );
+                    None
+                }
+            }
+        };
+        let verified = date(cal.verified, "verified", p);
+        let due_given = cal.due.is_some();
+        let due = date(cal.due, "due", p);
+        if !due_given {
+            p.push(
+                k("calibration.due"),
+                "missing required key; give the date the next verification is due (YYYY-MM-DD)",
+            );
+        }
+        let due = due?;
+        if let Some(last) = verified
+            && last > due
+        {
+            p.push(
+                k("calibration.due"),
+                format!("{due} is before the last verification ({last})"),
+            );
+        }
+        let due_at = tz
+            .to_timestamp(due.to_datetime(jiff::civil::Time::midnight()))
+            .ok()?
+            .as_second();
+        Some(Calibration {
+            serial: cal.serial.map(|Text(t)| t),
+            accuracy_class: cal.accuracy_class.map(|Text(t)| t),
+            verified,
+            due,
+            due_at,
+        })
+    });
+
+    let mut declared = Vec::new();
+    if let Some(v) = replacements {
+        for (n, item) in raw::array(v, &k("replacements"), "an array of tables", p)
+            .into_iter()
+            .enumerate()
+        {
+            let at_key = format!("{key}.replacements[{n}]");
+            let Some(rec) = raw::table::<ReplacementRaw>(
+                item,
+                &at_key,
+                "a table ({ point, at, old_final, new_initial })",
+                p,
+            ) else {
+                continue;
+            };
+            let point = match rec.point {
+                Some(Text(name)) => point_of(&name, &format!("{at_key}.point"), true, p),
+                None => {
+                    p.push(
+                        format!("{at_key}.point"),
+                        "missing required key; name the counter point",
+                    );
+                    None
+                }
+            };
+            let at = match rec.at {
+                Some(Text(s)) => {
+                    let parsed = s.parse::<jiff::Timestamp>().ok().or_else(|| {
+                        s.parse::<jiff::civil::DateTime>()
+                            .ok()
+                            .and_then(|dt| tz.to_timestamp(dt).ok())
+                    });
+                    if parsed.is_none() {
+                        p.push(format!("{at_key}.at"), format!("\"{s}\" is not a time; write 2026-03-01T10:00:00 (site time) or with an offset, 2026-03-01T10:00:00+08:00"));
+                    }
+                    parsed.map(jiff::Timestamp::as_second)
+                }
+                None => {
+                    p.push(
+                        format!("{at_key}.at"),
+                        "missing required key; give the moment of the swap",
+                    );
+                    None
+                }
+            };
+            let reading = |v: Option<Float>, sub: &str, p: &mut Problems| match v {
+                Some(Float(x)) if x.is_finite() && x >= 0.0 => Some(x),
+                Some(Float(x)) => {
+                    p.push(
+                        format!("{at_key}.{sub}"),
+                        format!("{x} is not a meter reading; use a number >= 0"),
+                    );
+                    None
+                }
+                None => {
+                    p.push(
+                        format!("{at_key}.{sub}"),
+                        "missing required key; give the reading from the replacement record",
+                    );
+                    None
+                }
+            };
+            let old_final = reading(rec.old_final, "old_final", p);
+            let new_initial = reading(rec.new_initial, "new_initial", p);
+            if let (Some(point), Some(at), Some(old_final), Some(new_initial)) =
+                (point, at, old_final, new_initial)
+            {
+                declared.push(DeclaredReplacement {
+                    point,
+                    at,
+                    old_final,
+                    new_initial,
+                });
+            }
+        }
+        declared.sort_by_key(|d| d.at);
+    }
+
+    let mut overrides = Vec::new();
+    if let Some(v) = rules {
+        let rules_key = k("rules");
+        if let config::ValueKind::Table(map) = v.kind {
+            let mut names: Vec<_> = map.into_iter().collect();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, value) in names {
+                let at = format!("{rules_key}.{name}");
+                let Some(rule) =
+                    raw::table::<OverrideRaw>(value, &at, "a table of rule overrides", p)
+                else {
+                    continue;
+                };
+                let Some(index) = point_of(&name, &at, false, p) else {
+                    continue;
+                };
+                let num = |v: Option<Float>, sub: &str, p: &mut Problems| match v {
+                    Some(Float(x)) if x.is_finite() => Some(x),
+                    Some(Float(x)) => {
+                        p.push(format!("{at}.{sub}"), format!("{x} is not a finite number"));
+                        None
+                    }
+                    None => None,
+                };
+                let rule = PointOverride {
+                    min: num(rule.min, "min", p),
+                    max: num(rule.max, "max", p),
+                    max_rate_per_hour: num(rule.max_rate_per_hour, "max_rate_per_hour", p),
+                    spike_margin: num(rule.spike_margin, "spike_margin", p),
+                    frozen_after: match rule.frozen_after {
+                        None => None,
+                        Some(Int(n)) if n >= 2 => u32::try_from(n).ok(),
+                        Some(Int(n)) => {
+                            p.push(
+                                format!("{at}.frozen_after"),
+                                format!("{n} is not a valid count; use 2 or more"),
+                            );
+                            None
+                        }
+                    },
+                };
+                overrides.push((index, rule));
+            }
+        } else {
+            p.push(
+                rules_key,
+                "expected a table of tables ([meters.rules.<point>])",
+            );
+        }
+    }
+    (calibration, declared, overrides)
 }

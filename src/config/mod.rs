@@ -293,6 +293,57 @@ pub struct MeterConfig {
     pub pt: f64,
     /// Current-transformer ratio (1 when not used).
     pub ct: f64,
+    /// Verification record, when given.
+    pub calibration: Option<Calibration>,
+    /// Declared replacements of the physical meter, oldest first.
+    pub replacements: Vec<DeclaredReplacement>,
+    /// Validation rules that differ from the profile, per point.
+    pub overrides: Vec<(usize, PointOverride)>,
+}
+
+/// A meter's verification record (metrology practice).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// Serial number of the instrument.
+    pub serial: Option<String>,
+    /// Accuracy class, e.g. `0.5S`.
+    pub accuracy_class: Option<String>,
+    /// Date of the last verification.
+    pub verified: Option<jiff::civil::Date>,
+    /// Date the next verification is due.
+    pub due: jiff::civil::Date,
+    /// Start of the due date in the site's time zone, Unix seconds: readings
+    /// from then on carry the calibration bit.
+    pub due_at: i64,
+}
+
+/// A replacement of a meter, as the metrology record states it: the counter
+/// point's last reading on the old meter and first on the new one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeclaredReplacement {
+    /// Index of the counter point in the profile.
+    pub point: usize,
+    /// Moment of the swap, Unix seconds.
+    pub at: i64,
+    /// Last reading of the old meter.
+    pub old_final: f64,
+    /// First reading of the new meter.
+    pub new_initial: f64,
+}
+
+/// Per-meter overrides of a point's validation rules.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PointOverride {
+    /// Plausible minimum.
+    pub min: Option<f64>,
+    /// Plausible maximum.
+    pub max: Option<f64>,
+    /// Physical maximum increase per hour (counters).
+    pub max_rate_per_hour: Option<f64>,
+    /// Spike margin (counters).
+    pub spike_margin: Option<f64>,
+    /// Identical polls that make a gauge frozen.
+    pub frozen_after: Option<u32>,
 }
 
 /// `[simulator]`: how `emgate simulate` serves the configured meters.

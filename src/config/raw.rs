@@ -338,6 +338,53 @@ pub struct MeterRaw {
     pub pt: Option<Float>,
     /// Current-transformer ratio.
     pub ct: Option<Float>,
+    /// `calibration = { ... }`.
+    pub calibration: Option<Value>,
+    /// `replacements = [{ ... }]`.
+    pub replacements: Option<Value>,
+    /// `[meters.rules.<point>]` overrides.
+    pub rules: Option<Value>,
+}
+
+/// `calibration` of a meter as written.
+#[derive(Debug, Deserialize)]
+pub struct CalibrationRaw {
+    /// Serial number.
+    pub serial: Option<Text>,
+    /// Accuracy class.
+    pub accuracy_class: Option<Text>,
+    /// Last verification date.
+    pub verified: Option<Text>,
+    /// Due date.
+    pub due: Option<Text>,
+}
+
+/// One element of `replacements` as written.
+#[derive(Debug, Deserialize)]
+pub struct ReplacementRaw {
+    /// Counter point name.
+    pub point: Option<Text>,
+    /// Moment of the swap.
+    pub at: Option<Text>,
+    /// Last reading of the old meter.
+    pub old_final: Option<Float>,
+    /// First reading of the new meter.
+    pub new_initial: Option<Float>,
+}
+
+/// One `[meters.rules.<point>]` table as written.
+#[derive(Debug, Deserialize)]
+pub struct OverrideRaw {
+    /// Plausible minimum.
+    pub min: Option<Float>,
+    /// Plausible maximum.
+    pub max: Option<Float>,
+    /// Physical maximum increase per hour.
+    pub max_rate_per_hour: Option<Float>,
+    /// Spike margin.
+    pub spike_margin: Option<Float>,
+    /// Identical polls that make a gauge frozen.
+    pub frozen_after: Option<Int>,
 }
 
 // ---------------------------------------------------------------------------
@@ -384,6 +431,14 @@ pub struct PointRaw {
     pub max: Option<Float>,
     /// Counter wrap value.
     pub rollover: Option<Float>,
+    /// Physical maximum increase per hour (counters).
+    pub max_rate_per_hour: Option<Float>,
+    /// Spike margin over the maximum rate (counters).
+    pub spike_margin: Option<Float>,
+    /// Identical polls that make a gauge frozen.
+    pub frozen_after: Option<Int>,
+    /// The counter this gauge is the hourly rate of.
+    pub rate_of: Option<Text>,
 }
 
 // ---------------------------------------------------------------------------

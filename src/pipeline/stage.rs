@@ -2,13 +2,13 @@
 //! the configuration, the validator's state checkpointed to disk, and its
 //! reason counters published to [`Stats`].
 //!
-//! Rules come from each meter's profile (`min`, `max`, `rollover`, counter
-//! or gauge). Where a counter of an unsigned integer type declares no
-//! rollover, the register's own wrap is used: 2^bits × scale × the meter's
-//! PT/CT ratio, so an Acrel U32 ×0.01 kWh counter wraps exactly where the
-//! meter does. Time limits are the defaults below. Per-meter overrides,
-//! calibration data and declared replacements need configuration keys that
-//! do not exist yet (see the README).
+//! Rules come from each meter's profile (`min`, `max`, `rollover`,
+//! `max_rate_per_hour`, `spike_margin`, `frozen_after`, `rate_of`), then the
+//! meter's own `[meters.rules.<point>]` overrides, `calibration.due` and
+//! declared `replacements`. Where a counter of an unsigned integer type
+//! declares no rollover, the register's own wrap is used: 2^bits × scale ×
+//! the meter's PT/CT ratio, so an Acrel U32 ×0.01 kWh counter wraps exactly
+//! where the meter does. Time limits are the defaults below.
 //!
 //! The checkpoint is written with a temporary file and a rename, every
 //! [`CHECKPOINT_EVERY`] and at shutdown. It is read back at start, so a
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::validate::{MeterRules, PointRules, TimeRules, Validator};
+use super::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::config::Config;
 use crate::model::ReadingBatch;
 use crate::profiles::{DataType, PointKind};
@@ -63,11 +63,40 @@ pub fn rules(config: &Config) -> Vec<MeterRules> {
                     }
                     r
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            let mut points = points;
+            for (i, o) in &m.overrides {
+                let r = &mut points[*i];
+                r.min = o.min.or(r.min);
+                r.max = o.max.or(r.max);
+                r.max_rate_per_hour = o.max_rate_per_hour.or(r.max_rate_per_hour);
+                r.spike_margin = o.spike_margin.unwrap_or(r.spike_margin);
+                r.frozen_after = o.frozen_after.or(r.frozen_after);
+            }
+            // The first gauge that names its counter in `rate_of`.
+            let rate_point = profile.points.iter().enumerate().find_map(|(g, def)| {
+                let counter = profile.point_index(def.rate_of.as_deref()?)?;
+                Some((counter, g))
+            });
             MeterRules {
                 key: stable_key(&m.id, &profile.id),
                 points,
-                ..MeterRules::default()
+                calibration_due: m.calibration.as_ref().map(|c| c.due_at),
+                replacements: m
+                    .replacements
+                    .iter()
+                    .map(|d| {
+                        (
+                            d.point,
+                            Replacement {
+                                at: d.at,
+                                old_final: d.old_final,
+                                new_initial: d.new_initial,
+                            },
+                        )
+                    })
+                    .collect(),
+                rate_point,
             }
         })
         .collect()

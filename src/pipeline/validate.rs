@@ -134,9 +134,9 @@ impl PointRules {
             min: def.min,
             max: def.max,
             rollover: def.rollover,
-            max_rate_per_hour: None,
-            spike_margin: Self::DEFAULT_SPIKE_MARGIN,
-            frozen_after: None,
+            max_rate_per_hour: def.max_rate_per_hour,
+            spike_margin: def.spike_margin.unwrap_or(Self::DEFAULT_SPIKE_MARGIN),
+            frozen_after: def.frozen_after,
             resolution: def.scale.abs(),
         }
     }

@@ -152,6 +152,9 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
         );
     }
     let mut points = Vec::with_capacity(items.len());
+    // Index in the file of each parsed point (a broken point is left out).
+    let mut file_index = Vec::with_capacity(items.len());
+    let errors_before_points = p.list.len();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let key = format!("points[{i}]");
@@ -171,6 +174,36 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
                 seen.insert(point.name.clone(), i);
             }
             points.push(point);
+            file_index.push(i);
+        }
+    }
+    // `rate_of` must name a counter of the same profile (checked only when
+    // every point parsed, so a broken counter is not reported as unknown).
+    let all_parsed = p.list.len() == errors_before_points;
+    for (pt, i) in points.iter().zip(&file_index).filter(|_| all_parsed) {
+        let Some(target) = &pt.rate_of else {
+            continue;
+        };
+        match points.iter().find(|c| &c.name == target) {
+            Some(c) if c.kind == PointKind::Counter => {}
+            Some(_) => p.push(
+                format!("points[{i}].rate_of"),
+                format!(
+                    "\"{target}\" is a gauge; name the counter this point is the hourly rate of"
+                ),
+            ),
+            None => p.push(
+                format!("points[{i}].rate_of"),
+                format!(
+                    "unknown point \"{target}\"; counters of this profile: {}",
+                    points
+                        .iter()
+                        .filter(|c| c.kind == PointKind::Counter)
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
         }
     }
     let uses_ratios = points.iter().any(|pt| pt.ratio != RatioScaling::None);
@@ -378,6 +411,54 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
         }
     }
 
+    let max_rate_per_hour = r
+        .max_rate_per_hour
+        .map(|Float(v)| finite(Some(Float(v)), &k("max_rate_per_hour"), 0.0, p));
+    if let Some(rate) = max_rate_per_hour
+        && rate <= 0.0
+    {
+        p.push(
+            k("max_rate_per_hour"),
+            format!(
+                "{rate} is not a valid rate; give the largest possible increase per hour, above 0"
+            ),
+        );
+    }
+    let spike_margin = r
+        .spike_margin
+        .map(|Float(v)| finite(Some(Float(v)), &k("spike_margin"), 1.0, p));
+    if let Some(m) = spike_margin
+        && m < 1.0
+    {
+        p.push(
+            k("spike_margin"),
+            format!(
+                "{m} would flag increases below the physical maximum; use 1 or more (default 1.5)"
+            ),
+        );
+    }
+    if (max_rate_per_hour.is_some() || spike_margin.is_some()) && kind == Some(PointKind::Gauge) {
+        p.push(
+            k("max_rate_per_hour"),
+            "spike rules apply to counters only; remove it or set kind = \"counter\"",
+        );
+    }
+    let frozen_after = match r.frozen_after {
+        None => None,
+        Some(raw::Int(n)) if (2..=i64::from(u32::MAX)).contains(&n) => u32::try_from(n).ok(),
+        Some(raw::Int(n)) => {
+            p.push(k("frozen_after"), format!("{n} is not a valid count; give the number of identical polls (at least 2) that means frozen"));
+            None
+        }
+    };
+    let rate_of = r.rate_of.map(|Text(t)| t);
+    if (frozen_after.is_some() || rate_of.is_some()) && kind == Some(PointKind::Counter) {
+        p.push(
+            k(if frozen_after.is_some() { "frozen_after" } else { "rate_of" }),
+            "applies to gauges only (a counter's frozen rule comes from the gauge that names it in `rate_of`)",
+        );
+    }
+
     if p.list.len() > errors_before {
         return None;
     }
@@ -396,6 +477,10 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
         min,
         max,
         rollover,
+        max_rate_per_hour,
+        spike_margin,
+        frozen_after,
+        rate_of,
     })
 }
 

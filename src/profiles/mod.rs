@@ -168,6 +168,18 @@ pub struct PointDef {
     pub max: Option<f64>,
     /// Value at which a counter wraps to zero, in the scaled unit, if declared.
     pub rollover: Option<f64>,
+    /// Counters: the physically possible increase per hour (rated power or
+    /// flow); faster increases are spikes.
+    pub max_rate_per_hour: Option<f64>,
+    /// Counters: how far above `max_rate_per_hour` an increase may go before
+    /// it is a spike (default 1.5).
+    pub spike_margin: Option<f64>,
+    /// Gauges: this many bit-identical polls in a row make the value frozen.
+    pub frozen_after: Option<u32>,
+    /// Gauges: the counter (by name) this gauge is the hourly rate of, in the
+    /// counter's unit per hour (`power_kw` for `import_kwh`); a counter that
+    /// stands still while its rate says it should move is frozen.
+    pub rate_of: Option<String>,
 }
 
 impl PointDef {
@@ -201,6 +213,10 @@ impl PointDef {
             min: None,
             max: None,
             rollover: None,
+            max_rate_per_hour: None,
+            spike_margin: None,
+            frozen_after: None,
+            rate_of: None,
         }
     }
 

@@ -327,6 +327,9 @@ pub(crate) mod tests {
             poll_interval: Duration::from_mins(1),
             pt: 1.0,
             ct: 1.0,
+            calibration: None,
+            replacements: Vec::new(),
+            overrides: Vec::new(),
         }
     }
 

@@ -1,0 +1,206 @@
+//! Validation settings in the configuration: profile keys (`max_rate_per_hour`,
+//! `spike_margin`, `frozen_after`, `rate_of`), and per meter `calibration`,
+//! `replacements` and `[meters.rules.<point>]`; how they become the
+//! validator's rules, and the errors for each kind of mistake.
+
+use emgate::config::load::from_parts;
+use emgate::config::{DeclaredReplacement, PointOverride};
+use emgate::model::PointValue;
+use emgate::model::{MeterId, Quality, ReadingBatch};
+use emgate::pipeline::stage::rules;
+use emgate::pipeline::validate::{TimeRules, Validator};
+
+const MAIN: &str = r#"
+[gateway]
+id = "v"
+timezone = "Asia/Shanghai"
+
+[[endpoints]]
+id = "e"
+host = "127.0.0.1"
+"#;
+
+const PROFILE: &str = r#"
+description = "test water meter"
+
+[[points]]
+name = "volume_m3"
+register = "input"
+address = 0
+type = "u32"
+scale = 0.01
+kind = "counter"
+unit = "m3"
+max_rate_per_hour = 100
+
+[[points]]
+name = "flow_m3h"
+register = "input"
+address = 2
+type = "u16"
+scale = 0.01
+unit = "m3h"
+min = 0
+max = 600
+frozen_after = 5
+rate_of = "volume_m3"
+"#;
+
+const SITE: &str = r#"
+[site]
+id = "S"
+name = "site"
+
+[[meters]]
+id = "w1"
+energy = "water"
+level = 1
+profile = "wm"
+endpoint = "e"
+unit_id = 1
+calibration = { serial = "SN-001", accuracy_class = "2", verified = "2025-06-30", due = "2026-06-30" }
+replacements = [{ point = "volume_m3", at = "2026-03-01T10:00:00", old_final = 1234.5, new_initial = 0.25 }]
+
+[meters.rules.flow_m3h]
+max = 300
+frozen_after = 8
+"#;
+
+#[test]
+fn validation_keys_load_and_become_rules() {
+    let c =
+        from_parts(MAIN, &[("s.toml", SITE)], &[("wm", PROFILE)]).unwrap_or_else(|e| panic!("{e}"));
+    let m = &c.meters[0];
+    let cal = m.calibration.as_ref().expect("calibration");
+    assert_eq!(cal.serial.as_deref(), Some("SN-001"));
+    assert_eq!(cal.accuracy_class.as_deref(), Some("2"));
+    assert_eq!(cal.due.to_string(), "2026-06-30");
+    // Local midnight in Asia/Shanghai (UTC+8) is 16:00 UTC the day before.
+    assert_eq!(
+        cal.due_at,
+        "2026-06-29T16:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second()
+    );
+    assert_eq!(
+        m.replacements,
+        [DeclaredReplacement {
+            point: 0,
+            at: "2026-03-01T02:00:00Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_second(),
+            old_final: 1234.5,
+            new_initial: 0.25,
+        }]
+    );
+    assert_eq!(
+        m.overrides,
+        [(
+            1,
+            PointOverride {
+                max: Some(300.0),
+                frozen_after: Some(8),
+                ..PointOverride::default()
+            }
+        )]
+    );
+
+    let r = rules(&c);
+    assert_eq!(r.len(), 1);
+    let mr = &r[0];
+    assert_eq!(mr.calibration_due, Some(cal.due_at));
+    assert_eq!(mr.rate_point, Some((0, 1)));
+    assert_eq!(mr.replacements.len(), 1);
+    assert_eq!(mr.points[0].max_rate_per_hour, Some(100.0));
+    assert_eq!(mr.points[0].spike_margin, 1.5);
+    // U32 × 0.01 without a declared rollover wraps at 2^32 × 0.01.
+    assert_eq!(mr.points[0].rollover, Some(42_949_672.96));
+    assert_eq!(mr.points[1].min, Some(0.0), "profile value kept");
+    assert_eq!(mr.points[1].max, Some(300.0), "meter override");
+    assert_eq!(mr.points[1].frozen_after, Some(8), "meter override");
+}
+
+#[test]
+fn readings_after_the_due_date_carry_the_calibration_bit() {
+    let c =
+        from_parts(MAIN, &[("s.toml", SITE)], &[("wm", PROFILE)]).unwrap_or_else(|e| panic!("{e}"));
+    let due = c.meters[0].calibration.as_ref().unwrap().due_at;
+    let mut v = Validator::new(
+        rules(&c),
+        TimeRules {
+            max_future_skew_secs: 300,
+            max_lateness_secs: 86_400 * 400,
+        },
+    );
+    let good = |x| PointValue {
+        value: x,
+        quality: Quality::GOOD,
+    };
+    let mut batch = ReadingBatch::default();
+    batch.push(MeterId(0), due - 60, 0, &[good(10.0), good(1.0)]);
+    batch.push(MeterId(0), due, 0, &[good(10.01), good(1.0)]);
+    let mut continuous = Vec::new();
+    v.validate(&mut batch, due + 10, &mut continuous);
+    assert_eq!(batch.values[0].quality, Quality::GOOD);
+    assert_eq!(batch.values[2].quality, Quality::CALIBRATION);
+    assert_eq!(batch.values[3].quality, Quality::CALIBRATION);
+}
+
+#[test]
+fn validation_key_mistakes_are_each_reported() {
+    let errors_of = |site: &str, profile: &str| {
+        from_parts(MAIN, &[("s.toml", site)], &[("wm", profile)])
+            .expect_err("invalid")
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        errors_of(
+            SITE,
+            &PROFILE.replace("max_rate_per_hour = 100", "max_rate_per_hour = -1")
+        ),
+        [
+            "profiles/wm.toml: points[0].max_rate_per_hour: -1 is not a valid rate; give the largest possible increase per hour, above 0"
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            SITE,
+            &PROFILE.replace("rate_of = \"volume_m3\"", "rate_of = \"volume\"")
+        ),
+        [
+            "profiles/wm.toml: points[1].rate_of: unknown point \"volume\"; counters of this profile: volume_m3"
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            SITE,
+            &PROFILE.replace("max = 600\n", "max = 600\nmax_rate_per_hour = 5\n")
+        ),
+        [
+            "profiles/wm.toml: points[1].max_rate_per_hour: spike rules apply to counters only; remove it or set kind = \"counter\""
+        ]
+    );
+    let bad_site = SITE
+        .replace("due = \"2026-06-30\"", "due = \"30.06.2026\"")
+        .replace("point = \"volume_m3\"", "point = \"flow_m3h\"")
+        .replace("[meters.rules.flow_m3h]", "[meters.rules.flow]");
+    let errors = from_parts(MAIN, &[("s.toml", &bad_site)], &[("wm", PROFILE)])
+        .expect_err("invalid")
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        errors,
+        [
+            "sites/s.toml: meters[0].calibration.due: \"30.06.2026\" is not a date; write it as YYYY-MM-DD",
+            "sites/s.toml: meters[0].replacements[0].point: \"flow_m3h\" is a gauge; replacements are recorded for counters",
+            "sites/s.toml: meters[0].rules.flow: unknown point \"flow\" in profile \"wm\"; points: volume_m3, flow_m3h",
+        ]
+    );
+}

@@ -167,6 +167,7 @@ pub async fn run(
             }
         }
         validation.save();
+        validation.log_counts();
         if appender.not_spooled > 0 {
             error!(
                 lines = appender.not_spooled,

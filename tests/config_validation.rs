@@ -204,3 +204,40 @@ fn validation_key_mistakes_are_each_reported() {
         ]
     );
 }
+
+#[test]
+fn validation_section_sets_the_time_limits() {
+    let main = format!(
+        "{MAIN}\n[validation]\nmax_future_skew_secs = 60\nmax_lateness_secs = 3600\ncheckpoint_interval_secs = 10\n"
+    );
+    let c = from_parts(&main, &[("s.toml", SITE)], &[("wm", PROFILE)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.validation.max_future_skew_secs, 60);
+    assert_eq!(c.validation.max_lateness_secs, 3600);
+    assert_eq!(
+        c.validation.checkpoint_interval,
+        std::time::Duration::from_secs(10)
+    );
+    let defaults =
+        from_parts(MAIN, &[("s.toml", SITE)], &[("wm", PROFILE)]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        defaults.validation,
+        emgate::config::ValidationSettings::default()
+    );
+    let bad = format!("{MAIN}\n[validation]\nmax_lateness_secs = 0\nmax_skew = 5\n");
+    let errors: Vec<String> = from_parts(&bad, &[("s.toml", SITE)], &[("wm", PROFILE)])
+        .expect_err("invalid")
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("emgate.toml: validation.max_skew: unknown key"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("emgate.toml: validation.max_lateness_secs: "),
+        "{errors:?}"
+    );
+}

@@ -79,6 +79,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         meters,
         profiles,
         spool: SpoolSettings::with_dir("data/unused-spool"),
+        validation: emgate::config::ValidationSettings::default(),
         simulator: SimulatorConfig::default(),
     }
 }

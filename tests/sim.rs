@@ -102,6 +102,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
         ],
         profiles,
         spool: SpoolSettings::with_dir("data/unused-spool"),
+        validation: emgate::config::ValidationSettings::default(),
         simulator: SimulatorConfig {
             time_step: Duration::from_secs(1),
             faults,

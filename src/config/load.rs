@@ -39,13 +39,13 @@ use config::Value;
 use super::raw::{
     self, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw, InfluxRaw, Int,
     MainFile, MeterRaw, OverrideRaw, Problems, ReplacementRaw, SimulatorRaw, SiteFile, SiteRaw,
-    SpoolRaw, Text,
+    SpoolRaw, Text, ValidationRaw,
 };
 use super::{
     Calibration, Config, ConfigError, ConfigErrors, DeclaredReplacement, EndpointConfig,
     FileSinkConfig, GatewayConfig, InfluxApi, InfluxConfig, MeterConfig, OutputConfig,
     PointOverride, Secret, SimFault, SimulatorConfig, SiteConfig, SpoolFsync, SpoolPolicy,
-    SpoolSettings,
+    SpoolSettings, ValidationSettings,
 };
 use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::profiles::load::{choice, load_profile};
@@ -174,6 +174,7 @@ struct Main {
     endpoints: Vec<(String, Option<EndpointConfig>)>,
     simulator: Option<SimulatorRaw>,
     spool: Option<SpoolSettings>,
+    validation: Option<ValidationSettings>,
 }
 
 fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
@@ -206,6 +207,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         endpoints: Vec::new(),
         simulator: None,
         spool: None,
+        validation: None,
     };
 
     let root = if raw::parse_toml(text, &mut p).is_some() {
@@ -242,6 +244,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         ),
     }
     main.spool = spool(top.spool, &main.gateway.data_dir, &mut main.problems);
+    main.validation = validation(top.validation, &mut main.problems);
     main.output = match (top.influxdb, top.file_sink) {
         (Some(i), None) => {
             influx(i, &main.gateway.data_dir, &mut main.problems).map(OutputConfig::Influx)
@@ -735,9 +738,13 @@ fn assemble(
 
     let endpoints: Option<Vec<EndpointConfig>> =
         main.endpoints.into_iter().map(|(_, e)| e).collect();
-    let (Some(endpoints), Some(output), Some(simulator), Some(spool)) =
-        (endpoints, main.output, simulator, main.spool)
-    else {
+    let (Some(endpoints), Some(output), Some(simulator), Some(spool), Some(validation)) = (
+        endpoints,
+        main.output,
+        simulator,
+        main.spool,
+        main.validation,
+    ) else {
         // Unreachable in practice: every `None` above comes with a recorded problem.
         return Err(ConfigErrors(vec![ConfigError {
             file: main.file,
@@ -754,7 +761,45 @@ fn assemble(
         meters,
         profiles,
         spool,
+        validation,
         simulator,
+    })
+}
+
+fn validation(v: Option<Value>, p: &mut Problems) -> Option<ValidationSettings> {
+    let Some(v) = v else {
+        return Some(ValidationSettings::default());
+    };
+    let r = raw::table::<ValidationRaw>(v, "validation", "a table ([validation])", p)?;
+    let d = ValidationSettings::default();
+    let skew = int(
+        r.max_future_skew_secs,
+        "validation.max_future_skew_secs",
+        d.max_future_skew_secs,
+        0,
+        i64::from(u32::MAX),
+        p,
+    );
+    let late = int(
+        r.max_lateness_secs,
+        "validation.max_lateness_secs",
+        d.max_lateness_secs,
+        1,
+        i64::from(u32::MAX),
+        p,
+    );
+    let every = int(
+        r.checkpoint_interval_secs,
+        "validation.checkpoint_interval_secs",
+        60,
+        1,
+        i64::from(u32::MAX),
+        p,
+    );
+    Some(ValidationSettings {
+        max_future_skew_secs: skew?,
+        max_lateness_secs: late?,
+        checkpoint_interval: Duration::from_secs(every? as u64),
     })
 }
 

@@ -116,6 +116,8 @@ pub struct Config {
     pub profiles: Vec<Profile>,
     /// The durable spool between the pipeline and the output.
     pub spool: SpoolSettings,
+    /// Gateway-wide validation settings.
+    pub validation: ValidationSettings,
     /// Settings of `emgate simulate` (ignored by `emgate run`).
     pub simulator: SimulatorConfig,
 }
@@ -417,4 +419,25 @@ pub enum SpoolFsync {
     EveryBatch,
     /// At most this long after an append.
     Interval(Duration),
+}
+
+/// `[validation]`: limits that apply to every reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidationSettings {
+    /// Slots further than this in the future of the wall clock are flagged `time`.
+    pub max_future_skew_secs: i64,
+    /// Slots older than this are flagged `time` (late).
+    pub max_lateness_secs: i64,
+    /// How often the validator's state is checkpointed to disk.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> ValidationSettings {
+        ValidationSettings {
+            max_future_skew_secs: 300,
+            max_lateness_secs: 86_400,
+            checkpoint_interval: Duration::from_mins(1),
+        }
+    }
 }

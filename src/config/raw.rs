@@ -165,6 +165,8 @@ pub struct MainFile {
     pub endpoints: Option<Value>,
     /// `[spool]`.
     pub spool: Option<Value>,
+    /// `[validation]`.
+    pub validation: Option<Value>,
     /// `[simulator]`.
     pub simulator: Option<Value>,
 }
@@ -221,6 +223,17 @@ pub struct InfluxRaw {
     pub retry_initial_ms: Option<Int>,
     /// Retry delay cap, ms.
     pub retry_max_ms: Option<Int>,
+}
+
+/// `[validation]` as written.
+#[derive(Debug, Deserialize)]
+pub struct ValidationRaw {
+    /// Future skew limit, seconds.
+    pub max_future_skew_secs: Option<Int>,
+    /// Lateness limit, seconds.
+    pub max_lateness_secs: Option<Int>,
+    /// Checkpoint period, seconds.
+    pub checkpoint_interval_secs: Option<Int>,
 }
 
 /// `[spool]` as written.

@@ -8,10 +8,10 @@
 //! declared `replacements`. Where a counter of an unsigned integer type
 //! declares no rollover, the register's own wrap is used: 2^bits × scale ×
 //! the meter's PT/CT ratio, so an Acrel U32 ×0.01 kWh counter wraps exactly
-//! where the meter does. Time limits are the defaults below.
+//! where the meter does. Time limits come from `[validation]`.
 //!
 //! The checkpoint is written with a temporary file and a rename, every
-//! [`CHECKPOINT_EVERY`] and at shutdown. It is read back at start, so a
+//! `validation.checkpoint_interval_secs` and at shutdown. It is read back at start, so a
 //! restart neither re-flags nor loses a rollover. A missing or unreadable
 //! checkpoint starts every meter fresh and says so.
 
@@ -28,15 +28,6 @@ use crate::model::ReadingBatch;
 use crate::profiles::{DataType, PointKind};
 use crate::sources::modbus::decode::ratio_factor;
 use crate::stats::Stats;
-
-/// How often the validator's state is written to disk while running.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_mins(1);
-
-/// Slots more than this far in the future of the wall clock are flagged.
-pub const MAX_FUTURE_SKEW_SECS: i64 = 300;
-
-/// Slots older than this are flagged as late.
-pub const MAX_LATENESS_SECS: i64 = 86_400;
 
 /// Builds the validator's rules for every meter of `config`, in `MeterId` order.
 #[must_use]
@@ -116,7 +107,12 @@ fn stable_key(meter: &str, profile: &str) -> u64 {
 pub struct ValidationStage {
     validator: Validator,
     continuous: Vec<f64>,
+    /// Site index of every meter, for the per-site roll-up.
+    meter_site: Vec<usize>,
+    /// Site ids, by index.
+    site_ids: Vec<String>,
     checkpoint: PathBuf,
+    checkpoint_every: Duration,
     last_checkpoint: Instant,
     stats: Arc<Stats>,
 }
@@ -125,11 +121,12 @@ impl ValidationStage {
     /// Builds the stage for `config` and restores the checkpoint under its data directory.
     #[must_use]
     pub fn new(config: &Config, stats: Arc<Stats>) -> ValidationStage {
+        let v = &config.validation;
         let mut validator = Validator::new(
             rules(config),
             TimeRules {
-                max_future_skew_secs: MAX_FUTURE_SKEW_SECS,
-                max_lateness_secs: MAX_LATENESS_SECS,
+                max_future_skew_secs: v.max_future_skew_secs,
+                max_lateness_secs: v.max_lateness_secs,
             },
         );
         let checkpoint = config.gateway.data_dir.join("validation.state");
@@ -156,10 +153,29 @@ impl ValidationStage {
                 "cannot read the validation checkpoint; every meter starts fresh"
             ),
         }
+        let now = jiff::Timestamp::now().as_second();
+        for m in &config.meters {
+            if let Some(cal) = &m.calibration
+                && cal.due_at <= now
+            {
+                warn!(
+                    meter = %m.id,
+                    site = %config.sites[m.site.index()].id,
+                    due = %cal.due,
+                    serial = cal.serial.as_deref().unwrap_or(""),
+                    "meter calibration overdue: its readings carry the calibration bit (1024)"
+                );
+            }
+        }
+        let meter_site = config.meters.iter().map(|m| m.site.index()).collect();
+        let site_ids = config.sites.iter().map(|s| s.id.clone()).collect();
         ValidationStage {
+            meter_site,
+            site_ids,
             validator,
             continuous: Vec::new(),
             checkpoint,
+            checkpoint_every: config.validation.checkpoint_interval,
             last_checkpoint: Instant::now(),
             stats,
         }
@@ -175,8 +191,39 @@ impl ValidationStage {
         for (counter, total) in self.stats.quality_counts.iter().zip(totals) {
             counter.store(*total, Ordering::Relaxed);
         }
-        if self.last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+        if self.last_checkpoint.elapsed() >= self.checkpoint_every {
             self.save();
+            self.log_counts();
+        }
+    }
+
+    /// Logs the flagged values per site and reason (sites with none are left
+    /// out), and the meters with the most flags.
+    pub fn log_counts(&self) {
+        let counters = self.validator.counters();
+        let mut per_site = vec![[0u64; 12]; self.site_ids.len()];
+        for (meter, counts) in counters.per_meter.iter().enumerate() {
+            if let Some(site) = self
+                .meter_site
+                .get(meter)
+                .and_then(|s| per_site.get_mut(*s))
+            {
+                for (sum, n) in site.iter_mut().zip(counts) {
+                    *sum += n;
+                }
+            }
+        }
+        for (site, counts) in self.site_ids.iter().zip(&per_site) {
+            if counts.iter().all(|n| *n == 0) {
+                continue;
+            }
+            let reasons: Vec<String> = crate::model::Quality::REASONS
+                .iter()
+                .zip(counts)
+                .filter(|(_, n)| **n > 0)
+                .map(|((_, word), n)| format!("{word}={n}"))
+                .collect();
+            info!(site = %site, flagged = %reasons.join(" "), "validation counts");
         }
     }
 

@@ -38,6 +38,22 @@
 //! * `counter_reset`: counters restart from 0 at the step the fault is set
 //!   (the main counter's value then is subtracted from then on); clearing the
 //!   fault does not undo the reset, setting it again resets again.
+//! * `frozen`: from the step the fault is set, every point of the meter
+//!   serves exactly the registers it served at that step (gauges and counters
+//!   stand still, bit-identical; the values of that step are re-encoded, so a
+//!   counter reset before stays applied), until the fault is cleared; then
+//!   the meter serves the present again (its counters jump to where the load
+//!   has taken them meanwhile). Setting it again freezes at the new step.
+//! * `spike`: counter points serve their true value plus [`SPIKE_JUMP`]
+//!   (1 000 000 in the point's own unit: 1 000 000 m³, kWh, Wh, ...), far
+//!   above any physical rate; gauges are unchanged. The jump is capped one
+//!   count below the profile's `rollover` and, for 16- and 32-bit integer
+//!   registers, at their largest value that is neither a wrap nor the
+//!   all-ones sentinel, so a spike always reads as a jump up (a U32 ×0.01
+//!   counter gets the full jump below 41 949 672.94). Clearing the fault
+//!   removes the jump: set, let exactly one poll through
+//!   ([`Simulator::answers`] counts them), clear, and the meter has one
+//!   glitched reading.
 //!
 //! Protocol choices (exceptions for unknown units, uncovered addresses,
 //! oversized reads) are documented in [`server`].
@@ -55,6 +71,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use load::{EPOCH, LoadShape};
+pub use meter::SPIKE_JUMP;
 
 use crate::config::{Config, SimFault};
 use crate::model::{EndpointId, MeterId};
@@ -117,6 +134,11 @@ pub(crate) struct Shared {
     faults: Vec<AtomicU8>,
     /// Per meter, the main-counter value subtracted after a counter reset (f64 bits).
     resets: Vec<AtomicU64>,
+    /// Per meter, the step the `frozen` fault was set at (f64 bits): the
+    /// instant a frozen meter keeps serving.
+    freeze_at: Vec<AtomicU64>,
+    /// Per meter, read requests answered with data.
+    answers: Vec<AtomicU64>,
     /// Frozen Unix time (f64 bits), or NaN for the wall clock.
     frozen: AtomicU64,
     /// Step length, seconds.
@@ -144,13 +166,22 @@ impl Shared {
     }
 
     fn fault(&self, meter: usize) -> Option<SimFault> {
-        match self.faults[meter].load(Ordering::Relaxed) {
+        // Acquire pairs with the Release in `set_fault`: a reader that sees
+        // the fault also sees the reset offset or freeze instant stored before it.
+        match self.faults[meter].load(Ordering::Acquire) {
             1 => Some(SimFault::NoResponse),
             2 => Some(SimFault::Exception),
             3 => Some(SimFault::Sentinel),
             4 => Some(SimFault::CounterReset),
+            5 => Some(SimFault::Frozen),
+            6 => Some(SimFault::Spike),
             _ => None,
         }
+    }
+
+    /// The stepped instant a frozen meter serves.
+    fn freeze_at(&self, meter: usize) -> f64 {
+        f64::from_bits(self.freeze_at[meter].load(Ordering::Relaxed))
     }
 
     fn reset_offset(&self, meter: usize) -> f64 {
@@ -163,7 +194,11 @@ impl Shared {
             let at = self.meters[meter].load.counter(t);
             self.resets[meter].store(at.to_bits(), Ordering::Relaxed);
         }
-        self.faults[meter].store(fault_code(fault), Ordering::Relaxed);
+        if fault == Some(SimFault::Frozen) {
+            let t = self.stepped(self.now());
+            self.freeze_at[meter].store(t.to_bits(), Ordering::Relaxed);
+        }
+        self.faults[meter].store(fault_code(fault), Ordering::Release);
     }
 }
 
@@ -175,6 +210,8 @@ fn fault_code(fault: Option<SimFault>) -> u8 {
         Some(SimFault::Exception) => 2,
         Some(SimFault::Sentinel) => 3,
         Some(SimFault::CounterReset) => 4,
+        Some(SimFault::Frozen) => 5,
+        Some(SimFault::Spike) => 6,
     }
 }
 
@@ -252,6 +289,8 @@ impl Simulator {
         let shared = Arc::new(Shared {
             faults: (0..meters.len()).map(|_| AtomicU8::new(0)).collect(),
             resets: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
+            freeze_at: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
+            answers: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
             meters,
             units,
             frozen: AtomicU64::new(options.frozen_time.unwrap_or(f64::NAN).to_bits()),
@@ -367,5 +406,13 @@ impl Simulator {
     /// Requests answered so far, with data or an exception (silence is not counted).
     pub fn requests_served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// Read requests of `meter` answered with data so far (exceptions and
+    /// silence are not counted). A gateway poll of a meter whose points are
+    /// read in one request counts one, which is how a test lets exactly one
+    /// poll see a fault.
+    pub fn answers(&self, meter: MeterId) -> u64 {
+        self.shared.answers[meter.index()].load(Ordering::Relaxed)
     }
 }

@@ -67,7 +67,7 @@ pub(crate) fn answer(
     let Some(meter) = shared.units[endpoint][usize::from(req.slave)] else {
         return Err(ExceptionCode::GatewayTargetDevice);
     };
-    let fault = shared.fault(meter);
+    let fault = shared.fault_for_request(meter);
     match fault {
         // Silence, and go on serving the connection: see the module doc of `sim`.
         Some(SimFault::NoResponse) => return Ok(None),
@@ -122,7 +122,6 @@ pub(crate) fn answer(
     if !touched {
         return Err(ExceptionCode::IllegalDataAddress);
     }
-    shared.answers[meter].fetch_add(1, Ordering::Relaxed);
     let bits = || words.iter().map(|&w| w != 0).collect();
     Ok(Some(match kind {
         RegisterKind::Coil => Response::ReadCoils(bits()),
@@ -134,7 +133,7 @@ pub(crate) fn answer(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU8, AtomicU64};
+    use std::sync::atomic::AtomicU64;
 
     use super::*;
     use crate::sim::meter::tests::water_meter;
@@ -145,10 +144,9 @@ mod tests {
         Shared {
             meters: vec![water_meter()],
             units: vec![units],
-            faults: vec![AtomicU8::new(0)],
+            faults: vec![AtomicU64::new(0)],
             resets: vec![AtomicU64::new(0)],
             freeze_at: vec![AtomicU64::new(0)],
-            answers: vec![AtomicU64::new(0)],
             frozen: AtomicU64::new(f64::NAN.to_bits()),
             step: 1.0,
             served: AtomicU64::new(0),
@@ -231,11 +229,13 @@ mod tests {
         let now = holding(&s, t0 + 3600.0);
         assert_ne!(now, before);
         assert_eq!(f64_cdab(&now[0..4]), 64.4);
-        // Data answers counted, exceptions not.
-        assert_eq!(s.answers[0].load(Ordering::Relaxed), 5);
+        // Counted since the fault was last set (here: cleared), whatever the answer.
+        assert_eq!(s.requests_under_fault(0), 1);
         s.set_fault(0, Some(SimFault::Exception));
+        assert_eq!(s.requests_under_fault(0), 0);
         let _ = answer(&s, 0, &req(Request::ReadHoldingRegisters(0, 10)), t0);
-        assert_eq!(s.answers[0].load(Ordering::Relaxed), 5);
+        assert_eq!(s.requests_under_fault(0), 1);
+        assert_eq!(s.fault(0), Some(SimFault::Exception));
     }
 
     #[test]

@@ -935,6 +935,8 @@ fn simulator(
                     ("exception", SimFault::Exception),
                     ("sentinel", SimFault::Sentinel),
                     ("counter_reset", SimFault::CounterReset),
+                    ("frozen", SimFault::Frozen),
+                    ("spike", SimFault::Spike),
                 ],
                 None,
                 p,

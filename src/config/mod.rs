@@ -370,6 +370,13 @@ pub enum SimFault {
     Sentinel,
     /// Counters restart from zero at the moment the fault is set.
     CounterReset,
+    /// Every point keeps serving the registers it served when the fault was
+    /// set, bit-identical, until the fault is cleared.
+    Frozen,
+    /// Counters serve their true value plus a jump far above any physical
+    /// rate (1 000 000 in the point's unit, capped below the register's wrap);
+    /// gauges are unchanged. Clearing the fault removes the jump.
+    Spike,
 }
 
 /// `[spool]`, validated: where and how accepted readings wait for the output.

@@ -11,7 +11,9 @@ use super::load::{EPOCH, LoadShape};
 use crate::config::MeterConfig;
 use crate::model::EnergyType;
 use crate::profiles::{DataType, PointDef, PointKind};
-use crate::sources::modbus::decode::{decode_raw, encode_point, encode_raw, scale_raw};
+use crate::sources::modbus::decode::{
+    decode_raw, encode_point, encode_raw, ratio_factor, scale_raw,
+};
 
 /// Share of the primary counter that export (reverse) counters and powers carry.
 const EXPORT_SHARE: f64 = 0.02;
@@ -21,6 +23,24 @@ const REACTIVE_SHARE: f64 = 0.3;
 const SQRT_3: f64 = 1.732_050_807_568_877_2;
 /// Period of the small wobble on plain gauges, seconds.
 const WOBBLE_PERIOD: f64 = 300.0;
+
+/// What the `spike` fault adds to a counter, in the point's own unit: far
+/// above what any metered unit consumes in one poll, yet small enough that a
+/// U32 ×0.01 register (wrap 42 949 672.96) still holds it below its top for
+/// the first 97 % of its range. See [`spike_ceiling`] for the rest.
+pub const SPIKE_JUMP: f64 = 1_000_000.0;
+
+/// How a point's registers are produced, beyond its model value: the faults
+/// that change what a read returns (the others decide whether it is answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Serve {
+    /// The model value.
+    Normal,
+    /// The "no value" pattern of the point's type.
+    Sentinel,
+    /// Counters: model value + [`SPIKE_JUMP`], capped by [`spike_ceiling`]; gauges: the model value.
+    Spike,
+}
 
 /// How a point's value follows the meter's load.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,11 +130,11 @@ impl SimMeter {
         }
     }
 
-    /// Registers of point `i` at `t`; `sentinel` serves the "no value" pattern instead.
-    pub fn encode(&self, i: usize, t: f64, reset: f64, sentinel: bool, out: &mut [u16; 4]) {
+    /// Registers of point `i` at `t`, as `serve` says (see [`Serve`]).
+    pub fn encode(&self, i: usize, t: f64, reset: f64, serve: Serve, out: &mut [u16; 4]) {
         let def = &self.points[i].def;
         let w = usize::from(def.width());
-        if sentinel {
+        if serve == Serve::Sentinel {
             match def.data_type {
                 DataType::F32 | DataType::F64 => encode_point(def, f64::NAN, 1.0, 1.0, out),
                 // The signed minimum, as the decoder's built-in sentinels expect.
@@ -129,7 +149,13 @@ impl SimMeter {
             }
             return;
         }
-        let v = self.model_value(i, t, reset);
+        let mut v = self.model_value(i, t, reset);
+        if serve == Serve::Spike && def.kind == PointKind::Counter {
+            // `max(v)`: a counter already above the ceiling keeps its value, never drops.
+            v = (v + SPIKE_JUMP)
+                .min(spike_ceiling(def, self.pt, self.ct))
+                .max(v);
+        }
         encode_point(def, v, self.pt, self.ct, out);
     }
 
@@ -137,11 +163,34 @@ impl SimMeter {
     /// the gateway's decoder does (same formula, same rounding).
     pub fn served_value(&self, i: usize, t: f64) -> f64 {
         let mut regs = [0u16; 4];
-        self.encode(i, t, 0.0, false, &mut regs);
+        self.encode(i, t, 0.0, Serve::Normal, &mut regs);
         let def = &self.points[i].def;
         let raw = decode_raw(&regs, def.data_type, def.order);
         scale_raw(def, raw.value, self.pt, self.ct)
     }
+}
+
+/// Highest value a spiked counter may serve: one count below the profile's
+/// `rollover`, and for integer registers their largest value that is neither
+/// a wrap nor the all-ones / signed-minimum sentinel (`0xFFFE`, `0xFFFF_FFFE`,
+/// `0x7FFF`, `0x7FFF_FFFF` counts). A spike must read as a jump up, not as a
+/// rollover or a missing value, so a counter within [`SPIKE_JUMP`] of that top
+/// jumps only up to it. 64-bit and float registers have no cap of their own.
+pub(crate) fn spike_ceiling(def: &PointDef, pt: f64, ct: f64) -> f64 {
+    let count = (def.scale * ratio_factor(def.ratio, pt, ct)).abs();
+    let top_raw = match def.data_type {
+        DataType::U16 => Some(65_534.0),
+        DataType::I16 => Some(32_767.0),
+        DataType::U32 => Some(4_294_967_294.0),
+        DataType::I32 => Some(2_147_483_647.0),
+        _ => None,
+    };
+    let register = top_raw.map_or(f64::INFINITY, |raw| raw * count + def.offset);
+    let rollover = def
+        .rollover
+        .filter(|r| *r > 0.0)
+        .map_or(f64::INFINITY, |r| r - count);
+    register.min(rollover)
 }
 
 /// True for export / reverse quantities, which carry a small share of the load.
@@ -404,7 +453,7 @@ pub(crate) mod tests {
     fn sentinel_patterns() {
         let m = water_meter();
         let mut regs = [0u16; 4];
-        m.encode(0, EPOCH, 0.0, true, &mut regs);
+        m.encode(0, EPOCH, 0.0, Serve::Sentinel, &mut regs);
         assert!(
             f64::from_bits(
                 (u64::from(regs[3]) << 48)
@@ -415,7 +464,56 @@ pub(crate) mod tests {
             .is_nan()
         );
         let mut regs = [0u16; 4];
-        m.encode(3, EPOCH, 0.0, true, &mut regs);
+        m.encode(3, EPOCH, 0.0, Serve::Sentinel, &mut regs);
         assert_eq!(regs, [0xFFFF, 0xFFFF, 0, 0]);
+    }
+
+    #[test]
+    fn spike_jumps_counters_only_and_never_wraps() {
+        let m = water_meter();
+        let t = EPOCH + 3600.0;
+        let served = |i: usize, serve: Serve| {
+            let mut regs = [0u16; 4];
+            m.encode(i, t, 0.0, serve, &mut regs);
+            let def = &m.points[i].def;
+            (
+                regs,
+                scale_raw(
+                    def,
+                    decode_raw(&regs, def.data_type, def.order).value,
+                    1.0,
+                    1.0,
+                ),
+            )
+        };
+        // F64 counter: 57.2 m³ + 1 000 000 m³.
+        assert_eq!(served(0, Serve::Spike).1, 57.2 + SPIKE_JUMP);
+        // Gauges unchanged, bit for bit.
+        assert_eq!(served(1, Serve::Spike).0, served(1, Serve::Normal).0);
+        assert_eq!(served(2, Serve::Spike).0, served(2, Serve::Normal).0);
+        // U32 ×0.001 counter wrapping at 100 m³: capped one count below, 99.999 (CDAB).
+        assert_eq!(served(3, Serve::Spike).0, [0x869F, 0x0001, 0, 0]);
+        assert_eq!(served(3, Serve::Spike).1, 99.999);
+
+        // U32 ×0.01 counter, no declared rollover: the register's own top.
+        let mut def = point(
+            "volume_m3",
+            RegisterKind::Input,
+            0,
+            DataType::U32,
+            PointKind::Counter,
+            "m3",
+        );
+        def.scale = 0.01;
+        let cfg = meter_config(EnergyType::Water, 1);
+        let low = SimMeter::new(&cfg, &[def.clone()], LoadShape::constant(0.0, 1000.0));
+        let high = SimMeter::new(&cfg, &[def], LoadShape::constant(0.0, 42_949_000.0));
+        let mut regs = [0u16; 4];
+        low.encode(0, t, 0.0, Serve::Spike, &mut regs);
+        // 1 001 000.00 m³ = 100 100 000 counts = 0x05F7_67A0.
+        assert_eq!(regs, [0x67A0, 0x05F7, 0, 0]);
+        high.encode(0, t, 0.0, Serve::Spike, &mut regs);
+        // 0xFFFF_FFFE counts = 42 949 672.94 m³: neither a wrap nor the sentinel.
+        assert_eq!(regs, [0xFFFE, 0xFFFF, 0, 0]);
     }
 }

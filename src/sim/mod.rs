@@ -38,6 +38,22 @@
 //! * `counter_reset`: counters restart from 0 at the step the fault is set
 //!   (the main counter's value then is subtracted from then on); clearing the
 //!   fault does not undo the reset, setting it again resets again.
+//! * `frozen`: from the step the fault is set, every point of the meter
+//!   serves exactly the registers it served at that step (gauges and counters
+//!   stand still, bit-identical; the values of that step are re-encoded, so a
+//!   counter reset before stays applied), until the fault is cleared; then
+//!   the meter serves the present again (its counters jump to where the load
+//!   has taken them meanwhile). Setting it again freezes at the new step.
+//! * `spike`: counter points serve their true value plus [`SPIKE_JUMP`]
+//!   (1 000 000 in the point's own unit: 1 000 000 m³, kWh, Wh, ...), far
+//!   above any physical rate; gauges are unchanged. The jump is capped one
+//!   count below the profile's `rollover` and, for 16- and 32-bit integer
+//!   registers, at their largest value that is neither a wrap nor the
+//!   all-ones sentinel, so a spike always reads as a jump up (a U32 ×0.01
+//!   counter gets the full jump below 41 949 672.94). Clearing the fault
+//!   removes the jump: set, let exactly one poll through
+//!   ([`Simulator::requests_under_fault`] counts them), clear, and the
+//!   meter has one glitched reading.
 //!
 //! Protocol choices (exceptions for unknown units, uncovered addresses,
 //! oversized reads) are documented in [`server`].
@@ -48,13 +64,14 @@ pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use load::{EPOCH, LoadShape};
+pub use meter::SPIKE_JUMP;
 
 use crate::config::{Config, SimFault};
 use crate::model::{EndpointId, MeterId};
@@ -114,9 +131,15 @@ pub(crate) struct Shared {
     /// Per endpoint, unit id → meter index.
     units: Vec<Box<[Option<usize>; 256]>>,
     /// Per meter, the active fault (see [`fault_code`]).
-    faults: Vec<AtomicU8>,
+    /// Its code in the top byte (see [`fault_code`]), below it the number of
+    /// requests that have seen this fault since it was set: one atomic word,
+    /// so a request's fault and its count are taken in one step.
+    faults: Vec<AtomicU64>,
     /// Per meter, the main-counter value subtracted after a counter reset (f64 bits).
     resets: Vec<AtomicU64>,
+    /// Per meter, the step the `frozen` fault was set at (f64 bits): the
+    /// instant a frozen meter keeps serving.
+    freeze_at: Vec<AtomicU64>,
     /// Frozen Unix time (f64 bits), or NaN for the wall clock.
     frozen: AtomicU64,
     /// Step length, seconds.
@@ -144,13 +167,24 @@ impl Shared {
     }
 
     fn fault(&self, meter: usize) -> Option<SimFault> {
-        match self.faults[meter].load(Ordering::Relaxed) {
-            1 => Some(SimFault::NoResponse),
-            2 => Some(SimFault::Exception),
-            3 => Some(SimFault::Sentinel),
-            4 => Some(SimFault::CounterReset),
-            _ => None,
-        }
+        // Acquire pairs with the Release in `set_fault`: a reader that sees
+        // the fault also sees the reset offset or freeze instant stored before it.
+        decode_fault(self.faults[meter].load(Ordering::Acquire))
+    }
+
+    /// The fault a request for `meter` is served with, counted as seen (see [`Shared::faults`]).
+    pub(crate) fn fault_for_request(&self, meter: usize) -> Option<SimFault> {
+        decode_fault(self.faults[meter].fetch_add(1, Ordering::AcqRel))
+    }
+
+    /// Requests that have seen the current fault of `meter`.
+    fn requests_under_fault(&self, meter: usize) -> u64 {
+        self.faults[meter].load(Ordering::Relaxed) & REQUEST_COUNT
+    }
+
+    /// The stepped instant a frozen meter serves.
+    fn freeze_at(&self, meter: usize) -> f64 {
+        f64::from_bits(self.freeze_at[meter].load(Ordering::Relaxed))
     }
 
     fn reset_offset(&self, meter: usize) -> f64 {
@@ -163,7 +197,28 @@ impl Shared {
             let at = self.meters[meter].load.counter(t);
             self.resets[meter].store(at.to_bits(), Ordering::Relaxed);
         }
-        self.faults[meter].store(fault_code(fault), Ordering::Relaxed);
+        if fault == Some(SimFault::Frozen) {
+            let t = self.stepped(self.now());
+            self.freeze_at[meter].store(t.to_bits(), Ordering::Relaxed);
+        }
+        // A new fault word: the code, and no request has seen it yet.
+        self.faults[meter].store(u64::from(fault_code(fault)) << 56, Ordering::Release);
+    }
+}
+
+/// Bits of a fault word that count requests (the rest is the fault code).
+const REQUEST_COUNT: u64 = (1 << 56) - 1;
+
+/// The fault in a fault word.
+fn decode_fault(word: u64) -> Option<SimFault> {
+    match word >> 56 {
+        1 => Some(SimFault::NoResponse),
+        2 => Some(SimFault::Exception),
+        3 => Some(SimFault::Sentinel),
+        4 => Some(SimFault::CounterReset),
+        5 => Some(SimFault::Frozen),
+        6 => Some(SimFault::Spike),
+        _ => None,
     }
 }
 
@@ -175,6 +230,8 @@ fn fault_code(fault: Option<SimFault>) -> u8 {
         Some(SimFault::Exception) => 2,
         Some(SimFault::Sentinel) => 3,
         Some(SimFault::CounterReset) => 4,
+        Some(SimFault::Frozen) => 5,
+        Some(SimFault::Spike) => 6,
     }
 }
 
@@ -250,8 +307,9 @@ impl Simulator {
 
         let step = config.simulator.time_step.as_secs_f64();
         let shared = Arc::new(Shared {
-            faults: (0..meters.len()).map(|_| AtomicU8::new(0)).collect(),
+            faults: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
             resets: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
+            freeze_at: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
             meters,
             units,
             frozen: AtomicU64::new(options.frozen_time.unwrap_or(f64::NAN).to_bits()),
@@ -367,5 +425,16 @@ impl Simulator {
     /// Requests answered so far, with data or an exception (silence is not counted).
     pub fn requests_served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// Requests for `meter` that have been served with its current fault
+    /// (or its lack of one), since [`Simulator::set_fault`] last set it. The
+    /// count and the fault a request sees are taken in one atomic step, so
+    /// after `set_fault(m, Some(f))` every request counted here saw `f`
+    /// (answered, silent or refused alike). A gateway poll of a meter whose
+    /// points fit one read is one request: a test waits for 1 here and clears
+    /// the fault to let exactly one poll through.
+    pub fn requests_under_fault(&self, meter: MeterId) -> u64 {
+        self.shared.requests_under_fault(meter.index())
     }
 }

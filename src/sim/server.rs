@@ -24,6 +24,7 @@ use tokio_modbus::server::Service;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
 use super::Shared;
+use super::meter::Serve;
 use crate::config::SimFault;
 use crate::profiles::RegisterKind;
 
@@ -66,7 +67,8 @@ pub(crate) fn answer(
     let Some(meter) = shared.units[endpoint][usize::from(req.slave)] else {
         return Err(ExceptionCode::GatewayTargetDevice);
     };
-    match shared.fault(meter) {
+    let fault = shared.fault_for_request(meter);
+    match fault {
         // Silence, and go on serving the connection: see the module doc of `sim`.
         Some(SimFault::NoResponse) => return Ok(None),
         Some(SimFault::Exception) => return Err(ExceptionCode::ServerDeviceFailure),
@@ -93,7 +95,13 @@ pub(crate) fn answer(
         return Err(ExceptionCode::IllegalDataAddress);
     }
     let sim = &shared.meters[meter];
-    let sentinel = shared.fault(meter) == Some(SimFault::Sentinel);
+    let (t, serve) = match fault {
+        Some(SimFault::Sentinel) => (t, Serve::Sentinel),
+        Some(SimFault::Spike) => (t, Serve::Spike),
+        // The instant of the freeze, re-encoded: the same registers, bit for bit.
+        Some(SimFault::Frozen) => (shared.freeze_at(meter), Serve::Normal),
+        _ => (t, Serve::Normal),
+    };
     let reset = shared.reset_offset(meter);
     let mut words = vec![0u16; usize::from(qty)];
     let mut touched = false;
@@ -106,7 +114,7 @@ pub(crate) fn answer(
             continue;
         }
         touched = true;
-        sim.encode(i, t, reset, sentinel, &mut regs);
+        sim.encode(i, t, reset, serve, &mut regs);
         for a in p_start.max(start)..p_end.min(end) {
             words[(a - start) as usize] = regs[(a - p_start) as usize];
         }
@@ -125,7 +133,7 @@ pub(crate) fn answer(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU8, AtomicU64};
+    use std::sync::atomic::AtomicU64;
 
     use super::*;
     use crate::sim::meter::tests::water_meter;
@@ -136,8 +144,9 @@ mod tests {
         Shared {
             meters: vec![water_meter()],
             units: vec![units],
-            faults: vec![AtomicU8::new(0)],
+            faults: vec![AtomicU64::new(0)],
             resets: vec![AtomicU64::new(0)],
+            freeze_at: vec![AtomicU64::new(0)],
             frozen: AtomicU64::new(f64::NAN.to_bits()),
             step: 1.0,
             served: AtomicU64::new(0),
@@ -180,5 +189,68 @@ mod tests {
         );
         s.set_fault(0, Some(SimFault::NoResponse));
         assert_eq!(answer(&s, 0, &req(Request::ReadCoils(3, 1)), t), Ok(None));
+    }
+
+    /// Holding registers 0..10 of the test meter (volume F64, flow F32,
+    /// pressure F32, small U32 counter) at `t`, as a client receives them.
+    fn holding(s: &Shared, t: f64) -> Vec<u16> {
+        match answer(s, 0, &req(Request::ReadHoldingRegisters(0, 10)), t) {
+            Ok(Some(Response::ReadHoldingRegisters(words))) => words,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    /// F64 in CDAB order from four words.
+    fn f64_cdab(w: &[u16]) -> f64 {
+        f64::from_bits(
+            (u64::from(w[3]) << 48)
+                | (u64::from(w[2]) << 32)
+                | (u64::from(w[1]) << 16)
+                | u64::from(w[0]),
+        )
+    }
+
+    #[test]
+    fn frozen_serves_the_registers_of_the_moment_it_was_set() {
+        let s = shared();
+        let t0 = crate::sim::EPOCH + 3600.0;
+        // The clock at the moment of the freeze; requests come later.
+        s.frozen.store((t0 + 0.4).to_bits(), Ordering::Relaxed);
+        let before = holding(&s, t0);
+        s.set_fault(0, Some(SimFault::Frozen));
+        assert_eq!(s.fault(0), Some(SimFault::Frozen));
+        for later in [t0 + 1.0, t0 + 60.0, t0 + 86_400.0] {
+            assert_eq!(holding(&s, later), before, "frozen at {later}");
+        }
+        // 57.2 m³ at EPOCH + 1 h (50 m³ + 7.2 m³/h).
+        assert_eq!(f64_cdab(&before[0..4]), 57.2);
+        // Cleared: the present again, the counter where the load has taken it.
+        s.set_fault(0, None);
+        let now = holding(&s, t0 + 3600.0);
+        assert_ne!(now, before);
+        assert_eq!(f64_cdab(&now[0..4]), 64.4);
+        // Counted since the fault was last set (here: cleared), whatever the answer.
+        assert_eq!(s.requests_under_fault(0), 1);
+        s.set_fault(0, Some(SimFault::Exception));
+        assert_eq!(s.requests_under_fault(0), 0);
+        let _ = answer(&s, 0, &req(Request::ReadHoldingRegisters(0, 10)), t0);
+        assert_eq!(s.requests_under_fault(0), 1);
+        assert_eq!(s.fault(0), Some(SimFault::Exception));
+    }
+
+    #[test]
+    fn spike_lifts_counters_until_cleared() {
+        let s = shared();
+        let t = crate::sim::EPOCH + 3600.0;
+        let normal = holding(&s, t);
+        s.set_fault(0, Some(SimFault::Spike));
+        let spiked = holding(&s, t);
+        assert_eq!(f64_cdab(&spiked[0..4]), 57.2 + 1_000_000.0);
+        // Flow and pressure gauges: unchanged.
+        assert_eq!(spiked[4..8], normal[4..8]);
+        // The small counter wraps at 100 m³ (×0.001): capped at 99 999 counts.
+        assert_eq!(spiked[8..10], [0x869F, 0x0001]);
+        s.set_fault(0, None);
+        assert_eq!(holding(&s, t), normal);
     }
 }

@@ -524,10 +524,10 @@ unit_id = 1
         got,
         [
             "emgate.toml: simulator.faults[0].meter: unknown meter \"w2\"; did you mean \"w0\"?",
-            "emgate.toml: simulator.faults[0].fault: unknown fault \"timeout\"; expected one of: no_response, exception, sentinel, counter_reset",
+            "emgate.toml: simulator.faults[0].fault: unknown fault \"timeout\"; expected one of: no_response, exception, sentinel, counter_reset, frozen, spike",
             "emgate.toml: simulator.faults[1].metre: unknown key; did you mean \"meter\"?",
             "emgate.toml: simulator.faults[1].meter: missing required key; give the id of the meter to disturb",
-            "emgate.toml: simulator.faults[1].fault: missing required key; use one of: no_response, exception, sentinel, counter_reset",
+            "emgate.toml: simulator.faults[1].fault: missing required key; use one of: no_response, exception, sentinel, counter_reset, frozen, spike",
         ]
     );
 }

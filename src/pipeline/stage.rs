@@ -111,6 +111,8 @@ pub struct ValidationStage {
     meter_site: Vec<usize>,
     /// Site ids, by index.
     site_ids: Vec<String>,
+    /// Meter ids, by index.
+    meter_ids: Vec<String>,
     checkpoint: PathBuf,
     checkpoint_every: Duration,
     last_checkpoint: Instant,
@@ -169,7 +171,9 @@ impl ValidationStage {
         }
         let meter_site = config.meters.iter().map(|m| m.site.index()).collect();
         let site_ids = config.sites.iter().map(|s| s.id.clone()).collect();
+        let meter_ids = config.meters.iter().map(|m| m.id.clone()).collect();
         ValidationStage {
+            meter_ids,
             meter_site,
             site_ids,
             validator,
@@ -224,6 +228,23 @@ impl ValidationStage {
                 .map(|((_, word), n)| format!("{word}={n}"))
                 .collect();
             info!(site = %site, flagged = %reasons.join(" "), "validation counts");
+        }
+        // The meters with the most flagged values, so a bad meter stands out.
+        let mut worst: Vec<(u64, usize)> = counters
+            .per_meter
+            .iter()
+            .enumerate()
+            .map(|(m, counts)| (counts.iter().sum::<u64>(), m))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        worst.sort_unstable_by(|a, b| b.cmp(a));
+        if !worst.is_empty() {
+            let list: Vec<String> = worst
+                .iter()
+                .take(10)
+                .map(|(n, m)| format!("{}={n}", self.meter_ids.get(*m).map_or("?", String::as_str)))
+                .collect();
+            info!(meters = %list.join(" "), "meters with the most flagged values");
         }
     }
 

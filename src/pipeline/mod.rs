@@ -5,8 +5,10 @@
 //! * [`validate`]: judges every value (quality bits), keeps per-meter state
 //!   and derives the rollover- and replacement-corrected "continuous"
 //!   counter that aggregation will difference.
+//! * [`coefficients`]: GB/T 2589 standard-coal coefficients as versioned data.
 //! * [`stage`]: the validator as the gateway runs it: rules from the
 //!   configuration, a checkpoint on disk, counters in [`crate::stats::Stats`].
 
+pub mod coefficients;
 pub mod stage;
 pub mod validate;

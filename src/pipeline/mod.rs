@@ -7,6 +7,9 @@
 //!   counter that aggregation will difference.
 //! * [`stage`]: the validator as the gateway runs it: rules from the
 //!   configuration, a checkpoint on disk, counters in [`crate::stats::Stats`].
+//! * [`window`]: window alignment in the site's time zone and per-window
+//!   counter amounts by boundary interpolation (pure; not yet wired in).
 
 pub mod stage;
 pub mod validate;
+pub mod window;

@@ -470,6 +470,15 @@ mod tests {
     }
 
     #[test]
+    fn kolkata_hours_start_at_half_past_utc() {
+        // 2026-03-15T10:37:20+05:30 -> 10:00+05:30 = 04:30Z.
+        let z = tz("Asia/Kolkata");
+        let s = window_start(WindowSize::Hour, &z, 1_773_551_240);
+        assert_eq!(s, 1_773_549_000);
+        assert_eq!(window_end(WindowSize::Hour, &z, s), 1_773_552_600);
+    }
+
+    #[test]
     fn tags() {
         let tags: Vec<_> = WindowSize::ALL.iter().map(|s| s.as_tag()).collect();
         assert_eq!(tags, ["15m", "1h", "1d", "1mo"]);
@@ -526,6 +535,6 @@ mod tests {
         assert!(out.iter().all(|w| w.estimated && w.coverage == 0.0));
         let open = acc.open_window().expect("open");
         assert_eq!((open.start, open.end, open.amount), (4500, 5400, 0.0));
-        assert!(open.estimated == false);
+        assert!(!open.estimated);
     }
 }

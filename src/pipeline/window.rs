@@ -201,9 +201,12 @@ fn interpolate(t0: i64, v0: f64, t1: i64, v1: f64, b: i64) -> Boundary {
         };
     }
     let frac = (b - t0) as f64 / (t1 - t0) as f64;
+    // Rounding must not carry the value outside [v0, v1]: a monotonic
+    // counter then never gives a negative window amount.
+    let value = (v0 + (v1 - v0) * frac).clamp(v0.min(v1), v0.max(v1));
     Boundary {
         t: b,
-        value: v0 + (v1 - v0) * frac,
+        value,
         interpolated: true,
     }
 }
@@ -246,12 +249,30 @@ impl CounterTrack {
         t1: i64,
         v1: f64,
     ) -> Boundaries<'a> {
+        let (t0, _) = self.last.unwrap_or((t1, v1));
+        self.boundaries_from(
+            size,
+            tz,
+            window_end(size, tz, window_start(size, tz, t0)),
+            t1,
+            v1,
+        )
+    }
+
+    /// Like [`CounterTrack::boundaries`] with the first boundary after the
+    /// last reading already known (the accumulator keeps it), which saves
+    /// the zone lookups.
+    fn boundaries_from<'a>(
+        &self,
+        size: WindowSize,
+        tz: &'a TimeZone,
+        first: i64,
+        t1: i64,
+        v1: f64,
+    ) -> Boundaries<'a> {
         let (t0, v0) = self.last.unwrap_or((t1, v1));
-        let next = if t1 > t0 {
-            window_end(size, tz, window_start(size, tz, t0))
-        } else {
-            i64::MAX // nothing to yield
-        };
+        // Nothing to yield unless the new reading is newer.
+        let next = if t1 > t0 { first } else { i64::MAX };
         Boundaries {
             size,
             tz,
@@ -387,7 +408,10 @@ impl WindowAccumulator {
     }
 
     /// Feeds one reading (`t` unix seconds, `continuous` counter value) and
-    /// appends every window it closes to `out` (oldest first).
+    /// appends every window it closes to `out` (oldest first). A reading
+    /// after an outage closes one window per boundary in the gap (e.g. 96
+    /// 15-minute windows per day missed), all `estimated`; a reading that
+    /// crosses no boundary touches no zone data.
     pub fn push(&mut self, t: i64, continuous: f64, out: &mut Vec<ClosedWindow>) -> PushOutcome {
         if !continuous.is_finite() {
             return PushOutcome::NotFinite;
@@ -408,7 +432,19 @@ impl WindowAccumulator {
             return PushOutcome::NotNewer;
         }
         let long = t - t0 > self.max_gap;
-        for b in self.track.boundaries(self.size, &self.tz, t, continuous) {
+        if t < open.end {
+            // Hot path: no boundary crossed, no zone arithmetic.
+            if !long {
+                open.covered += t - t0;
+            }
+            self.open = Some(open);
+            self.track.accept(t, continuous);
+            return PushOutcome::Accepted;
+        }
+        let boundaries = self
+            .track
+            .boundaries_from(self.size, &self.tz, open.end, t, continuous);
+        for b in boundaries {
             if !long {
                 open.covered += b.t - t0.max(open.start);
             }

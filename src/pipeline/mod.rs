@@ -8,7 +8,10 @@
 //! * [`coefficients`]: GB/T 2589 standard-coal coefficients as versioned data.
 //! * [`stage`]: the validator as the gateway runs it: rules from the
 //!   configuration, a checkpoint on disk, counters in [`crate::stats::Stats`].
+//! * [`window`]: window alignment in the site's time zone and per-window
+//!   counter amounts by boundary interpolation (pure; not yet wired in).
 
 pub mod coefficients;
 pub mod stage;
 pub mod validate;
+pub mod window;

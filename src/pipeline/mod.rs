@@ -8,10 +8,12 @@
 //! * [`coefficients`]: GB/T 2589 standard-coal coefficients as versioned data.
 //! * [`stage`]: the validator as the gateway runs it: rules from the
 //!   configuration, a checkpoint on disk, counters in [`crate::stats::Stats`].
+//! * [`steam`]: steam and hot water by IF97 enthalpy (pure; not yet wired in).
 //! * [`window`]: window alignment in the site's time zone and per-window
 //!   counter amounts by boundary interpolation (pure; not yet wired in).
 
 pub mod coefficients;
 pub mod stage;
+pub mod steam;
 pub mod validate;
 pub mod window;

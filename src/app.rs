@@ -233,7 +233,6 @@ impl Appender {
             match self.spool.append(&chunk.body) {
                 Ok(Appended::Stored) => {
                     Stats::add(&self.stats.lines_spooled, chunk.lines as u64);
-                    Stats::add(&self.stats.lines_encoded, chunk.lines as u64);
                     self.stats.update_spool(&self.spool);
                     self.warn_drops();
                     return;

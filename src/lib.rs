@@ -13,10 +13,12 @@
 //! * [`spool`]: the durable on-disk buffer between the pipeline and the writer.
 //! * [`sim`]: simulated meters with exact, known consumption.
 //! * [`stats`]: process-wide counters.
+//! * [`backoff`]: capped exponential backoff with jitter for every retry.
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 
 pub mod app;
+pub mod backoff;
 pub mod config;
 pub mod demo;
 pub mod model;

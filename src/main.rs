@@ -226,14 +226,6 @@ async fn async_main(command: Command) -> ExitCode {
                 Ok(c) => Arc::new(c),
                 Err(code) => return code,
             };
-            for ep in &config.endpoints {
-                let n = config
-                    .meters
-                    .iter()
-                    .filter(|m| config.endpoints[m.endpoint.index()].id == ep.id)
-                    .count();
-                info!(endpoint = %ep.id, addr = %format_args!("{}:{}", ep.host, ep.port), meters = n, "will poll");
-            }
             let shutdown = CancellationToken::new();
             let stats = Arc::new(Stats::default());
             let signal_token = shutdown.clone();

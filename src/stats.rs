@@ -41,8 +41,6 @@ pub struct Stats {
     pub connect_failures: AtomicU64,
     /// Meters whose last poll answered.
     pub meters_up: AtomicI64,
-    /// Lines handed to the sink.
-    pub lines_encoded: AtomicU64,
     /// Lines the destination acknowledged.
     pub lines_written: AtomicU64,
     /// Lines appended to the spool.

@@ -15,7 +15,7 @@
 use crate::config::Config;
 use crate::model::{Quality, ReadingBatch};
 use crate::sinks::LineChunk;
-use crate::sinks::lineproto::{LineBuilder, escape_key, series_prefix};
+use crate::sinks::lineproto::{LineBuilder, field_key, series_prefix};
 
 /// The measurement readings are written to.
 pub const READING_MEASUREMENT: &str = "reading";
@@ -57,16 +57,7 @@ impl ReadingEncoder {
         let field_keys = config
             .profiles
             .iter()
-            .map(|p| {
-                p.points
-                    .iter()
-                    .map(|pt| {
-                        let mut k = Vec::with_capacity(pt.name.len());
-                        escape_key(&pt.name, &mut k);
-                        k
-                    })
-                    .collect()
-            })
+            .map(|p| p.points.iter().map(|pt| field_key(&pt.name)).collect())
             .collect();
         let point_names = config
             .profiles

@@ -15,15 +15,16 @@
 //! Backslashes in names are written as they are, as the reference says. A
 //! name that ends in a backslash, or has one right before a comma, equals
 //! sign or space, has no unambiguous encoding (InfluxDB and Telegraf misread
-//! it); [`validate_name`] rejects such names at config load.
+//! it). Configured names never contain one: the configuration admits only
+//! ids of ASCII letters, digits, `_`, `-` and `.`, and field names
+//! `[a-z][a-z0-9_]*`.
 //!
 //! # Newlines
 //! Line protocol has no escape for a line feed or carriage return anywhere,
 //! not even inside a quoted string ("line protocol does not support the
 //! newline character in tag values or field values"). Both are **replaced by
 //! a space** (escaped as `\ ` in names), so that a value can never split a
-//! line and lose the rest of a batch. [`validate_name`] rejects them in
-//! configured names, where a silent change would be a surprise.
+//! line and lose the rest of a batch. (Configured names cannot hold them.)
 //!
 //! # Numbers
 //! Floats use the shortest representation that round-trips (`ryu`): `5.0`,
@@ -32,39 +33,6 @@
 //! quality bits already say why the value is missing). Integers carry the
 //! `i` suffix, booleans are `true`/`false`, the timestamp is a bare integer
 //! in the precision the writer declares.
-
-use thiserror::Error;
-
-/// Why a configured name cannot be used as a measurement, tag or field key.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum NameError {
-    /// The name is empty; InfluxDB rejects empty keys and tag values.
-    #[error("empty name")]
-    Empty,
-    /// The name holds a line feed or carriage return.
-    #[error("{0:?} contains a line break, which line protocol cannot carry")]
-    LineBreak(String),
-    /// The name holds a backslash, whose meaning is ambiguous in line protocol.
-    #[error("{0:?} contains a backslash, which line protocol cannot carry unambiguously")]
-    Backslash(String),
-}
-
-/// Checks that `s` can be written as a measurement, tag key, tag value or
-/// field key without being changed: not empty, no line break, no backslash.
-///
-/// # Errors
-/// The first rule `s` breaks.
-pub fn validate_name(s: &str) -> Result<(), NameError> {
-    if s.is_empty() {
-        Err(NameError::Empty)
-    } else if s.contains(['\n', '\r']) {
-        Err(NameError::LineBreak(s.to_owned()))
-    } else if s.contains('\\') {
-        Err(NameError::Backslash(s.to_owned()))
-    } else {
-        Ok(())
-    }
-}
 
 /// Appends `s` with a backslash before every byte for which `special` is true;
 /// line breaks become an escaped space. Multi-byte UTF-8 sequences never
@@ -335,20 +303,5 @@ mod tests {
             l.i64(b"q", 1);
         }
         assert!(buf.is_empty());
-    }
-
-    #[test]
-    fn validate_name_rules() {
-        assert_eq!(validate_name("import_kwh"), Ok(()));
-        assert_eq!(validate_name("站点 A"), Ok(()));
-        assert_eq!(validate_name(""), Err(NameError::Empty));
-        assert_eq!(
-            validate_name("a\nb"),
-            Err(NameError::LineBreak("a\nb".into()))
-        );
-        assert_eq!(
-            validate_name(r"a\"),
-            Err(NameError::Backslash(r"a\".into()))
-        );
     }
 }

@@ -45,6 +45,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::OutputConfig;
 use crate::sinks::file::FileSink;
 use crate::sinks::influx::classify::{dropped_lines, truncate};
@@ -185,7 +186,7 @@ pub async fn run(
     };
     tracing::info!(destination = %dest.describe(), "uploader started");
     let mut up = Uploader {
-        backoff: options.retry_initial,
+        backoff: Backoff::new(options.retry_initial, options.retry_max),
         options,
         dest,
         spool,
@@ -253,7 +254,7 @@ struct Uploader {
     records: Vec<Vec<u8>>,
     /// The current batch's body (reused).
     body: Vec<u8>,
-    backoff: Duration,
+    backoff: Backoff,
     failing_since: Option<Instant>,
     last_fail_log: Option<Instant>,
     /// With a rate cap: no write before this instant.
@@ -419,10 +420,7 @@ impl Uploader {
         if let Some(wait) = retry_after {
             return wait.clamp(MIN_RETRY_DELAY, MAX_RETRY_AFTER);
         }
-        let base = self.backoff;
-        self.backoff = (self.backoff * 2).min(self.options.retry_max);
-        base.mul_f64(0.5 + fastrand::f64() * 0.5)
-            .max(MIN_RETRY_DELAY)
+        self.backoff.next_delay().max(MIN_RETRY_DELAY)
     }
 
     fn written(&mut self, lines: u64) {
@@ -499,7 +497,7 @@ impl Uploader {
 
     /// The output answered: reset the backoff, log a recovery.
     fn reachable(&mut self) {
-        self.backoff = self.options.retry_initial;
+        self.backoff.reset();
         if let Some(since) = self.failing_since.take() {
             tracing::info!(
                 destination = %self.dest.describe(),

@@ -220,7 +220,7 @@ fn parse_line(line: &[u8]) -> Parsed {
 }
 
 /// Names: the specials, quotes, letters and multi-byte characters; no
-/// backslash or line break (rejected by `validate_name`), never empty.
+/// backslash or line break (the configuration never admits them), never empty.
 fn name() -> impl Strategy<Value = String> {
     proptest::collection::vec(
         prop_oneof![

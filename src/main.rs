@@ -146,28 +146,31 @@ fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the gateway");
-                    let _ = ctrl_c.await;
-                    return;
+/// Registers the SIGINT and SIGTERM handlers now and returns a future that
+/// resolves on either. Registering first thing, before the configuration is
+/// read, means a signal that arrives during start-up stops the gateway in
+/// order instead of killing it.
+fn termination() -> impl std::future::Future<Output = ()> + Send {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            (Ok(mut only), Err(e)) | (Err(e), Ok(mut only)) => {
+                error!(error = %e, "cannot listen for one of SIGINT/SIGTERM; the other still stops the gateway");
+                only.recv().await;
+            }
+            (Err(e), Err(_)) => {
+                error!(error = %e, "cannot listen for SIGINT or SIGTERM; stop the gateway with SIGKILL");
+                std::future::pending::<()>().await;
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 
@@ -216,6 +219,7 @@ fn main() -> ExitCode {
 }
 
 async fn async_main(command: Command) -> ExitCode {
+    let stop = termination();
     match command {
         Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
         Command::Run {
@@ -230,7 +234,7 @@ async fn async_main(command: Command) -> ExitCode {
             let stats = Arc::new(Stats::default());
             let signal_token = shutdown.clone();
             tokio::spawn(async move {
-                termination().await;
+                stop.await;
                 info!("termination requested; flushing");
                 signal_token.cancel();
             });
@@ -278,7 +282,7 @@ async fn async_main(command: Command) -> ExitCode {
                     info!(endpoint = %ep.id, %addr, meters = config.meters_on(id).count(), "serving simulated meters");
                 }
             }
-            termination().await;
+            stop.await;
             shutdown.cancel();
             info!(requests = sim.requests_served(), "simulator stopped");
             ExitCode::SUCCESS
@@ -317,7 +321,7 @@ async fn async_main(command: Command) -> ExitCode {
             let interrupt = CancellationToken::new();
             let token = interrupt.clone();
             tokio::spawn(async move {
-                termination().await;
+                stop.await;
                 token.cancel();
             });
             match emgate::demo::run(opts, interrupt).await {

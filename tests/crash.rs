@@ -177,8 +177,19 @@ impl Gateway {
             .expect("reap emgate");
     }
 
-    /// `kill -TERM`, then waits (bounded) for exit code 0.
+    /// `kill -TERM`, then waits (bounded) for exit code 0. Waits first until
+    /// the gateway has started (its "starting" log line), so the signal tests
+    /// the orderly shutdown, not process start-up.
     async fn terminate(&mut self) {
+        let ready_by = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains("starting") {
+            assert!(
+                Instant::now() < ready_by,
+                "emgate run never started; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let status = Command::new("kill")
             .args(["-TERM", &self.pid()])
             .status()

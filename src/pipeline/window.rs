@@ -26,8 +26,14 @@ pub const DEFAULT_MAX_GAP_S: i64 = 900;
 /// The length of an aggregation window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WindowSize {
+    /// One minute (for tests and demos that must see windows close quickly).
+    Min1,
+    /// 5 minutes, aligned to the local clock.
+    Min5,
     /// 15 minutes, aligned to the local clock (:00, :15, :30, :45).
     Min15,
+    /// 30 minutes, aligned to the local clock (the relaxed real-time rate).
+    Min30,
     /// One hour, aligned to the local clock (:00).
     Hour,
     /// One local calendar day from local midnight (23 or 25 hours on DST
@@ -39,18 +45,35 @@ pub enum WindowSize {
 
 impl WindowSize {
     /// All sizes, shortest first.
-    pub const ALL: [WindowSize; 4] = [Self::Min15, Self::Hour, Self::Day, Self::Month];
+    pub const ALL: [WindowSize; 7] = [
+        Self::Min1,
+        Self::Min5,
+        Self::Min15,
+        Self::Min30,
+        Self::Hour,
+        Self::Day,
+        Self::Month,
+    ];
 
-    /// The tag written to the time series (`window` tag): "15m", "1h", "1d",
-    /// "1mo".
+    /// The tag written to the time series (`window` tag): "1m", "5m", "15m",
+    /// "30m", "1h", "1d", "1mo".
     #[must_use]
     pub fn as_tag(self) -> &'static str {
         match self {
+            Self::Min1 => "1m",
+            Self::Min5 => "5m",
             Self::Min15 => "15m",
+            Self::Min30 => "30m",
             Self::Hour => "1h",
             Self::Day => "1d",
             Self::Month => "1mo",
         }
+    }
+
+    /// The size whose tag is `tag`.
+    #[must_use]
+    pub fn from_tag(tag: &str) -> Option<WindowSize> {
+        Self::ALL.into_iter().find(|s| s.as_tag() == tag)
     }
 
     /// The nominal length in seconds of a clock-aligned size; `None` for the
@@ -58,7 +81,10 @@ impl WindowSize {
     #[must_use]
     pub fn fixed_seconds(self) -> Option<i64> {
         match self {
+            Self::Min1 => Some(60),
+            Self::Min5 => Some(300),
             Self::Min15 => Some(900),
+            Self::Min30 => Some(1800),
             Self::Hour => Some(3600),
             Self::Day | Self::Month => None,
         }
@@ -102,8 +128,11 @@ fn floor_local(tz: &TimeZone, t: i64, len: i64) -> i64 {
 pub fn window_start(size: WindowSize, tz: &TimeZone, t: i64) -> i64 {
     let date = || tz.to_datetime(to_ts(t)).date();
     let start = match size {
-        WindowSize::Min15 => return floor_local(tz, t, 900),
-        WindowSize::Hour => return floor_local(tz, t, 3600),
+        WindowSize::Min1
+        | WindowSize::Min5
+        | WindowSize::Min15
+        | WindowSize::Min30
+        | WindowSize::Hour => return floor_local(tz, t, size.fixed_seconds().unwrap_or(3600)),
         WindowSize::Day => local_midnight(tz, date()),
         WindowSize::Month => local_midnight(tz, date().first_of_month()),
     };
@@ -124,7 +153,11 @@ pub fn window_start(size: WindowSize, tz: &TimeZone, t: i64) -> i64 {
 #[must_use]
 pub fn window_end(size: WindowSize, tz: &TimeZone, start: i64) -> i64 {
     let end = match size {
-        WindowSize::Min15 | WindowSize::Hour => {
+        WindowSize::Min1
+        | WindowSize::Min5
+        | WindowSize::Min15
+        | WindowSize::Min30
+        | WindowSize::Hour => {
             let len = size.fixed_seconds().unwrap_or(3600);
             let next = start + len;
             let aligned = window_start(size, tz, next);
@@ -517,7 +550,12 @@ mod tests {
     #[test]
     fn tags() {
         let tags: Vec<_> = WindowSize::ALL.iter().map(|s| s.as_tag()).collect();
-        assert_eq!(tags, ["15m", "1h", "1d", "1mo"]);
+        assert_eq!(tags, ["1m", "5m", "15m", "30m", "1h", "1d", "1mo"]);
+        assert!(
+            WindowSize::ALL
+                .iter()
+                .all(|s| WindowSize::from_tag(s.as_tag()) == Some(*s))
+        );
     }
 
     #[test]

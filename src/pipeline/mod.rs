@@ -12,7 +12,9 @@
 //! * [`window`]: window alignment in the site's time zone and per-window
 //!   counter amounts by boundary interpolation (pure; not yet wired in).
 
+pub mod aggregate;
 pub mod coefficients;
+pub mod energy;
 pub mod stage;
 pub mod steam;
 pub mod validate;

@@ -368,13 +368,175 @@ pub enum PushOutcome {
 
 /// Per-counter state of the open window: the counter value at its start and
 /// the covered seconds so far.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Open {
     start: i64,
     end: i64,
     start_value: f64,
     start_estimated: bool,
     covered: i64,
+}
+
+/// The window state of one counter for one window size, without the zone:
+/// `Copy`, a few words, so the aggregator keeps it in flat tables and copies
+/// it cheaply. [`WindowAccumulator`] is the same with the size and zone
+/// attached.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CounterWindows {
+    track: CounterTrack,
+    open: Option<Open>,
+}
+
+/// Bytes of [`CounterWindows::write_to`].
+pub const COUNTER_WINDOWS_BYTES: usize = 1 + 16 + 1 + 33;
+
+impl CounterWindows {
+    /// No reading yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The last accepted reading.
+    #[must_use]
+    pub fn last(&self) -> Option<(i64, f64)> {
+        self.track.last()
+    }
+
+    /// Feeds one reading (`t` unix seconds, `continuous` counter value) and
+    /// calls `emit` for every window it closes, oldest first. See
+    /// [`WindowAccumulator::push`].
+    pub fn push(
+        &mut self,
+        size: WindowSize,
+        tz: &TimeZone,
+        max_gap: i64,
+        t: i64,
+        continuous: f64,
+        mut emit: impl FnMut(ClosedWindow),
+    ) -> PushOutcome {
+        if !continuous.is_finite() {
+            return PushOutcome::NotFinite;
+        }
+        let (Some((t0, _)), Some(mut open)) = (self.track.last(), self.open) else {
+            let start = window_start(size, tz, t);
+            self.open = Some(Open {
+                start,
+                end: window_end(size, tz, start),
+                start_value: continuous,
+                start_estimated: false,
+                covered: 0,
+            });
+            self.track.accept(t, continuous);
+            return PushOutcome::Accepted;
+        };
+        if t <= t0 {
+            return PushOutcome::NotNewer;
+        }
+        let long = t - t0 > max_gap;
+        if t < open.end {
+            // Hot path: no boundary crossed, no zone arithmetic.
+            if !long {
+                open.covered += t - t0;
+            }
+            self.open = Some(open);
+            self.track.accept(t, continuous);
+            return PushOutcome::Accepted;
+        }
+        let boundaries = self
+            .track
+            .boundaries_from(size, tz, open.end, t, continuous);
+        for b in boundaries {
+            if !long {
+                open.covered += b.t - t0.max(open.start);
+            }
+            let estimated = long && b.interpolated;
+            emit(ClosedWindow {
+                start: open.start,
+                end: open.end,
+                amount: b.value - open.start_value,
+                coverage: ratio(open.covered, open.end - open.start),
+                estimated: open.start_estimated || estimated,
+            });
+            open = Open {
+                start: b.t,
+                end: window_end(size, tz, b.t),
+                start_value: b.value,
+                start_estimated: estimated,
+                covered: 0,
+            };
+        }
+        if !long {
+            open.covered += t - t0.max(open.start);
+        }
+        self.open = Some(open);
+        self.track.accept(t, continuous);
+        PushOutcome::Accepted
+    }
+
+    /// The window containing the last reading, with its amount so far;
+    /// `None` before the first reading.
+    #[must_use]
+    pub fn open_window(&self) -> Option<OpenWindow> {
+        let open = self.open?;
+        let (_, last) = self.track.last()?;
+        Some(OpenWindow {
+            start: open.start,
+            end: open.end,
+            amount: last - open.start_value,
+            coverage: ratio(open.covered, open.end - open.start),
+            estimated: open.start_estimated,
+        })
+    }
+
+    /// Appends the state as [`COUNTER_WINDOWS_BYTES`] little-endian bytes
+    /// (for checkpoints).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self.track.last() {
+            Some((t, v)) => {
+                out.push(1);
+                out.extend_from_slice(&t.to_le_bytes());
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            None => out.extend_from_slice(&[0; 17]),
+        }
+        match self.open {
+            Some(o) => {
+                out.push(1);
+                out.extend_from_slice(&o.start.to_le_bytes());
+                out.extend_from_slice(&o.end.to_le_bytes());
+                out.extend_from_slice(&o.start_value.to_le_bytes());
+                out.push(u8::from(o.start_estimated));
+                out.extend_from_slice(&o.covered.to_le_bytes());
+            }
+            None => out.extend_from_slice(&[0; 34]),
+        }
+    }
+
+    /// Reads a state written by [`Self::write_to`]; `None` when `bytes` is
+    /// shorter than [`COUNTER_WINDOWS_BYTES`] or inconsistent.
+    #[must_use]
+    pub fn read_from(bytes: &[u8]) -> Option<CounterWindows> {
+        let b = bytes.get(..COUNTER_WINDOWS_BYTES)?;
+        let i64_at = |i: usize| b.get(i..i + 8)?.try_into().ok().map(i64::from_le_bytes);
+        let f64_at = |i: usize| b.get(i..i + 8)?.try_into().ok().map(f64::from_le_bytes);
+        let mut track = CounterTrack::new();
+        if b[0] == 1 {
+            track.accept(i64_at(1)?, f64_at(9)?);
+        }
+        let open = if b[17] == 1 {
+            Some(Open {
+                start: i64_at(18)?,
+                end: i64_at(26)?,
+                start_value: f64_at(34)?,
+                start_estimated: b[42] == 1,
+                covered: i64_at(43)?,
+            })
+        } else {
+            None
+        };
+        (track.last().is_some() == open.is_some()).then_some(CounterWindows { track, open })
+    }
 }
 
 /// Turns one counter's readings into closed windows of one size.
@@ -402,8 +564,7 @@ pub struct WindowAccumulator {
     size: WindowSize,
     tz: TimeZone,
     max_gap: i64,
-    track: CounterTrack,
-    open: Option<Open>,
+    state: CounterWindows,
 }
 
 impl WindowAccumulator {
@@ -415,8 +576,7 @@ impl WindowAccumulator {
             size,
             tz,
             max_gap: DEFAULT_MAX_GAP_S,
-            track: CounterTrack::new(),
-            open: None,
+            state: CounterWindows::new(),
         }
     }
 
@@ -437,7 +597,7 @@ impl WindowAccumulator {
     /// The last accepted reading.
     #[must_use]
     pub fn last(&self) -> Option<(i64, f64)> {
-        self.track.last()
+        self.state.last()
     }
 
     /// Feeds one reading (`t` unix seconds, `continuous` counter value) and
@@ -446,78 +606,15 @@ impl WindowAccumulator {
     /// 15-minute windows per day missed), all `estimated`; a reading that
     /// crosses no boundary touches no zone data.
     pub fn push(&mut self, t: i64, continuous: f64, out: &mut Vec<ClosedWindow>) -> PushOutcome {
-        if !continuous.is_finite() {
-            return PushOutcome::NotFinite;
-        }
-        let (Some((t0, _)), Some(mut open)) = (self.track.last(), self.open) else {
-            let start = window_start(self.size, &self.tz, t);
-            self.open = Some(Open {
-                start,
-                end: window_end(self.size, &self.tz, start),
-                start_value: continuous,
-                start_estimated: false,
-                covered: 0,
-            });
-            self.track.accept(t, continuous);
-            return PushOutcome::Accepted;
-        };
-        if t <= t0 {
-            return PushOutcome::NotNewer;
-        }
-        let long = t - t0 > self.max_gap;
-        if t < open.end {
-            // Hot path: no boundary crossed, no zone arithmetic.
-            if !long {
-                open.covered += t - t0;
-            }
-            self.open = Some(open);
-            self.track.accept(t, continuous);
-            return PushOutcome::Accepted;
-        }
-        let boundaries = self
-            .track
-            .boundaries_from(self.size, &self.tz, open.end, t, continuous);
-        for b in boundaries {
-            if !long {
-                open.covered += b.t - t0.max(open.start);
-            }
-            let estimated = long && b.interpolated;
-            out.push(ClosedWindow {
-                start: open.start,
-                end: open.end,
-                amount: b.value - open.start_value,
-                coverage: ratio(open.covered, open.end - open.start),
-                estimated: open.start_estimated || estimated,
-            });
-            open = Open {
-                start: b.t,
-                end: window_end(self.size, &self.tz, b.t),
-                start_value: b.value,
-                start_estimated: estimated,
-                covered: 0,
-            };
-        }
-        if !long {
-            open.covered += t - t0.max(open.start);
-        }
-        self.open = Some(open);
-        self.track.accept(t, continuous);
-        PushOutcome::Accepted
+        self.state
+            .push(self.size, &self.tz, self.max_gap, t, continuous, |w| out.push(w))
     }
 
     /// The window containing the last reading, with its amount so far;
     /// `None` before the first reading.
     #[must_use]
     pub fn open_window(&self) -> Option<OpenWindow> {
-        let open = self.open?;
-        let (_, last) = self.track.last()?;
-        Some(OpenWindow {
-            start: open.start,
-            end: open.end,
-            amount: last - open.start_value,
-            coverage: ratio(open.covered, open.end - open.start),
-            estimated: open.start_estimated,
-        })
+        self.state.open_window()
     }
 }
 
@@ -610,5 +707,21 @@ mod tests {
         let open = acc.open_window().expect("open");
         assert_eq!((open.start, open.end, open.amount), (4500, 5400, 0.0));
         assert!(!open.estimated);
+    }
+
+    #[test]
+    fn state_bytes_round_trip() {
+        let mut st = CounterWindows::new();
+        let mut bytes = Vec::new();
+        st.write_to(&mut bytes);
+        assert_eq!(bytes.len(), COUNTER_WINDOWS_BYTES);
+        assert_eq!(CounterWindows::read_from(&bytes), Some(st));
+        st.push(WindowSize::Min15, &TimeZone::UTC, 900, 450, 7.5, |_| {});
+        st.push(WindowSize::Min15, &TimeZone::UTC, 900, 1000, 9.5, |_| {});
+        bytes.clear();
+        st.write_to(&mut bytes);
+        assert_eq!(bytes.len(), COUNTER_WINDOWS_BYTES);
+        assert_eq!(CounterWindows::read_from(&bytes), Some(st));
+        assert_eq!(CounterWindows::read_from(&bytes[1..]), None);
     }
 }

@@ -30,6 +30,7 @@ const MAX_CENTS_PER_STEP: u64 = 1_000;
 const TIME: TimeRules = TimeRules {
     max_future_skew_secs: 30,
     max_lateness_secs: 600,
+    reorder_window_secs: 0,
 };
 const TOL: f64 = 1e-6;
 

@@ -12,6 +12,7 @@ const T0: i64 = 1_700_000_100; // a multiple of 60
 const TIME: TimeRules = TimeRules {
     max_future_skew_secs: 30,
     max_lateness_secs: 3600,
+    reorder_window_secs: 0,
 };
 
 fn counter(rollover: Option<f64>) -> PointRules {

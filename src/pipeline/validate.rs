@@ -717,11 +717,7 @@ impl Validator {
                     pending: r.f64()?,
                     pending_slot: r.i64()?,
                 };
-                st.baseline_since = if version >= 2 {
-                    r.i64()?
-                } else {
-                    st.last_slot
-                };
+                st.baseline_since = if version >= 2 { r.i64()? } else { st.last_slot };
                 if shape_ok {
                     let (a, b) = self.repl_range[self.meters[index].first_point + p];
                     shape_ok = b - a == n_repl && st.repl_done <= n_repl;

@@ -728,3 +728,123 @@ fn zero_window_reproduces_the_old_behaviour() {
     assert_eq!(b, [0, 0]);
     nan_eq(&c, &[2.0, N]);
 }
+
+// ---- Checkpoint versions ----
+
+#[test]
+fn checkpoint_keeps_the_baseline_slot_across_a_restart() {
+    let rules = || {
+        vec![MeterRules {
+            key: 9,
+            ..meter(vec![counter(Some(100_000_000.0))])
+        }]
+    };
+    let mut v = Validator::new(rules(), LATE);
+    run(&mut v, &[99_999_980.0, 99_999_990.0, 5.0, 7.0, 9.0]); // wrap at T0+120
+    let bytes = v.checkpoint();
+    assert_eq!(&bytes[4..6], &2u16.to_le_bytes());
+    // Header 10, meter 28, point 68 (with the baseline slot), CRC 4.
+    assert_eq!(bytes.len(), 10 + 28 + 68 + 4);
+    let mut r = Validator::new(rules(), LATE);
+    r.restore(&bytes).expect("restore");
+    // Before the wrap: still known to predate the baseline.
+    let (b, c) = late(&mut r, T0 + 90, T0 + 240, &[good(99_999_995.0)]);
+    assert_eq!(b, [TI]);
+    nan_eq(&c, &[N]);
+    let (b, c) = late(&mut r, T0 + 150, T0 + 240, &[good(6.0)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[100_000_006.0]);
+}
+
+/// A version-1 checkpoint, written field by field as version 1 did (no baseline slot).
+fn v1_bytes(key: u64, meter_last_slot: i64, points: &[[u64; 8]], n_repl: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"EMGV");
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&key.to_le_bytes());
+    out.extend_from_slice(&(points.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meter_last_slot.to_le_bytes());
+    out.extend_from_slice(&f64::NAN.to_bits().to_le_bytes()); // rate_prev
+    for p in points {
+        // last, last_slot, base_raw, base_cont, run, repl_done, pending, pending_slot
+        out.extend_from_slice(&n_repl.to_le_bytes());
+        out.extend_from_slice(&p[0].to_le_bytes());
+        out.extend_from_slice(&p[1].to_le_bytes());
+        out.extend_from_slice(&p[2].to_le_bytes());
+        out.extend_from_slice(&p[3].to_le_bytes());
+        out.extend_from_slice(&(p[4] as u32).to_le_bytes());
+        out.extend_from_slice(&(p[5] as u32).to_le_bytes());
+        out.extend_from_slice(&p[6].to_le_bytes());
+        out.extend_from_slice(&p[7].to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn version_1_checkpoint_restores_with_the_baseline_at_the_last_slot() {
+    let rules = || {
+        vec![MeterRules {
+            key: 9,
+            ..meter(vec![counter(Some(100_000_000.0)), gauge()])
+        }]
+    };
+    // State after 99_999_980, 99_999_990, 5 (wrap at T0+120), 7, 9 at T0+240; gauge run of 1.
+    let counter_state = [
+        9.0f64.to_bits(),
+        (T0 + 240) as u64,
+        0.0f64.to_bits(),
+        100_000_000.0f64.to_bits(),
+        0,
+        0,
+        f64::NAN.to_bits(),
+        i64::MIN as u64,
+    ];
+    let gauge_state = [
+        2.0f64.to_bits(),
+        (T0 + 240) as u64,
+        0.0f64.to_bits(),
+        0.0f64.to_bits(),
+        1,
+        0,
+        f64::NAN.to_bits(),
+        i64::MIN as u64,
+    ];
+    let bytes = v1_bytes(9, T0 + 240, &[counter_state, gauge_state], 0);
+    assert_eq!(bytes.len(), 10 + 28 + 2 * 60 + 4);
+    let mut v = Validator::new(rules(), LATE);
+    let report = v.restore(&bytes).expect("restore version 1");
+    assert_eq!((report.restored, report.reset), (1, 0));
+    // Conservative: the baseline counts as set at the last slot, so even a late
+    // reading after the wrap is not placed.
+    let (b, c) = late(&mut v, T0 + 150, T0 + 240, &[good(6.0), good(2.0)]);
+    assert_eq!(b, [TI, 0]);
+    nan_eq(&c, &[N, N]);
+    // In order, the restored state continues exactly.
+    let (b, c) = step(&mut v, T0 + 300, &[good(11.0), good(2.0)]);
+    assert_eq!(b, [0, 0]);
+    nan_eq(&c, &[100_000_011.0, N]);
+    // After the last slot of the old checkpoint, late readings are placed again.
+    let (b, c) = late(&mut v, T0 + 270, T0 + 300, &[good(10.0), good(2.0)]);
+    assert_eq!(b, [0, 0]);
+    nan_eq(&c, &[100_000_010.0, N]);
+    // Re-checkpointed as version 2.
+    assert_eq!(&v.checkpoint()[4..6], &2u16.to_le_bytes());
+}
+
+#[test]
+fn unknown_checkpoint_version_is_refused() {
+    let mut bytes = v1_bytes(0, T0, &[], 0);
+    bytes[4..6].copy_from_slice(&3u16.to_le_bytes());
+    let n = bytes.len() - 4;
+    let crc = crc32c::crc32c(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    let err = Validator::new(vec![], LATE).restore(&bytes);
+    assert_eq!(err, Err(ValidateError::Version { found: 3 }));
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "validation checkpoint: unsupported version 3, this build reads 1 to 2"
+    );
+}

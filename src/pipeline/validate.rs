@@ -96,7 +96,9 @@
 //! `base_cont = c_last + (rollover − last)`, `base_raw = 0`; a reset sets
 //! `base_cont = c_last`, `base_raw = value`; a replacement sets
 //! `base_cont = c_last + (old_final − last)`, `base_raw = new_initial`.
-//! Each baseline change rounds once at the magnitude of the counter.
+//! Each baseline change rounds once at the magnitude of the counter. The
+//! state also keeps the slot each baseline was set at (`baseline_since`), so a
+//! late reading is placed only on a baseline already in force at its slot.
 //!
 //! # Integration
 //! The gateway holds one `Validator` (in `pipeline::stage`) between the

@@ -83,6 +83,7 @@ fn bench(crit: &mut Criterion) {
         TimeRules {
             max_future_skew_secs: 30,
             max_lateness_secs: 3_600,
+            reorder_window_secs: 0,
         },
     );
     // Pre-build batches so the measured loop validates only.

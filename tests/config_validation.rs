@@ -132,6 +132,7 @@ fn readings_after_the_due_date_carry_the_calibration_bit() {
         TimeRules {
             max_future_skew_secs: 300,
             max_lateness_secs: 86_400 * 400,
+            reorder_window_secs: 0,
         },
     );
     let good = |x| PointValue {

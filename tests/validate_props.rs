@@ -8,6 +8,12 @@
 //! true consumption between their slots, and must equal it when no reset lies
 //! between them.
 //!
+//! A second property inserts late readings (older than the newest slot, within
+//! the reorder window) into a random in-order stream with wraps, resets,
+//! spikes, timeouts and a frozen-prone rate gauge: the in-order readings must
+//! be judged exactly as without them, and a late copy of an in-order reading
+//! gets either the same continuous value or [`Quality::TIME`] and `NaN`.
+//!
 //! Float tolerance: values are at most 10^5 kWh, and every baseline change
 //! (wrap, reset) rounds once at that magnitude, so 1e-6 kWh is generous.
 //!
@@ -30,6 +36,7 @@ const MAX_CENTS_PER_STEP: u64 = 1_000;
 const TIME: TimeRules = TimeRules {
     max_future_skew_secs: 30,
     max_lateness_secs: 600,
+    reorder_window_secs: 0,
 };
 const TOL: f64 = 1e-6;
 
@@ -200,5 +207,156 @@ proptest! {
         if !reset_between {
             prop_assert!((derived - true_kwh).abs() <= TOL, "derived {derived} != true {true_kwh}");
         }
+    }
+}
+
+/// One in-order step of the reorder scenario.
+#[derive(Debug, Clone)]
+struct OrderedStep {
+    /// True consumption since the previous step (cents).
+    inc: u64,
+    /// 0: normal, 1: counter timeout, 2: reset to `arg`, 3: spike to `arg` (one reading).
+    kind: u8,
+    arg: u64,
+    /// Index into [`GAUGE_VALUES`].
+    gauge: usize,
+    /// Late readings delivered after this step: (seconds back, copy of that step or a random value).
+    lates: Vec<(i64, Option<u64>, usize)>,
+}
+
+const GAUGE_VALUES: [f64; 3] = [0.0, 6.0, 6.5];
+const WINDOW: i64 = 300;
+const REORDER: TimeRules = TimeRules {
+    reorder_window_secs: WINDOW,
+    ..TIME
+};
+
+fn ordered_step() -> impl Strategy<Value = OrderedStep> {
+    (
+        0..=MAX_CENTS_PER_STEP,
+        prop_oneof![12 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
+        0u64..WRAP_CENTS,
+        0..GAUGE_VALUES.len(),
+        prop::collection::vec(
+            (
+                prop_oneof![(1..=WINDOW / STEP).prop_map(|k| k * STEP), 1..=WINDOW],
+                prop::option::weighted(0.5, 0u64..WRAP_CENTS),
+                0..GAUGE_VALUES.len(),
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(inc, kind, arg, gauge, lates)| OrderedStep {
+            inc,
+            kind,
+            arg,
+            gauge,
+            lates,
+        })
+}
+
+fn reorder_rules() -> Vec<MeterRules> {
+    let mut rules = rules();
+    rules[0].key = 3;
+    rules[0].rate_point = Some((0, 1));
+    rules[0].points.push(PointRules {
+        kind: PointKind::Gauge,
+        min: Some(0.0),
+        max: Some(6.0), // 6.5 is out of range
+        rollover: None,
+        max_rate_per_hour: None,
+        spike_margin: 1.5,
+        frozen_after: Some(3),
+        resolution: 0.01,
+    });
+    rules
+}
+
+/// Validates one two-point reading; returns (bits, continuous).
+fn judge(
+    v: &mut Validator,
+    batch: &mut ReadingBatch,
+    cont: &mut Vec<f64>,
+    slot: i64,
+    now: i64,
+    values: [PointValue; 2],
+) -> ([u16; 2], [f64; 2]) {
+    batch.clear();
+    batch.push(MeterId(0), slot, 0, &values);
+    v.validate(batch, now, cont);
+    (
+        [batch.values[0].quality.0, batch.values[1].quality.0],
+        [cont[0], cont[1]],
+    )
+}
+
+fn same(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn late_readings_never_change_in_order_results(
+        start in 0u64..WRAP_CENTS,
+        steps in prop::collection::vec(ordered_step(), 1..120),
+    ) {
+        let good = |x: f64| PointValue { value: x, quality: Quality::GOOD };
+        // The in-order stream: register value (or timeout) and gauge per slot.
+        let mut register = start;
+        let mut delivered: Vec<[PointValue; 2]> = Vec::with_capacity(steps.len());
+        for st in &steps {
+            register = (register + st.inc) % WRAP_CENTS;
+            let counter = match st.kind {
+                1 => PointValue::missing(Quality::TIMEOUT),
+                2 => {
+                    register = st.arg;
+                    good(render(register))
+                }
+                3 => good(render(st.arg)),
+                _ => good(render(register)),
+            };
+            delivered.push([counter, good(GAUGE_VALUES[st.gauge])]);
+        }
+        let mut plain = Validator::new(reorder_rules(), REORDER);
+        let mut mixed = Validator::new(reorder_rules(), REORDER);
+        let (mut batch, mut cont) = (ReadingBatch::default(), Vec::new());
+        let mut expected: Vec<([u16; 2], [f64; 2])> = Vec::with_capacity(steps.len());
+        for (i, st) in steps.iter().enumerate() {
+            let slot = T0 + STEP * i as i64;
+            let e = judge(&mut plain, &mut batch, &mut cont, slot, slot + 5, delivered[i]);
+            let g = judge(&mut mixed, &mut batch, &mut cont, slot, slot + 5, delivered[i]);
+            prop_assert_eq!(g.0, e.0, "bits of in-order reading {}", i);
+            prop_assert!(same(g.1[0], e.1[0]) && same(g.1[1], e.1[1]),
+                "continuous of in-order reading {}: {:?} vs {:?}", i, g.1, e.1);
+            expected.push(e);
+            for &(back, value, gauge) in &st.lates {
+                let late_slot = slot - back;
+                // A copy of the in-order reading of that slot when there is one, else a random value.
+                let copy_of = (back % STEP == 0)
+                    .then(|| i.checked_sub((back / STEP) as usize))
+                    .flatten();
+                let values = match (copy_of, value) {
+                    (Some(j), _) => delivered[j],
+                    (None, Some(cents)) => [good(render(cents)), good(GAUGE_VALUES[gauge])],
+                    (None, None) => [PointValue::missing(Quality::TIMEOUT), good(GAUGE_VALUES[gauge])],
+                };
+                let (bits, c) = judge(&mut mixed, &mut batch, &mut cont, late_slot, slot + 10, values);
+                prop_assert!(!c[1].is_finite(), "gauge continuous");
+                if let Some(j) = copy_of {
+                    let (eb, ec) = expected[j];
+                    if ec[0].is_finite() {
+                        prop_assert!(
+                            same(c[0], ec[0]) || (bits[0] & Quality::TIME.0 != 0 && c[0].is_nan()),
+                            "late copy of reading {} got {} (bits {:#x}), in order {}", j, c[0], bits[0], ec[0]
+                        );
+                    }
+                    // The gauge is judged alike except for the frozen run.
+                    prop_assert_eq!(bits[1], eb[1] & !Quality::FROZEN.0, "late gauge copy of reading {}", j);
+                }
+            }
+        }
+        prop_assert_eq!(mixed.checkpoint(), plain.checkpoint());
     }
 }

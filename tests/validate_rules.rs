@@ -12,6 +12,7 @@ const T0: i64 = 1_700_000_100; // a multiple of 60
 const TIME: TimeRules = TimeRules {
     max_future_skew_secs: 30,
     max_lateness_secs: 3600,
+    reorder_window_secs: 0,
 };
 
 fn counter(rollover: Option<f64>) -> PointRules {
@@ -442,4 +443,408 @@ fn restore_rejects_corruption_and_resets_mismatched_meters() {
     nan_eq(&c, &[7.0]);
     let (b, _) = step(&mut same, T0, &[good(8.0)]);
     assert_eq!(b, [TI]);
+}
+
+// ---- Late readings (out of order, within `reorder_window_secs`) ----
+
+/// Five minutes of reorder window.
+const LATE: TimeRules = TimeRules {
+    reorder_window_secs: 300,
+    ..TIME
+};
+
+/// Validates one reading of meter 0 at `slot` delivered at `now` = the newest slot + 10 s.
+fn late(v: &mut Validator, slot: i64, newest: i64, values: &[PointValue]) -> (Vec<u16>, Vec<f64>) {
+    step_at(v, slot, newest + 10, values)
+}
+
+#[test]
+fn late_gauge_is_good_and_gets_no_frozen_judgment() {
+    let rules = PointRules {
+        frozen_after: Some(3),
+        ..gauge()
+    };
+    let mut v = Validator::new(vec![meter(vec![rules])], LATE);
+    let (bits, _) = run(&mut v, &[5.0, 6.0, 7.0]);
+    assert_eq!(bits, [0, 0, 0]);
+    // Two late copies of 7.0: would make a run of 3 (frozen) if they counted.
+    let (b, c) = late(&mut v, T0 + 90, T0 + 120, &[good(7.0)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[N]);
+    let (b, _) = late(&mut v, T0 + 100, T0 + 120, &[good(7.0)]);
+    assert_eq!(b, [0]);
+    // The run is still 1 (7.0 at T0+120): the second and third in-order 7.0.
+    let (b, _) = step(&mut v, T0 + 180, &[good(7.0)]);
+    assert_eq!(b, [0]);
+    let (b, _) = step(&mut v, T0 + 240, &[good(7.0)]);
+    assert_eq!(b, [FR]);
+    assert_eq!(v.counters().total_of(Quality::TIME), 0);
+}
+
+#[test]
+fn late_gauge_out_of_range_is_flagged_range() {
+    let rules = PointRules {
+        min: Some(0.0),
+        max: Some(100.0),
+        ..gauge()
+    };
+    let mut v = Validator::new(vec![meter(vec![rules])], LATE);
+    run(&mut v, &[50.0, 51.0, 52.0]);
+    let (b, c) = late(&mut v, T0 + 60, T0 + 120, &[good(150.0)]);
+    assert_eq!(b, [R]);
+    nan_eq(&c, &[N]);
+    let (b, _) = late(&mut v, T0 + 30, T0 + 120, &[good(f64::NAN)]);
+    assert_eq!(b, [SE]);
+    assert_eq!(v.counters().total_of(Quality::RANGE), 1);
+    assert_eq!(v.counters().total_of(Quality::SENTINEL), 1);
+    assert_eq!(v.counters().total_of(Quality::TIME), 0);
+}
+
+#[test]
+fn late_counter_gets_continuous_of_current_baseline() {
+    let mut v = Validator::new(vec![meter(vec![counter(Some(100_000_000.0))])], LATE);
+    // A reset at T0+120 moves the baseline: base_cont 50_001, base_raw 0.25.
+    let (bits, cont) = run(&mut v, &[50_000.0, 50_001.0, 0.25, 1.25, 2.25]);
+    assert_eq!(bits, [0, 0, B, 0, 0]);
+    nan_eq(&cont, &[50_000.0, 50_001.0, 50_001.0, 50_002.0, 50_003.0]);
+    // Between two readings of the current baseline: 50_001 + (1.75 − 0.25).
+    let (b, c) = late(&mut v, T0 + 210, T0 + 240, &[good(1.75)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[50_002.5]);
+    // No monotonicity judgment: a value below its neighbours is not flagged here.
+    let (b, c) = late(&mut v, T0 + 150, T0 + 240, &[good(0.5)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[50_001.25]);
+    // Before the reset: the current baseline was not in force.
+    let (b, c) = late(&mut v, T0 + 90, T0 + 240, &[good(50_001.5)]);
+    assert_eq!(b, [TI]);
+    nan_eq(&c, &[N]);
+}
+
+#[test]
+fn late_counter_across_a_rollover() {
+    let mut v = Validator::new(vec![meter(vec![counter(Some(100_000_000.0))])], LATE);
+    let (bits, cont) = run(&mut v, &[99_999_980.0, 99_999_990.0, 5.0, 7.0]);
+    assert_eq!(bits, [0, 0, RO, 0]);
+    nan_eq(
+        &cont,
+        &[99_999_980.0, 99_999_990.0, 100_000_005.0, 100_000_007.0],
+    );
+    // Before the rollover (baseline set at T0+120): cannot be known.
+    let (b, c) = late(&mut v, T0 + 90, T0 + 180, &[good(99_999_995.0)]);
+    assert_eq!(b, [TI]);
+    nan_eq(&c, &[N]);
+    // The rollover's own slot again: not after the baseline was set either.
+    let (b, c) = late(&mut v, T0 + 120, T0 + 180, &[good(5.0)]);
+    assert_eq!(b, [TI]);
+    nan_eq(&c, &[N]);
+    // After the rollover: on the new baseline (base_cont 100_000_000, base_raw 0).
+    let (b, c) = late(&mut v, T0 + 150, T0 + 180, &[good(6.0)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[100_000_006.0]);
+    assert_eq!(v.counters().total_of(Quality::TIME), 2);
+}
+
+#[test]
+fn late_counter_before_first_value_or_after_last_trusted_one() {
+    let rules = PointRules {
+        max_rate_per_hour: Some(600.0), // at most 15 per minute with the margin
+        ..counter(Some(100_000_000.0))
+    };
+    let mut v = Validator::new(vec![meter(vec![rules, gauge()])], LATE);
+    let to = PointValue::missing(Quality::TIMEOUT);
+    // First reading times out: no baseline yet, a late counter cannot be placed; the gauge can.
+    step(&mut v, T0, &[to, to]);
+    let (b, c) = late(&mut v, T0 - 60, T0, &[good(99_999_970.0), good(1.0)]);
+    assert_eq!(b, [TI, 0]);
+    nan_eq(&c, &[N, N]);
+    step(&mut v, T0 + 60, &[good(99_999_970.0), good(1.0)]);
+    // The counter then times out twice: its last trusted value is at T0+60.
+    step(&mut v, T0 + 120, &[to, good(1.0)]);
+    step(&mut v, T0 + 180, &[to, good(1.0)]);
+    // A late value after it that plausibly continues from it: placed.
+    let (b, c) = late(&mut v, T0 + 150, T0 + 180, &[good(99_999_980.0), good(1.0)]);
+    assert_eq!(b, [0, 0]);
+    nan_eq(&c, &[99_999_980.0, N]);
+    // Lower than the last trusted value: maybe a wrap not seen yet.
+    let (b, c) = late(&mut v, T0 + 150, T0 + 180, &[good(1.0), good(1.0)]);
+    assert_eq!(b, [TI, 0]);
+    nan_eq(&c, &[N, N]);
+    // More than the rate allows since it (25 in 90 s > 22.5): maybe a jump not seen yet.
+    let (b, c) = late(&mut v, T0 + 150, T0 + 180, &[good(99_999_995.0), good(1.0)]);
+    assert_eq!(b, [TI, 0]);
+    nan_eq(&c, &[N, N]);
+    // The in-order wrap is still judged against 99_999_970 at T0+60 (31 in 180 s ≤ 45).
+    let (b, c) = step(&mut v, T0 + 240, &[good(1.0), good(1.0)]);
+    assert_eq!(b, [RO, 0]);
+    nan_eq(&c, &[100_000_001.0, N]);
+}
+
+#[test]
+fn late_counter_after_a_declared_replacement_not_yet_applied() {
+    let rules = MeterRules {
+        replacements: vec![(
+            0,
+            Replacement {
+                at: T0 + 90,
+                old_final: 1_002.5,
+                new_initial: 0.5,
+            },
+        )],
+        ..meter(vec![counter(None)])
+    };
+    let mut v = Validator::new(vec![rules], LATE);
+    let to = PointValue::missing(Quality::TIMEOUT);
+    step(&mut v, T0, &[good(1_000.0)]);
+    step(&mut v, T0 + 60, &[good(1_001.0)]);
+    step(&mut v, T0 + 120, &[to]);
+    // Reads the new meter: the old baseline does not apply.
+    let (b, c) = late(&mut v, T0 + 100, T0 + 120, &[good(1.5)]);
+    assert_eq!(b, [TI]);
+    nan_eq(&c, &[N]);
+    // Before the swap: the old meter, on the current baseline.
+    let (b, c) = late(&mut v, T0 + 75, T0 + 120, &[good(1_001.5)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[1_001.5]);
+    // The replacement is applied by the next in-order reading as before.
+    let (b, c) = step(&mut v, T0 + 180, &[good(2.0)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[1_004.0]);
+    // Once applied, a late reading between the swap and that reading predates the baseline.
+    let (b, c) = late(&mut v, T0 + 150, T0 + 180, &[good(1.5)]);
+    assert_eq!(b, [TI]);
+    nan_eq(&c, &[N]);
+}
+
+#[test]
+fn reading_older_than_the_window_is_time_flagged() {
+    let mut v = Validator::new(vec![meter(vec![counter(None), gauge()])], LATE);
+    run2(&mut v, 11);
+    let newest = T0 + 600;
+    // Exactly at the window edge: late, judged.
+    let (b, c) = late(&mut v, newest - 300, newest, &[good(5.0), good(2.0)]);
+    assert_eq!(b, [0, 0]);
+    nan_eq(&c, &[5.0, N]);
+    // One second older: flagged, as before.
+    let (b, c) = late(&mut v, newest - 301, newest, &[good(5.0), good(2.0)]);
+    assert_eq!(b, [TI, TI]);
+    nan_eq(&c, &[N, N]);
+    // The same slot as the newest stays a duplicate.
+    let (b, _) = late(&mut v, newest, newest, &[good(10.0), good(2.0)]);
+    assert_eq!(b, [DU, DU]);
+    // Within the window but beyond the wall-clock lateness: flagged.
+    let (b, _) = step_at(
+        &mut v,
+        newest - 60,
+        newest - 60 + 3601,
+        &[good(9.0), good(2.0)],
+    );
+    assert_eq!(b, [TI, TI]);
+    assert_eq!(v.counters().total_of(Quality::TIME), 4);
+}
+
+/// `n` in-order readings of a (counter, gauge) meter: counter i, gauge 2, one a minute.
+fn run2(v: &mut Validator, n: usize) {
+    for i in 0..n {
+        let (b, _) = step(v, T0 + 60 * i as i64, &[good(i as f64), good(2.0)]);
+        assert_eq!(b, [0, 0]);
+    }
+}
+
+#[test]
+fn late_readings_change_no_state() {
+    let rules = || {
+        vec![MeterRules {
+            key: 7,
+            rate_point: Some((0, 1)),
+            ..meter(vec![
+                PointRules {
+                    max_rate_per_hour: Some(600.0), // 15 per minute with the margin
+                    ..counter(Some(100_000_000.0))
+                },
+                PointRules {
+                    frozen_after: Some(2),
+                    ..gauge()
+                },
+            ])
+        }]
+    };
+    let seq: [[f64; 2]; 9] = [
+        [99_999_980.0, 6.0],
+        [99_999_990.0, 6.0],
+        [99_999_999.5, 6.0],
+        [5.0, 6.0], // wrap
+        [12.0, 6.0],
+        [500.0, 6.0], // spike, pending
+        [501.0, 6.0], // persisting: new baseline
+        [501.0, 6.0], // frozen counter while 6 kW flows
+        [502.0, 0.0],
+    ];
+    let mut plain = Validator::new(rules(), LATE);
+    let mut mixed = Validator::new(rules(), LATE);
+    let lates: [[f64; 2]; 4] = [[99_999_995.0, 6.0], [0.5, 0.0], [900.0, 6.0], [501.0, 6.0]];
+    for (i, r) in seq.iter().enumerate() {
+        let slot = T0 + 60 * i as i64;
+        let e = step(&mut plain, slot, &[good(r[0]), good(r[1])]);
+        let g = step(&mut mixed, slot, &[good(r[0]), good(r[1])]);
+        assert_eq!(g.0, e.0, "reading {i}");
+        nan_eq(&g.1, &e.1);
+        // Late readings at every earlier offset in the window, with odd values.
+        for back in [30, 60, 150, 300] {
+            for l in &lates {
+                late(&mut mixed, slot - back, slot, &[good(l[0]), good(l[1])]);
+            }
+        }
+        assert_eq!(
+            mixed.checkpoint(),
+            plain.checkpoint(),
+            "state after reading {i}"
+        );
+    }
+}
+
+#[test]
+fn zero_window_reproduces_the_old_behaviour() {
+    for window in [0, -60] {
+        let time = TimeRules {
+            reorder_window_secs: window,
+            ..TIME
+        };
+        let mut v = Validator::new(vec![meter(vec![counter(None), gauge()])], time);
+        step(&mut v, T0, &[good(1.0), good(2.0)]);
+        step(&mut v, T0 + 120, &[good(3.0), good(2.0)]);
+        let (b, c) = step_at(&mut v, T0 + 60, T0 + 130, &[good(2.0), good(2.0)]);
+        assert_eq!(b, [TI, TI]);
+        nan_eq(&c, &[N, N]);
+        let (b, c) = step(&mut v, T0 + 180, &[good(4.0), good(2.0)]);
+        assert_eq!(b, [0, 0]);
+        nan_eq(&c, &[4.0, N]);
+    }
+    // The same reading with a window: late and good.
+    let mut v = Validator::new(vec![meter(vec![counter(None), gauge()])], LATE);
+    step(&mut v, T0, &[good(1.0), good(2.0)]);
+    step(&mut v, T0 + 120, &[good(3.0), good(2.0)]);
+    let (b, c) = step_at(&mut v, T0 + 60, T0 + 130, &[good(2.0), good(2.0)]);
+    assert_eq!(b, [0, 0]);
+    nan_eq(&c, &[2.0, N]);
+}
+
+// ---- Checkpoint versions ----
+
+#[test]
+fn checkpoint_keeps_the_baseline_slot_across_a_restart() {
+    let rules = || {
+        vec![MeterRules {
+            key: 9,
+            ..meter(vec![counter(Some(100_000_000.0))])
+        }]
+    };
+    let mut v = Validator::new(rules(), LATE);
+    run(&mut v, &[99_999_980.0, 99_999_990.0, 5.0, 7.0, 9.0]); // wrap at T0+120
+    let bytes = v.checkpoint();
+    assert_eq!(&bytes[4..6], &2u16.to_le_bytes());
+    // Header 10, meter 28, point 68 (with the baseline slot), CRC 4.
+    assert_eq!(bytes.len(), 10 + 28 + 68 + 4);
+    let mut r = Validator::new(rules(), LATE);
+    r.restore(&bytes).expect("restore");
+    // Before the wrap: still known to predate the baseline.
+    let (b, c) = late(&mut r, T0 + 90, T0 + 240, &[good(99_999_995.0)]);
+    assert_eq!(b, [TI]);
+    nan_eq(&c, &[N]);
+    let (b, c) = late(&mut r, T0 + 150, T0 + 240, &[good(6.0)]);
+    assert_eq!(b, [0]);
+    nan_eq(&c, &[100_000_006.0]);
+}
+
+/// A version-1 checkpoint, written field by field as version 1 did (no baseline slot).
+fn v1_bytes(key: u64, meter_last_slot: i64, points: &[[u64; 8]], n_repl: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"EMGV");
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&key.to_le_bytes());
+    out.extend_from_slice(&(points.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meter_last_slot.to_le_bytes());
+    out.extend_from_slice(&f64::NAN.to_bits().to_le_bytes()); // rate_prev
+    for p in points {
+        // last, last_slot, base_raw, base_cont, run, repl_done, pending, pending_slot
+        out.extend_from_slice(&n_repl.to_le_bytes());
+        out.extend_from_slice(&p[0].to_le_bytes());
+        out.extend_from_slice(&p[1].to_le_bytes());
+        out.extend_from_slice(&p[2].to_le_bytes());
+        out.extend_from_slice(&p[3].to_le_bytes());
+        out.extend_from_slice(&(p[4] as u32).to_le_bytes());
+        out.extend_from_slice(&(p[5] as u32).to_le_bytes());
+        out.extend_from_slice(&p[6].to_le_bytes());
+        out.extend_from_slice(&p[7].to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn version_1_checkpoint_restores_with_the_baseline_at_the_last_slot() {
+    let rules = || {
+        vec![MeterRules {
+            key: 9,
+            ..meter(vec![counter(Some(100_000_000.0)), gauge()])
+        }]
+    };
+    // State after 99_999_980, 99_999_990, 5 (wrap at T0+120), 7, 9 at T0+240; gauge run of 1.
+    let counter_state = [
+        9.0f64.to_bits(),
+        (T0 + 240) as u64,
+        0.0f64.to_bits(),
+        100_000_000.0f64.to_bits(),
+        0,
+        0,
+        f64::NAN.to_bits(),
+        i64::MIN as u64,
+    ];
+    let gauge_state = [
+        2.0f64.to_bits(),
+        (T0 + 240) as u64,
+        0.0f64.to_bits(),
+        0.0f64.to_bits(),
+        1,
+        0,
+        f64::NAN.to_bits(),
+        i64::MIN as u64,
+    ];
+    let bytes = v1_bytes(9, T0 + 240, &[counter_state, gauge_state], 0);
+    assert_eq!(bytes.len(), 10 + 28 + 2 * 60 + 4);
+    let mut v = Validator::new(rules(), LATE);
+    let report = v.restore(&bytes).expect("restore version 1");
+    assert_eq!((report.restored, report.reset), (1, 0));
+    // Conservative: the baseline counts as set at the last slot, so even a late
+    // reading after the wrap is not placed.
+    let (b, c) = late(&mut v, T0 + 150, T0 + 240, &[good(6.0), good(2.0)]);
+    assert_eq!(b, [TI, 0]);
+    nan_eq(&c, &[N, N]);
+    // In order, the restored state continues exactly.
+    let (b, c) = step(&mut v, T0 + 300, &[good(11.0), good(2.0)]);
+    assert_eq!(b, [0, 0]);
+    nan_eq(&c, &[100_000_011.0, N]);
+    // After the last slot of the old checkpoint, late readings are placed again.
+    let (b, c) = late(&mut v, T0 + 270, T0 + 300, &[good(10.0), good(2.0)]);
+    assert_eq!(b, [0, 0]);
+    nan_eq(&c, &[100_000_010.0, N]);
+    // Re-checkpointed as version 2.
+    assert_eq!(&v.checkpoint()[4..6], &2u16.to_le_bytes());
+}
+
+#[test]
+fn unknown_checkpoint_version_is_refused() {
+    let mut bytes = v1_bytes(0, T0, &[], 0);
+    bytes[4..6].copy_from_slice(&3u16.to_le_bytes());
+    let n = bytes.len() - 4;
+    let crc = crc32c::crc32c(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    let err = Validator::new(vec![], LATE).restore(&bytes);
+    assert_eq!(err, Err(ValidateError::Version { found: 3 }));
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "validation checkpoint: unsupported version 3, this build reads 1 to 2"
+    );
 }

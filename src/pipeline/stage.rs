@@ -129,6 +129,7 @@ impl ValidationStage {
             TimeRules {
                 max_future_skew_secs: v.max_future_skew_secs,
                 max_lateness_secs: v.max_lateness_secs,
+                reorder_window_secs: 0,
             },
         );
         let checkpoint = config.gateway.data_dir.join("validation.state");

@@ -16,9 +16,32 @@
 //! 1. **Time** (whole reading). `slot > now + max_future_skew_secs` or
 //!    `slot < now − max_lateness_secs`: [`Quality::TIME`]. `slot` equal to the
 //!    meter's last seen slot: [`Quality::DUPLICATE`]. `slot` older than the
-//!    last seen slot (out of order, within lateness): [`Quality::TIME`]. Such
-//!    readings update no state and have continuous `NaN`, so a replayed slot is
-//!    never counted twice.
+//!    last seen slot by more than `reorder_window_secs`: [`Quality::TIME`].
+//!    These readings update no state and have continuous `NaN`, so a replayed
+//!    slot is never counted twice. Late, but counted: the bit is in the reason
+//!    counters.
+//!
+//!    A reading older than the last seen slot but within the window
+//!    (`last_slot − reorder_window_secs ≤ slot < last_slot`) is a **late
+//!    reading**. It is judged statelessly and **updates no state at all**
+//!    (last values, baselines, frozen runs, pending spike, previous rate, the
+//!    meter's last slot), so the in-order readings around it are judged exactly
+//!    as if it had never come. It is not a duplicate: the validator only knows
+//!    the newest slot, so a repeat of an older slot is for aggregation to
+//!    detect. Rules 2 to 4 apply as usual; gauges get no frozen judgment;
+//!    counters get no monotonicity, spike, rollover or frozen judgment
+//!    (aggregation checks a late value against its neighbouring readings) and
+//!    the continuous value `base_cont + (value − base_raw)` of the **current**
+//!    baseline when that baseline is known to have been in force at `slot`:
+//!    it was set before `slot` (a baseline is set by the first value, a
+//!    rollover, a reset, a declared replacement or a level shift) and either a
+//!    trusted value on it is at least as new as `slot`, or the late value
+//!    plausibly continues from the last trusted one (`value ≥ last`, within
+//!    the rate limit when a rate is known, no declared replacement due by
+//!    `slot`). Otherwise (it predates a discontinuity, or an unseen one may lie
+//!    between the last trusted value and it) it gets [`Quality::TIME`] and
+//!    continuous `NaN`: its continuous value cannot be known.
+//!    `reorder_window_secs = 0` disables late readings.
 //! 2. **Calibration** (whole reading): `slot ≥ calibration_due` sets
 //!    [`Quality::CALIBRATION`] on every point. It is informational: the value is
 //!    still the meter's measurement, so state and continuous are still updated
@@ -73,10 +96,12 @@
 //! `base_cont = c_last + (rollover − last)`, `base_raw = 0`; a reset sets
 //! `base_cont = c_last`, `base_raw = value`; a replacement sets
 //! `base_cont = c_last + (old_final − last)`, `base_raw = new_initial`.
-//! Each baseline change rounds once at the magnitude of the counter.
+//! Each baseline change rounds once at the magnitude of the counter. The
+//! state also keeps the slot each baseline was set at (`baseline_since`), so a
+//! late reading is placed only on a baseline already in force at its slot.
 //!
-//! # Integration (not wired yet)
-//! The gateway will hold one `Validator` in the pipeline task between the
+//! # Integration
+//! The gateway holds one `Validator` (in `pipeline::stage`) between the
 //! pollers and the line-protocol encoder: `validate(&mut batch, now, &mut
 //! continuous)` then encode `batch` (bits into `q`/`q_detail`) and hand
 //! `continuous` to aggregation. [`PointRules::from_point`] builds the defaults
@@ -85,6 +110,15 @@
 //! meter configuration. [`Validator::checkpoint`] bytes are written atomically
 //! (temp file + rename) periodically and at shutdown, and passed to
 //! [`Validator::restore`] at start. [`Validator::counters`] feed stats/logs.
+//!
+//! Late readings reach aggregation like any other: a value without
+//! [`Quality::TIME`] and, for counters, a finite continuous value, at a slot
+//! older than readings already seen. Aggregation must place it in the window
+//! of its slot (re-emitting that window if it was already emitted, within its
+//! allowed lateness), check a late counter's continuous value against the
+//! neighbouring readings of that window, and ignore a repeat of a slot it
+//! already holds. `reorder_window_secs` should therefore not exceed the
+//! aggregation's allowed lateness: older readings are flagged here.
 
 use crate::model::{Quality, ReadingBatch};
 use crate::profiles::{PointDef, PointKind};
@@ -95,9 +129,9 @@ pub const N_REASONS: usize = 12;
 /// Bits meaning "no value was obtained": the value updates no state.
 const NO_VALUE: Quality = Quality(Quality::TIMEOUT.0 | Quality::EXCEPTION.0 | Quality::SENTINEL.0);
 
-/// Checkpoint magic and version.
+/// Checkpoint magic and version (version 1 lacks `baseline_since`; still read).
 const MAGIC: &[u8; 4] = b"EMGV";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 
 /// The rules of one point, from its profile and the meter's overrides.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +212,11 @@ pub struct TimeRules {
     pub max_future_skew_secs: i64,
     /// How far a slot may lie in the past of the wall clock.
     pub max_lateness_secs: i64,
+    /// How far a slot may lie behind the meter's newest slot and still be
+    /// judged as a late reading (module doc, rule 1) instead of being flagged
+    /// [`Quality::TIME`]. 0 (or negative): every out-of-order reading is
+    /// flagged.
+    pub reorder_window_secs: i64,
 }
 
 /// Counts of point values carrying each quality bit after validation.
@@ -236,7 +275,7 @@ pub enum ValidateError {
         found: [u8; 4],
     },
     /// Written by a version this build does not read.
-    #[error("validation checkpoint: unsupported version {found}, this build reads {VERSION}")]
+    #[error("validation checkpoint: unsupported version {found}, this build reads 1 to {VERSION}")]
     Version {
         /// Version found.
         found: u16,
@@ -284,6 +323,9 @@ struct PointState {
     /// Counter baseline: `continuous = base_cont + (value − base_raw)`.
     base_raw: f64,
     base_cont: f64,
+    /// Counters: slot of the reading that set the current baseline; a late
+    /// reading is placed on the baseline only when it is newer.
+    baseline_since: i64,
     /// Gauges: length of the current run of bit-identical values.
     run: u32,
     /// Counters: replacements of this point already applied.
@@ -299,6 +341,7 @@ impl PointState {
         last_slot: i64::MIN,
         base_raw: 0.0,
         base_cont: 0.0,
+        baseline_since: i64::MIN,
         run: 0,
         repl_done: 0,
         pending: f64::NAN,
@@ -311,6 +354,13 @@ impl PointState {
 
     fn continuous(&self, value: f64) -> f64 {
         self.base_cont + (value - self.base_raw)
+    }
+
+    /// Starts a new counter baseline, in force from `slot`.
+    fn rebase(&mut self, base_raw: f64, base_cont: f64, slot: i64) {
+        self.base_raw = base_raw;
+        self.base_cont = base_cont;
+        self.baseline_since = slot;
     }
 
     /// Accepts a counter value on the current baseline.
@@ -334,6 +384,17 @@ pub struct Validator {
     repls: Vec<Replacement>,
     repl_range: Vec<(u32, u32)>,
     counters: ReasonCounters,
+}
+
+/// How a reading's slot relates to the clock and to the meter's newest slot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// Newer than the meter's last slot: judged and updates state.
+    InOrder,
+    /// Older, within the reorder window: judged statelessly, updates nothing.
+    Late,
+    /// Outside the clock limits, a duplicate, or older than the window.
+    Refused,
 }
 
 /// Context of the current reading shared by its points.
@@ -405,8 +466,10 @@ impl Validator {
     /// removes or changes a value) and writes, for every value, the point's
     /// continuous counter into `continuous` (cleared and resized to
     /// `batch.values.len()`; `NaN` for gauges and untrusted values).
-    /// `now` is the wall clock, Unix seconds. Readings must come in the order
-    /// they were polled; no allocation happens unless `continuous` grows.
+    /// `now` is the wall clock, Unix seconds. Readings are expected in the order
+    /// they were polled; one older than its meter's newest slot is a late
+    /// reading or flagged (module doc, rule 1). No allocation happens unless
+    /// `continuous` grows.
     pub fn validate(&mut self, batch: &mut ReadingBatch, now: i64, continuous: &mut Vec<f64>) {
         continuous.clear();
         continuous.resize(batch.values.len(), f64::NAN);
@@ -440,22 +503,28 @@ impl Validator {
         if slot >= m.calibration_due {
             common |= Quality::CALIBRATION;
         }
-        let time_ok = if slot > now.saturating_add(self.time.max_future_skew_secs)
+        let timing = if slot > now.saturating_add(self.time.max_future_skew_secs)
             || slot < now.saturating_sub(self.time.max_lateness_secs)
         {
             common |= Quality::TIME;
-            false
+            Timing::Refused
         } else if slot == m.last_slot {
             common |= Quality::DUPLICATE;
-            false
+            Timing::Refused
         } else if slot < m.last_slot {
-            common |= Quality::TIME;
-            false
+            // `reorder_window_secs ≤ 0` makes this impossible: today's behaviour.
+            if slot >= m.last_slot.saturating_sub(self.time.reorder_window_secs) {
+                Timing::Late
+            } else {
+                common |= Quality::TIME;
+                Timing::Refused
+            }
         } else {
-            true
+            Timing::InOrder
         };
         let per_meter = &mut self.counters.per_meter[meter];
         let total = &mut self.counters.total;
+        let time_ok = timing != Timing::Refused;
         if !time_ok || vals.len() != m.n_points {
             if time_ok {
                 // Wrong shape: a wiring bug; judge what needs no state.
@@ -465,6 +534,36 @@ impl Validator {
                 v.quality |= common;
                 if v.has_value() && !v.value.is_finite() {
                     v.quality |= Quality::SENTINEL;
+                }
+                count(v.quality, total, per_meter);
+            }
+            return;
+        }
+        if timing == Timing::Late {
+            let points = m.first_point..m.first_point + m.n_points;
+            let rules = &self.rules[points.clone()];
+            let states = &self.states[points.clone()];
+            let repl_range = &self.repl_range[points];
+            for (i, ((v, c), (rule, st))) in vals
+                .iter_mut()
+                .zip(cont.iter_mut())
+                .zip(rules.iter().zip(states))
+                .enumerate()
+            {
+                v.quality |= common;
+                if v.has_value() && !v.value.is_finite() {
+                    v.quality |= Quality::SENTINEL;
+                }
+                if v.quality.0 & NO_VALUE.0 == 0 {
+                    if out_of_range(v.value, rule) {
+                        v.quality |= Quality::RANGE;
+                    } else if rule.kind == PointKind::Counter {
+                        // Replacements not yet applied to this point, in order.
+                        let (start, end) = repl_range[i];
+                        let start = (start + st.repl_done).min(end);
+                        let ahead = &self.repls[start as usize..end as usize];
+                        *c = judge_late_counter(v, rule, st, ahead, slot);
+                    }
                 }
                 count(v.quality, total, per_meter);
             }
@@ -524,11 +623,12 @@ impl Validator {
     /// point count `u32`, last slot `i64`, previous rate `f64`, then per point
     /// its declared replacement count `u32`, last value `f64`, its slot `i64`,
     /// baseline raw and continuous `f64`, frozen run `u32`, replacements applied
-    /// `u32`, pending spike `f64` and its slot `i64`; finally the CRC-32C of
-    /// everything before. Reason counters are not included (process lifetime).
+    /// `u32`, pending spike `f64` and its slot `i64`, the slot the baseline was
+    /// set at `i64` (added in version 2); finally the CRC-32C of everything
+    /// before. Reason counters are not included (process lifetime).
     #[must_use]
     pub fn checkpoint(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(14 + self.meters.len() * 32 + self.states.len() * 56);
+        let mut out = Vec::with_capacity(14 + self.meters.len() * 32 + self.states.len() * 64);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(self.meters.len() as u32).to_le_bytes());
@@ -549,6 +649,7 @@ impl Validator {
                 out.extend_from_slice(&st.repl_done.to_le_bytes());
                 out.extend_from_slice(&st.pending.to_bits().to_le_bytes());
                 out.extend_from_slice(&st.pending_slot.to_le_bytes());
+                out.extend_from_slice(&st.baseline_since.to_le_bytes());
             }
         }
         let crc = crc32c::crc32c(&out);
@@ -561,6 +662,9 @@ impl Validator {
     /// the same [`MeterRules::key`], the same point count and the same number of
     /// declared replacements per point exists; otherwise that meter starts fresh
     /// (counted in [`RestoreReport::reset`]). Meters added since start fresh.
+    /// Version 1 checkpoints (no baseline slot) are read with each baseline
+    /// taken as set at the point's last trusted slot: late readings older than
+    /// that are flagged rather than placed on a baseline that may not apply.
     /// On error nothing is changed.
     ///
     /// # Errors
@@ -585,7 +689,7 @@ impl Validator {
         }
         let mut r = Reader { bytes: body, at: 4 };
         let version = r.u16()?;
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(ValidateError::Version { found: version });
         }
         // Parse into staging first so an error leaves the validator unchanged.
@@ -604,16 +708,18 @@ impl Validator {
                 .is_some_and(|m| m.key == key && m.n_points == n_points);
             for p in 0..n_points {
                 let n_repl = r.u32()?;
-                let st = PointState {
+                let mut st = PointState {
                     last: r.f64()?,
                     last_slot: r.i64()?,
                     base_raw: r.f64()?,
                     base_cont: r.f64()?,
+                    baseline_since: i64::MIN,
                     run: r.u32()?,
                     repl_done: r.u32()?,
                     pending: r.f64()?,
                     pending_slot: r.i64()?,
                 };
+                st.baseline_since = if version >= 2 { r.i64()? } else { st.last_slot };
                 if shape_ok {
                     let (a, b) = self.repl_range[self.meters[index].first_point + p];
                     shape_ok = b - a == n_repl && st.repl_done <= n_repl;
@@ -687,6 +793,44 @@ fn judge_gauge(
     }
 }
 
+/// Judges a late (out-of-order, within the window), in-range counter value
+/// without touching state; returns its continuous value on the current
+/// baseline, or flags [`Quality::TIME`] and returns `NaN` when that baseline
+/// is not known to have been in force at `slot`. `ahead`: the point's declared
+/// replacements not yet applied.
+fn judge_late_counter(
+    v: &mut crate::model::PointValue,
+    rule: &PointRules,
+    st: &PointState,
+    ahead: &[Replacement],
+    slot: i64,
+) -> f64 {
+    let value = v.value;
+    let placed = if !st.has_last() || slot <= st.baseline_since {
+        // No baseline yet, or the reading predates a discontinuity.
+        false
+    } else if slot <= st.last_slot {
+        // A trusted value on this baseline is at least as new: in force at `slot`.
+        true
+    } else {
+        // Newer than the point's last trusted value (its newer polls failed or
+        // were flagged): an unseen wrap, reset, jump or replacement may lie in
+        // between, so place it only if it plausibly continues from `last`.
+        let elapsed_h = (slot - st.last_slot) as f64 / 3600.0;
+        ahead.first().is_none_or(|r| r.at > slot)
+            && value >= st.last
+            && rule
+                .max_rate_per_hour
+                .is_none_or(|rate| value - st.last <= rate * elapsed_h * rule.spike_margin)
+    };
+    if placed {
+        st.continuous(value)
+    } else {
+        v.quality |= Quality::TIME;
+        f64::NAN
+    }
+}
+
 /// Judges a trusted, in-range counter value; returns its continuous value (`NaN` if untrusted).
 fn judge_counter(
     v: &mut crate::model::PointValue,
@@ -702,8 +846,7 @@ fn judge_counter(
         // First value ever (or after a reset of state): the baseline is the raw value.
         // Declared replacements before it are history already reflected in `value`.
         st.repl_done = repls.iter().take_while(|r| r.at <= slot).count() as u32;
-        st.base_raw = value;
-        st.base_cont = value;
+        st.rebase(value, value, slot);
         return st.accept(value, slot);
     }
     let last = st.last;
@@ -723,13 +866,13 @@ fn judge_counter(
             prev = r.new_initial;
         }
         st.repl_done += due as u32;
-        if value < prev {
+        let base_raw = if value < prev {
             v.quality |= Quality::BACKWARDS;
-            st.base_raw = value;
+            value
         } else {
-            st.base_raw = prev;
-        }
-        st.base_cont = cont;
+            prev
+        };
+        st.rebase(base_raw, cont, slot);
         return st.accept(value, slot);
     }
 
@@ -766,8 +909,7 @@ fn judge_counter(
                 .max_rate_per_hour
                 .is_some_and(|rate| from_pending <= rate * since_h * rule.spike_margin)
             {
-                st.base_cont = c_last;
-                st.base_raw = st.pending;
+                st.rebase(st.pending, c_last, slot);
                 return st.accept(value, slot);
             }
         }
@@ -786,14 +928,12 @@ fn judge_counter(
         };
         if plausible && to_wrap >= 0.0 {
             v.quality |= Quality::ROLLOVER;
-            st.base_cont = c_last + to_wrap;
-            st.base_raw = 0.0;
+            st.rebase(0.0, c_last + to_wrap, slot);
             return st.accept(value, slot);
         }
     }
     v.quality |= Quality::BACKWARDS;
-    st.base_cont = c_last;
-    st.base_raw = value;
+    st.rebase(value, c_last, slot);
     st.accept(value, slot)
 }
 

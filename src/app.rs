@@ -2,8 +2,10 @@
 //! and owns their shutdown.
 //!
 //! ```text
-//! EndpointPoller ×N ──ReadingBatch──▶ validate ─▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
+//! EndpointPoller ×N ──ReadingBatch──▶ validate ─▶ aggregate ─▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
 //! ```
+//! Readings and the windows they close are appended in the same spool
+//! record, so a crash never keeps one without the other.
 //! The reading channel is bounded and the spool is bounded on disk. With the
 //! `block` policy a full spool makes the encoder wait, the channel fills, and
 //! the pollers' missed slots are counted: nothing accepted is ever deleted.
@@ -24,7 +26,8 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, InfluxApi, OutputConfig, SpoolFsync, SpoolPolicy};
 use crate::model::{EndpointId, ReadingBatch};
-use crate::pipeline::stage::ValidationStage;
+use crate::pipeline::stage::{AggregationStage, ValidationStage};
+use crate::sinks::aggregates::AggregateEncoder;
 use crate::sinks::LineChunk;
 use crate::sinks::encode::ReadingEncoder;
 use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
@@ -154,19 +157,26 @@ pub async fn run(
     let encoder_shutdown = shutdown.clone();
     let encoder = tokio::spawn(async move {
         let mut enc = ReadingEncoder::new(&encoder_config);
+        let agg_enc = AggregateEncoder::new(&encoder_config);
         let mut chunk = LineChunk::default();
         let mut validation = ValidationStage::new(&encoder_config, Arc::clone(&encoder_stats));
+        let mut aggregation = AggregationStage::new(&encoder_config, Arc::clone(&encoder_stats));
         let mut appender = Appender::new(encoder_spool, encoder_stats, encoder_shutdown);
         while let Some(mut batch) = readings_rx.recv().await {
             validation.process(&mut batch);
+            // Aggregation may flag late readings it cannot use, so it runs
+            // before the readings are encoded.
+            aggregation.process(&mut batch, validation.continuous());
             chunk.body.clear();
             chunk.lines = 0;
             enc.encode(&batch, &mut chunk);
+            agg_enc.encode(aggregation.output(), &mut chunk);
             if chunk.lines > 0 {
                 appender.append(&chunk).await;
             }
         }
         validation.save();
+        aggregation.save();
         validation.log_counts();
         if appender.not_spooled > 0 {
             error!(

@@ -61,6 +61,20 @@ pub struct Stats {
     pub write_requests: AtomicU64,
     /// Write requests that failed and will be retried.
     pub write_retries: AtomicU64,
+    /// Meter windows (consumption and gauge statistics) written.
+    pub windows_emitted: AtomicU64,
+    /// Meter windows written again after a late reading changed them.
+    pub windows_reemitted: AtomicU64,
+    /// Site roll-up points written (each contribution rewrites its window).
+    pub site_windows_emitted: AtomicU64,
+    /// Late readings taken into their windows.
+    pub late_accepted: AtomicU64,
+    /// Readings too late for their windows (flagged `time`), late repeats
+    /// (`duplicate`) and late counters outside their neighbours
+    /// (`backwards`).
+    pub late_rejected: AtomicU64,
+    /// Final meter windows that came after their site window was closed.
+    pub site_too_late: AtomicU64,
 }
 
 impl Stats {
@@ -102,6 +116,10 @@ impl Stats {
             lines_dropped = Stats::get(&self.lines_dropped),
             lines_rejected = Stats::get(&self.lines_rejected),
             write_retries = Stats::get(&self.write_retries),
+            windows_emitted = Stats::get(&self.windows_emitted),
+            windows_reemitted = Stats::get(&self.windows_reemitted),
+            late_accepted = Stats::get(&self.late_accepted),
+            late_rejected = Stats::get(&self.late_rejected),
             flagged_by_reason = %self.reason_summary(),
             "{what}"
         );

@@ -179,7 +179,7 @@ fn late_reading_updates_only_its_windows() {
     assert_eq!(batch.values[0].quality, Quality::BACKWARDS);
     assert_eq!(agg.counters().late_inconsistent, 1);
     // A repeat of a buffered slot: duplicate.
-    let batch = feed(&mut agg, &[(0, MIDNIGHT + 600, 60.0, 1.0)], &mut out);
+    let batch = feed(&mut agg, &[(0, MIDNIGHT + 900, 80.0, 1.0)], &mut out);
     assert_eq!(batch.values[0].quality, Quality::DUPLICATE);
     // The next quarter closes with the counter at 1800 interpolated from 1200 (90) → 2400 (150).
     out.clear();

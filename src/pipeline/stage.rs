@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::aggregate::{AggOutput, Aggregator, AggregatorSettings, MeterSpec, SiteSpec};
 use super::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::config::Config;
 use crate::model::ReadingBatch;
@@ -253,18 +254,176 @@ impl ValidationStage {
     pub fn save(&mut self) {
         self.last_checkpoint = Instant::now();
         let bytes = self.validator.checkpoint();
-        let tmp = self.checkpoint.with_extension("state.tmp");
-        let result = self
-            .checkpoint
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&tmp, &bytes))
-            .and_then(|()| std::fs::rename(&tmp, &self.checkpoint));
-        if let Err(e) = result {
+        if let Err(e) = write_atomic(&self.checkpoint, &bytes) {
             warn!(
                 file = %self.checkpoint.display(),
                 error = %e,
                 "cannot write the validation checkpoint; a restart would start meters fresh"
+            );
+        }
+    }
+
+    /// The continuous counter of every value of the batch last processed
+    /// (`NaN` for gauges and untrusted values), for aggregation.
+    #[must_use]
+    pub fn continuous(&self) -> &[f64] {
+        &self.continuous
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// crash leaves either the old or the new checkpoint, never a torn one.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("state.tmp");
+    path.parent().map_or(Ok(()), std::fs::create_dir_all)?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// FNV-1a of a site id: the identity site windows are checkpointed under.
+fn site_key(site: &str) -> u64 {
+    stable_key(site, "")
+}
+
+/// The aggregator's view of `config`: one spec per meter and site.
+#[must_use]
+pub fn aggregator(config: &Config) -> Aggregator {
+    let a = &config.aggregation;
+    let meters = config
+        .meters
+        .iter()
+        .map(|m| {
+            let profile = &config.profiles[m.profile.index()];
+            let gauges = if a.gauge_stats {
+                profile
+                    .points
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.kind == PointKind::Gauge)
+                    .map(|(i, _)| i)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            MeterSpec {
+                key: stable_key(&m.id, &profile.id),
+                site: m.site.index(),
+                energy: m.energy,
+                level1: m.level.0 == 1,
+                role: m.role,
+                counter: m.consumption,
+                gauges,
+                conversion: m.conversion.clone(),
+            }
+        })
+        .collect();
+    let sites = config
+        .sites
+        .iter()
+        .map(|s| SiteSpec {
+            key: site_key(&s.id),
+            tz: s.timezone.clone(),
+        })
+        .collect();
+    Aggregator::new(
+        AggregatorSettings {
+            windows: a.windows.clone(),
+            allowed_lateness_secs: a.allowed_lateness_secs,
+            max_reorder_readings: a.max_reorder_readings,
+            max_gap_secs: a.max_gap_secs,
+        },
+        meters,
+        sites,
+    )
+}
+
+/// The aggregator as the gateway runs it: fed after validation, its output
+/// encoded with the readings, its state checkpointed beside the validator's.
+pub struct AggregationStage {
+    aggregator: Aggregator,
+    output: AggOutput,
+    checkpoint: PathBuf,
+    checkpoint_every: Duration,
+    last_checkpoint: Instant,
+    stats: Arc<Stats>,
+}
+
+impl AggregationStage {
+    /// Builds the stage for `config` and restores `<data_dir>/aggregation.state`.
+    #[must_use]
+    pub fn new(config: &Config, stats: Arc<Stats>) -> AggregationStage {
+        let mut aggregator = aggregator(config);
+        let checkpoint = config.gateway.data_dir.join("aggregation.state");
+        match std::fs::read(&checkpoint) {
+            Ok(bytes) => match aggregator.restore(&bytes) {
+                Ok(r) => info!(
+                    file = %checkpoint.display(),
+                    restored = r.restored,
+                    skipped = r.skipped,
+                    site_windows = r.site_windows,
+                    "aggregation state restored"
+                ),
+                Err(e) => warn!(
+                    file = %checkpoint.display(),
+                    error = %e,
+                    "aggregation checkpoint unusable; open windows start fresh (their amounts are \
+                     counted from the next reading, nothing is counted twice)"
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                info!(file = %checkpoint.display(), "no aggregation checkpoint yet; windows start fresh");
+            }
+            Err(e) => warn!(
+                file = %checkpoint.display(),
+                error = %e,
+                "cannot read the aggregation checkpoint; windows start fresh"
+            ),
+        }
+        AggregationStage {
+            aggregator,
+            output: AggOutput::default(),
+            checkpoint,
+            checkpoint_every: config.validation.checkpoint_interval,
+            last_checkpoint: Instant::now(),
+            stats,
+        }
+    }
+
+    /// Aggregates a validated batch; the result is in [`Self::output`] until
+    /// the next call. Checkpoints when due.
+    pub fn process(&mut self, batch: &mut ReadingBatch, continuous: &[f64]) {
+        self.output.clear();
+        self.aggregator.process(batch, continuous, &mut self.output);
+        let c = self.aggregator.counters();
+        let s = &self.stats;
+        s.windows_emitted.store(c.windows_emitted, Ordering::Relaxed);
+        s.windows_reemitted.store(c.windows_reemitted, Ordering::Relaxed);
+        s.site_windows_emitted.store(c.site_windows_emitted, Ordering::Relaxed);
+        s.late_accepted.store(c.late_accepted, Ordering::Relaxed);
+        s.late_rejected.store(
+            c.late_rejected + c.late_duplicates + c.late_inconsistent,
+            Ordering::Relaxed,
+        );
+        s.site_too_late.store(c.site_too_late, Ordering::Relaxed);
+        if self.last_checkpoint.elapsed() >= self.checkpoint_every {
+            self.save();
+        }
+    }
+
+    /// What the last [`Self::process`] produced.
+    #[must_use]
+    pub fn output(&self) -> &AggOutput {
+        &self.output
+    }
+
+    /// Writes the checkpoint now.
+    pub fn save(&mut self) {
+        self.last_checkpoint = Instant::now();
+        if let Err(e) = write_atomic(&self.checkpoint, &self.aggregator.checkpoint()) {
+            warn!(
+                file = %self.checkpoint.display(),
+                error = %e,
+                "cannot write the aggregation checkpoint; a restart would re-open windows from the last one"
             );
         }
     }

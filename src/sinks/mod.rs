@@ -8,6 +8,7 @@
 //! * [`uploader`]: reads the durable spool in order, batches, writes,
 //!   retries, and acknowledges to the spool only what the output confirmed.
 
+pub mod aggregates;
 pub mod encode;
 pub mod file;
 pub mod influx;

@@ -885,23 +885,24 @@ fn aggregation(v: Option<Value>, base: &Path, p: &mut Problems) -> Option<Aggreg
         p,
     );
     let table_key = "aggregation.equal_value_kgce_per_kwh";
-    let electricity = match (method?, r.equal_value_kgce_per_kwh) {
-        (Method::Equivalent, None) => Some(ElectricityMethod::Equivalent),
-        (Method::Equivalent, Some(_)) => {
+    let electricity = match (method, r.equal_value_kgce_per_kwh) {
+        (None, _) => None,
+        (Some(Method::Equivalent), None) => Some(ElectricityMethod::Equivalent),
+        (Some(Method::Equivalent), Some(_)) => {
             p.push(
                 table_key,
                 "only used with electricity = \"equal_value\"; remove it or set electricity = \"equal_value\"",
             );
             None
         }
-        (Method::EqualValue, None) => {
+        (Some(Method::EqualValue), None) => {
             p.push(
                 table_key,
                 "missing; with electricity = \"equal_value\" give the kgce per kWh of each year, e.g. \"2025\" = 0.2953",
             );
             None
         }
-        (Method::EqualValue, Some(v)) => {
+        (Some(Method::EqualValue), Some(v)) => {
             equal_value(v, table_key, p).map(|by_year| ElectricityMethod::EqualValue { by_year })
         }
     };

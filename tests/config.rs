@@ -8,10 +8,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use emgate::config::{
-    self, Config, ConfigError, InfluxApi, OutputConfig, SimFault, from_parts, load_str_for_tests,
-    load_with_env,
+    self, AggregationSettings, Config, ConfigError, ElectricityMethod, InfluxApi, OutputConfig,
+    SimFault, from_parts, load_str_for_tests, load_with_env,
 };
 use emgate::model::{EnergyType, Level, MeterId};
+use emgate::pipeline::coefficients::CoefficientTable;
+use emgate::pipeline::window::WindowSize;
 use emgate::profiles::load::{builtin, load_profile};
 use emgate::profiles::{ByteOrder, DataType, PointKind, RatioScaling, RegisterKind};
 
@@ -584,7 +586,7 @@ sentinels = [65535, nan]
     assert_eq!(
         got,
         [
-            "profiles/test.toml: colour: unknown key; expected one of: description, points",
+            "profiles/test.toml: colour: unknown key; expected one of: description, consumption, pressure, temperature, points",
             "profiles/test.toml: points[0].name: \"State\" is not a valid field name; use lowercase letters, digits and \"_\", starting with a letter, as <quantity>_<unit> (e.g. \"import_kwh\")",
             "profiles/test.toml: points[0].type: \"bool\" is only for coil and discrete registers; use a numeric type such as \"u16\" for register \"holding\"",
             "profiles/test.toml: points[0].address: 400010 is beyond 65535; 400010 looks like a 1-based register number, whose 0-based address is 9",
@@ -790,5 +792,199 @@ fn example_alternatives_are_valid_when_uncommented() {
             username: Some("emgate".to_owned()),
             password: emgate::config::Secret::default(),
         }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// [aggregation]
+
+const MINIMAL: &str = "[gateway]\nid = \"gw\"\n";
+
+#[test]
+fn aggregation_defaults() {
+    let c = load_str_for_tests(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
+    let a = &c.aggregation;
+    assert_eq!(
+        a.windows,
+        [WindowSize::Min15, WindowSize::Hour, WindowSize::Day]
+    );
+    assert_eq!(a.allowed_lateness_secs, 120);
+    assert_eq!(a.max_reorder_readings, 16);
+    assert_eq!(a.max_gap_secs, 900);
+    assert!(a.gauge_stats);
+    assert_eq!(a.coefficients.edition, "GB/T 2589-2008");
+    assert_eq!(a.electricity, ElectricityMethod::Equivalent);
+    assert_eq!(a.steam_reference_kj_per_kg, 84.0);
+    assert_eq!(*a, AggregationSettings::default());
+    // The example writes the defaults out.
+    let example =
+        load_with_env(Path::new("config/emgate.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(example.aggregation, AggregationSettings::default());
+}
+
+#[test]
+fn aggregation_values() {
+    let c = load_str_for_tests(&format!(
+        "{MINIMAL}\n[aggregation]\nwindows = [\"1mo\", \"15m\", \"1m\"]\nallowed_lateness_secs = 0\nmax_reorder_readings = 1024\nmax_gap_secs = 60\ngauge_stats = false\ncoefficients = \"config/coefficients/gbt2589-2008.toml\"\nsteam_reference_kj_per_kg = 419.1\n"
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = &c.aggregation;
+    assert_eq!(
+        a.windows,
+        [WindowSize::Month, WindowSize::Min15, WindowSize::Min1]
+    );
+    assert_eq!(
+        (
+            a.allowed_lateness_secs,
+            a.max_reorder_readings,
+            a.max_gap_secs
+        ),
+        (0, 1024, 60)
+    );
+    assert!(!a.gauge_stats);
+    assert_eq!(a.coefficients, CoefficientTable::builtin_2008());
+    assert_eq!(a.steam_reference_kj_per_kg, 419.1);
+}
+
+#[test]
+fn aggregation_messages() {
+    let got = errors(load_str_for_tests(&format!(
+        "{MINIMAL}\n[aggregation]\nwindows = [\"15m\", \"2h\", \"15m\", 5]\nallowed_lateness_secs = -1\nmax_reorder_readings = 2000\nmax_gap_secs = 0\nelectricity = \"equal\"\nsteam_reference = 84\nsteam_reference_kj_per_kg = -1\n"
+    )));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: aggregation.steam_reference: unknown key; did you mean \"steam_reference_kj_per_kg\"?",
+            "emgate.toml: aggregation.windows[3]: expected a window tag such as \"15m\", found an integer",
+            "emgate.toml: aggregation.windows[1]: unknown window \"2h\"; valid: 1m, 5m, 15m, 30m, 1h, 1d, 1mo",
+            "emgate.toml: aggregation.windows[2]: \"15m\" is listed twice",
+            "emgate.toml: aggregation.allowed_lateness_secs: -1 is too small; the minimum is 0",
+            "emgate.toml: aggregation.max_reorder_readings: 2000 is too large; the maximum is 1024",
+            "emgate.toml: aggregation.max_gap_secs: 0 is too small; the minimum is 1",
+            "emgate.toml: aggregation.electricity: unknown electricity method \"equal\"; did you mean \"equal_value\"?",
+            "emgate.toml: aggregation.steam_reference_kj_per_kg: -1 is not a reference enthalpy; give the enthalpy of the feed water or condensate in kJ/kg, 0 to 2000 (make-up water at 20 °C: 84.0)",
+        ]
+    );
+    let got = errors(load_str_for_tests(&format!(
+        "{MINIMAL}\n[aggregation]\nwindows = []\nelectricity = \"equal_value\"\n"
+    )));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: aggregation.windows: is empty; list at least one window (1m, 5m, 15m, 30m, 1h, 1d, 1mo)",
+            "emgate.toml: aggregation.equal_value_kgce_per_kwh: missing; with electricity = \"equal_value\" give the kgce per kWh of each year, e.g. \"2025\" = 0.2953",
+        ]
+    );
+    let got = errors(load_str_for_tests(&format!(
+        "{MINIMAL}\n[aggregation]\nelectricity = \"equal_value\"\n[aggregation.equal_value_kgce_per_kwh]\nabc = 0.3\n\"2025\" = -0.3\n\"2026\" = \"x\"\n"
+    )));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: aggregation.equal_value_kgce_per_kwh.2025: -0.3 is not a valid rate; give kgce per kWh, above 0",
+            "emgate.toml: aggregation.equal_value_kgce_per_kwh.2026: expected kgce per kWh (a number), found a string",
+            "emgate.toml: aggregation.equal_value_kgce_per_kwh.abc: \"abc\" is not a year; use keys such as \"2025\"",
+        ]
+    );
+    let got = errors(load_str_for_tests(&format!(
+        "{MINIMAL}\n[aggregation]\n[aggregation.equal_value_kgce_per_kwh]\n\"2025\" = 0.3\n"
+    )));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: aggregation.equal_value_kgce_per_kwh: only used with electricity = \"equal_value\"; remove it or set electricity = \"equal_value\""
+        ]
+    );
+}
+
+#[test]
+fn coefficient_tables_are_read_relative_to_the_main_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["sites", "profiles", "tables"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
+    let main = dir.path().join("emgate.toml");
+    let table = "edition = \"DB99/T 1-2030\"\n\n[[energy]]\nkey = \"raw_coal\"\nname = \"coal\"\nunit = \"kg\"\nkgce = 0.7\n";
+    std::fs::write(dir.path().join("tables/local.toml"), table).expect("write");
+    std::fs::write(
+        dir.path().join("tables/bad.toml"),
+        "edition = \"x\"\n\n[[energy]]\nkey = \"a\"\nname = \"a\"\nunit = \"kg\"\nkgce = 0\n\n[[energy]]\nkey = \"a\"\nname = \"a\"\nunit = \"kg\"\nkgce = 1\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("tables/broken.toml"), "edition = 5\n").expect("write");
+    let with = |coefficients: &str| {
+        std::fs::write(
+            &main,
+            format!("{MINIMAL}\n[aggregation]\ncoefficients = \"{coefficients}\"\n"),
+        )
+        .expect("write");
+        load_with_env(&main, &[])
+    };
+    let c = with("tables/local.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.aggregation.coefficients.edition, "DB99/T 1-2030");
+    assert_eq!(
+        errors(with("gbt2589-2020")),
+        [format!(
+            "{}: aggregation.coefficients: cannot read \"{}\": no such file or directory; use \"gbt2589-2008\" (built in) or the path of a coefficient table, relative to this file",
+            main.display(),
+            dir.path().join("gbt2589-2020").display()
+        )]
+    );
+    let bad = dir.path().join("tables/bad.toml");
+    assert_eq!(
+        errors(with("tables/bad.toml")),
+        [
+            format!(
+                "{}: aggregation.coefficients: \"{}\": energy[0]: kgce 0 of \"a\" is not above 0",
+                main.display(),
+                bad.display()
+            ),
+            format!(
+                "{}: aggregation.coefficients: \"{}\": energy[1]: key \"a\" appears twice",
+                main.display(),
+                bad.display()
+            ),
+        ]
+    );
+    let broken = errors(with("tables/broken.toml"));
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert!(
+        broken[0].starts_with(&format!(
+            "{}: aggregation.coefficients: \"{}\" is not a valid coefficient table: coefficient table: ",
+            main.display(),
+            dir.path().join("tables/broken.toml").display()
+        )),
+        "{broken:?}"
+    );
+}
+
+#[test]
+fn aggregation_env_overrides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["sites", "profiles"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
+    let main = dir.path().join("emgate.toml");
+    std::fs::write(&main, MINIMAL).expect("write");
+    let c = load_with_env(
+        &main,
+        &env(&[
+            ("EMGATE__AGGREGATION__ALLOWED_LATENESS_SECS", "300"),
+            ("EMGATE__AGGREGATION__WINDOWS", "15m, 1d"),
+            ("EMGATE__AGGREGATION__GAUGE_STATS", "false"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.aggregation.allowed_lateness_secs, 300);
+    assert_eq!(c.aggregation.windows, [WindowSize::Min15, WindowSize::Day]);
+    assert!(!c.aggregation.gauge_stats);
+    assert_eq!(
+        errors(load_with_env(
+            &main,
+            &env(&[("EMGATE__AGGREGATION__WINDOWS", "15m,2d")])
+        )),
+        [
+            "<env>: aggregation.windows: unknown window \"2d\"; valid: 1m, 5m, 15m, 30m, 1h, 1d, 1mo (set by EMGATE__AGGREGATION__WINDOWS)"
+        ]
     );
 }

@@ -242,3 +242,237 @@ fn validation_section_sets_the_time_limits() {
         "{errors:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Energy accounting keys: meter `consumption`, `role`, `coefficient`,
+// `lhv_kj_per_m3`; profile `consumption`, `pressure`, `temperature`.
+
+const GAS_PROFILE: &str = r#"
+description = "test gas meter"
+
+[[points]]
+name = "volume_nm3"
+register = "input"
+address = 0
+type = "u32"
+kind = "counter"
+unit = "nm3"
+
+[[points]]
+name = "pressure_mpa"
+register = "input"
+address = 2
+type = "u16"
+unit = "mpa"
+"#;
+
+fn energy_site(meters: &str) -> String {
+    format!("[site]\nid = \"S\"\nname = \"site\"\n{meters}")
+}
+
+fn meter(id: &str, energy: &str, profile: &str, unit: u8, extra: &str) -> String {
+    format!(
+        "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = 1\nprofile = \"{profile}\"\nendpoint = \"e\"\nunit_id = {unit}\n{extra}"
+    )
+}
+
+#[test]
+fn energy_keys_resolve_onto_the_meter() {
+    use emgate::pipeline::energy::{Conversion, EnergyRole};
+    let site = energy_site(
+        &[
+            meter(
+                "w1",
+                "water",
+                "wm",
+                1,
+                "role = \"exported\"\ncoefficient = \"softened_water\"\n",
+            ),
+            meter("g1", "natural_gas", "gas", 2, "lhv_kj_per_m3 = 36000\n"),
+            meter(
+                "g2",
+                "natural_gas",
+                "gas",
+                3,
+                "coefficient = \"natural_gas_oil_field\"\nrole = \"feedstock\"\n",
+            ),
+            meter(
+                "w2",
+                "water",
+                "wm",
+                4,
+                "coefficient = \"none\"\nconsumption = \"volume_m3\"\n",
+            ),
+        ]
+        .concat(),
+    );
+    let c = from_parts(
+        MAIN,
+        &[("s.toml", &site)],
+        &[("wm", PROFILE), ("gas", GAS_PROFILE)],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let m = |id: &str| c.meters.iter().find(|m| m.id == id).expect("meter");
+    assert_eq!(m("w1").role, EnergyRole::Exported);
+    assert_eq!(m("w1").consumption, Some(0));
+    assert_eq!(
+        m("w1").conversion,
+        Conversion::Fixed {
+            kgce_per_unit: 0.4857
+        }
+    );
+    assert_eq!(
+        m("w1").conversion_source,
+        "GB/T 2589-2008 softened_water 0.4857 kgce/t (counter volume_m3 in m3)"
+    );
+    assert_eq!(
+        m("g1").conversion,
+        Conversion::Fixed {
+            kgce_per_unit: 36_000.0 / 29_307.6
+        }
+    );
+    assert_eq!(
+        m("g1").conversion_source,
+        "measured LHV 36000 kJ/m3 / 29307.6 = 1.2284 kgce/m3 (counter volume_nm3 in nm3)"
+    );
+    assert_eq!(m("g2").role, EnergyRole::Feedstock);
+    assert_eq!(
+        m("g2").conversion,
+        Conversion::Fixed {
+            kgce_per_unit: 1.33
+        }
+    );
+    assert_eq!(m("w2").conversion, Conversion::None);
+    assert_eq!(m("w2").role, EnergyRole::Consumed);
+}
+
+#[test]
+fn energy_key_mistakes_are_each_reported() {
+    let site = energy_site(
+        &[
+            meter(
+                "w1",
+                "water",
+                "wm",
+                1,
+                "role = \"exporter\"\nconsumption = \"flow_m3h\"\nlhv_kj_per_m3 = 35544\n",
+            ),
+            meter(
+                "w2",
+                "water",
+                "wm",
+                2,
+                "consumption = \"vol\"\ncoefficient = \"natrual_gas\"\n",
+            ),
+            meter("w3", "water", "wm", 3, "coefficient = \"raw_coal\"\n"),
+            meter("g1", "natural_gas", "gas", 4, "lhv_kj_per_m3 = 0\n"),
+            meter(
+                "g2",
+                "natural_gas",
+                "gas",
+                5,
+                "lhv_kj_per_m3 = 35544\ncoefficient = \"lpg\"\n",
+            ),
+        ]
+        .concat(),
+    );
+    let errors: Vec<String> = from_parts(
+        MAIN,
+        &[("s.toml", &site)],
+        &[("wm", PROFILE), ("gas", GAS_PROFILE)],
+    )
+    .expect_err("invalid")
+    .0
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        errors,
+        [
+            "sites/s.toml: meters[0].role: unknown role \"exporter\"; did you mean \"exported\"?",
+            "sites/s.toml: meters[0].lhv_kj_per_m3: only for natural_gas meters; remove it",
+            "sites/s.toml: meters[0].consumption: \"flow_m3h\" is a gauge; name a counter of profile \"wm\": volume_m3",
+            "sites/s.toml: meters[1].consumption: unknown point \"vol\" in profile \"wm\"; counters: volume_m3",
+            "sites/s.toml: meters[2].coefficient: \"raw_coal\" is per kg, but counter \"volume_m3\" counts m3; choose a row in m3 (or a convertible unit) or \"none\"",
+            "sites/s.toml: meters[3].lhv_kj_per_m3: 0 is not a calorific value; give the measured net calorific value in kJ/m3, above 0 (e.g. 35544)",
+            "sites/s.toml: meters[4].lhv_kj_per_m3: cannot be combined with `coefficient`; remove one of the two",
+        ]
+    );
+    // An unknown coefficient lists the table's keys.
+    let site = energy_site(&meter(
+        "w1",
+        "water",
+        "wm",
+        1,
+        "coefficient = \"fresh_watr\"\n",
+    ));
+    let errors: Vec<String> = from_parts(MAIN, &[("s.toml", &site)], &[("wm", PROFILE)])
+        .expect_err("invalid")
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "sites/s.toml: meters[0].coefficient: unknown coefficient \"fresh_watr\" in GB/T 2589-2008; did you mean \"fresh_water\"? known: raw_coal, cleaned_coal, coke, crude_oil, fuel_oil, gasoline, diesel, lpg, refinery_dry_gas, natural_gas_oil_field, natural_gas_gas_field, coke_oven_gas, blast_furnace_gas, heat, electricity_equivalent, steam_low_pressure, fresh_water, softened_water, compressed_air, oxygen, none"
+        ]
+    );
+}
+
+#[test]
+fn a_default_that_does_not_fit_the_counter_gives_no_kgce() {
+    use emgate::pipeline::energy::Conversion;
+    // An electricity meter on a water profile: not an error, but no kgce.
+    let site = energy_site(&meter("x", "electricity", "wm", 1, ""));
+    let c = from_parts(MAIN, &[("s.toml", &site)], &[("wm", PROFILE)])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.meters[0].conversion, Conversion::None);
+    assert_eq!(
+        c.meters[0].conversion_source,
+        "none: counter volume_m3 counts m3, which the default conversion of electricity (\"electricity_equivalent\", per kwh) cannot use; set `coefficient`"
+    );
+}
+
+#[test]
+fn profile_energy_keys() {
+    let with = |extra: &str| {
+        GAS_PROFILE.replace(
+            "description = \"test gas meter\"\n",
+            &format!("description = \"test gas meter\"\n{extra}"),
+        )
+    };
+    let errors_of = |profile: &str| -> Vec<String> {
+        from_parts(MAIN, &[], &[("gas", profile)])
+            .expect_err("invalid")
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        errors_of(&with(
+            "consumption = \"pressure_mpa\"\npressure = \"p\"\ntemperature = \"pressure_mpa\"\n"
+        )),
+        [
+            "profiles/gas.toml: consumption: \"pressure_mpa\" is a gauge; name a counter of this profile: volume_nm3",
+            "profiles/gas.toml: pressure: unknown point \"p\"; gauges of this profile: pressure_mpa",
+            "profiles/gas.toml: temperature: \"pressure_mpa\" is in \"mpa\"; steam enthalpy needs a gauge in \"c\"",
+        ]
+    );
+    // Defaults: the first counter, gauges by their usual names.
+    let ok = from_parts(
+        MAIN,
+        &[(
+            "s.toml",
+            &energy_site(&meter("g", "natural_gas", "gas", 1, "")),
+        )],
+        &[("gas", GAS_PROFILE)],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = &ok.profiles[0];
+    assert_eq!(
+        (p.consumption, p.pressure, p.temperature),
+        (Some(0), Some(1), None)
+    );
+}

@@ -41,6 +41,10 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
         calibration: None,
         replacements: Vec::new(),
         overrides: Vec::new(),
+        consumption: None,
+        role: emgate::pipeline::energy::EnergyRole::Consumed,
+        conversion: emgate::pipeline::energy::Conversion::None,
+        conversion_source: String::new(),
     }
 }
 
@@ -81,6 +85,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         spool: SpoolSettings::with_dir("data/unused-spool"),
         validation: emgate::config::ValidationSettings::default(),
         simulator: SimulatorConfig::default(),
+        aggregation: emgate::config::AggregationSettings::default(),
     }
 }
 

@@ -58,6 +58,10 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
         calibration: None,
         replacements: Vec::new(),
         overrides: Vec::new(),
+        consumption: None,
+        role: emgate::pipeline::energy::EnergyRole::Consumed,
+        conversion: emgate::pipeline::energy::Conversion::None,
+        conversion_source: String::new(),
     }
 }
 
@@ -107,6 +111,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             time_step: Duration::from_secs(1),
             faults,
         },
+        aggregation: emgate::config::AggregationSettings::default(),
     }
 }
 

@@ -37,17 +37,20 @@ use std::time::Duration;
 use config::Value;
 
 use super::raw::{
-    self, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw, InfluxRaw, Int,
-    MainFile, MeterRaw, OverrideRaw, Problems, ReplacementRaw, SimulatorRaw, SiteFile, SiteRaw,
-    SpoolRaw, Text, ValidationRaw,
+    self, AggregationRaw, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw,
+    InfluxRaw, Int, MainFile, MeterRaw, OverrideRaw, Problems, ReplacementRaw, SimulatorRaw,
+    SiteFile, SiteRaw, SpoolRaw, Text, ValidationRaw,
 };
 use super::{
-    Calibration, Config, ConfigError, ConfigErrors, DeclaredReplacement, EndpointConfig,
-    FileSinkConfig, GatewayConfig, InfluxApi, InfluxConfig, MeterConfig, OutputConfig,
-    PointOverride, Secret, SimFault, SimulatorConfig, SiteConfig, SpoolFsync, SpoolPolicy,
-    SpoolSettings, ValidationSettings,
+    AggregationSettings, Calibration, Config, ConfigError, ConfigErrors, DeclaredReplacement,
+    ElectricityMethod, EndpointConfig, FileSinkConfig, GatewayConfig, InfluxApi, InfluxConfig,
+    MeterConfig, OutputConfig, PointOverride, Secret, SimFault, SimulatorConfig, SiteConfig,
+    SpoolFsync, SpoolPolicy, SpoolSettings, ValidationSettings,
 };
 use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::pipeline::coefficients::{CoefficientTable, kgce_per_m3_from_lhv};
+use crate::pipeline::energy::{self, Conversion, EnergyRole};
+use crate::pipeline::window::WindowSize;
 use crate::profiles::load::{choice, load_profile};
 use crate::profiles::{PointKind, Profile, RatioScaling};
 
@@ -175,6 +178,7 @@ struct Main {
     simulator: Option<SimulatorRaw>,
     spool: Option<SpoolSettings>,
     validation: Option<ValidationSettings>,
+    aggregation: Option<AggregationSettings>,
 }
 
 fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
@@ -208,6 +212,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         simulator: None,
         spool: None,
         validation: None,
+        aggregation: None,
     };
 
     let root = if raw::parse_toml(text, &mut p).is_some() {
@@ -245,6 +250,11 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
     }
     main.spool = spool(top.spool, &main.gateway.data_dir, &mut main.problems);
     main.validation = validation(top.validation, &mut main.problems);
+    main.aggregation = aggregation(
+        top.aggregation,
+        path.parent().unwrap_or(Path::new("")),
+        &mut main.problems,
+    );
     main.output = match (top.influxdb, top.file_sink) {
         (Some(i), None) => {
             influx(i, &main.gateway.data_dir, &mut main.problems).map(OutputConfig::Influx)
@@ -738,13 +748,22 @@ fn assemble(
 
     let endpoints: Option<Vec<EndpointConfig>> =
         main.endpoints.into_iter().map(|(_, e)| e).collect();
-    let (Some(endpoints), Some(output), Some(simulator), Some(spool), Some(validation)) = (
+    let (
+        Some(endpoints),
+        Some(output),
+        Some(simulator),
+        Some(spool),
+        Some(validation),
+        Some(aggregation),
+    ) = (
         endpoints,
         main.output,
         simulator,
         main.spool,
         main.validation,
-    ) else {
+        main.aggregation,
+    )
+    else {
         // Unreachable in practice: every `None` above comes with a recorded problem.
         return Err(ConfigErrors(vec![ConfigError {
             file: main.file,
@@ -763,6 +782,7 @@ fn assemble(
         spool,
         validation,
         simulator,
+        aggregation,
     })
 }
 
@@ -801,6 +821,294 @@ fn validation(v: Option<Value>, p: &mut Problems) -> Option<ValidationSettings> 
         max_lateness_secs: late?,
         checkpoint_interval: Duration::from_secs(every? as u64),
     })
+}
+
+/// Name of the built-in coefficient table in `aggregation.coefficients`.
+const BUILTIN_TABLE: &str = "gbt2589-2008";
+
+/// `aggregation.electricity` as written.
+#[derive(Clone, Copy, PartialEq)]
+enum Method {
+    Equivalent,
+    EqualValue,
+}
+
+// Short names as in the other section checks (value, raw, defaults, problems).
+#[allow(clippy::many_single_char_names)]
+fn aggregation(v: Option<Value>, base: &Path, p: &mut Problems) -> Option<AggregationSettings> {
+    let Some(v) = v else {
+        return Some(AggregationSettings::default());
+    };
+    let r = raw::table::<AggregationRaw>(v, "aggregation", "a table ([aggregation])", p)?;
+    let d = AggregationSettings::default();
+    let windows = match r.windows {
+        None => Some(d.windows.clone()),
+        Some(v) => windows(v, p),
+    };
+    let lateness = int(
+        r.allowed_lateness_secs,
+        "aggregation.allowed_lateness_secs",
+        d.allowed_lateness_secs,
+        0,
+        i64::from(u32::MAX),
+        p,
+    );
+    let reorder = int(
+        r.max_reorder_readings,
+        "aggregation.max_reorder_readings",
+        16,
+        0,
+        1024,
+        p,
+    );
+    let gap = int(
+        r.max_gap_secs,
+        "aggregation.max_gap_secs",
+        d.max_gap_secs,
+        1,
+        i64::from(u32::MAX),
+        p,
+    );
+    let coefficients = match r.coefficients {
+        None => Some(d.coefficients.clone()),
+        Some(Text(name)) => coefficient_table(&name, base, p),
+    };
+    let method = choice(
+        r.electricity,
+        "aggregation.electricity",
+        "electricity method",
+        &[
+            ("equivalent", Method::Equivalent),
+            ("equal_value", Method::EqualValue),
+        ],
+        Some(Method::Equivalent),
+        p,
+    );
+    let table_key = "aggregation.equal_value_kgce_per_kwh";
+    let electricity = match (method, r.equal_value_kgce_per_kwh) {
+        (None, _) => None,
+        (Some(Method::Equivalent), None) => Some(ElectricityMethod::Equivalent),
+        (Some(Method::Equivalent), Some(_)) => {
+            p.push(
+                table_key,
+                "only used with electricity = \"equal_value\"; remove it or set electricity = \"equal_value\"",
+            );
+            None
+        }
+        (Some(Method::EqualValue), None) => {
+            p.push(
+                table_key,
+                "missing; with electricity = \"equal_value\" give the kgce per kWh of each year, e.g. \"2025\" = 0.2953",
+            );
+            None
+        }
+        (Some(Method::EqualValue), Some(v)) => {
+            equal_value(v, table_key, p).map(|by_year| ElectricityMethod::EqualValue { by_year })
+        }
+    };
+    let reference = match r.steam_reference_kj_per_kg {
+        None => Some(d.steam_reference_kj_per_kg),
+        Some(Float(x)) if x.is_finite() && (0.0..2000.0).contains(&x) => Some(x),
+        Some(Float(x)) => {
+            p.push(
+                "aggregation.steam_reference_kj_per_kg",
+                format!("{x} is not a reference enthalpy; give the enthalpy of the feed water or condensate in kJ/kg, 0 to 2000 (make-up water at 20 °C: 84.0)"),
+            );
+            None
+        }
+    };
+    Some(AggregationSettings {
+        windows: windows?,
+        allowed_lateness_secs: lateness?,
+        max_reorder_readings: usize::try_from(reorder?).ok()?,
+        max_gap_secs: gap?,
+        gauge_stats: r.gauge_stats.is_none_or(|raw::Flag(g)| g),
+        coefficients: coefficients?,
+        electricity: electricity?,
+        steam_reference_kj_per_kg: reference?,
+    })
+}
+
+/// `aggregation.windows`: an array of tags, or a comma-separated string
+/// (what an environment override can give).
+fn windows(v: Value, p: &mut Problems) -> Option<Vec<WindowSize>> {
+    let key = "aggregation.windows";
+    let valid = || {
+        WindowSize::ALL
+            .iter()
+            .map(|w| w.as_tag())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let items: Vec<(String, Option<String>)> = match v.kind {
+        config::ValueKind::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let at = format!("{key}[{i}]");
+                if let config::ValueKind::String(s) = v.kind {
+                    (at, Some(s))
+                } else {
+                    let found = raw::kind_name(&v);
+                    p.push(
+                        at.clone(),
+                        format!("expected a window tag such as \"15m\", found {found}"),
+                    );
+                    (at, None)
+                }
+            })
+            .collect(),
+        config::ValueKind::String(s) => s
+            .split(',')
+            .map(|t| (key.to_owned(), Some(t.trim().to_owned())))
+            .collect(),
+        _ => {
+            let found = raw::kind_name(&v);
+            p.push(key, format!("expected an array of window tags such as [\"15m\", \"1h\", \"1d\"], found {found}"));
+            return None;
+        }
+    };
+    if items.is_empty() {
+        p.push(
+            key,
+            format!("is empty; list at least one window ({})", valid()),
+        );
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (at, tag) in items {
+        let Some(tag) = tag else {
+            ok = false;
+            continue;
+        };
+        match WindowSize::from_tag(&tag) {
+            Some(w) if out.contains(&w) => {
+                p.push(at, format!("\"{tag}\" is listed twice"));
+                ok = false;
+            }
+            Some(w) => out.push(w),
+            None => {
+                p.push(at, format!("unknown window \"{tag}\"; valid: {}", valid()));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `aggregation.coefficients`: the built-in table, or a TOML file relative
+/// to the main file's directory `base`.
+fn coefficient_table(name: &str, base: &Path, p: &mut Problems) -> Option<CoefficientTable> {
+    let key = "aggregation.coefficients";
+    if name == BUILTIN_TABLE {
+        return Some(CoefficientTable::builtin_2008());
+    }
+    let path = base.join(name);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            p.push(
+                key,
+                format!(
+                    "cannot read \"{}\": {}; use \"{BUILTIN_TABLE}\" (built in) or the path of a coefficient table, relative to this file",
+                    path.display(),
+                    io_message(&e)
+                ),
+            );
+            return None;
+        }
+    };
+    let table = match CoefficientTable::parse(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            p.push(
+                key,
+                format!(
+                    "\"{}\" is not a valid coefficient table: {e}",
+                    path.display()
+                ),
+            );
+            return None;
+        }
+    };
+    let mut ok = true;
+    for (i, row) in table.energy.iter().enumerate() {
+        let bad = if !(row.kgce.is_finite() && row.kgce > 0.0) {
+            Some(format!(
+                "kgce {} of \"{}\" is not above 0",
+                row.kgce, row.key
+            ))
+        } else if table.energy[..i].iter().any(|r| r.key == row.key) {
+            Some(format!("key \"{}\" appears twice", row.key))
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            p.push(key, format!("\"{}\": energy[{i}]: {why}", path.display()));
+            ok = false;
+        }
+    }
+    ok.then_some(table)
+}
+
+/// `[aggregation.equal_value_kgce_per_kwh]`: `"2025" = 0.2953`, ascending by year.
+fn equal_value(v: Value, key: &str, p: &mut Problems) -> Option<Vec<(i16, f64)>> {
+    let config::ValueKind::Table(map) = v.kind else {
+        let found = raw::kind_name(&v);
+        p.push(
+            key,
+            format!("expected a table of years (\"2025\" = 0.2953), found {found}"),
+        );
+        return None;
+    };
+    if map.is_empty() {
+        p.push(
+            key,
+            "is empty; give the kgce per kWh of each year, e.g. \"2025\" = 0.2953",
+        );
+        return None;
+    }
+    let mut rows: Vec<(String, Value)> = map.into_iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(rows.len());
+    let mut ok = true;
+    for (year, value) in rows {
+        let at = format!("{key}.{year}");
+        let y = year
+            .parse::<i16>()
+            .ok()
+            .filter(|y| (1900..=2200).contains(y) && year.len() == 4);
+        let Some(y) = y else {
+            p.push(
+                at,
+                format!("\"{year}\" is not a year; use keys such as \"2025\""),
+            );
+            ok = false;
+            continue;
+        };
+        let rate = value.clone().into_float().ok();
+        match rate {
+            Some(r) if r.is_finite() && r > 0.0 => out.push((y, r)),
+            Some(r) => {
+                p.push(
+                    at,
+                    format!("{r} is not a valid rate; give kgce per kWh, above 0"),
+                );
+                ok = false;
+            }
+            None => {
+                let found = raw::kind_name(&value);
+                p.push(
+                    at,
+                    format!("expected kgce per kWh (a number), found {found}"),
+                );
+                ok = false;
+            }
+        }
+    }
+    out.sort_by_key(|(y, _)| *y);
+    ok.then_some(out)
 }
 
 /// Default bound on the spool: 1 GiB of unsent line protocol.
@@ -1037,6 +1345,12 @@ impl SiteState<'_> {
         };
         let (cal_raw, repl_raw, rules_raw) =
             (r.calibration.take(), r.replacements.take(), r.rules.take());
+        let energy_keys = EnergyKeys {
+            consumption: r.consumption.take(),
+            role: r.role.take(),
+            coefficient: r.coefficient.take(),
+            lhv_kj_per_m3: r.lhv_kj_per_m3.take(),
+        };
         let id = required_id(r.id, &k("id"), "meter id", p);
         let energy_options: Vec<(&str, EnergyType)> =
             EnergyType::ALL.iter().map(|e| (e.as_str(), *e)).collect();
@@ -1217,6 +1531,14 @@ impl SiteState<'_> {
             .cloned();
         let (calibration, replacements, overrides) =
             meter_validation(cal_raw, repl_raw, rules_raw, &key, prof.as_ref(), &tz, p);
+        let (consumption, role, conversion) = meter_energy(
+            energy_keys,
+            &key,
+            energy,
+            prof.as_ref(),
+            self.main.aggregation.as_ref(),
+            p,
+        );
         // Only complete meters are kept; any gap has been reported above.
         let interned = profile.and_then(|name| self.intern_profile(name));
         if let (
@@ -1226,8 +1548,20 @@ impl SiteState<'_> {
             Some(endpoint),
             Some(unit_id),
             Some(poll),
-        ) = (energy, level, interned, endpoint, unit_id, poll)
-        {
+            Some(consumption),
+            Some(role),
+            Some((conversion, conversion_source)),
+        ) = (
+            energy,
+            level,
+            interned,
+            endpoint,
+            unit_id,
+            poll,
+            consumption,
+            role,
+            conversion,
+        ) {
             self.meters.push(MeterConfig {
                 id,
                 site,
@@ -1242,6 +1576,10 @@ impl SiteState<'_> {
                 calibration,
                 replacements,
                 overrides,
+                consumption,
+                role,
+                conversion,
+                conversion_source,
             });
         }
     }
@@ -1660,4 +1998,284 @@ fn meter_validation(
         }
     }
     (calibration, declared, overrides)
+}
+
+/// A meter's consumption counter (`Some(None)`: the profile has none), role,
+/// and conversion with its provenance; see [`meter_energy`].
+type MeterEnergy = (
+    Option<Option<usize>>,
+    Option<EnergyRole>,
+    Option<(Conversion, String)>,
+);
+
+/// A meter's keys about its energy accounting, as written.
+struct EnergyKeys {
+    consumption: Option<Text>,
+    role: Option<Text>,
+    coefficient: Option<Text>,
+    lhv_kj_per_m3: Option<Float>,
+}
+
+/// A meter's consumption counter (`Some(None)`: the profile has none), role,
+/// and conversion with its provenance. `None` where a problem was recorded,
+/// or where the conversion cannot be resolved because the energy type, the
+/// profile or `[aggregation]` is broken (their problems are reported already).
+// One decision table, easier to follow in one place.
+#[allow(clippy::too_many_lines)]
+fn meter_energy(
+    keys: EnergyKeys,
+    key: &str,
+    energy: Option<EnergyType>,
+    profile: Option<&Profile>,
+    aggregation: Option<&AggregationSettings>,
+    p: &mut Problems,
+) -> MeterEnergy {
+    let k = |sub: &str| format!("{key}.{sub}");
+    let role_options: Vec<(&str, EnergyRole)> =
+        EnergyRole::ALL.iter().map(|r| (r.as_str(), *r)).collect();
+    let role = choice(
+        keys.role,
+        &k("role"),
+        "role",
+        &role_options,
+        Some(EnergyRole::Consumed),
+        p,
+    );
+    let mut ok = true;
+    let lhv = match keys.lhv_kj_per_m3 {
+        None => None,
+        Some(Float(x)) => {
+            if energy.is_some_and(|e| e != EnergyType::NaturalGas) {
+                p.push(k("lhv_kj_per_m3"), "only for natural_gas meters; remove it");
+                ok = false;
+            } else if !(x.is_finite() && x > 0.0) {
+                p.push(
+                    k("lhv_kj_per_m3"),
+                    format!("{x} is not a calorific value; give the measured net calorific value in kJ/m3, above 0 (e.g. 35544)"),
+                );
+                ok = false;
+            } else if keys.coefficient.is_some() {
+                p.push(
+                    k("lhv_kj_per_m3"),
+                    "cannot be combined with `coefficient`; remove one of the two",
+                );
+                ok = false;
+            }
+            Some(x)
+        }
+    };
+    let Some(prof) = profile else {
+        return (None, role, None);
+    };
+    let counters = || {
+        prof.points
+            .iter()
+            .filter(|x| x.kind == PointKind::Counter)
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let consumption = match keys.consumption {
+        None => Some(prof.consumption),
+        Some(Text(name)) => match prof.point_index(&name) {
+            Some(i) if prof.points[i].kind == PointKind::Counter => Some(Some(i)),
+            Some(_) => {
+                p.push(
+                    k("consumption"),
+                    format!(
+                        "\"{name}\" is a gauge; name a counter of profile \"{}\": {}",
+                        prof.id,
+                        counters()
+                    ),
+                );
+                None
+            }
+            None => {
+                p.push(
+                    k("consumption"),
+                    format!(
+                        "unknown point \"{name}\" in profile \"{}\"; counters: {}",
+                        prof.id,
+                        counters()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let (Some(energy), Some(agg), Some(counter)) = (energy, aggregation, consumption) else {
+        return (consumption, role, None);
+    };
+    let coefficient = keys.coefficient.map(|Text(t)| t);
+    let Some(c) = counter else {
+        if coefficient.as_deref().is_some_and(|c| c != "none") || lhv.is_some() {
+            p.push(
+                k(if lhv.is_some() { "lhv_kj_per_m3" } else { "coefficient" }),
+                format!("profile \"{}\" has no counter point, so there is nothing to convert; remove it", prof.id),
+            );
+            return (consumption, role, None);
+        }
+        return (consumption, role, Some((Conversion::None, String::new())));
+    };
+    if !ok {
+        return (consumption, role, None);
+    }
+    let point = &prof.points[c];
+    let (name, unit) = (point.name.as_str(), point.unit.as_str());
+    let table = &agg.coefficients;
+    let edition = table.edition.as_str();
+    let mismatch = |row: &str| {
+        format!(
+            "none: counter {name} counts {unit}, which the default conversion of {energy} ({row}) cannot use; set `coefficient`"
+        )
+    };
+    let counter_note = |factor: f64| {
+        if (factor - 1.0).abs() < f64::EPSILON {
+            format!("counter {name} in {unit}")
+        } else {
+            format!("counter {name} in {unit}, × {factor}")
+        }
+    };
+    // A table row, converted to the counter's unit; `explicit` says whether
+    // the row was named by the meter (`coefficient`) or is the default.
+    // `Err(None)`: a problem was recorded; `Err(Some(note))`: the default row
+    // does not fit the counter's unit, so the meter gets no kgce (a profile
+    // used for another energy type is not an error) and `note` says why.
+    let fixed = |row_key: &str,
+                 explicit: bool,
+                 p: &mut Problems|
+     -> Result<(f64, String), Option<String>> {
+        let Ok(row) = table.get(row_key) else {
+            if explicit {
+                let mut known: Vec<&str> = table.energy.iter().map(|r| r.key.as_str()).collect();
+                known.push("none");
+                let hint = raw::suggest(row_key, known.iter().copied())
+                    .map(|s| format!("did you mean \"{s}\"? "))
+                    .unwrap_or_default();
+                p.push(
+                    k("coefficient"),
+                    format!(
+                        "unknown coefficient \"{row_key}\" in {edition}; {hint}known: {}",
+                        known.join(", ")
+                    ),
+                );
+            } else {
+                p.push(
+                    k("coefficient"),
+                    format!("coefficient table \"{edition}\" has no \"{row_key}\" row for the default conversion of {energy}; add the row or set `coefficient`"),
+                );
+            }
+            return Err(None);
+        };
+        let Some(factor) = energy::unit_factor(unit, &row.unit, energy) else {
+            if explicit {
+                p.push(
+                    k("coefficient"),
+                    format!("\"{row_key}\" is per {}, but counter \"{name}\" counts {unit}; choose a row in {unit} (or a convertible unit) or \"none\"", row.unit),
+                );
+                return Err(None);
+            }
+            return Err(Some(mismatch(&format!("\"{row_key}\", per {}", row.unit))));
+        };
+        Ok((
+            row.kgce * factor,
+            format!(
+                "{edition} {row_key} {} kgce/{} ({})",
+                row.kgce,
+                row.unit,
+                counter_note(factor)
+            ),
+        ))
+    };
+    let as_fixed = |r: Result<(f64, String), Option<String>>| match r {
+        Ok((kgce_per_unit, source)) => Some((Conversion::Fixed { kgce_per_unit }, source)),
+        Err(note) => note.map(|n| (Conversion::None, n)),
+    };
+    let conversion = match (coefficient.as_deref(), lhv) {
+        (Some("none"), _) => Some((Conversion::None, "none (coefficient = \"none\")".to_owned())),
+        (Some(row_key), _) => as_fixed(fixed(row_key, true, p)),
+        (None, Some(lhv)) => {
+            if let Some(factor) = energy::unit_factor(unit, "m3", energy) {
+                let per_m3 = kgce_per_m3_from_lhv(lhv);
+                Some((
+                    Conversion::Fixed {
+                        kgce_per_unit: per_m3 * factor,
+                    },
+                    format!(
+                        "measured LHV {lhv} kJ/m3 / 29307.6 = {per_m3:.4} kgce/m3 ({})",
+                        counter_note(factor)
+                    ),
+                ))
+            } else {
+                p.push(
+                    k("lhv_kj_per_m3"),
+                    format!("counter \"{name}\" counts {unit}, not m3 or nm3; a calorific value per m3 cannot convert it"),
+                );
+                None
+            }
+        }
+        (None, None) => match energy {
+            EnergyType::Electricity => match &agg.electricity {
+                ElectricityMethod::Equivalent => {
+                    as_fixed(fixed("electricity_equivalent", false, p))
+                }
+                ElectricityMethod::EqualValue { by_year } => {
+                    if let Some(factor) = energy::unit_factor(unit, "kwh", energy) {
+                        Some((
+                            Conversion::EqualValue {
+                                by_year: by_year.clone(),
+                                unit_factor: factor,
+                            },
+                            format!(
+                                "electricity by equal value per year ({})",
+                                counter_note(factor)
+                            ),
+                        ))
+                    } else {
+                        Some((Conversion::None, mismatch("equal value, per kwh")))
+                    }
+                }
+            },
+            // Gas-field gas (1.2143) is the usual pipeline gas in China;
+            // the oil-field row (1.3300) exists for the others.
+            EnergyType::NaturalGas => as_fixed(fixed("natural_gas_gas_field", false, p)),
+            EnergyType::Steam if matches!(unit, "gj" | "mj") => as_fixed(fixed("heat", false, p)),
+            EnergyType::Steam => {
+                let (fallback_kgce_per_unit, row) = match fixed("steam_low_pressure", false, p) {
+                    Ok(f) => f,
+                    Err(note) => return (consumption, role, note.map(|n| (Conversion::None, n))),
+                };
+                let Some(kg_per_unit) = energy::unit_factor(unit, "kg", energy) else {
+                    let note = mismatch("enthalpy, per kg");
+                    return (consumption, role, Some((Conversion::None, note)));
+                };
+                let reference = agg.steam_reference_kj_per_kg;
+                let source = match (prof.pressure, prof.temperature) {
+                    (Some(pi), Some(ti)) => format!(
+                        "IF97 enthalpy of {} and {} over {reference} kJ/kg, 0.03412 kgce/MJ; fallback (estimated) {row}",
+                        prof.points[pi].name, prof.points[ti].name
+                    ),
+                    _ => format!(
+                        "{row}; profile \"{}\" has no pressure and temperature gauges, so always estimated",
+                        prof.id
+                    ),
+                };
+                Some((
+                    Conversion::Steam {
+                        pressure: prof.pressure.unwrap_or(Conversion::NO_POINT),
+                        temperature: prof.temperature.unwrap_or(Conversion::NO_POINT),
+                        reference_kj_per_kg: reference,
+                        kg_per_unit,
+                        fallback_kgce_per_unit,
+                    },
+                    source,
+                ))
+            }
+            EnergyType::Heat => as_fixed(fixed("heat", false, p)),
+            EnergyType::Coal => as_fixed(fixed("raw_coal", false, p)),
+            EnergyType::Water => as_fixed(fixed("fresh_water", false, p)),
+            EnergyType::CompressedAir => as_fixed(fixed("compressed_air", false, p)),
+        },
+    };
+    (consumption, role, conversion)
 }

@@ -18,6 +18,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::pipeline::coefficients::CoefficientTable;
+use crate::pipeline::energy::{Conversion, EnergyRole};
+use crate::pipeline::steam::MAKE_UP_WATER_KJ_PER_KG;
+use crate::pipeline::window::WindowSize;
 use crate::profiles::Profile;
 
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
@@ -120,6 +124,8 @@ pub struct Config {
     pub validation: ValidationSettings,
     /// Settings of `emgate simulate` (ignored by `emgate run`).
     pub simulator: SimulatorConfig,
+    /// Consumption windows and standard-coal conversion.
+    pub aggregation: AggregationSettings,
 }
 
 impl Config {
@@ -301,6 +307,17 @@ pub struct MeterConfig {
     pub replacements: Vec<DeclaredReplacement>,
     /// Validation rules that differ from the profile, per point.
     pub overrides: Vec<(usize, PointOverride)>,
+    /// Index of the counter point aggregated into `consumption` (the meter's
+    /// `consumption` key, else the profile's); `None` when the profile has no counter.
+    pub consumption: Option<usize>,
+    /// How the meter's energy counts in its site's balance.
+    pub role: EnergyRole,
+    /// How a window's consumption becomes kgce.
+    pub conversion: Conversion,
+    /// Where the conversion comes from, for logs and `check-config`, e.g.
+    /// `GB/T 2589-2008 natural_gas_gas_field 1.2143 kgce/m3 (counter volume_nm3 in nm3)`;
+    /// empty with [`Conversion::None`] when the meter has no counter.
+    pub conversion_source: String,
 }
 
 /// A meter's verification record (metrology practice).
@@ -447,4 +464,56 @@ impl Default for ValidationSettings {
             checkpoint_interval: Duration::from_mins(1),
         }
     }
+}
+
+/// `[aggregation]`, validated: consumption windows and standard coal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregationSettings {
+    /// Window sizes computed per meter and site, in configuration order
+    /// (default 15m, 1h, 1d; no duplicates).
+    pub windows: Vec<WindowSize>,
+    /// A window closes this long after its end (by the watermark); readings
+    /// within it update the window, later ones are flagged late. Default 120.
+    pub allowed_lateness_secs: i64,
+    /// Per-meter bound on readings held back for late data (0..=1024, default 16).
+    pub max_reorder_readings: usize,
+    /// Readings further apart than this are a gap: not coverage, and a
+    /// boundary interpolated across it is estimated. Default 900.
+    pub max_gap_secs: i64,
+    /// Mean, minimum and maximum of gauges per window. Default true.
+    pub gauge_stats: bool,
+    /// Standard-coal coefficient table (default: GB/T 2589-2008, built in).
+    pub coefficients: CoefficientTable,
+    /// How electricity converts to standard coal.
+    pub electricity: ElectricityMethod,
+    /// Enthalpy of the water steam is made from, kJ/kg (default: make-up
+    /// water at 20 °C, 84.0).
+    pub steam_reference_kj_per_kg: f64,
+}
+
+impl Default for AggregationSettings {
+    fn default() -> AggregationSettings {
+        AggregationSettings {
+            windows: vec![WindowSize::Min15, WindowSize::Hour, WindowSize::Day],
+            allowed_lateness_secs: 120,
+            max_reorder_readings: 16,
+            max_gap_secs: 900,
+            gauge_stats: true,
+            coefficients: CoefficientTable::builtin_2008(),
+            electricity: ElectricityMethod::Equivalent,
+            steam_reference_kj_per_kg: MAKE_UP_WATER_KJ_PER_KG,
+        }
+    }
+}
+
+/// `aggregation.electricity`: the installation's choice for electricity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ElectricityMethod {
+    /// Equivalent value (当量值), the table's `electricity_equivalent` row (0.1229 kgce/kWh).
+    Equivalent,
+    /// Equal value (等价值): the generation coal rate of each year.
+    EqualValue {
+        /// `(year, kgce per kWh)`, ascending by year, not empty.
+        by_year: Vec<(i16, f64)>,
+    },
 }

@@ -169,6 +169,31 @@ pub struct MainFile {
     pub validation: Option<Value>,
     /// `[simulator]`.
     pub simulator: Option<Value>,
+    /// `[aggregation]`.
+    pub aggregation: Option<Value>,
+}
+
+/// `[aggregation]` as written.
+#[derive(Debug, Deserialize)]
+pub struct AggregationRaw {
+    /// Window tags: an array, or a comma-separated string (environment).
+    pub windows: Option<Value>,
+    /// Allowed lateness, seconds.
+    pub allowed_lateness_secs: Option<Int>,
+    /// Per-meter bound on readings held for late data.
+    pub max_reorder_readings: Option<Int>,
+    /// Longest distance between readings that is not a gap, seconds.
+    pub max_gap_secs: Option<Int>,
+    /// Gauge statistics per window.
+    pub gauge_stats: Option<Flag>,
+    /// `"gbt2589-2008"` or a path to a coefficient table.
+    pub coefficients: Option<Text>,
+    /// `"equivalent"` or `"equal_value"`.
+    pub electricity: Option<Text>,
+    /// `[aggregation.equal_value_kgce_per_kwh]`: year → kgce/kWh.
+    pub equal_value_kgce_per_kwh: Option<Value>,
+    /// Reference enthalpy of steam, kJ/kg.
+    pub steam_reference_kj_per_kg: Option<Float>,
 }
 
 /// `[gateway]` as written.
@@ -357,6 +382,14 @@ pub struct MeterRaw {
     pub replacements: Option<Value>,
     /// `[meters.rules.<point>]` overrides.
     pub rules: Option<Value>,
+    /// Counter point aggregated into `consumption`.
+    pub consumption: Option<Text>,
+    /// Role in the site's balance.
+    pub role: Option<Text>,
+    /// Coefficient table key, or `"none"`.
+    pub coefficient: Option<Text>,
+    /// Measured net calorific value of natural gas, kJ/m³.
+    pub lhv_kj_per_m3: Option<Float>,
 }
 
 /// `calibration` of a meter as written.
@@ -408,6 +441,12 @@ pub struct OverrideRaw {
 pub struct ProfileFile {
     /// Manufacturer, model and provenance of the map.
     pub description: Option<Text>,
+    /// Counter point aggregated into `consumption` by default.
+    pub consumption: Option<Text>,
+    /// Pressure gauge (MPa gauge) for steam enthalpy.
+    pub pressure: Option<Text>,
+    /// Temperature gauge (°C) for steam enthalpy.
+    pub temperature: Option<Text>,
     /// `[[points]]`.
     pub points: Option<Value>,
 }

@@ -6,6 +6,8 @@
 //!   and derives the rollover- and replacement-corrected "continuous"
 //!   counter that aggregation will difference.
 //! * [`coefficients`]: GB/T 2589 standard-coal coefficients as versioned data.
+//! * [`energy`]: a meter's role in its site's balance and the conversion of
+//!   a window's amount to kgce, as resolved from the configuration.
 //! * [`stage`]: the validator as the gateway runs it: rules from the
 //!   configuration, a checkpoint on disk, counters in [`crate::stats::Stats`].
 //! * [`steam`]: steam and hot water by IF97 enthalpy (pure; not yet wired in).

@@ -207,12 +207,120 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
         }
     }
     let uses_ratios = points.iter().any(|pt| pt.ratio != RatioScaling::None);
+    // Named points are resolved only when every point parsed, as for `rate_of`.
+    let (consumption, pressure, temperature) = if all_parsed {
+        (
+            named_point(
+                &points,
+                top.consumption,
+                "consumption",
+                PointKind::Counter,
+                None,
+                p,
+            )
+            .or_else(|| points.iter().position(|x| x.kind == PointKind::Counter)),
+            named_point(
+                &points,
+                top.pressure,
+                "pressure",
+                PointKind::Gauge,
+                Some("mpa"),
+                p,
+            )
+            .or_else(|| default_gauge(&points, "pressure_mpa")),
+            named_point(
+                &points,
+                top.temperature,
+                "temperature",
+                PointKind::Gauge,
+                Some("c"),
+                p,
+            )
+            .or_else(|| default_gauge(&points, "temperature_c")),
+        )
+    } else {
+        (None, None, None)
+    };
     Some(Profile {
         id: id.to_owned(),
         description,
         points,
         uses_ratios,
+        consumption,
+        pressure,
+        temperature,
     })
+}
+
+/// The point a profile-level key (`consumption`, `pressure`, `temperature`)
+/// names, checked for its kind and unit; `None` when absent or wrong.
+fn named_point(
+    points: &[PointDef],
+    v: Option<Text>,
+    key: &str,
+    kind: PointKind,
+    unit: Option<&str>,
+    p: &mut Problems,
+) -> Option<usize> {
+    let Text(name) = v?;
+    let kind_name = |k: PointKind| {
+        if k == PointKind::Counter {
+            "counter"
+        } else {
+            "gauge"
+        }
+    };
+    let of_kind = || {
+        points
+            .iter()
+            .filter(|x| x.kind == kind)
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(i) = points.iter().position(|x| x.name == name) else {
+        p.push(
+            key,
+            format!(
+                "unknown point \"{name}\"; {}s of this profile: {}",
+                kind_name(kind),
+                of_kind()
+            ),
+        );
+        return None;
+    };
+    if points[i].kind != kind {
+        p.push(
+            key,
+            format!(
+                "\"{name}\" is a {}; name a {} of this profile: {}",
+                kind_name(points[i].kind),
+                kind_name(kind),
+                of_kind()
+            ),
+        );
+        return None;
+    }
+    if let Some(u) = unit
+        && points[i].unit != u
+    {
+        p.push(
+            key,
+            format!(
+                "\"{name}\" is in \"{}\"; steam enthalpy needs a gauge in \"{u}\"",
+                points[i].unit
+            ),
+        );
+        return None;
+    }
+    Some(i)
+}
+
+/// The gauge named `name`, if the profile has one.
+fn default_gauge(points: &[PointDef], name: &str) -> Option<usize> {
+    points
+        .iter()
+        .position(|x| x.name == name && x.kind == PointKind::Gauge)
 }
 
 /// Checks one point; `None` when something essential is missing or wrong.

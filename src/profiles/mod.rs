@@ -244,6 +244,15 @@ pub struct Profile {
     pub points: Vec<PointDef>,
     /// True when some point scales by PT or CT, so meters using the profile must state them.
     pub uses_ratios: bool,
+    /// The counter aggregated into `consumption` by default (profile key
+    /// `consumption`, else the first counter); `None` when there is no counter.
+    pub consumption: Option<usize>,
+    /// The pressure gauge (MPa gauge) steam enthalpy uses (profile key
+    /// `pressure`, else a gauge named `pressure_mpa`).
+    pub pressure: Option<usize>,
+    /// The temperature gauge (°C) steam enthalpy uses (profile key
+    /// `temperature`, else a gauge named `temperature_c`).
+    pub temperature: Option<usize>,
 }
 
 impl Profile {

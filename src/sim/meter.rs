@@ -379,6 +379,10 @@ pub(crate) mod tests {
             calibration: None,
             replacements: Vec::new(),
             overrides: Vec::new(),
+            consumption: None,
+            role: crate::pipeline::energy::EnergyRole::Consumed,
+            conversion: crate::pipeline::energy::Conversion::None,
+            conversion_source: String::new(),
         }
     }
 

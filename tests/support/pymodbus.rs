@@ -468,6 +468,9 @@ pub fn sdm630_profile() -> Profile {
             ),
         ],
         uses_ratios: false,
+        consumption: None,
+        pressure: None,
+        temperature: None,
     }
 }
 
@@ -528,5 +531,8 @@ pub fn dtsd1352_profile() -> Profile {
             point("pf", Holding, 0x017C, I16, 0.001, NoRatio, Gauge, "pf"),
         ],
         uses_ratios: true,
+        consumption: None,
+        pressure: None,
+        temperature: None,
     }
 }

@@ -36,7 +36,13 @@ fn rules() -> Vec<MeterRules> {
     (0..METERS)
         .map(|_| MeterRules {
             points: (0..POINTS)
-                .map(|p| rule(if p < COUNTERS { PointKind::Counter } else { PointKind::Gauge }))
+                .map(|p| {
+                    rule(if p < COUNTERS {
+                        PointKind::Counter
+                    } else {
+                        PointKind::Gauge
+                    })
+                })
                 .collect(),
             calibration_due: Some(i64::MAX),
             ..MeterRules::default()
@@ -53,12 +59,23 @@ fn aggregator(lateness: i64, gauges: bool) -> Aggregator {
             level1: m % 10 == 0,
             role: EnergyRole::Consumed,
             counter: Some(0),
-            gauges: if gauges { (COUNTERS..POINTS).collect() } else { Vec::new() },
-            conversion: Conversion::Fixed { kgce_per_unit: 0.1229 },
+            gauges: if gauges {
+                (COUNTERS..POINTS).collect()
+            } else {
+                Vec::new()
+            },
+            conversion: Conversion::Fixed {
+                kgce_per_unit: 0.1229,
+            },
         })
         .collect();
     let tz = jiff::tz::TimeZone::get("Asia/Shanghai").expect("zone");
-    let sites = (0..10).map(|k| SiteSpec { key: k, tz: tz.clone() }).collect();
+    let sites = (0..10)
+        .map(|k| SiteSpec {
+            key: k,
+            tz: tz.clone(),
+        })
+        .collect();
     Aggregator::new(
         AggregatorSettings {
             windows: vec![WindowSize::Min15, WindowSize::Hour, WindowSize::Day],
@@ -84,7 +101,10 @@ fn fill(batch: &mut ReadingBatch, n: i64) {
             } else {
                 ((n + i64::from(m) + p as i64) % 97) as f64 - 40.0
             };
-            *v = PointValue { value: x, quality: Quality::GOOD };
+            *v = PointValue {
+                value: x,
+                quality: Quality::GOOD,
+            };
         }
         batch.push(MeterId(m), slot, 0, &values);
     }

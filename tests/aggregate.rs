@@ -48,7 +48,11 @@ fn shanghai() -> Vec<SiteSpec> {
 }
 
 /// One reading per call: `(meter, slot, counter, gauge)`.
-fn feed(agg: &mut Aggregator, readings: &[(u32, i64, f64, f64)], out: &mut AggOutput) -> ReadingBatch {
+fn feed(
+    agg: &mut Aggregator,
+    readings: &[(u32, i64, f64, f64)],
+    out: &mut AggOutput,
+) -> ReadingBatch {
     let mut batch = ReadingBatch::default();
     let mut cont = Vec::new();
     for &(m, t, c, g) in readings {
@@ -145,18 +149,29 @@ fn windows_sites_and_gauges_exact() {
         assert_eq!(w.samples, 3);
         let st = &out.gauge_stats[w.stats_start as usize..w.stats_end as usize];
         assert_eq!(st.len(), 1);
-        assert_eq!((st[0].point, st[0].mean, st[0].min, st[0].max), (1, 2.0, 1.0, 3.0));
+        assert_eq!(
+            (st[0].point, st[0].mean, st[0].min, st[0].max),
+            (1, 2.0, 1.0, 3.0)
+        );
     }
 }
 
 #[test]
 fn late_reading_updates_only_its_windows() {
-    let mut agg = Aggregator::new(settings(600, 16), vec![meter(1, true, EnergyRole::Consumed, 1.0)], shanghai());
+    let mut agg = Aggregator::new(
+        settings(600, 16),
+        vec![meter(1, true, EnergyRole::Consumed, 1.0)],
+        shanghai(),
+    );
     let mut out = AggOutput::default();
     // Readings at 0, 600 and 1200 s; the 900 s boundary is interpolated.
     feed(
         &mut agg,
-        &[(0, MIDNIGHT, 0.0, 1.0), (0, MIDNIGHT + 600, 60.0, 1.0), (0, MIDNIGHT + 1200, 90.0, 1.0)],
+        &[
+            (0, MIDNIGHT, 0.0, 1.0),
+            (0, MIDNIGHT + 600, 60.0, 1.0),
+            (0, MIDNIGHT + 1200, 90.0, 1.0),
+        ],
         &mut out,
     );
     // Boundary 900 between (600, 60) and (1200, 90): 75.
@@ -281,13 +296,21 @@ proptest! {
 
 #[test]
 fn damaged_checkpoint_is_refused() {
-    let mut agg = Aggregator::new(settings(0, 0), vec![meter(1, true, EnergyRole::Consumed, 1.0)], shanghai());
+    let mut agg = Aggregator::new(
+        settings(0, 0),
+        vec![meter(1, true, EnergyRole::Consumed, 1.0)],
+        shanghai(),
+    );
     let mut out = AggOutput::default();
     feed(&mut agg, &[(0, MIDNIGHT, 1.0, 1.0)], &mut out);
     let mut bytes = agg.checkpoint();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
-    let mut fresh = Aggregator::new(settings(0, 0), vec![meter(1, true, EnergyRole::Consumed, 1.0)], shanghai());
+    let mut fresh = Aggregator::new(
+        settings(0, 0),
+        vec![meter(1, true, EnergyRole::Consumed, 1.0)],
+        shanghai(),
+    );
     assert!(fresh.restore(&bytes).is_err());
     assert!(fresh.restore(b"junk").is_err());
     assert!(fresh.restore(&[]).is_err());

@@ -34,6 +34,7 @@ use emgate::sinks::encode::ReadingEncoder;
 use emgate::sinks::influx::Writer;
 use emgate::stats::Stats;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use support::influxd::Influxd;
 
@@ -159,15 +160,17 @@ allowed_lateness_secs = 0
 [[endpoints]]
 id = "a"
 host = "127.0.0.1"
-port = 1
+port = {port}
 "#,
+        port = support::free_port(),
         url = influx.url(),
         data = data.path().display().to_string()
     );
     let config = Arc::new(
         from_parts(&main, &SITES, emgate::profiles::load::builtin()).expect("valid config"),
     );
-    let sim = Simulator::start_with(Arc::clone(&config), SimOptions::default())
+    let shutdown = CancellationToken::new();
+    let sim = Simulator::start_with(&config, shutdown.clone(), SimOptions::default())
         .await
         .expect("simulator");
     let stats = Arc::new(Stats::default());
@@ -219,8 +222,14 @@ port = 1
 
     let id = |name: &str| {
         MeterId(
-            u32::try_from(config.meters.iter().position(|m| m.id == name).expect("meter"))
-                .expect("few"),
+            u32::try_from(
+                config
+                    .meters
+                    .iter()
+                    .position(|m| m.id == name)
+                    .expect("meter"),
+            )
+            .expect("few"),
         )
     };
     let counter_of = |name: &str| {
@@ -341,7 +350,10 @@ port = 1
     .await;
     assert_eq!(site.len(), 1);
     let want = day("e1-grid") - day("e1-pv-export");
-    assert!((f(&site[0][1]) - want).abs() <= 1e-9 * want.abs(), "site {site:?} vs {want}");
+    assert!(
+        (f(&site[0][1]) - want).abs() <= 1e-9 * want.abs(),
+        "site {site:?} vs {want}"
+    );
     assert_eq!(site[0][3].as_u64(), Some(2));
     assert_eq!(f(&site[0][4]), 1.0);
     assert!((f(&site[0][5]) - day("e1-pv-export") * 0.1229).abs() <= 1e-9 * f(&site[0][5]));
@@ -383,7 +395,10 @@ port = 1
         .await;
         parts += kgce_of(&r);
     }
-    assert!((kgce_of(&total) - parts).abs() <= 1e-9 * parts, "{total:?} vs {parts}");
+    assert!(
+        (kgce_of(&total) - parts).abs() <= 1e-9 * parts,
+        "{total:?} vs {parts}"
+    );
     assert_eq!(total[0][3].as_u64(), Some(4));
 
     // Berlin: the 25-hour day.
@@ -396,6 +411,7 @@ port = 1
     )
     .await;
     assert_eq!(hours[0][1].as_u64(), Some(25));
+    shutdown.cancel();
 }
 
 fn validation_flags(stats: &Stats) -> u64 {

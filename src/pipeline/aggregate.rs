@@ -62,7 +62,9 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::energy::{Conversion, EnergyRole};
-use super::window::{COUNTER_WINDOWS_BYTES, ClosedWindow, CounterWindows, WindowSize, window_end, window_start};
+use super::window::{
+    COUNTER_WINDOWS_BYTES, ClosedWindow, CounterWindows, WindowSize, window_end, window_start,
+};
 use crate::model::{EnergyType, Quality, ReadingBatch};
 
 /// Index of the `total` row in site roll-ups (after the energy types).
@@ -407,7 +409,11 @@ fn buffer_cap(s: &AggregatorSettings) -> usize {
 impl Aggregator {
     /// An aggregator for `meters` (indexed by `MeterId`) in `sites`.
     #[must_use]
-    pub fn new(settings: AggregatorSettings, meters: Vec<MeterSpec>, sites: Vec<SiteSpec>) -> Aggregator {
+    pub fn new(
+        settings: AggregatorSettings,
+        meters: Vec<MeterSpec>,
+        sites: Vec<SiteSpec>,
+    ) -> Aggregator {
         let n_sizes = settings.windows.len();
         let cap = buffer_cap(&settings);
         let mut layout = Vec::with_capacity(meters.len());
@@ -452,7 +458,11 @@ impl Aggregator {
                 }
             }
         }
-        let stride_max = layout.iter().map(|l| 1 + l.tracked.len()).max().unwrap_or(1);
+        let stride_max = layout
+            .iter()
+            .map(|l| 1 + l.tracked.len())
+            .max()
+            .unwrap_or(1);
         let n = meters.len();
         Aggregator {
             counters: vec![CounterWindows::new(); n * 2 * n_sizes],
@@ -519,7 +529,11 @@ impl Aggregator {
             for &g in &self.layout[m].tracked {
                 let v = vals.get(g).map_or(f64::NAN, |v| {
                     let trusted = v.quality.0 & !Quality::CALIBRATION.0 == 0;
-                    if trusted && v.value.is_finite() { v.value } else { f64::NAN }
+                    if trusted && v.value.is_finite() {
+                        v.value
+                    } else {
+                        f64::NAN
+                    }
                 });
                 self.scratch_vals.push(v);
             }
@@ -665,12 +679,14 @@ impl Aggregator {
     fn rebuild_speculative(&mut self, m: usize, out: &mut AggOutput) {
         let n_sizes = self.settings.windows.len();
         let base = m * 2 * n_sizes;
-        self.counters.copy_within(base..base + n_sizes, base + n_sizes);
+        self.counters
+            .copy_within(base..base + n_sizes, base + n_sizes);
         self.steam.copy_within(base..base + n_sizes, base + n_sizes);
         self.gwins.copy_within(base..base + n_sizes, base + n_sizes);
         let nt = self.layout[m].tracked.len();
         let sb = self.layout[m].stats_base;
-        self.stats.copy_within(sb..sb + n_sizes * nt, sb + n_sizes * nt);
+        self.stats
+            .copy_within(sb..sb + n_sizes * nt, sb + n_sizes * nt);
         let mut vals = self.scratch_closed_vals();
         for i in 0..self.buf_len[m] as usize {
             let slot = self.slot_index(m, i);
@@ -705,7 +721,11 @@ impl Aggregator {
             for (k, w) in closed.iter().enumerate() {
                 // Only the first closed window holds the steam samples;
                 // windows inside a gap have none.
-                let steam = if k == 0 { self.steam[idx] } else { [Stat::EMPTY; 2] };
+                let steam = if k == 0 {
+                    self.steam[idx]
+                } else {
+                    [Stat::EMPTY; 2]
+                };
                 let rec = self.consumption(m, size, w, steam);
                 if write {
                     out.consumption.push(rec);
@@ -752,7 +772,10 @@ impl Aggregator {
                 self.stats[sbase..sbase + nt].fill(Stat::EMPTY);
             }
             self.gwins[idx].samples += 1;
-            for (st, v) in self.stats[sbase..sbase + n_emit].iter_mut().zip(&vals[1..=n_emit]) {
+            for (st, v) in self.stats[sbase..sbase + n_emit]
+                .iter_mut()
+                .zip(&vals[1..=n_emit])
+            {
                 if !v.is_nan() {
                     st.add(*v);
                 }
@@ -769,7 +792,13 @@ impl Aggregator {
     }
 
     /// The `consumption` record of a closed window.
-    fn consumption(&self, m: usize, size: WindowSize, w: &ClosedWindow, steam: [Stat; 2]) -> ConsumptionOut {
+    fn consumption(
+        &self,
+        m: usize,
+        size: WindowSize,
+        w: &ClosedWindow,
+        steam: [Stat; 2],
+    ) -> ConsumptionOut {
         let spec = &self.meters[m];
         let tz = &self.sites[spec.site].tz;
         let year = Timestamp::from_second(w.start)
@@ -803,10 +832,20 @@ impl Aggregator {
         }
     }
 
-    fn emit_gauges(&mut self, m: usize, size: WindowSize, gw: GaugeWin, sbase: usize, out: &mut AggOutput) {
+    fn emit_gauges(
+        &mut self,
+        m: usize,
+        size: WindowSize,
+        gw: GaugeWin,
+        sbase: usize,
+        out: &mut AggOutput,
+    ) {
         let first = u32::try_from(out.gauge_stats.len()).unwrap_or(u32::MAX);
         let layout = &self.layout[m];
-        for (st, point) in self.stats[sbase..sbase + layout.n_emit].iter().zip(&layout.tracked) {
+        for (st, point) in self.stats[sbase..sbase + layout.n_emit]
+            .iter()
+            .zip(&layout.tracked)
+        {
             if let Some(mean) = st.mean() {
                 out.gauge_stats.push(GaugeStatOut {
                     point: u16::try_from(*point).unwrap_or(u16::MAX),
@@ -828,7 +867,14 @@ impl Aggregator {
     }
 
     /// Adds a final window of meter `m` into its site's roll-ups.
-    fn roll_up(&mut self, m: usize, s: usize, w: &ClosedWindow, rec: &ConsumptionOut, out: &mut AggOutput) {
+    fn roll_up(
+        &mut self,
+        m: usize,
+        s: usize,
+        w: &ClosedWindow,
+        rec: &ConsumptionOut,
+        out: &mut AggOutput,
+    ) {
         let spec = &self.meters[m];
         if !spec.level1 {
             return;
@@ -844,7 +890,11 @@ impl Aggregator {
             self.site_newest[ss] = w.start;
             self.forget_old(site, s);
         }
-        let sign = if role == EnergyRole::Exported { -1.0 } else { 1.0 };
+        let sign = if role == EnergyRole::Exported {
+            -1.0
+        } else {
+            1.0
+        };
         let kgce = rec.kgce.unwrap_or(0.0);
         let meter = u32::try_from(m).unwrap_or(u32::MAX);
         let site32 = u32::try_from(site).unwrap_or(u32::MAX);
@@ -907,7 +957,8 @@ impl Aggregator {
     fn forget_old(&mut self, site: usize, s: usize) {
         let n_sizes = self.settings.windows.len();
         let ss = site * n_sizes + s;
-        let keep_from = self.site_newest[ss].saturating_sub(retention_secs(self.settings.windows[s]));
+        let keep_from =
+            self.site_newest[ss].saturating_sub(retention_secs(self.settings.windows[s]));
         let (site32, size8) = (
             u32::try_from(site).unwrap_or(u32::MAX),
             u8::try_from(s).unwrap_or(u8::MAX),
@@ -1128,7 +1179,14 @@ impl Aggregator {
             w.u8(k.1);
             w.u8(size_code(self.settings.windows[usize::from(k.2)]));
             w.i64(k.3);
-            for v in [acc.amount, acc.kgce, acc.exported, acc.feedstock, acc.renewable, acc.coverage] {
+            for v in [
+                acc.amount,
+                acc.kgce,
+                acc.exported,
+                acc.feedstock,
+                acc.renewable,
+                acc.coverage,
+            ] {
                 w.f64(v);
             }
             w.u32(u32::try_from(acc.contributors.len()).unwrap_or(0));
@@ -1175,8 +1233,16 @@ impl Aggregator {
         let sizes = r.bytes(n_sizes)?;
         let mut report = AggRestoreReport::default();
         let same_sizes = sizes.len() == self.settings.windows.len()
-            && sizes.iter().zip(&self.settings.windows).all(|(c, s)| *c == size_code(*s));
-        let by_key: HashMap<u64, usize> = self.meters.iter().enumerate().map(|(i, m)| (m.key, i)).collect();
+            && sizes
+                .iter()
+                .zip(&self.settings.windows)
+                .all(|(c, s)| *c == size_code(*s));
+        let by_key: HashMap<u64, usize> = self
+            .meters
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.key, i))
+            .collect();
         let n_meters = r.u32()? as usize;
         let mut saved: Vec<(usize, SavedMeter)> = Vec::new();
         for _ in 0..n_meters {
@@ -1217,7 +1283,12 @@ impl Aggregator {
             }
         }
         let n_site = r.u32()? as usize;
-        let site_by_key: HashMap<u64, usize> = self.sites.iter().enumerate().map(|(i, s)| (s.key, i)).collect();
+        let site_by_key: HashMap<u64, usize> = self
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key, i))
+            .collect();
         let mut site_acc = HashMap::new();
         for _ in 0..n_site {
             let site_key = r.u64()?;
@@ -1235,7 +1306,11 @@ impl Aggregator {
                 .into_iter()
                 .filter_map(|k| by_key.get(&k).and_then(|m| u32::try_from(*m).ok()))
                 .collect();
-            let s = self.settings.windows.iter().position(|w| size_code(*w) == size);
+            let s = self
+                .settings
+                .windows
+                .iter()
+                .position(|w| size_code(*w) == size);
             if let (Some(&site), Some(s), true) = (site_by_key.get(&site_key), s, same_sizes) {
                 let key = (
                     u32::try_from(site).unwrap_or(u32::MAX),

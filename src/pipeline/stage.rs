@@ -130,7 +130,8 @@ impl ValidationStage {
             TimeRules {
                 max_future_skew_secs: v.max_future_skew_secs,
                 max_lateness_secs: v.max_lateness_secs,
-                reorder_window_secs: 0,
+                // Late readings the aggregator can still place are judged, not flagged.
+                reorder_window_secs: config.aggregation.allowed_lateness_secs,
             },
         );
         let checkpoint = config.gateway.data_dir.join("validation.state");
@@ -396,9 +397,12 @@ impl AggregationStage {
         self.aggregator.process(batch, continuous, &mut self.output);
         let c = self.aggregator.counters();
         let s = &self.stats;
-        s.windows_emitted.store(c.windows_emitted, Ordering::Relaxed);
-        s.windows_reemitted.store(c.windows_reemitted, Ordering::Relaxed);
-        s.site_windows_emitted.store(c.site_windows_emitted, Ordering::Relaxed);
+        s.windows_emitted
+            .store(c.windows_emitted, Ordering::Relaxed);
+        s.windows_reemitted
+            .store(c.windows_reemitted, Ordering::Relaxed);
+        s.site_windows_emitted
+            .store(c.site_windows_emitted, Ordering::Relaxed);
         s.late_accepted.store(c.late_accepted, Ordering::Relaxed);
         s.late_rejected.store(
             c.late_rejected + c.late_duplicates + c.late_inconsistent,

@@ -607,7 +607,9 @@ impl WindowAccumulator {
     /// crosses no boundary touches no zone data.
     pub fn push(&mut self, t: i64, continuous: f64, out: &mut Vec<ClosedWindow>) -> PushOutcome {
         self.state
-            .push(self.size, &self.tz, self.max_gap, t, continuous, |w| out.push(w))
+            .push(self.size, &self.tz, self.max_gap, t, continuous, |w| {
+                out.push(w)
+            })
     }
 
     /// The window containing the last reading, with its amount so far;

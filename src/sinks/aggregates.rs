@@ -45,24 +45,27 @@ impl AggregateEncoder {
     #[must_use]
     pub fn new(config: &Config) -> AggregateEncoder {
         let windows = config.aggregation.windows.clone();
-        let meter_tags = |m: &crate::config::MeterConfig| {
+        fn meter_tags<'a>(
+            config: &'a Config,
+            m: &'a crate::config::MeterConfig,
+        ) -> (&'a str, &'a str, &'a str, &'a str) {
             (
                 config.sites[m.site.index()].id.as_str(),
                 m.id.as_str(),
                 m.energy.as_str(),
                 m.level.as_str(),
             )
-        };
-        let unit_of = |m: &crate::config::MeterConfig| {
+        }
+        fn unit_of<'a>(config: &'a Config, m: &'a crate::config::MeterConfig) -> &'a str {
             m.consumption
                 .and_then(|i| config.profiles[m.profile.index()].points.get(i))
                 .map_or("", |p| p.unit.as_str())
-        };
+        }
         let consumption = config
             .meters
             .iter()
             .map(|m| {
-                let (site, meter, energy, level) = meter_tags(m);
+                let (site, meter, energy, level) = meter_tags(config, m);
                 windows
                     .iter()
                     .map(|w| {
@@ -74,7 +77,7 @@ impl AggregateEncoder {
                                 ("energy", energy),
                                 ("level", level),
                                 ("window", w.as_tag()),
-                                ("unit", unit_of(m)),
+                                ("unit", unit_of(config, m)),
                             ],
                         )
                     })
@@ -85,7 +88,7 @@ impl AggregateEncoder {
             .meters
             .iter()
             .map(|m| {
-                let (site, meter, energy, level) = meter_tags(m);
+                let (site, meter, energy, level) = meter_tags(config, m);
                 windows
                     .iter()
                     .map(|w| {
@@ -115,8 +118,10 @@ impl AggregateEncoder {
                                 let unit = config
                                     .meters
                                     .iter()
-                                    .find(|m| m.site.index() == si && m.level.0 == 1 && m.energy == *e)
-                                    .map(unit_of);
+                                    .find(|m| {
+                                        m.site.index() == si && m.level.0 == 1 && m.energy == *e
+                                    })
+                                    .map(|m| unit_of(config, m));
                                 match unit {
                                     Some(u) => (e.as_str(), u),
                                     None => return Vec::new(),
@@ -176,7 +181,11 @@ impl AggregateEncoder {
     pub fn encode(&self, agg: &AggOutput, out: &mut LineChunk) {
         for c in &agg.consumption {
             let s = self.size_index(c.size);
-            let Some(prefix) = self.consumption.get(c.meter as usize).and_then(|p| p.get(s)) else {
+            let Some(prefix) = self
+                .consumption
+                .get(c.meter as usize)
+                .and_then(|p| p.get(s))
+            else {
                 continue;
             };
             let mut line = LineBuilder::new(&mut out.body, prefix);
@@ -195,7 +204,9 @@ impl AggregateEncoder {
             let m = g.meter as usize;
             let (Some(prefix), Some(keys)) = (
                 self.gauges.get(m).and_then(|p| p.get(s)),
-                self.meter_profile.get(m).and_then(|p| self.gauge_keys.get(*p)),
+                self.meter_profile
+                    .get(m)
+                    .and_then(|p| self.gauge_keys.get(*p)),
             ) else {
                 continue;
             };

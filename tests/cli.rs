@@ -149,7 +149,7 @@ fn run_polls_until_sigterm_then_flushes_and_exits_0() {
     std::fs::write(
         dir.path().join("emgate.toml"),
         format!(
-            "[gateway]\nid = \"cli\"\ndata_dir = {:?}\nprofiles_dir = {:?}\n\n[file_sink]\npath = {:?}\nbatch_size = 1\nflush_interval_ms = 100\n\n\
+            "[aggregation]\nwindows = []\n\n[gateway]\nid = \"cli\"\ndata_dir = {:?}\nprofiles_dir = {:?}\n\n[file_sink]\npath = {:?}\nbatch_size = 1\nflush_interval_ms = 100\n\n\
              [[endpoints]]\nid = \"ep\"\nhost = \"127.0.0.1\"\nport = {port}\n",
             dir.path().join("data").display().to_string(),
             profiles.display().to_string(),

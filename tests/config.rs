@@ -871,7 +871,6 @@ fn aggregation_messages() {
     assert_eq!(
         got,
         [
-            "emgate.toml: aggregation.windows: is empty; list at least one window (1m, 5m, 15m, 30m, 1h, 1d, 1mo)",
             "emgate.toml: aggregation.equal_value_kgce_per_kwh: missing; with electricity = \"equal_value\" give the kgce per kWh of each year, e.g. \"2025\" = 0.2953",
         ]
     );

@@ -159,6 +159,10 @@ async fn frozen_and_spiked_meters_carry_the_right_bits_into_influxdb() {
     let port = support::free_port();
     let main = format!(
         r#"
+# Exact line counts below: readings only.
+[aggregation]
+windows = []
+
 [gateway]
 id = "faults"
 data_dir = {data:?}

@@ -79,6 +79,10 @@ async fn polled_slots_land_in_influxdb_exactly() {
     let data = tempfile::tempdir().expect("tempdir");
     let main = format!(
         r#"
+# Exact line counts below: readings only.
+[aggregation]
+windows = []
+
 [gateway]
 id = "e2e"
 data_dir = {data:?}

@@ -83,6 +83,10 @@ async fn injected_faults_carry_the_right_bits_into_influxdb() {
     let (port_a, port_b) = (support::free_port(), support::free_port());
     let main = format!(
         r#"
+# Exact line counts below: readings only.
+[aggregation]
+windows = []
+
 [gateway]
 id = "quality"
 data_dir = {data:?}
@@ -259,6 +263,10 @@ async fn restart_in_the_middle_of_a_rollover_keeps_it() {
     let port = support::free_port();
     let main = format!(
         r#"
+# Exact line counts below: readings only.
+[aggregation]
+windows = []
+
 [gateway]
 id = "rollover"
 data_dir = {data:?}

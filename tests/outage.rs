@@ -85,6 +85,10 @@ async fn influxdb_outage_loses_no_slot() {
     let data = tempfile::tempdir().expect("tempdir");
     let main = format!(
         r#"
+# Exact line counts below: readings only.
+[aggregation]
+windows = []
+
 [gateway]
 id = "outage"
 data_dir = {data:?}

@@ -75,6 +75,10 @@ fn config(
 ) -> Config {
     let mut main = format!(
         r#"
+# Exact line counts below: readings only.
+[aggregation]
+windows = []
+
 [gateway]
 id = "spool-full"
 data_dir = {data:?}

@@ -960,6 +960,7 @@ fn windows(v: Value, p: &mut Problems) -> Option<Vec<WindowSize>> {
             .collect(),
         config::ValueKind::String(s) => s
             .split(',')
+            .filter(|t| !t.trim().is_empty() || s.contains(','))
             .map(|t| (key.to_owned(), Some(t.trim().to_owned())))
             .collect(),
         _ => {
@@ -969,11 +970,8 @@ fn windows(v: Value, p: &mut Problems) -> Option<Vec<WindowSize>> {
         }
     };
     if items.is_empty() {
-        p.push(
-            key,
-            format!("is empty; list at least one window ({})", valid()),
-        );
-        return None;
+        // No windows: aggregation is off (readings only).
+        return Some(Vec::new());
     }
     let mut out = Vec::with_capacity(items.len());
     let mut ok = true;

@@ -470,7 +470,8 @@ impl Default for ValidationSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregationSettings {
     /// Window sizes computed per meter and site, in configuration order
-    /// (default 15m, 1h, 1d; no duplicates).
+    /// (default 15m, 1h, 1d; no duplicates). Empty: aggregation is off and
+    /// only readings are written.
     pub windows: Vec<WindowSize>,
     /// A window closes this long after its end (by the watermark); readings
     /// within it update the window, later ones are flagged late. Default 120.

@@ -338,6 +338,11 @@ pub fn aggregator(config: &Config) -> Aggregator {
     )
 }
 
+/// Shortest time between two aggregation checkpoints triggered by closing
+/// windows (readings of many endpoints close the same boundary within a
+/// second).
+const MIN_CHECKPOINT_GAP: Duration = Duration::from_secs(1);
+
 /// The aggregator as the gateway runs it: fed after validation, its output
 /// encoded with the readings, its state checkpointed beside the validator's.
 pub struct AggregationStage {
@@ -409,7 +414,12 @@ impl AggregationStage {
             Ordering::Relaxed,
         );
         s.site_too_late.store(c.site_too_late, Ordering::Relaxed);
-        if self.last_checkpoint.elapsed() >= self.checkpoint_every {
+        // Windows just closed: checkpoint soon, so a crash re-opens as few
+        // closed windows as possible (their re-emission would interpolate
+        // across the restart gap).
+        let closed =
+            !self.output.is_empty() && self.last_checkpoint.elapsed() >= MIN_CHECKPOINT_GAP;
+        if closed || self.last_checkpoint.elapsed() >= self.checkpoint_every {
             self.save();
         }
     }

@@ -270,6 +270,7 @@ pub fn demo_config(
         main,
         "[gateway]\nid = \"demo\"\ntimezone = \"Asia/Shanghai\"\ndata_dir = {:?}\n\n\
          [file_sink]\npath = {:?}\nbatch_size = 1000\nflush_interval_ms = 500\n\n\
+         [aggregation]\nwindows = [\"1m\", \"15m\", \"1h\", \"1d\"]\n\n\
          [simulator]\ntime_step_ms = 1000\nfaults = [",
         data_dir.display().to_string(),
         lines_file.display().to_string()
@@ -495,6 +496,11 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         "  scheduling   {} overruns, {} missed slots",
         Stats::get(&stats.overruns),
         Stats::get(&stats.missed_slots)
+    );
+    println!(
+        "  aggregation  {} meter windows (1m, 15m, 1h, 1d; consumption and gauge statistics), {} site roll-ups",
+        Stats::get(&stats.windows_emitted),
+        Stats::get(&stats.site_windows_emitted)
     );
     println!(
         "  output       {} lines written to {}, {} dropped, {} rejected",

@@ -63,8 +63,8 @@ enum Command {
     },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
-        /// How long to run, seconds.
-        #[arg(long, default_value_t = 30)]
+        /// How long to run, seconds (long enough for a 1-minute window to close).
+        #[arg(long, default_value_t = 70)]
         seconds: u64,
         /// InfluxDB to write to; without it (or when unreachable) lines go to ./data/.
         #[arg(long)]
@@ -125,6 +125,33 @@ fn init_logging(format: LogFormat, level: &str) {
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// What aggregation will do with each meter, so a metrologist can check
+/// every coefficient before the gateway runs.
+fn print_conversions(c: &emgate::config::Config) {
+    let a = &c.aggregation;
+    if a.windows.is_empty() {
+        println!("aggregation: off (windows = [])");
+        return;
+    }
+    let windows: Vec<&str> = a.windows.iter().map(|w| w.as_tag()).collect();
+    println!(
+        "aggregation: windows {}; allowed lateness {} s; coefficients {}",
+        windows.join(" "),
+        a.allowed_lateness_secs,
+        a.coefficients.edition
+    );
+    for m in &c.meters {
+        println!(
+            "  {} ({} level {}, {}): {}",
+            m.id,
+            m.energy,
+            m.level.as_str(),
+            m.role.as_str(),
+            m.conversion_source
+        );
     }
 }
 
@@ -197,6 +224,7 @@ fn main() -> ExitCode {
                     c.profiles.len(),
                     emgate::app::describe_output(&c.output)
                 );
+                print_conversions(&c);
                 ExitCode::SUCCESS
             }
             Err(errors) => {

@@ -648,7 +648,6 @@ impl Aggregator {
             }
         }
         let cap = self.buf_cap();
-        let mut pos = pos;
         if len == cap {
             // Full: the oldest reading is committed to make room.
             self.commit_oldest(m, out);
@@ -801,9 +800,7 @@ impl Aggregator {
     ) -> ConsumptionOut {
         let spec = &self.meters[m];
         let tz = &self.sites[spec.site].tz;
-        let year = Timestamp::from_second(w.start)
-            .map(|ts| tz.to_datetime(ts).year())
-            .unwrap_or(1970);
+        let year = Timestamp::from_second(w.start).map_or(1970, |ts| tz.to_datetime(ts).year());
         let (p, q) = match spec.conversion {
             Conversion::Steam {
                 pressure,
@@ -1013,9 +1010,9 @@ impl Aggregator {
     fn buf_write(&mut self, m: usize, i: usize, t: i64) {
         let slot = self.slot_index(m, i);
         self.buf_t[slot] = t;
-        let b = slot * self.stride_max();
-        let n = self.scratch_vals.len();
-        self.buf_v[b..b + n].copy_from_slice(&self.scratch_vals);
+        let base = slot * self.stride_max();
+        let len = self.scratch_vals.len();
+        self.buf_v[base..base + len].copy_from_slice(&self.scratch_vals);
     }
 
     /// A second scratch vector for buffered values (the first holds the

@@ -608,7 +608,7 @@ impl WindowAccumulator {
     pub fn push(&mut self, t: i64, continuous: f64, out: &mut Vec<ClosedWindow>) -> PushOutcome {
         self.state
             .push(self.size, &self.tz, self.max_gap, t, continuous, |w| {
-                out.push(w)
+                out.push(w);
             })
     }
 

@@ -24,6 +24,25 @@ pub const SITE_MEASUREMENT: &str = "site_consumption";
 /// Rows of the site table: the energy types, then `total`.
 const ROWS: usize = EnergyType::ALL.len() + 1;
 
+/// The tags every meter series carries: site, meter, energy, level.
+fn meter_tags<'a>(
+    config: &'a Config,
+    m: &'a crate::config::MeterConfig,
+) -> (&'a str, &'a str, &'a str, &'a str) {
+    (
+        config.sites[m.site.index()].id.as_str(),
+        m.id.as_str(),
+        m.energy.as_str(),
+        m.level.as_str(),
+    )
+}
+/// The unit of a meter's consumption counter.
+fn unit_of<'a>(config: &'a Config, m: &'a crate::config::MeterConfig) -> &'a str {
+    m.consumption
+        .and_then(|i| config.profiles[m.profile.index()].points.get(i))
+        .map_or("", |p| p.unit.as_str())
+}
+
 /// Encodes [`AggOutput`]s of one configuration.
 #[derive(Debug, Clone)]
 pub struct AggregateEncoder {
@@ -45,22 +64,6 @@ impl AggregateEncoder {
     #[must_use]
     pub fn new(config: &Config) -> AggregateEncoder {
         let windows = config.aggregation.windows.clone();
-        fn meter_tags<'a>(
-            config: &'a Config,
-            m: &'a crate::config::MeterConfig,
-        ) -> (&'a str, &'a str, &'a str, &'a str) {
-            (
-                config.sites[m.site.index()].id.as_str(),
-                m.id.as_str(),
-                m.energy.as_str(),
-                m.level.as_str(),
-            )
-        }
-        fn unit_of<'a>(config: &'a Config, m: &'a crate::config::MeterConfig) -> &'a str {
-            m.consumption
-                .and_then(|i| config.profiles[m.profile.index()].points.get(i))
-                .map_or("", |p| p.unit.as_str())
-        }
         let consumption = config
             .meters
             .iter()

@@ -142,6 +142,16 @@ fn bench(crit: &mut Criterion) {
             });
         });
     }
+    // Baseline: building the batch alone (subtract it from the above).
+    let mut batch = ReadingBatch::with_capacity(METERS as usize, POINTS);
+    let mut n: i64 = 0;
+    g.bench_function("fill_only", |b| {
+        b.iter(|| {
+            fill(&mut batch, n);
+            n += 1;
+            black_box(batch.values.len())
+        });
+    });
     g.finish();
 }
 

@@ -308,6 +308,13 @@ impl Stat {
         self.max = self.max.max(v);
     }
 
+    fn merge(&mut self, other: &Stat) {
+        self.n += other.n;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
     fn mean(&self) -> Option<f64> {
         (self.n > 0).then(|| self.sum / f64::from(self.n))
     }
@@ -361,6 +368,12 @@ type SiteKey = (u32, u8, u8, i64);
 #[derive(Debug, Clone)]
 pub struct Aggregator {
     settings: AggregatorSettings,
+    /// Indices into `settings.windows`, shortest size first.
+    order: Vec<usize>,
+    /// Reorder-buffer slots per meter (0 without lateness).
+    cap: usize,
+    /// Values per buffer slot (the widest meter's `1 + tracked`).
+    stride_max: usize,
     meters: Vec<MeterSpec>,
     sites: Vec<SiteSpec>,
     layout: Vec<Layout>,
@@ -483,6 +496,13 @@ impl Aggregator {
             scratch_vals: Vec::with_capacity(stride_max),
             spare_vals: Vec::with_capacity(stride_max),
             scratch_closed: Vec::new(),
+            cap,
+            stride_max,
+            order: {
+                let mut order: Vec<usize> = (0..n_sizes).collect();
+                order.sort_by_key(|i| size_code(settings.windows[*i]));
+                order
+            },
             settings,
             meters,
             sites,
@@ -602,7 +622,8 @@ impl Aggregator {
         self.feed(m, Feed::Committed, t, &vals, out);
         self.restore_scratch_vals(vals);
         self.committed_to[m] = t;
-        self.buf_head[m] = ((self.buf_head[m] as usize + 1) % self.buf_cap()) as u32;
+        let next = self.buf_head[m] as usize + 1;
+        self.buf_head[m] = u32::try_from(if next >= self.cap { 0 } else { next }).unwrap_or(0);
         self.buf_len[m] -= 1;
     }
 
@@ -705,7 +726,6 @@ impl Aggregator {
         let roll = matches!(how, Feed::Only | Feed::Committed);
         let site = self.meters[m].site;
         let has_counter = self.meters[m].counter.is_some();
-        let nt = self.layout[m].tracked.len();
         for s in 0..n_sizes {
             let size = self.settings.windows[s];
             let idx = (m * 2 + state) * n_sizes + s;
@@ -750,36 +770,104 @@ impl Aggregator {
                     }
                 }
             }
-            let n_emit = self.layout[m].n_emit;
-            if n_emit == 0 || vals[1..=n_emit].iter().all(|v| v.is_nan()) {
-                continue;
+        }
+        self.feed_gauges(m, state, how, t, vals, out);
+    }
+
+    /// Gauge statistics: only the shortest window is updated per reading;
+    /// a window that closes is merged into the next longer one (windows
+    /// nest: every boundary of a longer window is one of a shorter), so the
+    /// work per reading does not grow with the number of window sizes.
+    fn feed_gauges(
+        &mut self,
+        m: usize,
+        state: usize,
+        how: Feed,
+        t: i64,
+        vals: &[f64],
+        out: &mut AggOutput,
+    ) {
+        let n_emit = self.layout[m].n_emit;
+        if n_emit == 0 || self.order.is_empty() || vals[1..=n_emit].iter().all(|v| v.is_nan()) {
+            return;
+        }
+        let n_sizes = self.settings.windows.len();
+        let base = (m * 2 + state) * n_sizes;
+        // Close, shortest first, every window the reading has left; each
+        // merges into the next longer one.
+        for k in 0..self.order.len() {
+            let gw = self.gwins[base + self.order[k]];
+            if gw.start != i64::MIN && t >= gw.end {
+                self.close_gauges(m, state, k, how, out);
             }
-            let sbase = self.layout[m].stats_base + (state * n_sizes + s) * nt;
-            let gw = self.gwins[idx];
-            if gw.start == i64::MIN || t >= gw.end || t < gw.start {
-                if gw.start != i64::MIN && gw.samples > 0 && write {
-                    self.emit_gauges(m, size, gw, sbase, out);
-                    self.count_emit(how);
+        }
+        let s0 = self.order[0];
+        let nt = self.layout[m].tracked.len();
+        let sbase = self.layout[m].stats_base + (state * n_sizes + s0) * nt;
+        if self.gwins[base + s0].start == i64::MIN {
+            let tz = &self.sites[self.meters[m].site].tz;
+            let size = self.settings.windows[s0];
+            let start = window_start(size, tz, t);
+            self.gwins[base + s0] = GaugeWin {
+                start,
+                end: window_end(size, tz, start),
+                samples: 0,
+            };
+            self.stats[sbase..sbase + nt].fill(Stat::EMPTY);
+        }
+        self.gwins[base + s0].samples += 1;
+        for (st, v) in self.stats[sbase..sbase + n_emit]
+            .iter_mut()
+            .zip(&vals[1..=n_emit])
+        {
+            if !v.is_nan() {
+                st.add(*v);
+            }
+        }
+    }
+
+    /// Closes the gauge window of the `k`-th shortest size: writes it (when
+    /// it has samples and this state writes) and merges it into the next
+    /// longer size, closing that one first if the merged window lies beyond it.
+    fn close_gauges(&mut self, m: usize, state: usize, k: usize, how: Feed, out: &mut AggOutput) {
+        let n_sizes = self.settings.windows.len();
+        let nt = self.layout[m].tracked.len();
+        let s = self.order[k];
+        let idx = (m * 2 + state) * n_sizes + s;
+        let sbase = self.layout[m].stats_base + (state * n_sizes + s) * nt;
+        let gw = self.gwins[idx];
+        if gw.samples > 0 && how != Feed::Committed {
+            self.emit_gauges(m, self.settings.windows[s], gw, sbase, out);
+            self.count_emit(how);
+        }
+        if gw.samples > 0
+            && let Some(&s2) = self.order.get(k + 1)
+        {
+            let idx2 = (m * 2 + state) * n_sizes + s2;
+            let sbase2 = self.layout[m].stats_base + (state * n_sizes + s2) * nt;
+            let gw2 = self.gwins[idx2];
+            if gw2.start == i64::MIN || gw.start >= gw2.end || gw.start < gw2.start {
+                if gw2.start != i64::MIN {
+                    self.close_gauges(m, state, k + 1, how, out);
                 }
-                let tz = &self.sites[site].tz;
-                let start = window_start(size, tz, t);
-                self.gwins[idx] = GaugeWin {
+                let tz = &self.sites[self.meters[m].site].tz;
+                let size = self.settings.windows[s2];
+                let start = window_start(size, tz, gw.start);
+                self.gwins[idx2] = GaugeWin {
                     start,
                     end: window_end(size, tz, start),
                     samples: 0,
                 };
-                self.stats[sbase..sbase + nt].fill(Stat::EMPTY);
+                self.stats[sbase2..sbase2 + nt].fill(Stat::EMPTY);
             }
-            self.gwins[idx].samples += 1;
-            for (st, v) in self.stats[sbase..sbase + n_emit]
-                .iter_mut()
-                .zip(&vals[1..=n_emit])
-            {
-                if !v.is_nan() {
-                    st.add(*v);
-                }
+            self.gwins[idx2].samples += gw.samples;
+            for i in 0..nt {
+                let from = self.stats[sbase + i];
+                self.stats[sbase2 + i].merge(&from);
             }
         }
+        self.gwins[idx] = GaugeWin::NONE;
+        self.stats[sbase..sbase + nt].fill(Stat::EMPTY);
     }
 
     fn count_emit(&mut self, how: Feed) {
@@ -980,7 +1068,7 @@ impl Aggregator {
     }
 
     fn buf_cap(&self) -> usize {
-        buffer_cap(&self.settings)
+        self.cap
     }
 
     fn stride(&self, m: usize) -> usize {
@@ -988,17 +1076,17 @@ impl Aggregator {
     }
 
     fn stride_max(&self) -> usize {
-        if self.buf_t.is_empty() {
-            1
-        } else {
-            self.buf_v.len() / self.buf_t.len()
-        }
+        self.stride_max
     }
 
-    /// Absolute buffer slot of the `i`-th oldest reading of meter `m`.
+    /// Absolute buffer slot of the `i`-th oldest reading of meter `m`
+    /// (`i < cap`).
     fn slot_index(&self, m: usize, i: usize) -> usize {
-        let cap = self.buf_cap().max(1);
-        self.layout[m].buf_base + (self.buf_head[m] as usize + i) % cap
+        let mut k = self.buf_head[m] as usize + i;
+        if k >= self.cap {
+            k -= self.cap;
+        }
+        self.layout[m].buf_base + k
     }
 
     fn buf_values(&self, m: usize, slot: usize) -> &[f64] {

@@ -987,3 +987,43 @@ fn aggregation_env_overrides() {
         ]
     );
 }
+
+#[test]
+fn level1_meters_of_one_energy_share_a_unit() {
+    let site = r#"
+[site]
+id = "s1"
+name = "S"
+
+[[meters]]
+id = "g1"
+energy = "natural_gas"
+level = 1
+profile = "gas_flow_computer"
+endpoint = "plc1"
+unit_id = 1
+
+[[meters]]
+id = "g2"
+energy = "natural_gas"
+level = 1
+profile = "water_meter"
+endpoint = "plc1"
+unit_id = 2
+
+[[meters]]
+id = "g3"
+energy = "natural_gas"
+level = 2
+profile = "water_meter"
+endpoint = "plc1"
+unit_id = 3
+"#;
+    let got = errors(from_parts(MAIN, &[("s.toml", site)], builtin()));
+    assert_eq!(
+        got,
+        [
+            "sites/s.toml: meters[1].consumption: counts natural_gas in \"m3\" but level-1 meter \"g1\" of this site counts it in \"nm3\"; the site total adds them, so choose counters in one unit"
+        ]
+    );
+}

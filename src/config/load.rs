@@ -708,6 +708,7 @@ fn assemble(
         meter_ids: HashMap::new(),
         site_ids: HashMap::new(),
         units: HashMap::new(),
+        level1_units: HashMap::new(),
     };
     let mut site_problems = Vec::new();
     for f in site_files {
@@ -1273,6 +1274,9 @@ struct SiteState<'a> {
     site_ids: HashMap<String, PathBuf>,
     /// `(endpoint, unit id)` → meter id and where it was declared.
     units: HashMap<(usize, u8), (String, Declared)>,
+    /// Counter unit of the first level-1 meter per (site, energy): site
+    /// roll-ups add their amounts, so the units must agree.
+    level1_units: HashMap<(SiteId, EnergyType), (String, String)>,
 }
 
 impl SiteState<'_> {
@@ -1560,6 +1564,26 @@ impl SiteState<'_> {
             role,
             conversion,
         ) {
+            let unit = consumption
+                .and_then(|i| prof.as_ref()?.points.get(i))
+                .map(|pt| pt.unit.clone());
+            if level.0 == 1
+                && let Some(unit) = unit
+            {
+                match self.level1_units.get(&(site, energy)) {
+                    Some((first_unit, first)) if *first_unit != unit => p.push(
+                        k("consumption"),
+                        format!(
+                            "counts {energy} in \"{unit}\" but level-1 meter \"{first}\" of this site counts it in \"{first_unit}\"; \
+                             the site total adds them, so choose counters in one unit"
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        self.level1_units.insert((site, energy), (unit, id.clone()));
+                    }
+                }
+            }
             self.meters.push(MeterConfig {
                 id,
                 site,

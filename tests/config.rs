@@ -99,18 +99,16 @@ fn example_config_loads_with_every_profile() {
     let meter = c.meter(m);
     assert_eq!(meter.energy, EnergyType::Electricity);
     assert_eq!(meter.level, Level(2));
-    assert_eq!(meter.unit_id, 2);
+    let (endpoint, unit_id) = meter.modbus().expect("a Modbus meter");
+    assert_eq!(unit_id, 2);
     assert_eq!((meter.pt, meter.ct), (1.0, 60.0));
     assert_eq!(meter.poll_interval, Duration::from_mins(1));
     assert_eq!(c.site_of(m).id, "xm02");
     assert_eq!(c.site_of(m).file, Path::new("config/sites/xm02.toml"));
     assert_eq!(c.profile_of(m).id, "acrel_dtsd1352");
     assert!(c.profile_of(m).uses_ratios);
-    assert_eq!(c.endpoints[meter.endpoint.index()].id, "xm02-gw");
-    let on_xm02: Vec<&str> = c
-        .meters_on(meter.endpoint)
-        .map(|(_, m)| m.id.as_str())
-        .collect();
+    assert_eq!(c.endpoints[endpoint.index()].id, "xm02-gw");
+    let on_xm02: Vec<&str> = c.meters_on(endpoint).map(|(_, m)| m.id.as_str()).collect();
     assert_eq!(
         on_xm02,
         [

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use emgate::config::{
-    Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, OutputConfig,
+    Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource, OutputConfig,
     SimulatorConfig, SiteConfig, SpoolSettings,
 };
 use emgate::model::{
@@ -33,8 +33,10 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
         energy: EnergyType::Electricity,
         level: Level(1),
         profile: ProfileId(profile),
-        endpoint: EndpointId(0),
-        unit_id,
+        source: MeterSource::Modbus {
+            endpoint: EndpointId(0),
+            unit_id,
+        },
         poll_interval: Duration::from_secs(1),
         pt,
         ct,
@@ -86,6 +88,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         validation: emgate::config::ValidationSettings::default(),
         simulator: SimulatorConfig::default(),
         aggregation: emgate::config::AggregationSettings::default(),
+        mqtt: Vec::new(),
     }
 }
 

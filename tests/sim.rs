@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use emgate::config::{
-    Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, OutputConfig, SimFault,
-    SimulatorConfig, SiteConfig, SpoolSettings,
+    Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource, OutputConfig,
+    SimFault, SimulatorConfig, SiteConfig, SpoolSettings,
 };
 use emgate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use emgate::profiles::Profile;
@@ -50,8 +50,10 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
         energy: EnergyType::Electricity,
         level: Level(2),
         profile: ProfileId(profile),
-        endpoint: EndpointId(0),
-        unit_id,
+        source: MeterSource::Modbus {
+            endpoint: EndpointId(0),
+            unit_id,
+        },
         poll_interval: Duration::from_mins(1),
         pt,
         ct,
@@ -112,6 +114,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             faults,
         },
         aggregation: emgate::config::AggregationSettings::default(),
+        mqtt: Vec::new(),
     }
 }
 

@@ -44,8 +44,8 @@ use super::raw::{
 use super::{
     AggregationSettings, Calibration, Config, ConfigError, ConfigErrors, DeclaredReplacement,
     ElectricityMethod, EndpointConfig, FileSinkConfig, GatewayConfig, InfluxApi, InfluxConfig,
-    MeterConfig, OutputConfig, PointOverride, Secret, SimFault, SimulatorConfig, SiteConfig,
-    SpoolFsync, SpoolPolicy, SpoolSettings, ValidationSettings,
+    MeterConfig, MeterSource, OutputConfig, PointOverride, Secret, SimFault, SimulatorConfig,
+    SiteConfig, SpoolFsync, SpoolPolicy, SpoolSettings, ValidationSettings,
 };
 use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::pipeline::coefficients::{CoefficientTable, kgce_per_m3_from_lhv};
@@ -784,6 +784,8 @@ fn assemble(
         validation,
         simulator,
         aggregation,
+        // `[[mqtt]]` is parsed in the MQTT work (issue 6).
+        mqtt: Vec::new(),
     })
 }
 
@@ -1590,8 +1592,10 @@ impl SiteState<'_> {
                 energy,
                 level,
                 profile,
-                endpoint: EndpointId(u32::try_from(endpoint).unwrap_or(u32::MAX)),
-                unit_id,
+                source: MeterSource::Modbus {
+                    endpoint: EndpointId(u32::try_from(endpoint).unwrap_or(u32::MAX)),
+                    unit_id,
+                },
                 poll_interval: Duration::from_secs(poll as u64),
                 pt: pt.unwrap_or(1.0),
                 ct: ct.unwrap_or(1.0),

@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::pipeline::coefficients::CoefficientTable;
 use crate::pipeline::energy::{Conversion, EnergyRole};
 use crate::pipeline::steam::MAKE_UP_WATER_KJ_PER_KG;
@@ -122,6 +122,8 @@ pub struct Config {
     pub spool: SpoolSettings,
     /// Gateway-wide validation settings.
     pub validation: ValidationSettings,
+    /// MQTT brokers and their subscriptions, indexed by [`BrokerId`].
+    pub mqtt: Vec<MqttBroker>,
     /// Settings of `emgate simulate` (ignored by `emgate run`).
     pub simulator: SimulatorConfig,
     /// Consumption windows and standard-coal conversion.
@@ -152,7 +154,7 @@ impl Config {
         self.meters
             .iter()
             .enumerate()
-            .filter(move |(_, m)| m.endpoint == endpoint)
+            .filter(move |(_, m)| m.modbus().is_some_and(|(e, _)| e == endpoint))
             .map(|(i, m)| (MeterId(u32::try_from(i).unwrap_or(u32::MAX)), m))
     }
 }
@@ -291,11 +293,10 @@ pub struct MeterConfig {
     pub level: Level,
     /// Register map.
     pub profile: ProfileId,
-    /// Connection it is polled through.
-    pub endpoint: EndpointId,
-    /// Modbus unit id (slave address).
-    pub unit_id: u8,
-    /// Poll interval; slots are multiples of it since the Unix epoch.
+    /// Where its readings come from.
+    pub source: MeterSource,
+    /// Poll interval; slots are multiples of it since the Unix epoch. For
+    /// an MQTT meter, the interval it is expected to publish at.
     pub poll_interval: Duration,
     /// Voltage-transformer ratio (1 when not used).
     pub pt: f64,
@@ -318,6 +319,43 @@ pub struct MeterConfig {
     /// `GB/T 2589-2008 natural_gas_gas_field 1.2143 kgce/m3 (counter volume_nm3 in nm3)`;
     /// empty with [`Conversion::None`] when the meter has no counter.
     pub conversion_source: String,
+}
+
+/// Where a meter's readings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeterSource {
+    /// Polled over Modbus through an endpoint.
+    Modbus {
+        /// Connection it is polled through.
+        endpoint: EndpointId,
+        /// Modbus unit id (slave address).
+        unit_id: u8,
+    },
+    /// Publishes to an MQTT broker (`broker = "<id>"` in the site file).
+    Mqtt {
+        /// The broker its subscription is on.
+        broker: BrokerId,
+    },
+}
+
+impl MeterConfig {
+    /// The Modbus endpoint and unit id, for a polled meter.
+    #[must_use]
+    pub fn modbus(&self) -> Option<(EndpointId, u8)> {
+        match self.source {
+            MeterSource::Modbus { endpoint, unit_id } => Some((endpoint, unit_id)),
+            MeterSource::Mqtt { .. } => None,
+        }
+    }
+
+    /// The broker, for a meter that publishes over MQTT.
+    #[must_use]
+    pub fn broker(&self) -> Option<BrokerId> {
+        match self.source {
+            MeterSource::Mqtt { broker } => Some(broker),
+            MeterSource::Modbus { .. } => None,
+        }
+    }
 }
 
 /// A meter's verification record (metrology practice).
@@ -517,4 +555,128 @@ pub enum ElectricityMethod {
         /// `(year, kgce per kWh)`, ascending by year, not empty.
         by_year: Vec<(i16, f64)>,
     },
+}
+
+/// `[[mqtt]]`: one broker and what to subscribe to on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttBroker {
+    /// Broker id (what meters name in `broker = "…"`).
+    pub id: String,
+    /// Host name or address.
+    pub host: String,
+    /// Port (default 1883, 8883 with TLS).
+    pub port: u16,
+    /// Client id; stable so the broker keeps the session (default
+    /// `emgate-<gateway id>-<broker id>`).
+    pub client_id: String,
+    /// Clean session / clean start (default false: the broker queues QoS 1/2
+    /// messages while the gateway is away).
+    pub clean_session: bool,
+    /// Keep-alive interval (default 30 s).
+    pub keep_alive: Duration,
+    /// Protocol version (default 3.1.1).
+    pub protocol: MqttProtocol,
+    /// User name, when the broker wants one.
+    pub username: Option<String>,
+    /// Password (empty when none).
+    pub password: Secret,
+    /// TLS, when configured.
+    pub tls: Option<MqttTls>,
+    /// Payloads larger than this are rejected as `too_large` (default 65 536).
+    pub max_payload_bytes: usize,
+    /// Where rejected messages are republished (with the reason), if anywhere.
+    pub dead_letter_topic: Option<String>,
+    /// First reconnect delay (default 500 ms), doubled up to `reconnect_max`.
+    pub reconnect_initial: Duration,
+    /// Longest reconnect delay (default 30 s).
+    pub reconnect_max: Duration,
+    /// Subscriptions, in configuration order.
+    pub subscriptions: Vec<MqttSubscription>,
+}
+
+/// MQTT protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttProtocol {
+    /// MQTT 3.1.1.
+    V311,
+    /// MQTT 5.
+    V5,
+}
+
+/// TLS to a broker (rustls).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttTls {
+    /// CA certificate(s) that sign the broker's certificate (PEM).
+    pub ca_file: PathBuf,
+    /// Client certificate (PEM), for brokers that require one.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key: Option<PathBuf>,
+}
+
+/// `[[mqtt.subscriptions]]`: a topic filter and how its payloads are read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttSubscription {
+    /// The topic template as written, e.g. `energy/{site}/{meter}/up`:
+    /// `{site}` and `{meter}` match one level and name it, `+` matches one
+    /// level, a trailing `#` any rest.
+    pub topic: String,
+    /// QoS 0, 1 (default) or 2.
+    pub qos: u8,
+    /// Payload format.
+    pub format: PayloadFormat,
+    /// Where a reading's time comes from.
+    pub timestamp: TimestampRule,
+    /// Payload key (JSON: a key or a JSON pointer such as `/data/ep`; CSV and
+    /// line protocol: a field name) to point name. Empty: the keys are the
+    /// point names of the meter's profile.
+    pub fields: Vec<(String, String)>,
+    /// Extra factor per point name, applied to the payload's number.
+    pub scale: Vec<(String, f64)>,
+    /// JSON: a pointer to an array of readings, each with its own time stamp
+    /// (e.g. `/readings`; `""` for a top-level array).
+    pub array: Option<String>,
+    /// JSON: the key holding the meter id when the topic has no `{meter}`.
+    pub meter_field: Option<String>,
+}
+
+/// How a subscription's payloads are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// A JSON object of fields (flat, or mapped by JSON pointers), or an
+    /// array of such objects.
+    Json,
+    /// InfluxDB line protocol, one or more lines; the `meter` tag names the
+    /// meter unless the topic does.
+    LineProtocol,
+    /// `meter,timestamp,field=value,…` per line.
+    Csv,
+}
+
+/// Where a reading's time stamp comes from (configured, never guessed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimestampRule {
+    /// The time the message was received, in whole seconds.
+    Receipt,
+    /// From the payload: JSON key or pointer `field`; for line protocol the
+    /// line's time stamp and for CSV the second column (`field` unused).
+    Payload {
+        /// JSON key or pointer of the time stamp.
+        field: String,
+        /// How it is written.
+        unit: TimeUnit,
+    },
+}
+
+/// How a payload time stamp is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Unix seconds.
+    Seconds,
+    /// Unix milliseconds.
+    Millis,
+    /// Unix nanoseconds.
+    Nanos,
+    /// RFC 3339 text, with or without a zone (the site's zone when absent).
+    Rfc3339,
 }

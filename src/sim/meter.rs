@@ -365,14 +365,17 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn meter_config(energy: EnergyType, unit_id: u8) -> MeterConfig {
+        use crate::config::MeterSource;
         MeterConfig {
             id: "w1".to_owned(),
             site: SiteId(0),
             energy,
             level: Level(3),
             profile: ProfileId(0),
-            endpoint: EndpointId(0),
-            unit_id,
+            source: MeterSource::Modbus {
+                endpoint: EndpointId(0),
+                unit_id,
+            },
             poll_interval: Duration::from_mins(1),
             pt: 1.0,
             ct: 1.0,

@@ -293,11 +293,15 @@ impl Simulator {
 
         let mut units = vec![Box::new([None::<usize>; 256]); config.endpoints.len()];
         for (i, m) in config.meters.iter().enumerate() {
-            let slot = &mut units[m.endpoint.index()][usize::from(m.unit_id)];
+            // MQTT meters are not served over Modbus.
+            let Some((endpoint, unit_id)) = m.modbus() else {
+                continue;
+            };
+            let slot = &mut units[endpoint.index()][usize::from(unit_id)];
             if let Some(first) = *slot {
                 return Err(SimError::DuplicateUnit {
-                    endpoint: config.endpoints[m.endpoint.index()].id.clone(),
-                    unit: m.unit_id,
+                    endpoint: config.endpoints[endpoint.index()].id.clone(),
+                    unit: unit_id,
                     first: config.meters[first].id.clone(),
                     second: m.id.clone(),
                 });
@@ -324,7 +328,11 @@ impl Simulator {
         let mut listeners = Vec::new();
         let mut addrs = vec![None; config.endpoints.len()];
         for (e, ep) in config.endpoints.iter().enumerate() {
-            if !config.meters.iter().any(|m| m.endpoint.index() == e) {
+            if !config
+                .meters
+                .iter()
+                .any(|m| m.modbus().is_some_and(|(ep, _)| ep.index() == e))
+            {
                 continue;
             }
             let bind_err = |source| SimError::Bind {

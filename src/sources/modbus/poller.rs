@@ -114,7 +114,8 @@ impl EndpointPoller {
                 let profile = &config.profiles[m.profile.index()];
                 PolledMeter {
                     id,
-                    unit: m.unit_id,
+                    // `meters_on` yields Modbus meters only.
+                    unit: m.modbus().map_or(0, |(_, unit)| unit),
                     pt: m.pt,
                     ct: m.ct,
                     profile: m.profile.index(),

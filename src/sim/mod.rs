@@ -1,5 +1,8 @@
 //! Simulated meters with exact, known consumption: a Modbus TCP server that
-//! serves the configured meters from the same profiles the gateway polls.
+//! serves the configured meters from the same profiles the gateway polls, and
+//! an MQTT publisher for the meters configured with `broker = "…"` (see
+//! [`mqtt`]: one message per meter at each multiple of its `poll_interval`,
+//! stamped with that slot and carrying the values of that slot).
 //!
 //! `emgate simulate` and `emgate demo` run it, and the integration tests poll
 //! it and compare what the gateway stored with what the simulator knows.
@@ -55,11 +58,17 @@
 //!   ([`Simulator::requests_under_fault`] counts them), clear, and the
 //!   meter has one glitched reading.
 //!
+//! MQTT meters see the same faults at publishing time (`no_response`: no
+//! message; `exception`, `sentinel`: a malformed message; the others change
+//! the values); see [`mqtt`]. The frozen clock does not stop the publisher:
+//! it publishes each wall-clock slot with the values of that slot.
+//!
 //! Protocol choices (exceptions for unknown units, uncovered addresses,
 //! oversized reads) are documented in [`server`].
 
 mod load;
 mod meter;
+pub mod mqtt;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -235,12 +244,22 @@ fn fault_code(fault: Option<SimFault>) -> u8 {
     }
 }
 
-/// A running simulator; cheap to clone. Its listeners close when the
-/// shutdown token given to [`Simulator::start`] is cancelled.
+/// A running simulator; cheap to clone. Its listeners close and its MQTT
+/// publishers stop when the shutdown token given to [`Simulator::start`] is
+/// cancelled.
 #[derive(Clone)]
 pub struct Simulator {
     shared: Arc<Shared>,
     addrs: Arc<Vec<Option<SocketAddr>>>,
+    mqtt: Arc<MqttState>,
+}
+
+/// What the handle knows of the MQTT publishers.
+#[derive(Debug, Default)]
+struct MqttState {
+    counters: Arc<mqtt::MqttCounters>,
+    /// How each published MQTT meter publishes.
+    plans: Vec<mqtt::MeterPlan>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -255,7 +274,10 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     /// Binds one listener per endpoint in `config` that has meters
     /// (`host:port`; port 0 picks a free port) and serves every meter on it by
-    /// unit id, until `shutdown` is cancelled.
+    /// unit id, until `shutdown` is cancelled. MQTT meters are published to
+    /// their brokers (see [`mqtt`]); a broker that cannot be reached is
+    /// retried with backoff and logged, never an error here, and a meter that
+    /// cannot be published is skipped with a warning.
     ///
     /// # Errors
     /// A listener that cannot be bound, or two meters sharing a unit id on one endpoint.
@@ -373,9 +395,17 @@ impl Simulator {
             });
         }
 
+        let (plans, skipped) = mqtt::plan(config);
+        for (meter, reason) in &skipped {
+            tracing::warn!(meter = %config.meter(*meter).id, %reason, "simulator: MQTT meter not published");
+        }
+        let counters = Arc::new(mqtt::MqttCounters::default());
+        mqtt::spawn(config, &plans, &shared, &counters, &shutdown);
+
         Ok(Simulator {
             shared,
             addrs: Arc::new(addrs),
+            mqtt: Arc::new(MqttState { counters, plans }),
         })
     }
 
@@ -433,6 +463,37 @@ impl Simulator {
     /// Requests answered so far, with data or an exception (silence is not counted).
     pub fn requests_served(&self) -> u64 {
         self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// MQTT messages written to brokers so far (all meters, all brokers).
+    pub fn published(&self) -> u64 {
+        self.mqtt.counters.published.load(Ordering::Relaxed)
+    }
+
+    /// Connections the MQTT publishers have made (one per broker when all is well).
+    pub fn mqtt_connects(&self) -> u64 {
+        self.mqtt.counters.connects.load(Ordering::Relaxed)
+    }
+
+    /// MQTT messages dropped because a broker was away long enough to fill the client's queue.
+    pub fn mqtt_dropped(&self) -> u64 {
+        self.mqtt.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The topic `meter` publishes to, for an MQTT meter that is published.
+    pub fn mqtt_topic(&self, meter: MeterId) -> Option<&str> {
+        let plan = self.mqtt.plans.iter().find(|p| p.meter == meter)?;
+        Some(plan.topic.as_str())
+    }
+
+    /// The payload `meter` would publish for Unix second `slot` under its
+    /// current fault (`None`: not an MQTT meter being published, or the
+    /// fault is `no_response`). Counts as a request under the fault, like a
+    /// publication. For tests and benchmarks.
+    pub fn mqtt_payload(&self, meter: MeterId, slot: i64) -> Option<Vec<u8>> {
+        let plan = self.mqtt.plans.iter().find(|p| p.meter == meter)?;
+        let (mut values, mut buf) = (Vec::new(), Vec::new());
+        mqtt::render(&self.shared, plan, slot, &mut values, &mut buf).then_some(buf)
     }
 
     /// Requests for `meter` that have been served with its current fault

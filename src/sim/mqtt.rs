@@ -344,8 +344,8 @@ impl PayloadEncoder {
     }
 }
 
-/// Where a truncated JSON payload ends: just before the first field's
-/// value, or after the opening bracket when no field comes first.
+/// Where a truncated JSON payload ends: after the first key's colon (a key
+/// without its value), or after the opening bracket when there is no key.
 fn json_cut(out: &[u8]) -> usize {
     // The rendered skeleton always starts with `{` or `[`; cutting after
     // the first `:` at the latest keeps one key without its value.

@@ -1,0 +1,390 @@
+//! The simulator's MQTT meters seen from a real Mosquitto: a plain rumqttc
+//! subscriber receives what the simulator publishes and every topic and
+//! payload is compared, byte for byte, with what the design's syntax says
+//! the reading of that slot must look like (values from
+//! [`Simulator::value_at`]). Faults: `no_response` publishes nothing,
+//! `sentinel` and `exception` publish payloads no decoder can read.
+//!
+//! The test starts its own broker on a free port; a missing `mosquitto`
+//! fails the test with an install hint. Waits are bounded; nothing asserts
+//! how long anything took.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use emgate::config::{
+    Config, MeterSource, MqttBroker, MqttProtocol, MqttSubscription, PayloadFormat, Secret,
+    SimFault, TimeUnit, TimestampRule,
+};
+use emgate::model::{BrokerId, MeterId};
+use emgate::sim::mqtt::unscale;
+use emgate::sim::{SimOptions, Simulator};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const W_JSON: MeterId = MeterId(0);
+const E_LP: MeterId = MeterId(1);
+const H_CSV: MeterId = MeterId(2);
+const W_SENTINEL: MeterId = MeterId(3);
+const W_SILENT: MeterId = MeterId(4);
+const H_EXCEPTION: MeterId = MeterId(5);
+
+/// A Mosquitto on a free loopback port, stopped when dropped.
+struct Mosquitto {
+    child: Child,
+    port: u16,
+}
+
+impl Mosquitto {
+    fn start() -> Mosquitto {
+        let bin =
+            support::require_binary("mosquitto", "install it with `apt-get install mosquitto`");
+        let port = support::free_port();
+        let child = Command::new(bin)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not listen on 127.0.0.1:{port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Mosquitto { child, port }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn subscription(
+    topic: &str,
+    format: PayloadFormat,
+    unit: TimeUnit,
+    fields: &[(&str, &str)],
+    scale: &[(&str, f64)],
+) -> MqttSubscription {
+    MqttSubscription {
+        topic: topic.to_owned(),
+        qos: 1,
+        format,
+        timestamp: TimestampRule::Payload {
+            field: "ts".to_owned(),
+            unit,
+        },
+        fields: fields
+            .iter()
+            .map(|(k, p)| ((*k).to_owned(), (*p).to_owned()))
+            .collect(),
+        scale: scale.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect(),
+        array: None,
+        meter_field: None,
+    }
+}
+
+/// Six MQTT meters on broker `b` at `port`; the k-th meter uses the
+/// (k mod 3)-th publishable subscription: json, line protocol, csv.
+fn test_config(port: u16) -> Config {
+    let main = "[gateway]\nid = \"simmqtt\"\ntimezone = \"UTC\"\ndata_dir = \"data\"\n\n\
+        [file_sink]\npath = \"data/out.lp\"\n\n\
+        [simulator]\nfaults = [{ meter = \"w-sentinel\", fault = \"sentinel\" }, \
+        { meter = \"w-silent\", fault = \"no_response\" }, { meter = \"h-exc\", fault = \"exception\" }]\n\n\
+        [[endpoints]]\nid = \"unused\"\nhost = \"127.0.0.1\"\nport = 1\n";
+    let mut site = String::from("[site]\nid = \"s1\"\nname = \"MQTT site\"\n");
+    for (unit, (id, energy, profile, interval)) in [
+        ("w-json", "water", "water_meter", 1),
+        ("e-lp", "electricity", "eastron_sdm630", 2),
+        ("h-csv", "heat", "heat_meter", 1),
+        ("w-sentinel", "water", "water_meter", 1),
+        ("w-silent", "water", "water_meter", 1),
+        ("h-exc", "heat", "heat_meter", 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        site.push_str(&format!(
+            "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = 2\nprofile = \"{profile}\"\n\
+             endpoint = \"unused\"\nunit_id = {}\npoll_interval_secs = {interval}\n",
+            unit + 1
+        ));
+    }
+    let mut config = emgate::config::from_parts(
+        main,
+        &[("s1.toml", &site)],
+        emgate::profiles::load::builtin(),
+    )
+    .expect("test config loads");
+    // Built by hand until the `[[mqtt]]` syntax is parsed: the same values.
+    for m in &mut config.meters {
+        m.source = MeterSource::Mqtt {
+            broker: BrokerId(0),
+        };
+    }
+    config.mqtt = vec![MqttBroker {
+        id: "b".to_owned(),
+        host: "127.0.0.1".to_owned(),
+        port,
+        client_id: "emgate-simmqtt-b".to_owned(),
+        clean_session: false,
+        keep_alive: Duration::from_secs(30),
+        protocol: MqttProtocol::V311,
+        username: None,
+        password: Secret::default(),
+        tls: None,
+        max_payload_bytes: 65_536,
+        dead_letter_topic: None,
+        reconnect_initial: Duration::from_millis(100),
+        reconnect_max: Duration::from_secs(1),
+        subscriptions: vec![
+            subscription(
+                "t/json/{site}/{meter}",
+                PayloadFormat::Json,
+                TimeUnit::Millis,
+                &[("/data/vol", "volume_m3"), ("/data/flow", "flow_m3h")],
+                &[("volume_m3", 0.001)],
+            ),
+            subscription(
+                "t/lp/{site}/{meter}",
+                PayloadFormat::LineProtocol,
+                TimeUnit::Nanos,
+                &[],
+                &[],
+            ),
+            subscription(
+                "t/csv/{meter}",
+                PayloadFormat::Csv,
+                TimeUnit::Seconds,
+                &[],
+                &[],
+            ),
+            // Not publishable (a wildcard), and after the others, so it catches none of them.
+            subscription("t/#", PayloadFormat::Json, TimeUnit::Seconds, &[], &[]),
+        ],
+    }];
+    config
+}
+
+/// Subscribes to `t/#` on the broker and forwards every message.
+async fn subscriber(port: u16) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
+    let mut options = MqttOptions::new("sim-mqtt-test", "127.0.0.1", port);
+    options.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    client
+        .subscribe("t/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe request queued");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (acked_tx, acked_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _client = client; // keeps the request channel open
+        let mut acked = Some(acked_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(a) = acked.take() {
+                        let _ = a.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send((p.topic, p.payload.to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("test subscriber lost the broker: {e}"),
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), acked_rx)
+        .await
+        .expect("subscription acknowledged within 10 s")
+        .expect("subscriber task alive");
+    rx
+}
+
+/// `name=value,...` of every point of `meter` at `slot`, in profile order.
+fn csv_fields(config: &Config, sim: &Simulator, meter: MeterId, slot: i64) -> String {
+    config
+        .profile_of(meter)
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}={}", p.name, sim.value_at(meter, i, slot as f64)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What the meter behind `topic` must have published for the slot in `payload`.
+fn expected(config: &Config, sim: &Simulator, topic: &str, payload: &str) -> String {
+    match topic {
+        "t/json/s1/w-json" => {
+            let doc: serde_json::Value = serde_json::from_str(payload).expect("valid JSON");
+            let ms = doc["ts"].as_i64().expect("ts in ms");
+            assert_eq!(ms % 1000, 0, "slot in whole seconds");
+            let t = (ms / 1000) as f64;
+            let vol = sim.value_at(W_JSON, 0, t);
+            let flow = sim.value_at(W_JSON, 1, t);
+            // The gateway multiplies by 0.001: it gets the value back (or its neighbour ulp).
+            let back = unscale(vol, 0.001) * 0.001;
+            assert!(back == vol || back == vol.next_up() || back == vol.next_down());
+            format!(
+                r#"{{"ts":{ms},"data":{{"vol":{},"flow":{flow}}}}}"#,
+                unscale(vol, 0.001)
+            )
+        }
+        "t/lp/s1/e-lp" => {
+            let ns: i64 = payload
+                .rsplit(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("line ends with a time stamp");
+            let slot = ns / 1_000_000_000;
+            assert_eq!(ns % 1_000_000_000, 0, "slot in whole seconds");
+            assert_eq!(slot % 2, 0, "2 s meter publishes at multiples of 2 s");
+            format!(
+                "reading,meter=e-lp {} {ns}",
+                csv_fields(config, sim, E_LP, slot)
+            )
+        }
+        "t/csv/h-csv" => {
+            let slot: i64 = payload
+                .split(',')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("second column is the slot");
+            format!("h-csv,{slot},{}", csv_fields(config, sim, H_CSV, slot))
+        }
+        "t/json/s1/w-sentinel" => {
+            let ms = payload
+                .strip_prefix(r#"{"ts":"#)
+                .and_then(|r| r.split(',').next())
+                .expect("sentinel payload starts with the time stamp");
+            format!(r#"{{"ts":{ms},"data":{{"vol":0xFFFF,"flow":0xFFFF}}}}"#)
+        }
+        "t/csv/h-exc" => {
+            let slot = payload.split(',').nth(1).expect("slot column");
+            format!("h-exc,{slot}")
+        }
+        other => panic!("unexpected topic {other:?} with payload {payload:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_every_format_and_fault() {
+    let broker = Mosquitto::start();
+    let config = test_config(broker.port);
+    let mut rx = subscriber(broker.port).await;
+
+    let shutdown = CancellationToken::new();
+    let sim = Simulator::start(&config, shutdown.clone())
+        .await
+        .expect("simulator starts");
+    assert_eq!(sim.mqtt_topic(W_JSON), Some("t/json/s1/w-json"));
+    assert_eq!(sim.mqtt_topic(E_LP), Some("t/lp/s1/e-lp"));
+    assert_eq!(sim.mqtt_topic(H_CSV), Some("t/csv/h-csv"));
+    assert_eq!(sim.mqtt_topic(W_SENTINEL), Some("t/json/s1/w-sentinel"));
+    assert_eq!(sim.mqtt_topic(W_SILENT), Some("t/lp/s1/w-silent"));
+    assert_eq!(sim.mqtt_topic(H_EXCEPTION), Some("t/csv/h-exc"));
+
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let wanted = [
+        "t/json/s1/w-json",
+        "t/lp/s1/e-lp",
+        "t/csv/h-csv",
+        "t/json/s1/w-sentinel",
+        "t/csv/h-exc",
+    ];
+    while !(wanted.iter().all(|t| seen.contains_key(*t))
+        && seen.get("t/json/s1/w-json").map_or(0, Vec::len) >= 3)
+    {
+        let (topic, payload) = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("not every meter published within 30 s; got {seen:?}"))
+            .expect("subscriber alive");
+        let payload = String::from_utf8(payload).expect("UTF-8 payload");
+        seen.entry(topic).or_default().push(payload);
+    }
+    let mut checked = 0;
+    for (topic, payloads) in &seen {
+        for p in payloads {
+            assert_eq!(*p, expected(&config, &sim, topic, p), "topic {topic}");
+            checked += 1;
+        }
+    }
+    // Fault payloads are no readings.
+    for p in &seen["t/json/s1/w-sentinel"] {
+        assert!(serde_json::from_str::<serde_json::Value>(p).is_err());
+    }
+    // The silent meter's slots came round with the others' (the publisher
+    // takes slots in time order, and w-json has had three), yet nothing came.
+    assert!(!seen.contains_key("t/lp/s1/w-silent"));
+    assert!(sim.requests_under_fault(W_SILENT) >= 2);
+    assert!(sim.published() >= checked as u64);
+    assert_eq!(sim.mqtt_connects(), 1);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn unreachable_broker_is_retried_and_payloads_follow_faults() {
+    // A port nobody listens on: the publisher retries in the background.
+    let config = test_config(support::free_port());
+    let shutdown = CancellationToken::new();
+    let t0 = 1_767_225_600.0;
+    let sim = Simulator::start_with(
+        &config,
+        shutdown.clone(),
+        SimOptions {
+            frozen_time: Some(t0),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("an absent broker does not stop the simulator");
+    assert_eq!(sim.mqtt_connects(), 0);
+
+    let slot = 1_767_225_660;
+    let payload =
+        |m| String::from_utf8(sim.mqtt_payload(m, slot).expect("published")).expect("utf-8");
+    assert_eq!(
+        payload(H_CSV),
+        format!("h-csv,{slot},{}", csv_fields(&config, &sim, H_CSV, slot))
+    );
+    // Frozen at t0: the slot's time stamp, t0's values.
+    sim.set_fault(H_CSV, Some(SimFault::Frozen));
+    let at_t0 = config
+        .profile_of(H_CSV)
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}={}", p.name, sim.value_at(H_CSV, i, t0)))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(payload(H_CSV), format!("h-csv,{slot},{at_t0}"));
+    // A counter reset at t0: counters count from zero, a minute later they hold a minute's worth.
+    sim.set_fault(H_CSV, Some(SimFault::CounterReset));
+    let reset = payload(H_CSV);
+    let heat: f64 = reset
+        .split(',')
+        .find_map(|f| f.strip_prefix("heat_gj="))
+        .and_then(|v| v.parse().ok())
+        .expect("heat_gj field");
+    assert!(heat < sim.value_at(H_CSV, 0, slot as f64));
+    assert_eq!(sim.mqtt_payload(W_SILENT, slot), None);
+    assert_eq!(payload(H_EXCEPTION), format!("h-exc,{slot}"));
+    assert_eq!(sim.requests_under_fault(H_CSV), 1);
+    shutdown.cancel();
+}

@@ -12,6 +12,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,11 +116,12 @@ fn test_config(port: u16) -> Config {
     .iter()
     .enumerate()
     {
-        site.push_str(&format!(
+        let _ = write!(
+            site,
             "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = 2\nprofile = \"{profile}\"\n\
              endpoint = \"unused\"\nunit_id = {}\npoll_interval_secs = {interval}\n",
             unit + 1
-        ));
+        );
     }
     let mut config = emgate::config::from_parts(
         main,

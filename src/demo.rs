@@ -7,6 +7,13 @@
 //! at the end. Points go to InfluxDB when one is given and answers its ping;
 //! otherwise to a line-protocol file under the data directory, and the demo
 //! says which.
+//!
+//! When an MQTT broker answers on 127.0.0.1:1883 (a local Mosquitto), the
+//! demo adds broker `local` with one JSON, one line-protocol and one CSV
+//! subscription and [`MQTT_METERS`] publishing meters: the simulator
+//! publishes them there and the gateway subscribes, so both paths of
+//! ingestion run side by side. Without a broker the demo says how to get one
+//! and runs with Modbus meters only.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -246,6 +253,44 @@ const SITES: [(&str, &str, &[DemoMeter]); 4] = [
     ),
 ];
 
+/// Where the demo looks for an MQTT broker.
+pub const MQTT_BROKER: (&str, u16) = ("127.0.0.1", 1883);
+
+/// How long the broker gets to accept a TCP connection.
+const MQTT_PROBE: Duration = Duration::from_millis(300);
+
+/// MQTT meters added when a broker answers: (site index in [`SITES`], id,
+/// energy, level, profile, interval s). The k-th publishes through the
+/// (k mod 3)-th subscription (see `sim::mqtt`): JSON, line protocol, CSV, JSON.
+pub const MQTT_METERS: [(usize, &str, &str, u8, &str, u32); 4] = [
+    (0, "tx-e-roof", "electricity", 3, "eastron_sdm630", 1),
+    (0, "tx-w-roof", "water", 3, "water_meter", 5),
+    (1, "pc-e-lab", "electricity", 3, "eastron_sdm630", 1),
+    (1, "pc-h-lab", "heat", 3, "heat_meter", 5),
+];
+
+/// The `[[mqtt]]` section of the demo: broker `local` and its three subscriptions.
+fn mqtt_section() -> String {
+    let (host, port) = MQTT_BROKER;
+    format!(
+        "\n[[mqtt]]\nid = \"local\"\nhost = \"{host}\"\nport = {port}\n\
+         # A fresh session per run: nothing queued from an earlier demo.\n\
+         clean_session = true\n\n\
+         [[mqtt.subscriptions]]\ntopic = \"demo/{{site}}/{{meter}}\"\nformat = \"json\"\n\n\
+         [[mqtt.subscriptions]]\ntopic = \"demo-lp/{{site}}/{{meter}}\"\nformat = \"line_protocol\"\n\
+         timestamp_unit = \"ns\"\n\n\
+         [[mqtt.subscriptions]]\ntopic = \"demo-csv/{{meter}}\"\nformat = \"csv\"\n"
+    )
+}
+
+/// True when something accepts a TCP connection at [`MQTT_BROKER`] within [`MQTT_PROBE`].
+async fn broker_answers() -> bool {
+    matches!(
+        tokio::time::timeout(MQTT_PROBE, tokio::net::TcpStream::connect(MQTT_BROKER)).await,
+        Ok(Ok(_))
+    )
+}
+
 /// Meters the demo breaks on purpose, to show quality flags.
 const FAULTS: [(&str, &str); 2] = [("tx-e-comp", "sentinel"), ("pc-w-cool", "exception")];
 
@@ -258,12 +303,15 @@ fn free_port() -> Result<u16, DemoError> {
 }
 
 /// Builds the demo configuration; endpoints listen on free loopback ports.
+/// With `mqtt`, it also has broker `local` ([`MQTT_BROKER`]) and the
+/// [`MQTT_METERS`].
 ///
 /// # Errors
 /// When no port can be bound or the built-in configuration does not validate.
 pub fn demo_config(
     data_dir: &std::path::Path,
     lines_file: &std::path::Path,
+    mqtt: bool,
 ) -> Result<Config, DemoError> {
     let mut main = String::new();
     let _ = write!(
@@ -280,6 +328,9 @@ pub fn demo_config(
         let _ = write!(main, "{sep}{{ meter = \"{meter}\", fault = \"{fault}\" }}");
     }
     main.push_str("]\n");
+    if mqtt {
+        main.push_str(&mqtt_section());
+    }
     let mut sites = Vec::new();
     for (n, (site, name, meters)) in SITES.iter().enumerate() {
         let port = free_port()?;
@@ -298,6 +349,15 @@ pub fn demo_config(
             if let Some((pt, ct)) = ratios {
                 let _ = writeln!(text, "pt = {pt:.1}\nct = {ct:.1}");
             }
+        }
+        for (_, id, energy, level, profile, interval) in
+            MQTT_METERS.iter().filter(|m| mqtt && m.0 == n)
+        {
+            let _ = write!(
+                text,
+                "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = {level}\nprofile = \"{profile}\"\n\
+                 broker = \"local\"\npoll_interval_secs = {interval}\n"
+            );
         }
         sites.push((format!("site{n}.toml"), text));
     }
@@ -411,7 +471,8 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     let lines_file = opts.data_dir.join("demo.lp");
     // A fresh file per run, so the file holds exactly this run's points.
     let _ = std::fs::remove_file(&lines_file);
-    let mut config = demo_config(&opts.data_dir, &lines_file)?;
+    let mqtt = broker_answers().await;
+    let mut config = demo_config(&opts.data_dir, &lines_file, mqtt)?;
     choose_output(&opts, &mut config, &lines_file).await;
     let config = Arc::new(config);
 
@@ -428,6 +489,17 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         config.endpoints.len(),
         opts.seconds
     );
+    let (host, port) = MQTT_BROKER;
+    let n_mqtt = config
+        .meters
+        .iter()
+        .filter(|m| m.broker().is_some())
+        .count();
+    if mqtt {
+        println!("MQTT: broker on {host}:{port}, {n_mqtt} meters");
+    } else {
+        println!("MQTT: no broker on {host}:{port}; start mosquitto to include MQTT meters");
+    }
     println!(
         "injected faults: {}",
         FAULTS
@@ -515,6 +587,12 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         Stats::get(&stats.spool_records),
         Stats::get(&stats.spool_bytes)
     );
+    if mqtt {
+        println!(
+            "  mqtt         {} messages published by the simulator's {n_mqtt} MQTT meters to {host}:{port}",
+            sim.published()
+        );
+    }
     if summary.lines_left_in_spool > 0 {
         println!(
             "               {} lines not delivered before the shutdown grace ended",
@@ -534,4 +612,44 @@ fn energy_mix(config: &Config) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_without_mqtt_has_modbus_meters_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let c = demo_config(dir.path(), &dir.path().join("demo.lp"), false).expect("loads");
+        assert!(c.mqtt.is_empty());
+        assert_eq!(c.meters.len(), 48);
+        assert!(c.meters.iter().all(|m| m.modbus().is_some()));
+    }
+
+    #[test]
+    #[ignore = "needs the [[mqtt]] parser (engineer A's branch); enabled once merged"]
+    fn config_with_mqtt_publishes_every_format() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let c = demo_config(dir.path(), &dir.path().join("demo.lp"), true).expect("loads");
+        assert_eq!(c.mqtt.len(), 1);
+        assert_eq!(c.mqtt[0].id, "local");
+        assert_eq!((c.mqtt[0].host.as_str(), c.mqtt[0].port), MQTT_BROKER);
+        assert_eq!(c.meters.len(), 52);
+        let (plans, skipped) = crate::sim::mqtt::plan(&c);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let topics: Vec<(&str, &str)> = plans
+            .iter()
+            .map(|p| (c.meter(p.meter).id.as_str(), p.topic.as_str()))
+            .collect();
+        assert_eq!(
+            topics,
+            [
+                ("tx-e-roof", "demo/E3501020001/tx-e-roof"),
+                ("tx-w-roof", "demo-lp/E3501020001/tx-w-roof"),
+                ("pc-e-lab", "demo-csv/pc-e-lab"),
+                ("pc-h-lab", "demo/E3505830002/pc-h-lab"),
+            ]
+        );
+    }
 }

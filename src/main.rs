@@ -55,7 +55,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Serve the configured meters as simulated Modbus TCP devices on their endpoints.
+    /// Serve the configured meters as simulated Modbus TCP devices on their
+    /// endpoints, and publish the MQTT meters to their brokers.
     Simulate {
         /// Main configuration file (its endpoints, meters and `[simulator]` section).
         #[arg(long, short)]
@@ -310,9 +311,21 @@ async fn async_main(command: Command) -> ExitCode {
                     info!(endpoint = %ep.id, %addr, meters = config.meters_on(id).count(), "serving simulated meters");
                 }
             }
+            for (i, m) in config.meters.iter().enumerate() {
+                let id = emgate::model::MeterId(i as u32);
+                if let (Some(broker), Some(topic)) = (m.broker(), sim.mqtt_topic(id)) {
+                    let b = &config.mqtt[broker.index()];
+                    info!(meter = %m.id, broker = %b.id, addr = %format!("{}:{}", b.host, b.port), %topic,
+                        interval_s = m.poll_interval.as_secs_f64(), "publishing simulated MQTT meter");
+                }
+            }
             stop.await;
             shutdown.cancel();
-            info!(requests = sim.requests_served(), "simulator stopped");
+            info!(
+                requests = sim.requests_served(),
+                mqtt_published = sim.published(),
+                "simulator stopped"
+            );
             ExitCode::SUCCESS
         }
         Command::Demo {

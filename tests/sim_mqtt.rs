@@ -22,7 +22,7 @@ use emgate::config::{
     SimFault, TimeUnit, TimestampRule,
 };
 use emgate::model::{BrokerId, MeterId};
-use emgate::sim::mqtt::unscale;
+use emgate::sim::mqtt::{PayloadKind, unscale};
 use emgate::sim::{SimOptions, Simulator};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
@@ -389,4 +389,57 @@ async fn unreachable_broker_is_retried_and_payloads_follow_faults() {
     assert_eq!(payload(H_EXCEPTION), format!("h-exc,{slot}"));
     assert_eq!(sim.requests_under_fault(H_CSV), 1);
     shutdown.cancel();
+}
+
+#[test]
+fn meters_without_a_publishable_subscription_are_skipped() {
+    let mut config = test_config(1883);
+    config.mqtt[0].subscriptions = vec![
+        // A wildcard: cannot be published to.
+        subscription(
+            "x/+/{meter}",
+            PayloadFormat::Json,
+            TimeUnit::Seconds,
+            &[],
+            &[],
+        ),
+        // Publishable, but the gateway would match the first one.
+        subscription(
+            "x/{site}/{meter}",
+            PayloadFormat::Json,
+            TimeUnit::Seconds,
+            &[],
+            &[],
+        ),
+        // JSON without {meter} and without meter_field: nothing names the meter.
+        subscription("y/{site}", PayloadFormat::Json, TimeUnit::Seconds, &[], &[]),
+    ];
+    let (plans, skipped) = emgate::sim::mqtt::plan(&config);
+    assert!(plans.is_empty());
+    assert_eq!(skipped.len(), 6);
+    assert_eq!(
+        skipped[0].1.to_string(),
+        "no subscription of broker \"b\" can be published to for this meter (templates need only \
+         literal levels and {site}/{meter}, a way to name the meter, and no earlier subscription \
+         catching the topic)"
+    );
+
+    // With meter_field the JSON one names the meter itself; every meter uses it.
+    config.mqtt[0].subscriptions[2].meter_field = Some("meter".to_owned());
+    let (plans, skipped) = emgate::sim::mqtt::plan(&config);
+    assert!(skipped.is_empty());
+    assert!(
+        plans
+            .iter()
+            .all(|p| p.topic == "y/s1" && p.subscription == 2)
+    );
+    let mut buf = Vec::new();
+    let values = vec![1.5; 17];
+    plans[0]
+        .encoder
+        .encode(1_767_225_600, &values, PayloadKind::Normal, &mut buf);
+    assert_eq!(
+        String::from_utf8(buf).expect("utf-8"),
+        r#"{"ts":1767225600,"meter":"w-json","volume_m3":1.5,"flow_m3h":1.5}"#
+    );
 }

@@ -1025,3 +1025,202 @@ unit_id = 3
         ]
     );
 }
+
+// ---------------------------------------------------------------------------
+// [[mqtt]] and MQTT meters
+
+const MQTT_MAIN: &str = r#"
+[gateway]
+id = "gw"
+
+[[endpoints]]
+id = "plc1"
+host = "127.0.0.1"
+
+[[mqtt]]
+id = "plant"
+host = "broker.local"
+username = "u"
+password = "p"
+dead_letter_topic = "emgate/dead-letter"
+
+[[mqtt.subscriptions]]
+topic = "energy/{site}/{meter}/up"
+
+[[mqtt.subscriptions]]
+topic = "loggers/+/lp"
+qos = 2
+format = "line_protocol"
+timestamp_unit = "ns"
+fields = { ep = "import_kwh", "flow.rate" = "flow_m3h" }
+scale = { import_kwh = 0.001 }
+
+[[mqtt]]
+id = "cloud"
+host = "10.0.0.2"
+port = 1884
+client_id = "gw-cloud"
+clean_session = true
+keep_alive_secs = 60
+protocol = "5"
+max_payload_bytes = 1024
+reconnect_initial_ms = 100
+reconnect_max_ms = 1000
+
+[[mqtt.subscriptions]]
+topic = "batch/#"
+qos = 0
+timestamp = "receipt"
+array = "/readings"
+meter_field = "id"
+fields = { "/data/ep" = "import_kwh", V = "voltage_l1_v" }
+"#;
+
+const MQTT_SITE: &str = r#"
+[site]
+id = "s1"
+name = "S"
+
+[[meters]]
+id = "e1"
+energy = "electricity"
+level = 1
+profile = "eastron_sdm630"
+broker = "plant"
+poll_interval_secs = 30
+
+[[meters]]
+id = "w1"
+energy = "water"
+level = 1
+profile = "water_meter"
+endpoint = "plc1"
+unit_id = 1
+"#;
+
+#[test]
+fn mqtt_brokers_and_meters_load_with_defaults() {
+    use emgate::config::{
+        MeterSource, MqttProtocol, MqttSubscription, PayloadFormat, TimeUnit, TimestampRule,
+    };
+    use emgate::model::{BrokerId, EndpointId};
+
+    let c = from_parts(MQTT_MAIN, &[("s.toml", MQTT_SITE)], builtin())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.mqtt.len(), 2);
+    let plant = &c.mqtt[0];
+    assert_eq!(plant.id, "plant");
+    assert_eq!(plant.host, "broker.local");
+    assert_eq!(plant.port, 1883);
+    assert_eq!(plant.client_id, "emgate-gw-plant");
+    assert!(!plant.clean_session);
+    assert_eq!(plant.keep_alive, Duration::from_secs(30));
+    assert_eq!(plant.protocol, MqttProtocol::V311);
+    assert_eq!(plant.username.as_deref(), Some("u"));
+    assert_eq!(plant.password.expose(), "p");
+    assert_eq!(format!("{:?}", plant.password), "***");
+    assert_eq!(plant.tls, None);
+    assert_eq!(plant.max_payload_bytes, 65_536);
+    assert_eq!(plant.dead_letter_topic.as_deref(), Some("emgate/dead-letter"));
+    assert_eq!(plant.reconnect_initial, Duration::from_millis(500));
+    assert_eq!(plant.reconnect_max, Duration::from_secs(30));
+    assert_eq!(
+        plant.subscriptions,
+        [
+            MqttSubscription {
+                topic: "energy/{site}/{meter}/up".to_owned(),
+                qos: 1,
+                format: PayloadFormat::Json,
+                timestamp: TimestampRule::Payload {
+                    field: "ts".to_owned(),
+                    unit: TimeUnit::Seconds
+                },
+                fields: vec![],
+                scale: vec![],
+                array: None,
+                meter_field: None,
+            },
+            MqttSubscription {
+                topic: "loggers/+/lp".to_owned(),
+                qos: 2,
+                format: PayloadFormat::LineProtocol,
+                timestamp: TimestampRule::Payload {
+                    field: "ts".to_owned(),
+                    unit: TimeUnit::Nanos
+                },
+                fields: vec![
+                    ("ep".to_owned(), "import_kwh".to_owned()),
+                    ("flow.rate".to_owned(), "flow_m3h".to_owned())
+                ],
+                scale: vec![("import_kwh".to_owned(), 0.001)],
+                array: None,
+                meter_field: None,
+            },
+        ]
+    );
+    let cloud = &c.mqtt[1];
+    assert_eq!(
+        (
+            cloud.port,
+            cloud.client_id.as_str(),
+            cloud.clean_session,
+            cloud.keep_alive,
+            cloud.protocol,
+            cloud.username.as_deref(),
+            cloud.password.is_empty(),
+            cloud.max_payload_bytes,
+            cloud.dead_letter_topic.as_deref(),
+            cloud.reconnect_initial,
+            cloud.reconnect_max,
+        ),
+        (
+            1884,
+            "gw-cloud",
+            true,
+            Duration::from_secs(60),
+            MqttProtocol::V5,
+            None,
+            true,
+            1024,
+            None,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        )
+    );
+    assert_eq!(
+        cloud.subscriptions[0],
+        MqttSubscription {
+            topic: "batch/#".to_owned(),
+            qos: 0,
+            format: PayloadFormat::Json,
+            timestamp: TimestampRule::Receipt,
+            fields: vec![
+                ("/data/ep".to_owned(), "import_kwh".to_owned()),
+                ("V".to_owned(), "voltage_l1_v".to_owned())
+            ],
+            scale: vec![],
+            array: Some("/readings".to_owned()),
+            meter_field: Some("id".to_owned()),
+        }
+    );
+
+    let e1 = meter_named(&c, "e1");
+    assert_eq!(
+        c.meter(e1).source,
+        MeterSource::Mqtt {
+            broker: BrokerId(0)
+        }
+    );
+    assert_eq!(c.meter(e1).broker(), Some(BrokerId(0)));
+    assert_eq!(c.meter(e1).modbus(), None);
+    assert_eq!(c.meter(e1).poll_interval, Duration::from_secs(30));
+    let w1 = meter_named(&c, "w1");
+    assert_eq!(
+        c.meter(w1).source,
+        MeterSource::Modbus {
+            endpoint: EndpointId(0),
+            unit_id: 1
+        }
+    );
+    assert_eq!(c.meters_on(EndpointId(0)).count(), 1);
+}

@@ -1121,7 +1121,10 @@ fn mqtt_brokers_and_meters_load_with_defaults() {
     assert_eq!(format!("{:?}", plant.password), "***");
     assert_eq!(plant.tls, None);
     assert_eq!(plant.max_payload_bytes, 65_536);
-    assert_eq!(plant.dead_letter_topic.as_deref(), Some("emgate/dead-letter"));
+    assert_eq!(
+        plant.dead_letter_topic.as_deref(),
+        Some("emgate/dead-letter")
+    );
     assert_eq!(plant.reconnect_initial, Duration::from_millis(500));
     assert_eq!(plant.reconnect_max, Duration::from_secs(30));
     assert_eq!(
@@ -1177,7 +1180,7 @@ fn mqtt_brokers_and_meters_load_with_defaults() {
             1884,
             "gw-cloud",
             true,
-            Duration::from_secs(60),
+            Duration::from_mins(1),
             MqttProtocol::V5,
             None,
             true,

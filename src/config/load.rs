@@ -803,7 +803,16 @@ fn mqtt_tls(v: Value, key: &str, base: &Path, p: &mut Problems) -> Option<MqttTl
     })
 }
 
+/// How a subscription's time stamp is taken, as written.
+#[derive(Clone, Copy, PartialEq)]
+enum Stamp {
+    Payload,
+    Receipt,
+}
+
 /// One `[[mqtt.subscriptions]]` element and its filter.
+// Short names as in the other section checks (value, raw, key, problems).
+#[allow(clippy::many_single_char_names)]
 fn subscription(v: Value, key: &str, p: &mut Problems) -> Option<(MqttSubscription, String)> {
     let k = |sub: &str| format!("{key}.{sub}");
     let r = raw::table::<SubscriptionRaw>(v, key, "a table", p)?;
@@ -856,12 +865,6 @@ fn subscription(v: Value, key: &str, p: &mut Problems) -> Option<(MqttSubscripti
     only_json(p, r.timestamp_field.is_some(), "timestamp_field");
     only_json(p, r.array.is_some(), "array");
     only_json(p, r.meter_field.is_some(), "meter_field");
-
-    #[derive(Clone, Copy, PartialEq)]
-    enum Stamp {
-        Payload,
-        Receipt,
-    }
     let stamp = choice(
         r.timestamp,
         &k("timestamp"),

@@ -670,16 +670,13 @@ impl<'d> Ctx<'d, '_> {
                 ));
             };
             let k = unescape(k);
-            let value = match lp_value(v) {
-                Ok(value) => value,
-                Err(()) => {
-                    return Err((
-                        Rejection::Malformed(format!(
-                            "line {no}: field \"{k}\" has an invalid value \"{v}\""
-                        )),
-                        Some(m.id),
-                    ));
-                }
+            let Ok(value) = lp_value(v) else {
+                return Err((
+                    Rejection::Malformed(format!(
+                        "line {no}: field \"{k}\" has an invalid value \"{v}\""
+                    )),
+                    Some(m.id),
+                ));
             };
             let Some(&(point, scale)) = lookup.get(k.as_ref()) else {
                 continue;

@@ -184,6 +184,7 @@ mod tests {
         TopicTemplate::parse(s).expect("valid template")
     }
 
+    #[allow(clippy::unnecessary_wraps)] // compared with `matches`, which returns an Option
     fn ids<'a>(site: Option<&'a str>, meter: Option<&'a str>) -> Option<TopicIds<'a>> {
         Some(TopicIds { site, meter })
     }

@@ -1227,3 +1227,236 @@ fn mqtt_brokers_and_meters_load_with_defaults() {
     );
     assert_eq!(c.meters_on(EndpointId(0)).count(), 1);
 }
+
+#[test]
+fn mqtt_messages() {
+    let main = r#"
+[gateway]
+id = "gw"
+
+[[endpoints]]
+id = "plc1"
+host = "127.0.0.1"
+
+[[mqtt]]
+id = "plant"
+host = "h"
+port = 0
+keep_alive_secs = 4
+protocol = "3"
+password = "p"
+max_payload_bytes = 8
+dead_letter_topic = "dead/#"
+reconnect_initial_ms = 1000
+reconnect_max_ms = 10
+tls = { ca_file = "no-such-ca.pem", client_cert = "c.pem" }
+hots = "x"
+
+[[mqtt.subscriptions]]
+topic = "a/#/b"
+qos = 3
+format = "xml"
+
+[[mqtt.subscriptions]]
+topic = "x/{meter}/{meter}"
+timestamp = "receipt"
+timestamp_unit = "ms"
+
+[[mqtt.subscriptions]]
+topic = "x/{device}"
+timestamp_unit = "minutes"
+
+[[mqtt.subscriptions]]
+topic = "x//y"
+format = "csv"
+timestamp_field = "t"
+array = "/r"
+meter_field = "m"
+
+[[mqtt.subscriptions]]
+topic = "plain/topic"
+
+[[mqtt.subscriptions]]
+topic = "lp/{meter}"
+format = "line_protocol"
+timestamp_unit = "rfc3339"
+fields = { "/a" = "x", b = 5, c = "x" }
+scale = { x = 0, y = "big" }
+
+[[mqtt.subscriptions]]
+topic = "j/{meter}"
+meter_field = "id"
+array = "readings"
+
+[[mqtt.subscriptions]]
+topic = "j/+"
+
+[[mqtt]]
+id = "plant"
+
+[[mqtt]]
+id = "empty"
+host = "h"
+subscriptions = []
+"#;
+    let site = r#"
+[site]
+id = "s1"
+name = "S"
+
+[[meters]]
+id = "m1"
+energy = "water"
+level = 1
+profile = "water_meter"
+broker = "plnt"
+
+[[meters]]
+id = "m2"
+energy = "water"
+level = 1
+profile = "water_meter"
+broker = "plant"
+endpoint = "plc1"
+
+[[meters]]
+id = "m3"
+energy = "water"
+level = 1
+profile = "water_meter"
+
+[[meters]]
+id = "m4"
+energy = "electricity"
+level = 1
+profile = "acrel_dtsd1352"
+broker = "empty"
+pt = 10
+"#;
+    let got = errors(from_parts(main, &[("s.toml", site)], builtin()));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: mqtt[0].hots: unknown key; did you mean \"host\"?",
+            "emgate.toml: mqtt[0].tls.ca_file: cannot read \"no-such-ca.pem\": no such file; give the path of the CA certificate (PEM), relative to this file",
+            "emgate.toml: mqtt[0].tls.client_cert: cannot read \"c.pem\": no such file; give the path of the client certificate (PEM), relative to this file",
+            "emgate.toml: mqtt[0].tls.client_key: missing; client_cert is set, so give its private key (PEM) too",
+            "emgate.toml: mqtt[0].port: 0 is too small; the minimum is 1",
+            "emgate.toml: mqtt[0].keep_alive_secs: 4 is too small; the minimum is 5",
+            "emgate.toml: mqtt[0].protocol: unknown protocol \"3\"; use \"3.1.1\" or \"5\"",
+            "emgate.toml: mqtt[0].password: given without a username; add `username` or remove the password",
+            "emgate.toml: mqtt[0].max_payload_bytes: 8 is too small; the minimum is 16",
+            "emgate.toml: mqtt[0].dead_letter_topic: \"dead/#\" contains a wildcard; messages are published to it, so give a plain topic",
+            "emgate.toml: mqtt[0].reconnect_max_ms: 10 is below reconnect_initial_ms (1000); the cap must be at least the first delay",
+            "emgate.toml: mqtt[0].subscriptions[0].topic: \"a/#/b\": \"#\" must be the last level (it is level 2 of 3)",
+            "emgate.toml: mqtt[0].subscriptions[0].qos: 3 is not an MQTT QoS; use 0 (at most once), 1 (at least once) or 2 (exactly once)",
+            "emgate.toml: mqtt[0].subscriptions[0].format: unknown format \"xml\"; expected one of: json, line_protocol, csv",
+            "emgate.toml: mqtt[0].subscriptions[1].topic: \"x/{meter}/{meter}\": \"{meter}\" appears twice",
+            "emgate.toml: mqtt[0].subscriptions[1].timestamp_unit: only used with timestamp = \"payload\"; remove it or set timestamp = \"payload\"",
+            "emgate.toml: mqtt[0].subscriptions[2].topic: \"x/{device}\": unknown placeholder \"{device}\"; use \"{site}\" or \"{meter}\" (or \"+\" for a level that names nothing)",
+            "emgate.toml: mqtt[0].subscriptions[2].timestamp_unit: unknown timestamp unit \"minutes\"; expected one of: s, ms, ns, rfc3339",
+            "emgate.toml: mqtt[0].subscriptions[3].topic: \"x//y\": level 2 is empty (\"//\", or a leading or trailing \"/\"); remove the extra \"/\"",
+            "emgate.toml: mqtt[0].subscriptions[3].timestamp_field: only used with format = \"json\"; remove it",
+            "emgate.toml: mqtt[0].subscriptions[3].array: only used with format = \"json\"; remove it",
+            "emgate.toml: mqtt[0].subscriptions[3].meter_field: only used with format = \"json\"; remove it",
+            "emgate.toml: mqtt[0].subscriptions[4].topic: \"plain/topic\" names no meter; put \"{meter}\" in the topic or set meter_field (the JSON key holding the meter id)",
+            "emgate.toml: mqtt[0].subscriptions[5].timestamp_unit: line protocol time stamps are integers; use \"s\", \"ms\" or \"ns\"",
+            "emgate.toml: mqtt[0].subscriptions[5].fields.\"/a\": JSON pointers are only used with format = \"json\"; give the field name",
+            "emgate.toml: mqtt[0].subscriptions[5].fields.b: expected a point name (a string), found an integer",
+            "emgate.toml: mqtt[0].subscriptions[5].scale.x: 0 is not a valid factor; use a finite number other than 0",
+            "emgate.toml: mqtt[0].subscriptions[5].scale.y: expected a factor (a number), found a string",
+            "emgate.toml: mqtt[0].subscriptions[6].array: \"readings\" is not a JSON pointer; use \"\" (the payload itself is an array) or a pointer such as \"/readings\"",
+            "emgate.toml: mqtt[0].subscriptions[6].meter_field: the topic names the meter with \"{meter}\"; remove meter_field (or \"{meter}\" from the topic)",
+            "emgate.toml: mqtt[0].subscriptions[7].topic: \"j/+\" names no meter; put \"{meter}\" in the topic or set meter_field (the JSON key holding the meter id)",
+            "emgate.toml: mqtt[0].subscriptions[7].topic: has the same filter \"j/+\" as subscriptions[6], which matches first; this one would never be used",
+            "emgate.toml: mqtt[1].id: duplicate broker id \"plant\"; already used by mqtt[0]",
+            "emgate.toml: mqtt[1].host: missing required key; give the host name or IP address of the MQTT broker",
+            "emgate.toml: mqtt[1].subscriptions: missing; add at least one [[mqtt.subscriptions]] with a `topic`",
+            "emgate.toml: mqtt[2].subscriptions: is empty; add at least one [[mqtt.subscriptions]] with a `topic`",
+            "sites/s.toml: meters[0].broker: unknown broker \"plnt\"; did you mean \"plant\"?",
+            "sites/s.toml: meters[1].broker: cannot be used together with `endpoint` and `unit_id`; a Modbus meter has `endpoint` and `unit_id`, an MQTT meter only `broker`",
+            "sites/s.toml: meters[2]: has no source; give `endpoint` and `unit_id` (a meter polled over Modbus) or `broker` (a meter that publishes over MQTT)",
+            "sites/s.toml: meters[3].pt: only used for Modbus meters (an MQTT payload carries values in the point's unit; see `scale` of the subscription); remove this key",
+        ]
+    );
+}
+
+#[test]
+fn mqtt_subscriptions_shadowed_and_fields_shared() {
+    let main = r#"
+[gateway]
+id = "gw"
+
+[[mqtt]]
+id = "b"
+host = "h"
+
+[[mqtt.subscriptions]]
+topic = "e/{meter}"
+fields = { a = "import_kwh", b = "import_kwh" }
+
+[[mqtt.subscriptions]]
+topic = "e/+"
+meter_field = "m"
+"#;
+    assert_eq!(
+        errors(load_str_for_tests(main)),
+        [
+            "emgate.toml: mqtt[0].subscriptions[0].fields.b: maps to point \"import_kwh\" like key \"a\"; a point can come from one key only",
+            "emgate.toml: mqtt[0].subscriptions[1].topic: has the same filter \"e/+\" as subscriptions[0], which matches first; this one would never be used",
+        ]
+    );
+}
+
+#[test]
+fn mqtt_tls_paths_are_relative_to_the_main_file() {
+    use emgate::config::MqttTls;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["ca.pem", "client.pem", "client.key"] {
+        std::fs::write(dir.path().join(name), "x").expect("write");
+    }
+    std::fs::create_dir(dir.path().join("sites")).expect("sites");
+    std::fs::create_dir(dir.path().join("profiles")).expect("profiles");
+    let main = dir.path().join("emgate.toml");
+    let text = r#"
+[gateway]
+id = "gw"
+
+[[mqtt]]
+id = "b"
+host = "h"
+tls = { ca_file = "ca.pem", client_cert = "client.pem", client_key = "client.key" }
+
+[[mqtt.subscriptions]]
+topic = "e/{meter}"
+
+[[mqtt]]
+id = "c"
+host = "h"
+port = 8884
+tls = { ca_file = "ca.pem" }
+
+[[mqtt.subscriptions]]
+topic = "e/{meter}"
+"#;
+    std::fs::write(&main, text).expect("write");
+    let c = load_with_env(&main, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.mqtt[0].port, 8883, "the TLS default");
+    assert_eq!(
+        c.mqtt[0].tls,
+        Some(MqttTls {
+            ca_file: dir.path().join("ca.pem"),
+            client_cert: Some(dir.path().join("client.pem")),
+            client_key: Some(dir.path().join("client.key")),
+        })
+    );
+    assert_eq!(c.mqtt[1].port, 8884);
+    assert_eq!(
+        c.mqtt[1].tls,
+        Some(MqttTls {
+            ca_file: dir.path().join("ca.pem"),
+            client_cert: None,
+            client_key: None,
+        })
+    );
+}

@@ -622,14 +622,17 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
         ),
     };
     let keep_alive = int(r.keep_alive_secs, &k("keep_alive_secs"), 30, 5, 3600, p);
-    let protocol = choice(
-        r.protocol,
-        &k("protocol"),
-        "protocol",
-        &[("3.1.1", MqttProtocol::V311), ("5", MqttProtocol::V5)],
-        Some(MqttProtocol::V311),
-        p,
-    );
+    let protocol = match r.protocol.as_ref().map(|Text(t)| t.as_str()) {
+        None | Some("3.1.1") => Some(MqttProtocol::V311),
+        Some("5") => Some(MqttProtocol::V5),
+        Some(other) => {
+            p.push(
+                k("protocol"),
+                format!("unknown protocol \"{other}\"; use \"3.1.1\" or \"5\""),
+            );
+            None
+        }
+    };
     let username = r.username.map(|Text(t)| t).filter(|t| !t.is_empty());
     let password = r.password.map(|Text(t)| t).unwrap_or_default();
     if username.is_none() && !password.is_empty() {
@@ -701,7 +704,8 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
             let mut filters: Vec<(String, usize)> = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
                 let at = format!("{key}.subscriptions[{i}]");
-                if let Some((s, filter)) = subscription(item, &at, p) {
+                let (valid, filter) = subscription(item, &at, p);
+                if let Some(filter) = filter {
                     if let Some((_, first)) = filters.iter().find(|(f, _)| *f == filter) {
                         p.push(
                             format!("{at}.topic"),
@@ -711,6 +715,8 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
                         );
                     }
                     filters.push((filter, i));
+                }
+                if let Some(s) = valid {
                     subscriptions.push(s);
                 }
             }
@@ -813,9 +819,15 @@ enum Stamp {
 /// One `[[mqtt.subscriptions]]` element and its filter.
 // Short names as in the other section checks (value, raw, key, problems).
 #[allow(clippy::many_single_char_names)]
-fn subscription(v: Value, key: &str, p: &mut Problems) -> Option<(MqttSubscription, String)> {
+fn subscription(
+    v: Value,
+    key: &str,
+    p: &mut Problems,
+) -> (Option<MqttSubscription>, Option<String>) {
     let k = |sub: &str| format!("{key}.{sub}");
-    let r = raw::table::<SubscriptionRaw>(v, key, "a table", p)?;
+    let Some(r) = raw::table::<SubscriptionRaw>(v, key, "a table", p) else {
+        return (None, None);
+    };
     let errors_before = p.list.len();
     let template = match r.topic {
         None => {
@@ -970,24 +982,22 @@ fn subscription(v: Value, key: &str, p: &mut Problems) -> Option<(MqttSubscripti
     let scale = r
         .scale
         .map_or_else(|| Some(Vec::new()), |v| scale_table(v, &k("scale"), p));
-    if p.list.len() != errors_before {
-        return None;
-    }
-    let template = template?;
-    let filter = template.filter().to_owned();
-    Some((
-        MqttSubscription {
-            topic: template.as_str().to_owned(),
-            qos: qos?,
-            format: format?,
-            timestamp: timestamp?,
-            fields: fields?,
-            scale: scale?,
-            array,
-            meter_field,
-        },
-        filter,
-    ))
+    let filter = template.as_ref().map(|t| t.filter().to_owned());
+    let valid = (p.list.len() == errors_before)
+        .then(|| {
+            Some(MqttSubscription {
+                topic: template?.as_str().to_owned(),
+                qos: qos?,
+                format: format?,
+                timestamp: timestamp?,
+                fields: fields?,
+                scale: scale?,
+                array,
+                meter_field,
+            })
+        })
+        .flatten();
+    (valid, filter)
 }
 
 /// `fields = { key = "point", "/a/b" = "point" }`, sorted by key.

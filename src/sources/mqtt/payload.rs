@@ -415,26 +415,23 @@ impl<'d> Ctx<'d, '_> {
         start
     }
 
-    /// Completes a reading opened with [`Ctx::open`]: checks that some point
-    /// was found and converts the time stamp (`None`: receipt).
-    fn close(
-        &self,
-        m: &MeterEntry,
-        start: usize,
-        found: usize,
-        stamp_ms: Option<i64>,
-        out: &mut ReadingBatch,
-    ) -> Result<(), Rejected> {
-        let prof = &self.dec.profiles[m.profile];
+    /// Rejects a reading in which no point of the meter's profile was found.
+    fn require_points(&self, m: &MeterEntry, found: usize) -> Result<(), Rejected> {
         if found == 0 {
             return Err((
                 Rejection::MissingField(format!(
                     "the payload has no point of profile \"{}\"",
-                    prof.id
+                    self.dec.profiles[m.profile].id
                 )),
                 Some(m.id),
             ));
         }
+        Ok(())
+    }
+
+    /// Completes a reading opened with [`Ctx::open`] at the time stamp
+    /// `stamp_ms` (`None`: receipt).
+    fn close(&self, m: &MeterEntry, start: usize, stamp_ms: Option<i64>, out: &mut ReadingBatch) {
         let ms = stamp_ms.unwrap_or(self.received_ms);
         let slot = ms.div_euclid(1000);
         out.readings.push(Reading {
@@ -442,9 +439,8 @@ impl<'d> Ctx<'d, '_> {
             slot,
             lag_ms: self.received_ms - slot * 1000,
             values_start: u32::try_from(start).unwrap_or(u32::MAX),
-            n_points: u16::try_from(prof.n_points).unwrap_or(u16::MAX),
+            n_points: u16::try_from(self.dec.profiles[m.profile].n_points).unwrap_or(u16::MAX),
         });
-        Ok(())
     }
 
     /// Checks a payload time stamp against the plausible range.
@@ -582,6 +578,7 @@ impl<'d> Ctx<'d, '_> {
             };
             found += 1;
         }
+        self.require_points(m, found)?;
         let stamp = match &self.sub.stamp {
             None => None,
             Some((key, unit)) => {
@@ -604,7 +601,8 @@ impl<'d> Ctx<'d, '_> {
                 Some(ms.map_err(|r| (r, Some(m.id)))?)
             }
         };
-        self.close(m, start, found, stamp, out)
+        self.close(m, start, stamp, out);
+        Ok(())
     }
 
     // -----------------------------------------------------------------------
@@ -701,6 +699,7 @@ impl<'d> Ctx<'d, '_> {
                 LpValue::Text => {}
             }
         }
+        self.require_points(m, found)?;
         let stamp = match (&self.sub.stamp, stamp_text.map(str::trim)) {
             (None, _) => None,
             (Some(_), None | Some("")) => {
@@ -718,7 +717,8 @@ impl<'d> Ctx<'d, '_> {
                 Some(ms.map_err(|r| (r, Some(m.id)))?)
             }
         };
-        self.close(m, start, found, stamp, out)
+        self.close(m, start, stamp, out);
+        Ok(())
     }
 
     // -----------------------------------------------------------------------
@@ -786,6 +786,7 @@ impl<'d> Ctx<'d, '_> {
             };
             found += 1;
         }
+        self.require_points(m, found)?;
         let stamp = match &self.sub.stamp {
             None => None,
             Some((_, unit)) => {
@@ -802,7 +803,8 @@ impl<'d> Ctx<'d, '_> {
                 Some(ms.map_err(|r| (r, Some(m.id)))?)
             }
         };
-        self.close(m, start, found, stamp, out)
+        self.close(m, start, stamp, out);
+        Ok(())
     }
 }
 
@@ -824,7 +826,7 @@ fn number_ms(n: &serde_json::Number, unit: TimeUnit) -> Result<i64, String> {
         return int_ms(i, unit).ok_or_else(|| format!("= {i} is out of range"));
     }
     match n.as_f64() {
-        Some(x) => float_ms(x, unit).ok_or_else(|| format!("= {x} is out of range")),
+        Some(x) => float_ms(x, unit).ok_or_else(|| format!("= {n} is out of range")),
         None => Err(format!("= {n} is out of range")),
     }
 }

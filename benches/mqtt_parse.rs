@@ -58,13 +58,16 @@ broker = "b"
 "#;
 
 fn profile() -> String {
+    use std::fmt::Write as _;
     let mut text = String::from("description = \"10 points\"\n");
     for i in 1..=10 {
         let kind = if i <= 2 { "counter" } else { "gauge" };
-        text.push_str(&format!(
-            "[[points]]\nname = \"p{i}\"\nregister = \"holding\"\naddress = {}\ntype = \"f32\"\nkind = \"{kind}\"\nunit = \"kwh\"\n",
-            (i - 1) * 2
-        ));
+        let address = (i - 1) * 2;
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            text,
+            "[[points]]\nname = \"p{i}\"\nregister = \"holding\"\naddress = {address}\ntype = \"f32\"\nkind = \"{kind}\"\nunit = \"kwh\""
+        );
     }
     text
 }
@@ -99,7 +102,10 @@ fn bench(c: &mut Criterion) {
         let n = decoder
             .decode(topic, payload, RECEIVED, &mut out)
             .unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        assert_eq!((n, out.values.iter().filter(|v| v.value.is_nan()).count()), (1, 0));
+        assert_eq!(
+            (n, out.values.iter().filter(|v| v.value.is_nan()).count()),
+            (1, 0)
+        );
         group.bench_function(name, |b| {
             b.iter(|| {
                 out.clear();

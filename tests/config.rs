@@ -1460,3 +1460,52 @@ topic = "e/{meter}"
         })
     );
 }
+
+#[test]
+fn example_mqtt_block_is_valid_when_uncommented() {
+    use emgate::config::{MqttProtocol, PayloadFormat, TimeUnit, TimestampRule};
+    let main = std::fs::read_to_string("config/emgate.toml").expect("example");
+    let sites = example_sites();
+    let sites: Vec<(&str, &str)> = sites
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let c = from_parts(&uncomment(&main, "[[mqtt]]", 0), &sites, builtin())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.mqtt.len(), 1);
+    let b = &c.mqtt[0];
+    assert_eq!(
+        (b.id.as_str(), b.host.as_str(), b.port, b.client_id.as_str()),
+        ("plant", "127.0.0.1", 1883, "emgate-gw-demo-01-plant")
+    );
+    assert_eq!(
+        (b.protocol, b.tls.clone(), b.username.clone()),
+        (MqttProtocol::V311, None, None)
+    );
+    let formats: Vec<PayloadFormat> = b.subscriptions.iter().map(|s| s.format).collect();
+    assert_eq!(
+        formats,
+        [
+            PayloadFormat::Json,
+            PayloadFormat::LineProtocol,
+            PayloadFormat::Csv
+        ]
+    );
+    assert_eq!(
+        b.subscriptions[0].fields,
+        [
+            ("/data/p".to_owned(), "power_kw".to_owned()),
+            ("ep".to_owned(), "import_kwh".to_owned())
+        ]
+    );
+    assert_eq!(
+        b.subscriptions[2].timestamp,
+        TimestampRule::Payload {
+            field: "ts".to_owned(),
+            unit: TimeUnit::Rfc3339
+        }
+    );
+    // As shipped (commented out), the example has no broker.
+    let shipped = load_with_env(Path::new("config/emgate.toml"), &[]).expect("loads");
+    assert!(shipped.mqtt.is_empty());
+}

@@ -929,6 +929,19 @@ fn every_rejection_reason() {
 }
 
 #[test]
+fn details_quoting_the_payload_are_clipped() {
+    let mut f = Fixture::new();
+    let name = "é".repeat(300);
+    let (rejection, meter) = f.err("csv/x", format!("{name},1700000000,power_kw=1").as_bytes());
+    assert_eq!(meter, None);
+    let Rejection::UnknownMeter(detail) = rejection else {
+        panic!("unknown_meter expected, got {rejection:?}");
+    };
+    // "no meter \"" is 10 bytes, then 95 two-byte characters fit in 200 bytes.
+    assert_eq!(detail, format!("no meter \"{}…", "é".repeat(95)));
+}
+
+#[test]
 fn reasons_and_display() {
     let all = [
         Rejection::TooLarge,

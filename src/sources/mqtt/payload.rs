@@ -25,6 +25,8 @@ use crate::sources::mqtt::topic::{TopicIds, TopicTemplate};
 
 /// 2000-01-01T00:00:00Z in Unix milliseconds: older stamps are rejected.
 const OLDEST_MS: i64 = 946_684_800_000;
+/// Longest detail of a [`Rejection`], bytes (then cut, with `…`).
+pub const MAX_DETAIL: usize = 200;
 /// Stamps more than this after receipt are rejected (they would never become valid).
 const MAX_AHEAD_MS: i64 = 86_400_000;
 
@@ -72,6 +74,25 @@ impl Rejection {
             Rejection::MissingField(_) => "missing_field",
             Rejection::BadTimestamp(_) => "bad_timestamp",
             Rejection::NoSubscription => "no_subscription",
+        }
+    }
+
+    /// Shortens the detail to [`MAX_DETAIL`] bytes: it quotes payload text
+    /// (meter names, values), which must not turn into huge log lines.
+    fn clip(&mut self) {
+        if let Rejection::Malformed(d)
+        | Rejection::WrongType(d)
+        | Rejection::UnknownMeter(d)
+        | Rejection::MissingField(d)
+        | Rejection::BadTimestamp(d) = self
+            && d.len() > MAX_DETAIL
+        {
+            let mut end = MAX_DETAIL;
+            while !d.is_char_boundary(end) {
+                end -= 1;
+            }
+            d.truncate(end);
+            d.push('…');
         }
     }
 
@@ -347,11 +368,12 @@ impl BrokerDecoder {
             PayloadFormat::LineProtocol => ctx.line_protocol(text, out),
             PayloadFormat::Csv => ctx.csv(text, out),
         };
-        if result.is_err() {
+        result.map_err(|(mut rejection, meter)| {
             out.readings.truncate(readings);
             out.values.truncate(values);
-        }
-        result
+            rejection.clip();
+            (rejection, meter)
+        })
     }
 }
 

@@ -17,8 +17,9 @@
 //! the pollers' missed slots are counted: nothing accepted is ever deleted.
 //! With `drop_oldest` the oldest unsent lines make room, counted per site.
 //!
-//! Shutdown runs front to back: the pollers stop at the cancellation, the
-//! encoder appends what is still in the channel and ends, the spool is
+//! Shutdown runs front to back: the pollers and broker clients stop at the
+//! cancellation (the broker clients after acking what the encoder still
+//! spools), the encoder appends what is still in the channel and ends, the spool is
 //! synced, and the uploader delivers for a short grace period. What it does
 //! not deliver stays in the spool for the next start.
 
@@ -31,13 +32,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, InfluxApi, OutputConfig, SpoolFsync, SpoolPolicy};
-use crate::model::{EndpointId, ReadingBatch};
+use crate::model::{BrokerId, EndpointId, ReadingBatch};
 use crate::pipeline::stage::{AggregationStage, ValidationStage};
 use crate::sinks::LineChunk;
 use crate::sinks::aggregates::AggregateEncoder;
 use crate::sinks::encode::ReadingEncoder;
 use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
 use crate::sources::modbus::poller::EndpointPoller;
+use crate::sources::mqtt::client::BrokerClient;
 use crate::spool::{Appended, FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolError};
 use crate::stats::Stats;
 
@@ -80,6 +82,9 @@ pub enum AppError {
     /// The spool directory is unusable (permissions, not a directory).
     #[error("spool: {0}")]
     Spool(#[from] SpoolError),
+    /// An MQTT broker client could not be set up (TLS files).
+    #[error("{0}")]
+    Mqtt(#[from] crate::sources::mqtt::client::ClientError),
     /// A task panicked or was aborted.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -149,11 +154,25 @@ pub async fn run(
     let spool = open_spool(&config, &stats)?;
     let (readings_tx, mut readings_rx) = mpsc::channel::<Input>(READING_CHANNEL);
 
+    // Broker clients are built first: a missing TLS file stops the start
+    // before anything runs.
+    let mut brokers = Vec::with_capacity(config.mqtt.len());
+    for i in 0..config.mqtt.len() {
+        let id = BrokerId(u32::try_from(i).unwrap_or(u32::MAX));
+        brokers.push(BrokerClient::new(
+            Arc::clone(&config),
+            id,
+            readings_tx.clone(),
+            Arc::clone(&stats),
+        )?);
+    }
+
     info!(
         gateway = %config.gateway.id,
         sites = config.sites.len(),
         meters = config.meters.len(),
         endpoints = config.endpoints.len(),
+        brokers = config.mqtt.len(),
         output = %describe_output(&config.output),
         "starting"
     );
@@ -168,6 +187,9 @@ pub async fn run(
     ));
 
     let pollers = TaskTracker::new();
+    for client in brokers {
+        pollers.spawn(client.run(shutdown.clone()));
+    }
     for i in 0..config.endpoints.len() {
         let id = EndpointId(u32::try_from(i).unwrap_or(u32::MAX));
         let poller = EndpointPoller::new(
@@ -192,11 +214,7 @@ pub async fn run(
         let mut validation = ValidationStage::new(&encoder_config, Arc::clone(&encoder_stats));
         let mut aggregation = AggregationStage::new(&encoder_config, Arc::clone(&encoder_stats));
         let mut appender = Appender::new(encoder_spool, encoder_stats, encoder_shutdown);
-        while let Some(Input {
-            mut batch,
-            spooled,
-        }) = readings_rx.recv().await
-        {
+        while let Some(Input { mut batch, spooled }) = readings_rx.recv().await {
             validation.process(&mut batch);
             // Aggregation may flag late readings it cannot use, so it runs
             // before the readings are encoded.

@@ -6,6 +6,7 @@
 //! rumqttc helpers to publish (QoS 1, waiting for every PUBACK) and to
 //! collect messages.
 
+use std::fmt::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -135,9 +136,10 @@ impl Mosquitto {
                 return Err(format!("mosquitto exited early with {status}"));
             }
             let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
-            if ports.iter().all(|&p| {
-                TcpStream::connect_timeout(&addr(p), Duration::from_millis(200)).is_ok()
-            }) {
+            if ports
+                .iter()
+                .all(|&p| TcpStream::connect_timeout(&addr(p), Duration::from_millis(200)).is_ok())
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -201,14 +203,15 @@ fn write_config(dir: &Path, options: &MosquittoOptions, port: u16, tls_port: Opt
             .args(["-b", "-c"])
             .arg(&file)
             .args([user, password]));
-        conf.push_str(&format!("password_file {}\n", file.display()));
+        let _ = writeln!(conf, "password_file {}", file.display());
     }
-    conf.push_str(&format!("listener {port} 127.0.0.1\n"));
+    let _ = writeln!(conf, "listener {port} 127.0.0.1");
     if let Some(tls_port) = tls_port {
         make_certificates(dir);
-        conf.push_str(&format!(
-            "listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
-        ));
+        let _ = writeln!(
+            conf,
+            "listener {tls_port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key"
+        );
     }
     std::fs::write(dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
 }
@@ -228,7 +231,14 @@ fn make_certificates(dir: &Path) {
     .expect("write server.ext");
     let at = |f: &str| dir.join(f);
     run(Command::new(&openssl)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=emgate test CA"])
         .args(["-addext", "basicConstraints=critical,CA:TRUE"])
         .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
@@ -237,7 +247,13 @@ fn make_certificates(dir: &Path) {
         .arg("-out")
         .arg(at("ca.pem")));
     run(Command::new(&openssl)
-        .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-subj", "/CN=localhost"])
         .arg("-keyout")
         .arg(at("server.key"))
@@ -308,16 +324,14 @@ pub async fn publish_all(
         }
     });
     let mut acked = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while acked < messages.len() {
-        let event = tokio::time::timeout_at(deadline, events.poll())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "test publisher: {acked} of {} messages acknowledged within 60 s",
-                    messages.len()
-                )
-            });
+        let Ok(event) = tokio::time::timeout_at(deadline, events.poll()).await else {
+            panic!(
+                "test publisher: {acked} of {} messages acknowledged within 60 s",
+                messages.len()
+            )
+        };
         match event {
             Ok(Event::Incoming(Incoming::PubAck(_))) => acked += 1,
             Ok(_) => {}
@@ -335,11 +349,14 @@ pub async fn publish_all(
     }
 }
 
+/// Messages a [`Collector`] received: (topic, payload).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// Subscribes to `filter` (QoS 1) as a clean-session client and collects the
 /// messages it receives in a background task; [`Collector::take`] returns
 /// them.
 pub struct Collector {
-    messages: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    messages: Received,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -364,7 +381,7 @@ impl Collector {
                 Err(e) => panic!("collector: {e}"),
             }
         }
-        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let messages: Received = std::sync::Arc::default();
         let sink = std::sync::Arc::clone(&messages);
         let task = tokio::spawn(async move {
             let _client = client;

@@ -3,3 +3,4 @@
 //! * [`modbus`]: polls meters over Modbus TCP.
 
 pub mod modbus;
+pub mod mqtt;

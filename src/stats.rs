@@ -92,6 +92,8 @@ pub struct Stats {
     pub mqtt_connects: AtomicU64,
     /// Broker connections lost or refused.
     pub mqtt_disconnects: AtomicU64,
+    /// Subscription filters the brokers accepted (every SUBACK counts).
+    pub mqtt_subscriptions: AtomicU64,
 }
 
 impl Stats {
@@ -145,6 +147,7 @@ impl Stats {
             mqtt_acked = Stats::get(&self.mqtt_acked),
             mqtt_connects = Stats::get(&self.mqtt_connects),
             mqtt_disconnects = Stats::get(&self.mqtt_disconnects),
+            mqtt_subscriptions = Stats::get(&self.mqtt_subscriptions),
             "{what}"
         );
     }

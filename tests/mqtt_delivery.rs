@@ -6,6 +6,11 @@
 //! its own payload time stamp (its own slot), and a redelivered one
 //! overwrites the same point: InfluxDB must hold exactly one point per
 //! published message, with the published values.
+//!
+//! To have messages in flight (received, not yet spooled, not acked) at a
+//! known moment without timing, the first phase runs with InfluxDB stopped
+//! and a 4 KiB spool (policy `block`): the spool fills, the encoder waits,
+//! and the broker holds the rest of the stream for the session.
 
 mod support;
 
@@ -49,6 +54,11 @@ poll_interval_secs = 1
 fn main_file(data: &Path, influx: &Influxd, db: &str, broker_port: u16) -> String {
     format!(
         r#"
+[spool]
+max_bytes = 4096
+segment_bytes = 4096
+policy = "block"
+
 [gateway]
 id = "delivery"
 data_dir = {data:?}
@@ -186,7 +196,7 @@ async fn assert_exactly(influx: &Influxd, db: &str, base: i64, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
     const DB: &str = "restart";
-    let influx = Influxd::start();
+    let mut influx = Influxd::start();
     influx.create_database(DB).await;
     let mut broker = Mosquitto::start(&MosquittoOptions::anonymous());
     let data = tempfile::tempdir().expect("tempdir");
@@ -208,18 +218,27 @@ async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
     // The session (and its subscription) must exist before the first
     // publish, or the broker has nobody to queue for.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while Stats::get(&stats.mqtt_connects) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never connected");
+    while Stats::get(&stats.mqtt_subscriptions) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let base = now_s() - 3600;
     let (first, total) = (400, 700);
+    influx.stop();
     publish_all(broker.port(), None, "pub-1", &messages(base, 0..first)).await;
-    // Right away: the gateway is still working through the stream.
+    // The spool is full: messages are in flight between broker and spool.
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while Stats::get(&stats.spool_full_waits) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "spool never filled: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     broker.stop();
     broker.start_again();
+    influx.start_again();
     publish_all(broker.port(), None, "pub-2", &messages(base, first..total)).await;
 
     let log = || format!("stats {stats:?}\n--- mosquitto log ---\n{}", broker.log());
@@ -238,7 +257,7 @@ async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_gateway_gets_every_message_redelivered() {
     const DB: &str = "killed";
-    let influx = Influxd::start();
+    let mut influx = Influxd::start();
     influx.create_database(DB).await;
     let broker = Mosquitto::start(&MosquittoOptions::anonymous());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -252,14 +271,16 @@ async fn sigkilled_gateway_gets_every_message_redelivered() {
     .expect("main file");
 
     let mut gw = Gateway::run(&main_path, dir.path().join("first.log"));
-    wait_for_log(&gw, "mqtt connected").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_log(&gw, "mqtt subscribed").await;
 
     let base = now_s() - 3600;
     let (first, second, total) = (300, 600, 900);
+    influx.stop();
     publish_all(broker.port(), None, "pub-1", &messages(base, 0..first)).await;
-    // Killed while the stream is being received, spooled and acked.
+    // Killed with the spool full: messages in flight, not acked.
+    wait_for_log(&gw, "spool full (policy block)").await;
     gw.kill9();
+    influx.start_again();
     // Queued by the broker for the persistent session while nobody listens.
     publish_all(broker.port(), None, "pub-2", &messages(base, first..second)).await;
     let mut gw = Gateway::run(&main_path, dir.path().join("second.log"));

@@ -226,8 +226,13 @@ impl BrokerClient {
                         });
                     }
                 }
-                Ok(Polled::SubscribeRefused(n)) => {
-                    warn!(broker = %b.id, refused = n, filters = ?filters, "mqtt broker refused subscriptions (check its ACL)");
+                Ok(Polled::SubAck { accepted, refused }) => {
+                    Stats::add(&self.stats.mqtt_subscriptions, accepted as u64);
+                    if refused > 0 {
+                        warn!(broker = %b.id, accepted, refused, filters = ?filters, "mqtt broker refused subscriptions (check its ACL)");
+                    } else {
+                        info!(broker = %b.id, filters = accepted, "mqtt subscribed");
+                    }
                 }
                 Ok(Polled::ServerDisconnect(why)) => {
                     info!(broker = %b.id, reason = %why, "mqtt broker disconnects us");
@@ -518,7 +523,7 @@ enum Message {
 enum Polled {
     Connected { session_present: bool },
     Message(Message),
-    SubscribeRefused(usize),
+    SubAck { accepted: usize, refused: usize },
     ServerDisconnect(String),
     Other,
 }
@@ -597,14 +602,14 @@ impl Events {
                     },
                     Event::Incoming(Packet::Publish(p)) => Polled::Message(Message::V4(p)),
                     Event::Incoming(Packet::SubAck(s)) => {
-                        match s
+                        let refused = s
                             .return_codes
                             .iter()
                             .filter(|c| matches!(c, SubscribeReasonCode::Failure))
-                            .count()
-                        {
-                            0 => Polled::Other,
-                            n => Polled::SubscribeRefused(n),
+                            .count();
+                        Polled::SubAck {
+                            accepted: s.return_codes.len() - refused,
+                            refused,
                         }
                     }
                     _ => Polled::Other,
@@ -619,14 +624,14 @@ impl Events {
                     },
                     Event::Incoming(Packet::Publish(p)) => Polled::Message(Message::V5(p)),
                     Event::Incoming(Packet::SubAck(s)) => {
-                        match s
+                        let refused = s
                             .return_codes
                             .iter()
                             .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                            .count()
-                        {
-                            0 => Polled::Other,
-                            n => Polled::SubscribeRefused(n),
+                            .count();
+                        Polled::SubAck {
+                            accepted: s.return_codes.len() - refused,
+                            refused,
                         }
                     }
                     Event::Incoming(Packet::Disconnect(d)) => {

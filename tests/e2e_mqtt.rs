@@ -599,3 +599,56 @@ topic = "flat/{{site}}/{{meter}}"
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_persistent_session_keeps_messages_while_the_gateway_is_away() {
+    const DB: &str = "v5";
+    let influx = Influxd::start();
+    influx.create_database(DB).await;
+    let broker = Mosquitto::start(&MosquittoOptions::anonymous());
+    let mqtt = format!(
+        r#"
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = {port}
+protocol = "5"
+client_id = "emgate-v5"
+clean_session = false
+
+[[mqtt.subscriptions]]
+topic = "flat/{{site}}/{{meter}}"
+qos = 2
+"#,
+        port = broker.port()
+    );
+    let t = now_s() - 60;
+    let reading = |i: i64| {
+        msg(
+            &format!("flat/{SITE}/m1"),
+            format!(r#"{{"ts":{},"volume_m3":{},"flow_m3h":1}}"#, t + i, 100 + i),
+        )
+    };
+    let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
+    gw.subscribed(1).await;
+    publish_all(broker.port(), None, "pub-1", &[reading(0)]).await;
+    gw.wait("1 reading written", &|s| Stats::get(&s.lines_written) >= 1)
+        .await;
+    gw.stop().await;
+    // Nobody listens: the broker keeps these for the session (MQTT 5 needs
+    // a session expiry interval for that).
+    publish_all(broker.port(), None, "pub-2", &[reading(1), reading(2)]).await;
+    let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
+    gw.wait("2 readings written", &|s| Stats::get(&s.lines_written) >= 2)
+        .await;
+    let (_, stats) = gw.stop().await;
+    assert_eq!(Stats::get(&stats.mqtt_acked), 2);
+    assert_eq!(
+        points(&influx, DB, "m1").await,
+        BTreeMap::from([
+            (t, (100.0, 1.0, 0)),
+            (t + 1, (101.0, 1.0, 0)),
+            (t + 2, (102.0, 1.0, 0))
+        ])
+    );
+}

@@ -285,10 +285,12 @@ impl BrokerClient {
             if drained.is_err() {
                 warn!(broker = %b.id, "mqtt: some messages were not spooled before shutdown; the broker redelivers them");
             }
-            client.disconnect().await;
-            // Let the DISCONNECT (and the last acks) go out.
+            // Let the DISCONNECT (and the last acks) go out; bounded, as
+            // the request queue is only drained by `poll()`.
             let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                while events.poll().await.is_ok() {}
+                tokio::join!(client.disconnect(), async {
+                    while events.poll().await.is_ok() {}
+                })
             })
             .await;
         }

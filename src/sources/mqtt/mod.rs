@@ -38,6 +38,7 @@
 //! * `bad_timestamp`: missing, unreadable, before 2000-01-01 or more than a day ahead;
 //! * `no_subscription`: the topic matches no subscription.
 
+pub mod client;
 pub mod payload;
 pub mod topic;
 

@@ -144,6 +144,7 @@ impl Stats {
             mqtt_readings = Stats::get(&self.mqtt_readings),
             mqtt_rejected = Stats::get(&self.mqtt_rejected),
             mqtt_rejected_by_reason = ?self.mqtt_rejections_by_reason(),
+            mqtt_rejected_by_meter = ?self.mqtt_rejections_by_meter(),
             mqtt_acked = Stats::get(&self.mqtt_acked),
             mqtt_connects = Stats::get(&self.mqtt_connects),
             mqtt_disconnects = Stats::get(&self.mqtt_disconnects),

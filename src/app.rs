@@ -2,8 +2,14 @@
 //! and owns their shutdown.
 //!
 //! ```text
-//! EndpointPoller ×N ──ReadingBatch──▶ validate ─▶ aggregate ─▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
+//! EndpointPoller ×N ─┐
+//!                     ├─Input─▶ validate ─▶ aggregate ─▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
+//! BrokerClient ×M ────┘   ◀── spooled (true/false) ──┘
 //! ```
+//! An [`Input`] carries a batch and, for MQTT, a one-shot sender the encoder
+//! answers once the batch's lines are in the spool: only then does the
+//! broker client acknowledge the message, so the broker keeps (and
+//! redelivers) whatever the gateway has not made durable.
 //! Readings and the windows they close are appended in the same spool
 //! record, so a crash never keeps one without the other.
 //! The reading channel is bounded and the spool is bounded on disk. With the
@@ -11,29 +17,55 @@
 //! the pollers' missed slots are counted: nothing accepted is ever deleted.
 //! With `drop_oldest` the oldest unsent lines make room, counted per site.
 //!
-//! Shutdown runs front to back: the pollers stop at the cancellation, the
-//! encoder appends what is still in the channel and ends, the spool is
+//! Shutdown runs front to back: the pollers and broker clients stop at the
+//! cancellation (the broker clients after acking what the encoder still
+//! spools), the encoder appends what is still in the channel and ends, the spool is
 //! synced, and the uploader delivers for a short grace period. What it does
 //! not deliver stays in the spool for the next start.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, InfluxApi, OutputConfig, SpoolFsync, SpoolPolicy};
-use crate::model::{EndpointId, ReadingBatch};
+use crate::model::{BrokerId, EndpointId, ReadingBatch};
 use crate::pipeline::stage::{AggregationStage, ValidationStage};
 use crate::sinks::LineChunk;
 use crate::sinks::aggregates::AggregateEncoder;
 use crate::sinks::encode::ReadingEncoder;
 use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
 use crate::sources::modbus::poller::EndpointPoller;
+use crate::sources::mqtt::client::BrokerClient;
 use crate::spool::{Appended, FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolError};
 use crate::stats::Stats;
+
+/// What a source hands to the pipeline: a batch of readings and, when the
+/// source must know that they are durable (MQTT acknowledgements), where to
+/// say so.
+#[derive(Debug)]
+pub struct Input {
+    /// The readings.
+    pub batch: ReadingBatch,
+    /// Answered `true` once the chunk holding the batch's lines was appended
+    /// to the spool; `false` (or dropped) when they were given up at
+    /// shutdown. `None` for sources that need no answer (Modbus pollers).
+    pub spooled: Option<oneshot::Sender<bool>>,
+}
+
+impl Input {
+    /// A batch nobody waits for.
+    #[must_use]
+    pub fn fire_and_forget(batch: ReadingBatch) -> Input {
+        Input {
+            batch,
+            spooled: None,
+        }
+    }
+}
 
 /// Reading batches buffered between the pollers and the encoder.
 const READING_CHANNEL: usize = 1024;
@@ -50,6 +82,9 @@ pub enum AppError {
     /// The spool directory is unusable (permissions, not a directory).
     #[error("spool: {0}")]
     Spool(#[from] SpoolError),
+    /// An MQTT broker client could not be set up (TLS files).
+    #[error("{0}")]
+    Mqtt(#[from] crate::sources::mqtt::client::ClientError),
     /// A task panicked or was aborted.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -117,13 +152,27 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<SinkSummary, AppError> {
     let spool = open_spool(&config, &stats)?;
-    let (readings_tx, mut readings_rx) = mpsc::channel::<ReadingBatch>(READING_CHANNEL);
+    let (readings_tx, mut readings_rx) = mpsc::channel::<Input>(READING_CHANNEL);
+
+    // Broker clients are built first: a missing TLS file stops the start
+    // before anything runs.
+    let mut brokers = Vec::with_capacity(config.mqtt.len());
+    for i in 0..config.mqtt.len() {
+        let id = BrokerId(u32::try_from(i).unwrap_or(u32::MAX));
+        brokers.push(BrokerClient::new(
+            Arc::clone(&config),
+            id,
+            readings_tx.clone(),
+            Arc::clone(&stats),
+        )?);
+    }
 
     info!(
         gateway = %config.gateway.id,
         sites = config.sites.len(),
         meters = config.meters.len(),
         endpoints = config.endpoints.len(),
+        brokers = config.mqtt.len(),
         output = %describe_output(&config.output),
         "starting"
     );
@@ -138,6 +187,9 @@ pub async fn run(
     ));
 
     let pollers = TaskTracker::new();
+    for client in brokers {
+        pollers.spawn(client.run(shutdown.clone()));
+    }
     for i in 0..config.endpoints.len() {
         let id = EndpointId(u32::try_from(i).unwrap_or(u32::MAX));
         let poller = EndpointPoller::new(
@@ -162,7 +214,7 @@ pub async fn run(
         let mut validation = ValidationStage::new(&encoder_config, Arc::clone(&encoder_stats));
         let mut aggregation = AggregationStage::new(&encoder_config, Arc::clone(&encoder_stats));
         let mut appender = Appender::new(encoder_spool, encoder_stats, encoder_shutdown);
-        while let Some(mut batch) = readings_rx.recv().await {
+        while let Some(Input { mut batch, spooled }) = readings_rx.recv().await {
             validation.process(&mut batch);
             // Aggregation may flag late readings it cannot use, so it runs
             // before the readings are encoded.
@@ -171,8 +223,10 @@ pub async fn run(
             chunk.lines = 0;
             enc.encode(&batch, &mut chunk);
             agg_enc.encode(aggregation.output(), &mut chunk);
-            if chunk.lines > 0 {
-                appender.append(&chunk).await;
+            let stored = chunk.lines == 0 || appender.append(&chunk).await;
+            if let Some(tx) = spooled {
+                // The source may have stopped waiting (shutdown): nothing to do.
+                let _ = tx.send(stored);
             }
         }
         validation.save();
@@ -238,14 +292,16 @@ impl Appender {
     /// stayed full for the uploader's grace period, are the readings still
     /// in memory given up (counted in `not_spooled`): otherwise a dead
     /// output would make the gateway impossible to stop.
-    async fn append(&mut self, chunk: &LineChunk) {
+    ///
+    /// Returns whether the chunk was stored.
+    async fn append(&mut self, chunk: &LineChunk) -> bool {
         loop {
             match self.spool.append(&chunk.body) {
                 Ok(Appended::Stored) => {
                     Stats::add(&self.stats.lines_spooled, chunk.lines as u64);
                     self.stats.update_spool(&self.spool);
                     self.warn_drops();
-                    return;
+                    return true;
                 }
                 Ok(Appended::Full) => {
                     if self
@@ -254,7 +310,7 @@ impl Appender {
                     {
                         self.not_spooled += chunk.lines as u64;
                         Stats::add(&self.stats.lines_not_spooled, chunk.lines as u64);
-                        return;
+                        return false;
                     }
                     Stats::add(&self.stats.spool_full_waits, 1);
                     let now = tokio::time::Instant::now();
@@ -287,7 +343,7 @@ impl Appender {
                         if now >= at {
                             self.not_spooled += chunk.lines as u64;
                             Stats::add(&self.stats.lines_not_spooled, chunk.lines as u64);
-                            return;
+                            return false;
                         }
                     }
                     error!(error = %e, lines = chunk.lines, "cannot append to the spool; retrying in 1 s");

@@ -75,6 +75,25 @@ pub struct Stats {
     pub late_rejected: AtomicU64,
     /// Final meter windows that came after their site window was closed.
     pub site_too_late: AtomicU64,
+    /// MQTT messages received (all brokers, before decoding).
+    pub mqtt_messages: AtomicU64,
+    /// Readings decoded from MQTT messages.
+    pub mqtt_readings: AtomicU64,
+    /// MQTT messages rejected (all reasons).
+    pub mqtt_rejected: AtomicU64,
+    /// MQTT messages rejected, per reason (`too_large`, `malformed`, …).
+    pub mqtt_rejected_by_reason: Mutex<BTreeMap<&'static str, u64>>,
+    /// MQTT messages rejected, per `meter:reason` (meter `?` when unknown).
+    pub mqtt_rejected_by_meter: Mutex<BTreeMap<String, u64>>,
+    /// QoS 1/2 messages acknowledged to the broker (after spooling, or
+    /// after rejection).
+    pub mqtt_acked: AtomicU64,
+    /// Connections to brokers established (CONNACK accepted).
+    pub mqtt_connects: AtomicU64,
+    /// Broker connections lost or refused.
+    pub mqtt_disconnects: AtomicU64,
+    /// Subscription filters the brokers accepted (every SUBACK counts).
+    pub mqtt_subscriptions: AtomicU64,
 }
 
 impl Stats {
@@ -121,6 +140,15 @@ impl Stats {
             late_accepted = Stats::get(&self.late_accepted),
             late_rejected = Stats::get(&self.late_rejected),
             flagged_by_reason = %self.reason_summary(),
+            mqtt_messages = Stats::get(&self.mqtt_messages),
+            mqtt_readings = Stats::get(&self.mqtt_readings),
+            mqtt_rejected = Stats::get(&self.mqtt_rejected),
+            mqtt_rejected_by_reason = ?self.mqtt_rejections_by_reason(),
+            mqtt_rejected_by_meter = ?self.mqtt_rejections_by_meter(),
+            mqtt_acked = Stats::get(&self.mqtt_acked),
+            mqtt_connects = Stats::get(&self.mqtt_connects),
+            mqtt_disconnects = Stats::get(&self.mqtt_disconnects),
+            mqtt_subscriptions = Stats::get(&self.mqtt_subscriptions),
             "{what}"
         );
     }
@@ -184,6 +212,45 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// Counts one rejected MQTT message under `reason` and `meter:reason`
+    /// (`meter` is `?` when the message named no configured meter).
+    pub fn count_mqtt_rejection(&self, reason: &'static str, meter: &str) {
+        self.mqtt_rejected.fetch_add(1, Ordering::Relaxed);
+        *self
+            .mqtt_rejected_by_reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(reason)
+            .or_default() += 1;
+        // Rejections are the exception, not the hot path: a key per count is fine.
+        *self
+            .mqtt_rejected_by_meter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(format!("{meter}:{reason}"))
+            .or_default() += 1;
+    }
+
+    /// Rejected MQTT messages per reason so far.
+    #[must_use]
+    pub fn mqtt_rejections_by_reason(&self) -> BTreeMap<&'static str, u64> {
+        self.mqtt_rejected_by_reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Rejected MQTT messages per `meter:reason` so far.
+    #[must_use]
+    pub fn mqtt_rejections_by_meter(&self) -> BTreeMap<String, u64> {
+        self.mqtt_rejected_by_meter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The value of the `site` tag of a line-protocol line (site ids are ASCII
 /// without spaces or commas, so no unescaping is needed).
 fn site_of_line(line: &[u8]) -> Option<&str> {
@@ -204,5 +271,23 @@ mod tests {
         let by_site = s.dropped_by_site();
         assert_eq!(by_site.get("A"), Some(&2));
         assert_eq!(by_site.get("B"), Some(&1));
+    }
+
+    #[test]
+    fn mqtt_rejections_are_counted_per_reason_and_meter() {
+        let s = Stats::default();
+        s.count_mqtt_rejection("malformed", "m1");
+        s.count_mqtt_rejection("malformed", "m1");
+        s.count_mqtt_rejection("malformed", "?");
+        s.count_mqtt_rejection("bad_timestamp", "m1");
+        assert_eq!(Stats::get(&s.mqtt_rejected), 4);
+        let by_reason = s.mqtt_rejections_by_reason();
+        assert_eq!(by_reason.get("malformed"), Some(&3));
+        assert_eq!(by_reason.get("bad_timestamp"), Some(&1));
+        let by_meter = s.mqtt_rejections_by_meter();
+        assert_eq!(by_meter.get("m1:malformed"), Some(&2));
+        assert_eq!(by_meter.get("?:malformed"), Some(&1));
+        assert_eq!(by_meter.get("m1:bad_timestamp"), Some(&1));
+        assert_eq!(by_meter.len(), 3);
     }
 }

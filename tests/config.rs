@@ -1025,3 +1025,487 @@ unit_id = 3
         ]
     );
 }
+
+// ---------------------------------------------------------------------------
+// [[mqtt]] and MQTT meters
+
+const MQTT_MAIN: &str = r#"
+[gateway]
+id = "gw"
+
+[[endpoints]]
+id = "plc1"
+host = "127.0.0.1"
+
+[[mqtt]]
+id = "plant"
+host = "broker.local"
+username = "u"
+password = "p"
+dead_letter_topic = "emgate/dead-letter"
+
+[[mqtt.subscriptions]]
+topic = "energy/{site}/{meter}/up"
+
+[[mqtt.subscriptions]]
+topic = "loggers/+/lp"
+qos = 2
+format = "line_protocol"
+timestamp_unit = "ns"
+fields = { ep = "import_kwh", "flow.rate" = "flow_m3h" }
+scale = { import_kwh = 0.001 }
+
+[[mqtt]]
+id = "cloud"
+host = "10.0.0.2"
+port = 1884
+client_id = "gw-cloud"
+clean_session = true
+keep_alive_secs = 60
+protocol = "5"
+max_payload_bytes = 1024
+reconnect_initial_ms = 100
+reconnect_max_ms = 1000
+
+[[mqtt.subscriptions]]
+topic = "batch/#"
+qos = 0
+timestamp = "receipt"
+array = "/readings"
+meter_field = "id"
+fields = { "/data/ep" = "import_kwh", V = "voltage_l1_v" }
+"#;
+
+const MQTT_SITE: &str = r#"
+[site]
+id = "s1"
+name = "S"
+
+[[meters]]
+id = "e1"
+energy = "electricity"
+level = 1
+profile = "eastron_sdm630"
+broker = "plant"
+poll_interval_secs = 30
+
+[[meters]]
+id = "w1"
+energy = "water"
+level = 1
+profile = "water_meter"
+endpoint = "plc1"
+unit_id = 1
+"#;
+
+#[test]
+fn mqtt_brokers_and_meters_load_with_defaults() {
+    use emgate::config::{
+        MeterSource, MqttProtocol, MqttSubscription, PayloadFormat, TimeUnit, TimestampRule,
+    };
+    use emgate::model::{BrokerId, EndpointId};
+
+    let c = from_parts(MQTT_MAIN, &[("s.toml", MQTT_SITE)], builtin())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.mqtt.len(), 2);
+    let plant = &c.mqtt[0];
+    assert_eq!(plant.id, "plant");
+    assert_eq!(plant.host, "broker.local");
+    assert_eq!(plant.port, 1883);
+    assert_eq!(plant.client_id, "emgate-gw-plant");
+    assert!(!plant.clean_session);
+    assert_eq!(plant.keep_alive, Duration::from_secs(30));
+    assert_eq!(plant.protocol, MqttProtocol::V311);
+    assert_eq!(plant.username.as_deref(), Some("u"));
+    assert_eq!(plant.password.expose(), "p");
+    assert_eq!(format!("{:?}", plant.password), "***");
+    assert_eq!(plant.tls, None);
+    assert_eq!(plant.max_payload_bytes, 65_536);
+    assert_eq!(
+        plant.dead_letter_topic.as_deref(),
+        Some("emgate/dead-letter")
+    );
+    assert_eq!(plant.reconnect_initial, Duration::from_millis(500));
+    assert_eq!(plant.reconnect_max, Duration::from_secs(30));
+    assert_eq!(
+        plant.subscriptions,
+        [
+            MqttSubscription {
+                topic: "energy/{site}/{meter}/up".to_owned(),
+                qos: 1,
+                format: PayloadFormat::Json,
+                timestamp: TimestampRule::Payload {
+                    field: "ts".to_owned(),
+                    unit: TimeUnit::Seconds
+                },
+                fields: vec![],
+                scale: vec![],
+                array: None,
+                meter_field: None,
+            },
+            MqttSubscription {
+                topic: "loggers/+/lp".to_owned(),
+                qos: 2,
+                format: PayloadFormat::LineProtocol,
+                timestamp: TimestampRule::Payload {
+                    field: "ts".to_owned(),
+                    unit: TimeUnit::Nanos
+                },
+                fields: vec![
+                    ("ep".to_owned(), "import_kwh".to_owned()),
+                    ("flow.rate".to_owned(), "flow_m3h".to_owned())
+                ],
+                scale: vec![("import_kwh".to_owned(), 0.001)],
+                array: None,
+                meter_field: None,
+            },
+        ]
+    );
+    let cloud = &c.mqtt[1];
+    assert_eq!(
+        (
+            cloud.port,
+            cloud.client_id.as_str(),
+            cloud.clean_session,
+            cloud.keep_alive,
+            cloud.protocol,
+            cloud.username.as_deref(),
+            cloud.password.is_empty(),
+            cloud.max_payload_bytes,
+            cloud.dead_letter_topic.as_deref(),
+            cloud.reconnect_initial,
+            cloud.reconnect_max,
+        ),
+        (
+            1884,
+            "gw-cloud",
+            true,
+            Duration::from_mins(1),
+            MqttProtocol::V5,
+            None,
+            true,
+            1024,
+            None,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        )
+    );
+    assert_eq!(
+        cloud.subscriptions[0],
+        MqttSubscription {
+            topic: "batch/#".to_owned(),
+            qos: 0,
+            format: PayloadFormat::Json,
+            timestamp: TimestampRule::Receipt,
+            fields: vec![
+                ("/data/ep".to_owned(), "import_kwh".to_owned()),
+                ("V".to_owned(), "voltage_l1_v".to_owned())
+            ],
+            scale: vec![],
+            array: Some("/readings".to_owned()),
+            meter_field: Some("id".to_owned()),
+        }
+    );
+
+    let e1 = meter_named(&c, "e1");
+    assert_eq!(
+        c.meter(e1).source,
+        MeterSource::Mqtt {
+            broker: BrokerId(0)
+        }
+    );
+    assert_eq!(c.meter(e1).broker(), Some(BrokerId(0)));
+    assert_eq!(c.meter(e1).modbus(), None);
+    assert_eq!(c.meter(e1).poll_interval, Duration::from_secs(30));
+    let w1 = meter_named(&c, "w1");
+    assert_eq!(
+        c.meter(w1).source,
+        MeterSource::Modbus {
+            endpoint: EndpointId(0),
+            unit_id: 1
+        }
+    );
+    assert_eq!(c.meters_on(EndpointId(0)).count(), 1);
+}
+
+#[test]
+fn mqtt_messages() {
+    let main = r#"
+[gateway]
+id = "gw"
+
+[[endpoints]]
+id = "plc1"
+host = "127.0.0.1"
+
+[[mqtt]]
+id = "plant"
+host = "h"
+port = 0
+keep_alive_secs = 4
+protocol = "3"
+password = "p"
+max_payload_bytes = 8
+dead_letter_topic = "dead/#"
+reconnect_initial_ms = 1000
+reconnect_max_ms = 10
+tls = { ca_file = "no-such-ca.pem", client_cert = "c.pem" }
+hots = "x"
+
+[[mqtt.subscriptions]]
+topic = "a/#/b"
+qos = 3
+format = "xml"
+
+[[mqtt.subscriptions]]
+topic = "x/{meter}/{meter}"
+timestamp = "receipt"
+timestamp_unit = "ms"
+
+[[mqtt.subscriptions]]
+topic = "x/{device}"
+timestamp_unit = "minutes"
+
+[[mqtt.subscriptions]]
+topic = "x//y"
+format = "csv"
+timestamp_field = "t"
+array = "/r"
+meter_field = "m"
+
+[[mqtt.subscriptions]]
+topic = "plain/topic"
+
+[[mqtt.subscriptions]]
+topic = "lp/{meter}"
+format = "line_protocol"
+timestamp_unit = "rfc3339"
+fields = { "/a" = "x", b = 5, c = "x" }
+scale = { x = 0, y = "big" }
+
+[[mqtt.subscriptions]]
+topic = "j/{meter}"
+meter_field = "id"
+array = "readings"
+
+[[mqtt.subscriptions]]
+topic = "j/+"
+
+[[mqtt]]
+id = "plant"
+
+[[mqtt]]
+id = "empty"
+host = "h"
+subscriptions = []
+"#;
+    let site = r#"
+[site]
+id = "s1"
+name = "S"
+
+[[meters]]
+id = "m1"
+energy = "water"
+level = 1
+profile = "water_meter"
+broker = "plnt"
+
+[[meters]]
+id = "m2"
+energy = "water"
+level = 1
+profile = "water_meter"
+broker = "plant"
+endpoint = "plc1"
+
+[[meters]]
+id = "m3"
+energy = "water"
+level = 1
+profile = "water_meter"
+
+[[meters]]
+id = "m4"
+energy = "electricity"
+level = 1
+profile = "acrel_dtsd1352"
+broker = "empty"
+pt = 10
+"#;
+    let got = errors(from_parts(main, &[("s.toml", site)], builtin()));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: mqtt[0].hots: unknown key; did you mean \"host\"?",
+            "emgate.toml: mqtt[0].tls.ca_file: cannot read \"no-such-ca.pem\": no such file; give the path of the CA certificate (PEM), relative to this file",
+            "emgate.toml: mqtt[0].tls.client_cert: cannot read \"c.pem\": no such file; give the path of the client certificate (PEM), relative to this file",
+            "emgate.toml: mqtt[0].tls.client_key: missing; client_cert is set, so give its private key (PEM) too",
+            "emgate.toml: mqtt[0].port: 0 is too small; the minimum is 1",
+            "emgate.toml: mqtt[0].keep_alive_secs: 4 is too small; the minimum is 5",
+            "emgate.toml: mqtt[0].protocol: unknown protocol \"3\"; use \"3.1.1\" or \"5\"",
+            "emgate.toml: mqtt[0].password: given without a username; add `username` or remove the password",
+            "emgate.toml: mqtt[0].max_payload_bytes: 8 is too small; the minimum is 16",
+            "emgate.toml: mqtt[0].dead_letter_topic: \"dead/#\" contains a wildcard; messages are published to it, so give a plain topic",
+            "emgate.toml: mqtt[0].reconnect_max_ms: 10 is below reconnect_initial_ms (1000); the cap must be at least the first delay",
+            "emgate.toml: mqtt[0].subscriptions[0].topic: \"a/#/b\": \"#\" must be the last level (it is level 2 of 3)",
+            "emgate.toml: mqtt[0].subscriptions[0].qos: 3 is not an MQTT QoS; use 0 (at most once), 1 (at least once) or 2 (exactly once)",
+            "emgate.toml: mqtt[0].subscriptions[0].format: unknown format \"xml\"; expected one of: json, line_protocol, csv",
+            "emgate.toml: mqtt[0].subscriptions[1].topic: \"x/{meter}/{meter}\": \"{meter}\" appears twice",
+            "emgate.toml: mqtt[0].subscriptions[1].timestamp_unit: only used with timestamp = \"payload\"; remove it or set timestamp = \"payload\"",
+            "emgate.toml: mqtt[0].subscriptions[2].topic: \"x/{device}\": unknown placeholder \"{device}\"; use \"{site}\" or \"{meter}\" (or \"+\" for a level that names nothing)",
+            "emgate.toml: mqtt[0].subscriptions[2].timestamp_unit: unknown timestamp unit \"minutes\"; expected one of: s, ms, ns, rfc3339",
+            "emgate.toml: mqtt[0].subscriptions[3].topic: \"x//y\": level 2 is empty (\"//\", or a leading or trailing \"/\"); remove the extra \"/\"",
+            "emgate.toml: mqtt[0].subscriptions[3].timestamp_field: only used with format = \"json\"; remove it",
+            "emgate.toml: mqtt[0].subscriptions[3].array: only used with format = \"json\"; remove it",
+            "emgate.toml: mqtt[0].subscriptions[3].meter_field: only used with format = \"json\"; remove it",
+            "emgate.toml: mqtt[0].subscriptions[4].topic: \"plain/topic\" names no meter; put \"{meter}\" in the topic or set meter_field (the JSON key holding the meter id)",
+            "emgate.toml: mqtt[0].subscriptions[5].timestamp_unit: line protocol time stamps are integers; use \"s\", \"ms\" or \"ns\"",
+            "emgate.toml: mqtt[0].subscriptions[5].fields.\"/a\": JSON pointers are only used with format = \"json\"; give the field name",
+            "emgate.toml: mqtt[0].subscriptions[5].fields.b: expected a point name (a string), found an integer",
+            "emgate.toml: mqtt[0].subscriptions[5].scale.x: 0 is not a valid factor; use a finite number other than 0",
+            "emgate.toml: mqtt[0].subscriptions[5].scale.y: expected a factor (a number), found a string",
+            "emgate.toml: mqtt[0].subscriptions[6].array: \"readings\" is not a JSON pointer; use \"\" (the payload itself is an array) or a pointer such as \"/readings\"",
+            "emgate.toml: mqtt[0].subscriptions[6].meter_field: the topic names the meter with \"{meter}\"; remove meter_field (or \"{meter}\" from the topic)",
+            "emgate.toml: mqtt[0].subscriptions[7].topic: \"j/+\" names no meter; put \"{meter}\" in the topic or set meter_field (the JSON key holding the meter id)",
+            "emgate.toml: mqtt[0].subscriptions[7].topic: has the same filter \"j/+\" as subscriptions[6], which matches first; this one would never be used",
+            "emgate.toml: mqtt[1].id: duplicate broker id \"plant\"; already used by mqtt[0]",
+            "emgate.toml: mqtt[1].host: missing required key; give the host name or IP address of the MQTT broker",
+            "emgate.toml: mqtt[1].subscriptions: missing; add at least one [[mqtt.subscriptions]] with a `topic`",
+            "emgate.toml: mqtt[2].subscriptions: is empty; add at least one [[mqtt.subscriptions]] with a `topic`",
+            "sites/s.toml: meters[0].broker: unknown broker \"plnt\"; did you mean \"plant\"?",
+            "sites/s.toml: meters[1].broker: cannot be used together with `endpoint` and `unit_id`; a Modbus meter has `endpoint` and `unit_id`, an MQTT meter only `broker`",
+            "sites/s.toml: meters[2]: has no source; give `endpoint` and `unit_id` (a meter polled over Modbus) or `broker` (a meter that publishes over MQTT)",
+            "sites/s.toml: meters[3].pt: only used for Modbus meters (an MQTT payload carries values in the point's unit; see `scale` of the subscription); remove this key",
+        ]
+    );
+}
+
+#[test]
+fn mqtt_subscriptions_shadowed_and_fields_shared() {
+    let main = r#"
+[gateway]
+id = "gw"
+
+[[mqtt]]
+id = "b"
+host = "h"
+
+[[mqtt.subscriptions]]
+topic = "e/{meter}"
+fields = { a = "import_kwh", b = "import_kwh" }
+
+[[mqtt.subscriptions]]
+topic = "e/+"
+meter_field = "m"
+"#;
+    assert_eq!(
+        errors(load_str_for_tests(main)),
+        [
+            "emgate.toml: mqtt[0].subscriptions[0].fields.b: maps to point \"import_kwh\" like key \"a\"; a point can come from one key only",
+            "emgate.toml: mqtt[0].subscriptions[1].topic: has the same filter \"e/+\" as subscriptions[0], which matches first; this one would never be used",
+        ]
+    );
+}
+
+#[test]
+fn mqtt_tls_paths_are_relative_to_the_main_file() {
+    use emgate::config::MqttTls;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["ca.pem", "client.pem", "client.key"] {
+        std::fs::write(dir.path().join(name), "x").expect("write");
+    }
+    std::fs::create_dir(dir.path().join("sites")).expect("sites");
+    std::fs::create_dir(dir.path().join("profiles")).expect("profiles");
+    let main = dir.path().join("emgate.toml");
+    let text = r#"
+[gateway]
+id = "gw"
+
+[[mqtt]]
+id = "b"
+host = "h"
+tls = { ca_file = "ca.pem", client_cert = "client.pem", client_key = "client.key" }
+
+[[mqtt.subscriptions]]
+topic = "e/{meter}"
+
+[[mqtt]]
+id = "c"
+host = "h"
+port = 8884
+tls = { ca_file = "ca.pem" }
+
+[[mqtt.subscriptions]]
+topic = "e/{meter}"
+"#;
+    std::fs::write(&main, text).expect("write");
+    let c = load_with_env(&main, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.mqtt[0].port, 8883, "the TLS default");
+    assert_eq!(
+        c.mqtt[0].tls,
+        Some(MqttTls {
+            ca_file: dir.path().join("ca.pem"),
+            client_cert: Some(dir.path().join("client.pem")),
+            client_key: Some(dir.path().join("client.key")),
+        })
+    );
+    assert_eq!(c.mqtt[1].port, 8884);
+    assert_eq!(
+        c.mqtt[1].tls,
+        Some(MqttTls {
+            ca_file: dir.path().join("ca.pem"),
+            client_cert: None,
+            client_key: None,
+        })
+    );
+}
+
+#[test]
+fn example_mqtt_block_is_valid_when_uncommented() {
+    use emgate::config::{MqttProtocol, PayloadFormat, TimeUnit, TimestampRule};
+    let main = std::fs::read_to_string("config/emgate.toml").expect("example");
+    let sites = example_sites();
+    let sites: Vec<(&str, &str)> = sites
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let c = from_parts(&uncomment(&main, "[[mqtt]]", 0), &sites, builtin())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.mqtt.len(), 1);
+    let b = &c.mqtt[0];
+    assert_eq!(
+        (b.id.as_str(), b.host.as_str(), b.port, b.client_id.as_str()),
+        ("plant", "127.0.0.1", 1883, "emgate-gw-demo-01-plant")
+    );
+    assert_eq!(
+        (b.protocol, b.tls.clone(), b.username.clone()),
+        (MqttProtocol::V311, None, None)
+    );
+    let formats: Vec<PayloadFormat> = b.subscriptions.iter().map(|s| s.format).collect();
+    assert_eq!(
+        formats,
+        [
+            PayloadFormat::Json,
+            PayloadFormat::LineProtocol,
+            PayloadFormat::Csv
+        ]
+    );
+    assert_eq!(
+        b.subscriptions[0].fields,
+        [
+            ("/data/p".to_owned(), "power_kw".to_owned()),
+            ("ep".to_owned(), "import_kwh".to_owned())
+        ]
+    );
+    assert_eq!(
+        b.subscriptions[2].timestamp,
+        TimestampRule::Payload {
+            field: "ts".to_owned(),
+            unit: TimeUnit::Rfc3339
+        }
+    );
+    // As shipped (commented out), the example has no broker.
+    let shipped = load_with_env(Path::new("config/emgate.toml"), &[]).expect("loads");
+    assert!(shipped.mqtt.is_empty());
+}

@@ -103,7 +103,8 @@ async fn poll_one_round(config: Config) -> (ReadingBatch, Arc<Stats>) {
     let batch = tokio::time::timeout(Duration::from_secs(20), rx.recv())
         .await
         .expect("a round within 20 s")
-        .expect("a batch");
+        .expect("a batch")
+        .batch;
     stop.cancel();
     task.await.expect("poller task");
     (batch, stats)

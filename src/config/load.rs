@@ -38,21 +38,23 @@ use config::Value;
 
 use super::raw::{
     self, AggregationRaw, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw,
-    InfluxRaw, Int, MainFile, MeterRaw, OverrideRaw, Problems, ReplacementRaw, SimulatorRaw,
-    SiteFile, SiteRaw, SpoolRaw, Text, ValidationRaw,
+    InfluxRaw, Int, MainFile, MeterRaw, MqttRaw, MqttTlsRaw, OverrideRaw, Problems, ReplacementRaw,
+    SimulatorRaw, SiteFile, SiteRaw, SpoolRaw, SubscriptionRaw, Text, ValidationRaw,
 };
 use super::{
     AggregationSettings, Calibration, Config, ConfigError, ConfigErrors, DeclaredReplacement,
     ElectricityMethod, EndpointConfig, FileSinkConfig, GatewayConfig, InfluxApi, InfluxConfig,
-    MeterConfig, MeterSource, OutputConfig, PointOverride, Secret, SimFault, SimulatorConfig,
-    SiteConfig, SpoolFsync, SpoolPolicy, SpoolSettings, ValidationSettings,
+    MeterConfig, MeterSource, MqttBroker, MqttProtocol, MqttSubscription, MqttTls, OutputConfig,
+    PayloadFormat, PointOverride, Secret, SimFault, SimulatorConfig, SiteConfig, SpoolFsync,
+    SpoolPolicy, SpoolSettings, TimeUnit, TimestampRule, ValidationSettings,
 };
-use crate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::pipeline::coefficients::{CoefficientTable, kgce_per_m3_from_lhv};
 use crate::pipeline::energy::{self, Conversion, EnergyRole};
 use crate::pipeline::window::WindowSize;
 use crate::profiles::load::{choice, load_profile};
 use crate::profiles::{PointKind, Profile, RatioScaling};
+use crate::sources::mqtt::topic::TopicTemplate;
 
 /// Prefix of environment overrides, with its separator.
 const ENV_PREFIX: &str = "emgate__";
@@ -175,6 +177,8 @@ struct Main {
     output: Option<OutputConfig>,
     /// Every declared endpoint id (valid or not) with its config when valid.
     endpoints: Vec<(String, Option<EndpointConfig>)>,
+    /// Every declared MQTT broker id (valid or not) with its config when valid.
+    brokers: Vec<(String, Option<MqttBroker>)>,
     simulator: Option<SimulatorRaw>,
     spool: Option<SpoolSettings>,
     validation: Option<ValidationSettings>,
@@ -209,6 +213,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         profiles_dir: PathBuf::from("profiles"),
         output: None,
         endpoints: Vec::new(),
+        brokers: Vec::new(),
         simulator: None,
         spool: None,
         validation: None,
@@ -287,6 +292,18 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         );
         for (i, item) in items.into_iter().enumerate() {
             endpoint(item, i, &mut main);
+        }
+    }
+    if let Some(v) = top.mqtt {
+        let items = raw::array(
+            v,
+            "mqtt",
+            "an array of tables ([[mqtt]])",
+            &mut main.problems,
+        );
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        for (i, item) in items.into_iter().enumerate() {
+            mqtt_broker(item, i, &base, &mut main);
         }
     }
     if let Some(v) = top.simulator {
@@ -561,6 +578,527 @@ fn endpoint(value: Value, index: usize, main: &mut Main) {
 }
 
 // ---------------------------------------------------------------------------
+// [[mqtt]]
+
+/// Default port without and with TLS.
+const MQTT_PORT: i64 = 1883;
+const MQTTS_PORT: i64 = 8883;
+
+fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
+    let key = format!("mqtt[{index}]");
+    let k = |sub: &str| format!("{key}.{sub}");
+    let p = &mut main.problems;
+    let Some(r) = raw::table::<MqttRaw>(value, &key, "a table", p) else {
+        return;
+    };
+    let errors_before = p.list.len();
+    let id = required_id(r.id, &k("id"), "broker id", p);
+    if let Some(id) = &id
+        && let Some(first) = main.brokers.iter().position(|(b, _)| b == id)
+    {
+        p.push(
+            k("id"),
+            format!("duplicate broker id \"{id}\"; already used by mqtt[{first}]"),
+        );
+    }
+    let host = required_text(
+        r.host,
+        &k("host"),
+        "give the host name or IP address of the MQTT broker",
+        p,
+    );
+    let tls = r.tls.and_then(|v| mqtt_tls(v, &k("tls"), base, p));
+    let default_port = if tls.is_some() { MQTTS_PORT } else { MQTT_PORT };
+    let port = int(r.port, &k("port"), default_port, 1, 65535, p);
+    let client_id = match r.client_id {
+        None => id
+            .as_ref()
+            .map(|id| format!("emgate-{}-{id}", main.gateway.id)),
+        Some(v) => required_text(
+            Some(v),
+            &k("client_id"),
+            "give a client id that is stable across restarts (the broker keeps the session under it)",
+            p,
+        ),
+    };
+    let keep_alive = int(r.keep_alive_secs, &k("keep_alive_secs"), 30, 5, 3600, p);
+    let protocol = match r.protocol.as_ref().map(|Text(t)| t.as_str()) {
+        None | Some("3.1.1") => Some(MqttProtocol::V311),
+        Some("5") => Some(MqttProtocol::V5),
+        Some(other) => {
+            p.push(
+                k("protocol"),
+                format!("unknown protocol \"{other}\"; use \"3.1.1\" or \"5\""),
+            );
+            None
+        }
+    };
+    let username = r.username.map(|Text(t)| t).filter(|t| !t.is_empty());
+    let password = r.password.map(|Text(t)| t).unwrap_or_default();
+    if username.is_none() && !password.is_empty() {
+        p.push(
+            k("password"),
+            "given without a username; add `username` or remove the password",
+        );
+    }
+    let max_payload = int(
+        r.max_payload_bytes,
+        &k("max_payload_bytes"),
+        65_536,
+        16,
+        16_777_216,
+        p,
+    );
+    let dead_letter_topic = match r.dead_letter_topic {
+        None => None,
+        Some(Text(t)) if t.is_empty() => {
+            p.push(
+                k("dead_letter_topic"),
+                "is empty; give a topic such as \"emgate/dead-letter\", or remove the key",
+            );
+            None
+        }
+        Some(Text(t)) if t.contains(['+', '#']) => {
+            p.push(
+                k("dead_letter_topic"),
+                format!("\"{t}\" contains a wildcard; messages are published to it, so give a plain topic"),
+            );
+            None
+        }
+        Some(Text(t)) => Some(t),
+    };
+    let reconnect_initial = millis(
+        r.reconnect_initial_ms,
+        &k("reconnect_initial_ms"),
+        500,
+        1,
+        p,
+    );
+    let reconnect_max = millis(r.reconnect_max_ms, &k("reconnect_max_ms"), 30_000, 1, p);
+    check_cap(
+        reconnect_initial,
+        reconnect_max,
+        &k("reconnect_max_ms"),
+        "reconnect_initial_ms",
+        p,
+    );
+    let mut subscriptions = Vec::new();
+    match r.subscriptions {
+        None => p.push(
+            k("subscriptions"),
+            "missing; add at least one [[mqtt.subscriptions]] with a `topic`",
+        ),
+        Some(v) => {
+            let items = raw::array(
+                v,
+                &k("subscriptions"),
+                "an array of tables ([[mqtt.subscriptions]])",
+                p,
+            );
+            if items.is_empty() {
+                p.push(
+                    k("subscriptions"),
+                    "is empty; add at least one [[mqtt.subscriptions]] with a `topic`",
+                );
+            }
+            let mut filters: Vec<(String, usize)> = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                let at = format!("{key}.subscriptions[{i}]");
+                let (valid, filter) = subscription(item, &at, p);
+                if let Some(filter) = filter {
+                    if let Some((_, first)) = filters.iter().find(|(f, _)| *f == filter) {
+                        p.push(
+                            format!("{at}.topic"),
+                            format!(
+                                "has the same filter \"{filter}\" as subscriptions[{first}], which matches first; this one would never be used"
+                            ),
+                        );
+                    }
+                    filters.push((filter, i));
+                }
+                if let Some(s) = valid {
+                    subscriptions.push(s);
+                }
+            }
+        }
+    }
+    let Some(id) = id else {
+        return;
+    };
+    let config = (p.list.len() == errors_before)
+        .then(|| {
+            Some(MqttBroker {
+                id: id.clone(),
+                host: host?,
+                port: u16::try_from(port?).ok()?,
+                client_id: client_id?,
+                clean_session: r.clean_session.is_some_and(|raw::Flag(f)| f),
+                keep_alive: Duration::from_secs(keep_alive? as u64),
+                protocol: protocol?,
+                username,
+                password: Secret::new(password),
+                tls,
+                max_payload_bytes: usize::try_from(max_payload?).ok()?,
+                dead_letter_topic,
+                reconnect_initial: reconnect_initial?,
+                reconnect_max: reconnect_max?,
+                subscriptions,
+            })
+        })
+        .flatten();
+    main.brokers.push((id, config));
+}
+
+/// `tls = { ... }` of a broker; paths relative to the main file's directory `base`.
+fn mqtt_tls(v: Value, key: &str, base: &Path, p: &mut Problems) -> Option<MqttTls> {
+    let r = raw::table::<MqttTlsRaw>(v, key, "a table (tls = { ca_file = \"ca.pem\" })", p)?;
+    let file = |v: Option<Text>, sub: &str, what: &str, p: &mut Problems| {
+        let at = format!("{key}.{sub}");
+        let path = path_key(v, &at, p)?;
+        let full = base.join(path);
+        if full.is_file() {
+            Some(full)
+        } else {
+            p.push(
+                at,
+                format!(
+                    "cannot read \"{}\": no such file; give the path of the {what} (PEM), relative to this file",
+                    full.display()
+                ),
+            );
+            None
+        }
+    };
+    let ca_present = r.ca_file.is_some();
+    let ca = file(r.ca_file, "ca_file", "CA certificate", p);
+    if !ca_present {
+        p.push(
+            format!("{key}.ca_file"),
+            "missing required key; give the CA certificate (PEM) that signs the broker's certificate",
+        );
+    }
+    let (cert_present, key_present) = (r.client_cert.is_some(), r.client_key.is_some());
+    let cert = file(r.client_cert, "client_cert", "client certificate", p);
+    let client_key = file(
+        r.client_key,
+        "client_key",
+        "client certificate's private key",
+        p,
+    );
+    if cert_present && !key_present {
+        p.push(
+            format!("{key}.client_key"),
+            "missing; client_cert is set, so give its private key (PEM) too",
+        );
+    } else if key_present && !cert_present {
+        p.push(
+            format!("{key}.client_cert"),
+            "missing; client_key is set, so give the client certificate (PEM) too",
+        );
+    }
+    if cert_present != key_present
+        || cert.is_some() != cert_present
+        || client_key.is_some() != key_present
+    {
+        return None;
+    }
+    Some(MqttTls {
+        ca_file: ca?,
+        client_cert: cert,
+        client_key,
+    })
+}
+
+/// How a subscription's time stamp is taken, as written.
+#[derive(Clone, Copy, PartialEq)]
+enum Stamp {
+    Payload,
+    Receipt,
+}
+
+/// One `[[mqtt.subscriptions]]` element and its filter.
+// Short names as in the other section checks (value, raw, key, problems).
+#[allow(clippy::many_single_char_names)]
+fn subscription(
+    v: Value,
+    key: &str,
+    p: &mut Problems,
+) -> (Option<MqttSubscription>, Option<String>) {
+    let k = |sub: &str| format!("{key}.{sub}");
+    let Some(r) = raw::table::<SubscriptionRaw>(v, key, "a table", p) else {
+        return (None, None);
+    };
+    let errors_before = p.list.len();
+    let template = match r.topic {
+        None => {
+            p.push(
+                k("topic"),
+                "missing required key; give a topic such as \"energy/{site}/{meter}/up\"",
+            );
+            None
+        }
+        Some(Text(t)) => match TopicTemplate::parse(&t) {
+            Ok(tpl) => Some(tpl),
+            Err(why) => {
+                p.push(k("topic"), format!("\"{t}\": {why}"));
+                None
+            }
+        },
+    };
+    let qos = match r.qos {
+        None => Some(1),
+        Some(Int(q @ 0..=2)) => Some(q as u8),
+        Some(Int(other)) => {
+            p.push(
+                k("qos"),
+                format!("{other} is not an MQTT QoS; use 0 (at most once), 1 (at least once) or 2 (exactly once)"),
+            );
+            None
+        }
+    };
+    let format = choice(
+        r.format,
+        &k("format"),
+        "format",
+        &[
+            ("json", PayloadFormat::Json),
+            ("line_protocol", PayloadFormat::LineProtocol),
+            ("csv", PayloadFormat::Csv),
+        ],
+        Some(PayloadFormat::Json),
+        p,
+    );
+    let json = format == Some(PayloadFormat::Json);
+    let only_json = |p: &mut Problems, present: bool, sub: &str| {
+        if present && format.is_some() && !json {
+            p.push(k(sub), "only used with format = \"json\"; remove it");
+        }
+    };
+    only_json(p, r.timestamp_field.is_some(), "timestamp_field");
+    only_json(p, r.array.is_some(), "array");
+    only_json(p, r.meter_field.is_some(), "meter_field");
+    let stamp = choice(
+        r.timestamp,
+        &k("timestamp"),
+        "timestamp rule",
+        &[("payload", Stamp::Payload), ("receipt", Stamp::Receipt)],
+        Some(Stamp::Payload),
+        p,
+    );
+    let unit = choice(
+        r.timestamp_unit.clone(),
+        &k("timestamp_unit"),
+        "timestamp unit",
+        &[
+            ("s", TimeUnit::Seconds),
+            ("ms", TimeUnit::Millis),
+            ("ns", TimeUnit::Nanos),
+            ("rfc3339", TimeUnit::Rfc3339),
+        ],
+        Some(TimeUnit::Seconds),
+        p,
+    );
+    if stamp == Some(Stamp::Receipt) {
+        for (present, sub) in [
+            (r.timestamp_field.is_some(), "timestamp_field"),
+            (r.timestamp_unit.is_some(), "timestamp_unit"),
+        ] {
+            if present {
+                p.push(
+                    k(sub),
+                    "only used with timestamp = \"payload\"; remove it or set timestamp = \"payload\"",
+                );
+            }
+        }
+    }
+    if unit == Some(TimeUnit::Rfc3339) && format == Some(PayloadFormat::LineProtocol) {
+        p.push(
+            k("timestamp_unit"),
+            "line protocol time stamps are integers; use \"s\", \"ms\" or \"ns\"",
+        );
+    }
+    let timestamp_field = match r.timestamp_field {
+        Some(Text(f)) if f.is_empty() => {
+            p.push(
+                k("timestamp_field"),
+                "is empty; give the JSON key (\"ts\") or pointer (\"/meta/ts\") of the time stamp",
+            );
+            None
+        }
+        Some(Text(f)) => Some(f),
+        None => Some("ts".to_owned()),
+    };
+    let timestamp = match stamp {
+        Some(Stamp::Receipt) => Some(TimestampRule::Receipt),
+        Some(Stamp::Payload) => match (timestamp_field, unit) {
+            (Some(field), Some(unit)) => Some(TimestampRule::Payload { field, unit }),
+            _ => None,
+        },
+        None => None,
+    };
+    let array = match r.array {
+        Some(Text(a)) if !a.is_empty() && !a.starts_with('/') => {
+            p.push(
+                k("array"),
+                format!("\"{a}\" is not a JSON pointer; use \"\" (the payload itself is an array) or a pointer such as \"/{a}\""),
+            );
+            None
+        }
+        Some(Text(a)) => Some(a),
+        None => None,
+    };
+    let meter_field = match r.meter_field {
+        Some(Text(f)) if f.is_empty() => {
+            p.push(
+                k("meter_field"),
+                "is empty; give the JSON key holding the meter id, e.g. \"meter\"",
+            );
+            None
+        }
+        Some(Text(f)) => Some(f),
+        None => None,
+    };
+    if let Some(tpl) = &template
+        && json
+    {
+        if tpl.has_meter() && meter_field.is_some() {
+            p.push(
+                k("meter_field"),
+                "the topic names the meter with \"{meter}\"; remove meter_field (or \"{meter}\" from the topic)",
+            );
+        } else if !tpl.has_meter() && meter_field.is_none() && p.list.len() == errors_before {
+            p.push(
+                k("topic"),
+                format!(
+                    "\"{tpl}\" names no meter; put \"{{meter}}\" in the topic or set meter_field (the JSON key holding the meter id)"
+                ),
+            );
+        }
+    }
+    let fields = r.fields.map_or_else(
+        || Some(Vec::new()),
+        |v| fields_table(v, &k("fields"), json, p),
+    );
+    let scale = r
+        .scale
+        .map_or_else(|| Some(Vec::new()), |v| scale_table(v, &k("scale"), p));
+    let filter = template.as_ref().map(|t| t.filter().to_owned());
+    let valid = (p.list.len() == errors_before)
+        .then(|| {
+            Some(MqttSubscription {
+                topic: template?.as_str().to_owned(),
+                qos: qos?,
+                format: format?,
+                timestamp: timestamp?,
+                fields: fields?,
+                scale: scale?,
+                array,
+                meter_field,
+            })
+        })
+        .flatten();
+    (valid, filter)
+}
+
+/// `fields = { key = "point", "/a/b" = "point" }`, sorted by key.
+fn fields_table(
+    v: Value,
+    key: &str,
+    json: bool,
+    p: &mut Problems,
+) -> Option<Vec<(String, String)>> {
+    let config::ValueKind::Table(map) = v.kind else {
+        let found = raw::kind_name(&v);
+        p.push(
+            key,
+            format!("expected a table of payload key = point name, e.g. {{ ep = \"import_kwh\" }}, found {found}"),
+        );
+        return None;
+    };
+    let mut rows: Vec<(String, Value)> = map.into_iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(String, String)> = Vec::with_capacity(rows.len());
+    let mut ok = true;
+    for (name, value) in rows {
+        let at = if is_valid_id(&name) {
+            format!("{key}.{name}")
+        } else {
+            format!("{key}.\"{name}\"")
+        };
+        if name.starts_with('/') && !json {
+            p.push(
+                at,
+                "JSON pointers are only used with format = \"json\"; give the field name",
+            );
+            ok = false;
+            continue;
+        }
+        let point = match value.kind {
+            config::ValueKind::String(s) if !s.is_empty() => s,
+            _ => {
+                let found = raw::kind_name(&value);
+                p.push(
+                    at,
+                    format!("expected a point name (a string), found {found}"),
+                );
+                ok = false;
+                continue;
+            }
+        };
+        if let Some((other, _)) = out.iter().find(|(_, pt)| *pt == point) {
+            p.push(
+                at,
+                format!("maps to point \"{point}\" like key \"{other}\"; a point can come from one key only"),
+            );
+            ok = false;
+            continue;
+        }
+        out.push((name, point));
+    }
+    ok.then_some(out)
+}
+
+/// `scale = { point = factor }`, sorted by point name.
+fn scale_table(v: Value, key: &str, p: &mut Problems) -> Option<Vec<(String, f64)>> {
+    let config::ValueKind::Table(map) = v.kind else {
+        let found = raw::kind_name(&v);
+        p.push(
+            key,
+            format!("expected a table of point name = factor, e.g. {{ import_kwh = 0.001 }}, found {found}"),
+        );
+        return None;
+    };
+    let mut rows: Vec<(String, Value)> = map.into_iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(rows.len());
+    let mut ok = true;
+    for (name, value) in rows {
+        let at = format!("{key}.{name}");
+        let factor = match value.kind {
+            config::ValueKind::Float(f) => Some(f),
+            config::ValueKind::I64(i) => Some(i as f64),
+            _ => None,
+        };
+        match factor {
+            Some(f) if f.is_finite() && f != 0.0 => out.push((name, f)),
+            Some(f) => {
+                p.push(
+                    at,
+                    format!("{f} is not a valid factor; use a finite number other than 0"),
+                );
+                ok = false;
+            }
+            None => {
+                let found = raw::kind_name(&value);
+                p.push(at, format!("expected a factor (a number), found {found}"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+// ---------------------------------------------------------------------------
 // Files of the site and profile directories
 
 /// One site or profile file's text.
@@ -749,8 +1287,10 @@ fn assemble(
 
     let endpoints: Option<Vec<EndpointConfig>> =
         main.endpoints.into_iter().map(|(_, e)| e).collect();
+    let mqtt: Option<Vec<MqttBroker>> = main.brokers.into_iter().map(|(_, b)| b).collect();
     let (
         Some(endpoints),
+        Some(mqtt),
         Some(output),
         Some(simulator),
         Some(spool),
@@ -758,6 +1298,7 @@ fn assemble(
         Some(aggregation),
     ) = (
         endpoints,
+        mqtt,
         main.output,
         simulator,
         main.spool,
@@ -784,8 +1325,7 @@ fn assemble(
         validation,
         simulator,
         aggregation,
-        // `[[mqtt]]` is parsed in the MQTT work (issue 6).
-        mqtt: Vec::new(),
+        mqtt,
     })
 }
 
@@ -1381,41 +1921,49 @@ impl SiteState<'_> {
             }
         };
         let profile = self.profile_ref(r.profile, &k("profile"), p);
-        let endpoint = match r.endpoint {
-            None => {
-                p.push(
-                    k("endpoint"),
-                    "missing required key; give the id of one of the [[endpoints]]",
-                );
-                None
-            }
-            Some(Text(name)) => {
-                if let Some(idx) = self.main.endpoints.iter().position(|(id, _)| *id == name) {
-                    Some(idx)
-                } else {
-                    let known = self.main.endpoints.iter().map(|(id, _)| id.as_str());
-                    p.push(k("endpoint"), unknown_ref("endpoint", &name, known));
-                    None
+        // A meter is polled over Modbus (`endpoint` + `unit_id`) or
+        // publishes to an MQTT broker (`broker`), never both.
+        let modbus_given = r.endpoint.is_some()
+            || r.unit_id.is_some()
+            || p.bad_keys.contains(&k("endpoint"))
+            || p.bad_keys.contains(&k("unit_id"));
+        let mqtt_given = r.broker.is_some() || p.bad_keys.contains(&k("broker"));
+        let mut source = None;
+        if mqtt_given {
+            match r.broker.take() {
+                _ if modbus_given => p.push(
+                    k("broker"),
+                    "cannot be used together with `endpoint` and `unit_id`; a Modbus meter has `endpoint` and `unit_id`, an MQTT meter only `broker`",
+                ),
+                None => {}
+                Some(Text(name)) => {
+                    if let Some(idx) = self.main.brokers.iter().position(|(id, _)| *id == name) {
+                        source = Some(MeterSource::Mqtt {
+                            broker: BrokerId(u32::try_from(idx).unwrap_or(u32::MAX)),
+                        });
+                    } else {
+                        let known = self.main.brokers.iter().map(|(id, _)| id.as_str());
+                        p.push(k("broker"), unknown_ref("broker", &name, known));
+                    }
                 }
             }
+        } else if !modbus_given {
+            p.push(
+                key.clone(),
+                "has no source; give `endpoint` and `unit_id` (a meter polled over Modbus) or `broker` (a meter that publishes over MQTT)",
+            );
+        }
+        let (endpoint, unit_id) = if mqtt_given || !modbus_given {
+            (None, None)
+        } else {
+            Self::modbus_keys(&self.main.endpoints, r.endpoint, r.unit_id, &key, p)
         };
-        let unit_id = match r.unit_id {
-            None => {
-                p.push(
-                    k("unit_id"),
-                    "missing required key; give the Modbus unit id (slave address), 1..=247",
-                );
-                None
-            }
-            Some(Int(unit @ 1..=247)) => Some(unit as u8),
-            Some(Int(other)) => {
-                p.push(
-                    k("unit_id"),
-                    format!("{other} is out of range; Modbus unit ids are 1..=247"),
-                );
-                None
-            }
-        };
+        if let (Some(e), Some(u)) = (endpoint, unit_id) {
+            source = Some(MeterSource::Modbus {
+                endpoint: EndpointId(u32::try_from(e).unwrap_or(u32::MAX)),
+                unit_id: u,
+            });
+        }
         let poll = int(
             r.poll_interval_secs,
             &k("poll_interval_secs"),
@@ -1426,7 +1974,16 @@ impl SiteState<'_> {
         );
         let pt = ratio(r.pt, &k("pt"), p);
         let ct = ratio(r.ct, &k("ct"), p);
-        if let Some(prof) = profile.as_deref().and_then(|name| self.valid_profile(name)) {
+        if mqtt_given {
+            for (given, name) in [(r.pt.is_some(), "pt"), (r.ct.is_some(), "ct")] {
+                if given {
+                    p.push(
+                        k(name),
+                        "only used for Modbus meters (an MQTT payload carries values in the point's unit; see `scale` of the subscription); remove this key",
+                    );
+                }
+            }
+        } else if let Some(prof) = profile.as_deref().and_then(|name| self.valid_profile(name)) {
             let needs_pt = prof
                 .points
                 .iter()
@@ -1549,8 +2106,7 @@ impl SiteState<'_> {
             Some(energy),
             Some(level),
             Some(profile),
-            Some(endpoint),
-            Some(unit_id),
+            Some(source),
             Some(poll),
             Some(consumption),
             Some(role),
@@ -1559,8 +2115,7 @@ impl SiteState<'_> {
             energy,
             level,
             interned,
-            endpoint,
-            unit_id,
+            source,
             poll,
             consumption,
             role,
@@ -1592,10 +2147,7 @@ impl SiteState<'_> {
                 energy,
                 level,
                 profile,
-                source: MeterSource::Modbus {
-                    endpoint: EndpointId(u32::try_from(endpoint).unwrap_or(u32::MAX)),
-                    unit_id,
-                },
+                source,
                 poll_interval: Duration::from_secs(poll as u64),
                 pt: pt.unwrap_or(1.0),
                 ct: ct.unwrap_or(1.0),
@@ -1608,6 +2160,53 @@ impl SiteState<'_> {
                 conversion_source,
             });
         }
+    }
+
+    /// A Modbus meter's `endpoint` (index) and `unit_id`, each checked.
+    fn modbus_keys(
+        endpoints: &[(String, Option<EndpointConfig>)],
+        endpoint: Option<Text>,
+        unit_id: Option<Int>,
+        key: &str,
+        p: &mut Problems,
+    ) -> (Option<usize>, Option<u8>) {
+        let k = |sub: &str| format!("{key}.{sub}");
+        let endpoint = match endpoint {
+            None => {
+                p.push(
+                    k("endpoint"),
+                    "missing required key; give the id of one of the [[endpoints]]",
+                );
+                None
+            }
+            Some(Text(name)) => {
+                if let Some(idx) = endpoints.iter().position(|(id, _)| *id == name) {
+                    Some(idx)
+                } else {
+                    let known = endpoints.iter().map(|(id, _)| id.as_str());
+                    p.push(k("endpoint"), unknown_ref("endpoint", &name, known));
+                    None
+                }
+            }
+        };
+        let unit_id = match unit_id {
+            None => {
+                p.push(
+                    k("unit_id"),
+                    "missing required key; give the Modbus unit id (slave address), 1..=247",
+                );
+                None
+            }
+            Some(Int(unit @ 1..=247)) => Some(unit as u8),
+            Some(Int(other)) => {
+                p.push(
+                    k("unit_id"),
+                    format!("{other} is out of range; Modbus unit ids are 1..=247"),
+                );
+                None
+            }
+        };
+        (endpoint, unit_id)
     }
 
     /// Resolves a meter's `profile` key to a declared profile name.

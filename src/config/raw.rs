@@ -171,6 +171,79 @@ pub struct MainFile {
     pub simulator: Option<Value>,
     /// `[aggregation]`.
     pub aggregation: Option<Value>,
+    /// `[[mqtt]]`.
+    pub mqtt: Option<Value>,
+}
+
+/// One `[[mqtt]]` element as written.
+#[derive(Debug, Deserialize)]
+pub struct MqttRaw {
+    /// Broker id.
+    pub id: Option<Text>,
+    /// Host name or address.
+    pub host: Option<Text>,
+    /// TCP port.
+    pub port: Option<Int>,
+    /// MQTT client id.
+    pub client_id: Option<Text>,
+    /// Clean session / clean start.
+    pub clean_session: Option<Flag>,
+    /// Keep-alive interval, seconds.
+    pub keep_alive_secs: Option<Int>,
+    /// `"3.1.1"` or `"5"`.
+    pub protocol: Option<Text>,
+    /// User name.
+    pub username: Option<Text>,
+    /// Password.
+    pub password: Option<Text>,
+    /// `tls = { ca_file = "...", client_cert = "...", client_key = "..." }`.
+    pub tls: Option<Value>,
+    /// Largest accepted payload, bytes.
+    pub max_payload_bytes: Option<Int>,
+    /// Topic rejected messages are republished to.
+    pub dead_letter_topic: Option<Text>,
+    /// First reconnect delay, ms.
+    pub reconnect_initial_ms: Option<Int>,
+    /// Reconnect delay cap, ms.
+    pub reconnect_max_ms: Option<Int>,
+    /// `[[mqtt.subscriptions]]`.
+    pub subscriptions: Option<Value>,
+}
+
+/// `tls` of a broker as written.
+#[derive(Debug, Deserialize)]
+pub struct MqttTlsRaw {
+    /// CA certificate file (PEM).
+    pub ca_file: Option<Text>,
+    /// Client certificate file (PEM).
+    pub client_cert: Option<Text>,
+    /// Client private key file (PEM).
+    pub client_key: Option<Text>,
+}
+
+/// One `[[mqtt.subscriptions]]` element as written.
+#[derive(Debug, Deserialize)]
+pub struct SubscriptionRaw {
+    /// Topic template.
+    pub topic: Option<Text>,
+    /// QoS 0..=2.
+    pub qos: Option<Int>,
+    /// `"json"`, `"line_protocol"` or `"csv"`.
+    pub format: Option<Text>,
+    /// `"payload"` or `"receipt"`.
+    pub timestamp: Option<Text>,
+    /// JSON key or pointer of the time stamp.
+    pub timestamp_field: Option<Text>,
+    /// `"s"`, `"ms"`, `"ns"` or `"rfc3339"`.
+    pub timestamp_unit: Option<Text>,
+    /// Payload key → point name.
+    pub fields: Option<Value>,
+    /// Point name → factor.
+    pub scale: Option<Value>,
+    /// JSON pointer of an array of readings.
+    pub array: Option<Text>,
+    /// JSON key naming the meter.
+    pub meter_field: Option<Text>,
 }
 
 /// `[aggregation]` as written.
@@ -370,6 +443,8 @@ pub struct MeterRaw {
     pub endpoint: Option<Text>,
     /// Modbus unit id.
     pub unit_id: Option<Int>,
+    /// MQTT broker id (instead of `endpoint` and `unit_id`).
+    pub broker: Option<Text>,
     /// Poll interval, seconds.
     pub poll_interval_secs: Option<Int>,
     /// Voltage-transformer ratio.

@@ -135,8 +135,9 @@ impl ValidationStage {
             },
         );
         let checkpoint = config.gateway.data_dir.join("validation.state");
-        match std::fs::read(&checkpoint) {
-            Ok(bytes) => match validator.restore(&bytes) {
+        if let Some(bytes) = read_checkpoint(&checkpoint, "validation", "every meter starts fresh")
+        {
+            match validator.restore(&bytes) {
                 Ok(report) => info!(
                     file = %checkpoint.display(),
                     restored = report.restored,
@@ -148,15 +149,7 @@ impl ValidationStage {
                     error = %e,
                     "validation checkpoint unusable; every meter starts fresh"
                 ),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                info!(file = %checkpoint.display(), "no validation checkpoint yet; every meter starts fresh");
             }
-            Err(e) => warn!(
-                file = %checkpoint.display(),
-                error = %e,
-                "cannot read the validation checkpoint; every meter starts fresh"
-            ),
         }
         let now = jiff::Timestamp::now().as_second();
         for m in &config.meters {
@@ -272,6 +265,22 @@ impl ValidationStage {
     }
 }
 
+/// The bytes of a checkpoint file; `None` (logged, with `consequence`) when
+/// there is none yet or it cannot be read.
+fn read_checkpoint(path: &std::path::Path, what: &str, consequence: &str) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            info!(file = %path.display(), "no {what} checkpoint yet; {consequence}");
+            None
+        }
+        Err(e) => {
+            warn!(file = %path.display(), error = %e, "cannot read the {what} checkpoint; {consequence}");
+            None
+        }
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, so a
 /// crash leaves either the old or the new checkpoint, never a torn one.
 fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -360,8 +369,8 @@ impl AggregationStage {
     pub fn new(config: &Config, stats: Arc<Stats>) -> AggregationStage {
         let mut aggregator = aggregator(config);
         let checkpoint = config.gateway.data_dir.join("aggregation.state");
-        match std::fs::read(&checkpoint) {
-            Ok(bytes) => match aggregator.restore(&bytes) {
+        if let Some(bytes) = read_checkpoint(&checkpoint, "aggregation", "windows start fresh") {
+            match aggregator.restore(&bytes) {
                 Ok(r) => info!(
                     file = %checkpoint.display(),
                     restored = r.restored,
@@ -375,15 +384,7 @@ impl AggregationStage {
                     "aggregation checkpoint unusable; open windows start fresh (their amounts are \
                      counted from the next reading, nothing is counted twice)"
                 ),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                info!(file = %checkpoint.display(), "no aggregation checkpoint yet; windows start fresh");
             }
-            Err(e) => warn!(
-                file = %checkpoint.display(),
-                error = %e,
-                "cannot read the aggregation checkpoint; windows start fresh"
-            ),
         }
         AggregationStage {
             aggregator,

@@ -43,6 +43,41 @@ fn unit_of<'a>(config: &'a Config, m: &'a crate::config::MeterConfig) -> &'a str
         .map_or("", |p| p.unit.as_str())
 }
 
+/// The series prefix of every meter and window size for `measurement`,
+/// with the counter's `unit` tag when `with_unit`.
+fn meter_prefixes(
+    config: &Config,
+    windows: &[WindowSize],
+    measurement: &str,
+    with_unit: bool,
+) -> Vec<Vec<Vec<u8>>> {
+    config
+        .meters
+        .iter()
+        .map(|m| {
+            let (site, meter, energy, level) = meter_tags(config, m);
+            let unit = if with_unit { unit_of(config, m) } else { "" };
+            windows
+                .iter()
+                .map(|w| {
+                    // An empty tag value is left out by `series_prefix`.
+                    series_prefix(
+                        measurement,
+                        &[
+                            ("site", site),
+                            ("meter", meter),
+                            ("energy", energy),
+                            ("level", level),
+                            ("window", w.as_tag()),
+                            ("unit", unit),
+                        ],
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Encodes [`AggOutput`]s of one configuration.
 #[derive(Debug, Clone)]
 pub struct AggregateEncoder {
@@ -64,51 +99,8 @@ impl AggregateEncoder {
     #[must_use]
     pub fn new(config: &Config) -> AggregateEncoder {
         let windows = config.aggregation.windows.clone();
-        let consumption = config
-            .meters
-            .iter()
-            .map(|m| {
-                let (site, meter, energy, level) = meter_tags(config, m);
-                windows
-                    .iter()
-                    .map(|w| {
-                        series_prefix(
-                            CONSUMPTION_MEASUREMENT,
-                            &[
-                                ("site", site),
-                                ("meter", meter),
-                                ("energy", energy),
-                                ("level", level),
-                                ("window", w.as_tag()),
-                                ("unit", unit_of(config, m)),
-                            ],
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
-        let gauges = config
-            .meters
-            .iter()
-            .map(|m| {
-                let (site, meter, energy, level) = meter_tags(config, m);
-                windows
-                    .iter()
-                    .map(|w| {
-                        series_prefix(
-                            GAUGE_STATS_MEASUREMENT,
-                            &[
-                                ("site", site),
-                                ("meter", meter),
-                                ("energy", energy),
-                                ("level", level),
-                                ("window", w.as_tag()),
-                            ],
-                        )
-                    })
-                    .collect()
-            })
-            .collect();
+        let consumption = meter_prefixes(config, &windows, CONSUMPTION_MEASUREMENT, true);
+        let gauges = meter_prefixes(config, &windows, GAUGE_STATS_MEASUREMENT, false);
         let sites = config
             .sites
             .iter()

@@ -6,6 +6,7 @@
 
 pub mod gateway;
 pub mod influxd;
+pub mod mosquitto;
 pub mod pymodbus;
 pub mod victoria;
 

@@ -40,6 +40,7 @@ use tracing::{debug, info, warn};
 use super::decode::decode_point;
 use super::plan::{PlanLimits, PlannedRead, plan, split};
 use super::schedule::MeterSchedule;
+use crate::app::Input;
 use crate::backoff::Backoff;
 use crate::config::{Config, EndpointConfig};
 use crate::model::{EndpointId, MeterId, PointValue, Quality, ReadingBatch};
@@ -73,7 +74,7 @@ pub struct EndpointPoller {
     config: Arc<Config>,
     endpoint: EndpointId,
     meters: Vec<PolledMeter>,
-    out: mpsc::Sender<ReadingBatch>,
+    out: mpsc::Sender<Input>,
     stats: Arc<Stats>,
     conn: Option<Context>,
     backoff: Backoff,
@@ -98,7 +99,7 @@ impl EndpointPoller {
     pub fn new(
         config: Arc<Config>,
         endpoint: EndpointId,
-        out: mpsc::Sender<ReadingBatch>,
+        out: mpsc::Sender<Input>,
         stats: Arc<Stats>,
     ) -> EndpointPoller {
         let ep = &config.endpoints[endpoint.index()];
@@ -217,10 +218,10 @@ impl EndpointPoller {
             // that pass meanwhile are counted as missed on the next round.
             // The stall itself is counted and logged as it starts, so a
             // long one is visible while it lasts, not only afterwards.
-            let batch = match self.out.try_send(batch) {
+            let input = match self.out.try_send(Input::fire_and_forget(batch)) {
                 Ok(()) => continue,
                 Err(mpsc::error::TrySendError::Closed(_)) => break,
-                Err(mpsc::error::TrySendError::Full(batch)) => batch,
+                Err(mpsc::error::TrySendError::Full(input)) => input,
             };
             self.stats.pipeline_stalls.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
@@ -234,7 +235,7 @@ impl EndpointPoller {
                 );
                 self.last_stall_warn = Some(now);
             }
-            if self.out.send(batch).await.is_err() {
+            if self.out.send(input).await.is_err() {
                 break;
             }
         }

@@ -1,0 +1,654 @@
+//! MQTT ingestion end to end: a real Mosquitto, the whole gateway
+//! (in-process `app::run`, or the `emgate run` binary where its log is the
+//! evidence), a real InfluxDB 1.x. Every payload format and time stamp rule
+//! must land as exactly the points and values published; credentials and
+//! TLS must work (wrong credentials are logged and retried without a crash);
+//! a corpus of bad messages is counted per reason, dead-lettered and acked,
+//! and a good message after them still arrives.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use emgate::app::AppError;
+use emgate::sinks::uploader::SinkSummary;
+use emgate::stats::Stats;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use support::gateway::Gateway;
+use support::influxd::Influxd;
+use support::mosquitto::{Collector, Mosquitto, MosquittoOptions, publish_all};
+
+const SITE: &str = "F1";
+
+fn now_s() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// A site in UTC+8 with water meters `ids`, all on broker "plant".
+fn site_file(ids: &[&str]) -> String {
+    let mut s =
+        format!("[site]\nid = \"{SITE}\"\nname = \"mqtt e2e\"\ntimezone = \"Asia/Shanghai\"\n");
+    for id in ids {
+        let _ = write!(
+            s,
+            "\n[[meters]]\nid = \"{id}\"\nenergy = \"water\"\nlevel = 2\nprofile = \"water_meter\"\nbroker = \"plant\"\npoll_interval_secs = 1\n"
+        );
+    }
+    s
+}
+
+/// The main file: InfluxDB `db`, readings only, and `mqtt` (the `[[mqtt]]`
+/// tables) appended.
+fn main_file(data: &Path, influx: &Influxd, db: &str, mqtt: &str) -> String {
+    format!(
+        r#"
+[gateway]
+id = "mqtt-e2e"
+data_dir = {data:?}
+profiles_dir = {profiles:?}
+
+[influxdb]
+api = "v1"
+url = "{url}"
+database = "{db}"
+batch_size = 100
+flush_interval_ms = 100
+
+# Exact line counts below: readings only.
+[aggregation]
+windows = []
+{mqtt}
+"#,
+        data = data.display().to_string(),
+        profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/profiles")
+            .display()
+            .to_string(),
+        url = influx.url(),
+    )
+}
+
+/// An in-process gateway.
+struct Running {
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<SinkSummary, AppError>>,
+    _data: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(influx: &Influxd, db: &str, mqtt: &str, meters: &[&str]) -> Running {
+        let data = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(
+            emgate::config::load::from_parts(
+                &main_file(data.path(), influx, db, mqtt),
+                &[("site.toml", &site_file(meters))],
+                emgate::profiles::load::builtin(),
+            )
+            .unwrap_or_else(|e| panic!("config: {e}")),
+        );
+        let stats = Arc::new(Stats::default());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(emgate::app::run(
+            config,
+            Arc::clone(&stats),
+            shutdown.clone(),
+        ));
+        Running {
+            stats,
+            shutdown,
+            task,
+            _data: data,
+        }
+    }
+
+    /// Waits until the broker accepted `n` subscription filters.
+    async fn subscribed(&self, n: u64) {
+        self.wait("subscriptions", &|s| Stats::get(&s.mqtt_subscriptions) >= n)
+            .await;
+    }
+
+    async fn wait(&self, what: &str, done: &dyn Fn(&Stats) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+        while !done(&self.stats) {
+            assert!(
+                !self.task.is_finished(),
+                "gateway stopped while waiting for {what}"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {what} within 60 s: {:?}",
+                self.stats
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) -> (SinkSummary, Arc<Stats>) {
+        self.shutdown.cancel();
+        let summary = self.task.await.expect("join").expect("gateway");
+        (summary, self.stats)
+    }
+}
+
+/// (volume_m3, flow_m3h, q) per slot of `meter`; a missing value is NaN.
+async fn points(influx: &Influxd, db: &str, meter: &str) -> BTreeMap<i64, (f64, f64, i64)> {
+    influx
+        .rows(
+            db,
+            &format!("SELECT volume_m3, flow_m3h, q FROM reading WHERE meter = '{meter}'"),
+        )
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_i64().expect("epoch seconds"),
+                (
+                    r[1].as_f64().unwrap_or(f64::NAN),
+                    r[2].as_f64().unwrap_or(f64::NAN),
+                    r[3].as_i64().expect("q"),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A message to publish: topic and payload.
+type Message = (String, Vec<u8>);
+
+fn msg(topic: &str, payload: impl Into<Vec<u8>>) -> (String, Vec<u8>) {
+    (topic.to_owned(), payload.into())
+}
+
+/// `t` as local civil time of the site (UTC+8), without an offset.
+fn shanghai_civil(t: i64) -> String {
+    let ts = jiff::Timestamp::from_second(t).expect("timestamp");
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai").expect("tz");
+    tz.to_datetime(ts).to_string()
+}
+
+fn rfc3339_utc(t: i64) -> String {
+    jiff::Timestamp::from_second(t)
+        .expect("timestamp")
+        .to_string()
+}
+
+const FORMATS: &str = r#"
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = PORT
+
+[[mqtt.subscriptions]]
+topic = "flat/{site}/{meter}"
+
+[[mqtt.subscriptions]]
+topic = "ptr/{meter}"
+timestamp_field = "/meta/t"
+timestamp_unit = "ms"
+fields = { "/data/v" = "volume_m3", "/data/f" = "flow_m3h" }
+scale = { flow_m3h = 0.5 }
+
+[[mqtt.subscriptions]]
+topic = "arr/{site}"
+array = "/readings"
+meter_field = "meter"
+timestamp_unit = "rfc3339"
+
+[[mqtt.subscriptions]]
+topic = "lp/#"
+format = "line_protocol"
+timestamp_unit = "ns"
+
+[[mqtt.subscriptions]]
+topic = "csv/{site}"
+format = "csv"
+
+[[mqtt.subscriptions]]
+topic = "rcpt/{meter}"
+timestamp = "receipt"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_and_time_stamp_rule_lands_exactly() {
+    const DB: &str = "formats";
+    let influx = Influxd::start();
+    influx.create_database(DB).await;
+    let broker = Mosquitto::start(&MosquittoOptions::anonymous());
+    let mqtt = FORMATS.replace("PORT", &broker.port().to_string());
+    let gw = Running::start(&influx, DB, &mqtt, &["m1", "m2", "m3", "m4", "m5", "m6"]);
+    gw.subscribed(6).await;
+
+    let t = now_s() - 600;
+    let (t1, t2, t3, t4, t5) = (t, t + 100, t + 200, t + 300, t + 400);
+    let before = now_s();
+    publish_all(
+        broker.port(),
+        None,
+        "pub",
+        &[
+            // Flat JSON, seconds; a fractional stamp is floored; an absent
+            // point has no value (quality `exception` = 2).
+            msg(
+                &format!("flat/{SITE}/m1"),
+                format!(r#"{{"ts":{t1},"volume_m3":10.5,"flow_m3h":2.25}}"#),
+            ),
+            msg(
+                &format!("flat/{SITE}/m1"),
+                format!(r#"{{"ts":{}.75,"volume_m3":10.75}}"#, t1 + 1),
+            ),
+            // Pointers, milliseconds, scale.
+            msg(
+                "ptr/m2",
+                format!(
+                    r#"{{"meta":{{"t":{}}},"data":{{"v":20,"f":3}}}}"#,
+                    t2 * 1000 + 999
+                ),
+            ),
+            // An array of readings naming their meter; RFC 3339 with an
+            // offset, and without one (the site's zone).
+            msg(
+                &format!("arr/{SITE}"),
+                format!(
+                    r#"{{"readings":[{{"meter":"m3","ts":"{}","volume_m3":30,"flow_m3h":1}},{{"meter":"m3","ts":"{}","volume_m3":31,"flow_m3h":2}}]}}"#,
+                    rfc3339_utc(t3),
+                    shanghai_civil(t3 + 1)
+                ),
+            ),
+            // Line protocol, nanoseconds, meter tag.
+            msg(
+                "lp/any/where",
+                format!(
+                    "reading,meter=m4 volume_m3=40,flow_m3h=4.5 {}\nreading,meter=m4 volume_m3=41,flow_m3h=5 {}\n",
+                    i128::from(t4) * 1_000_000_000,
+                    i128::from(t4 + 1) * 1_000_000_000
+                ),
+            ),
+            // CSV: meter, seconds, field=value.
+            msg(
+                &format!("csv/{SITE}"),
+                format!(
+                    "m5,{t5},volume_m3=50,flow_m3h=6\nm5,{},volume_m3=51,flow_m3h=7\n",
+                    t5 + 1
+                ),
+            ),
+            // Receipt time.
+            msg("rcpt/m6", r#"{"volume_m3":60,"flow_m3h":8}"#),
+        ],
+    )
+    .await;
+    let after = now_s();
+    gw.wait("10 readings written", &|s| {
+        Stats::get(&s.lines_written) >= 10
+    })
+    .await;
+    let (summary, stats) = gw.stop().await;
+    assert_eq!(summary.lines_written, 10, "{stats:?}");
+    assert_eq!(Stats::get(&stats.mqtt_messages), 7);
+    assert_eq!(Stats::get(&stats.mqtt_readings), 10);
+    assert_eq!(Stats::get(&stats.mqtt_rejected), 0);
+    assert_eq!(Stats::get(&stats.mqtt_acked), 7);
+
+    let m1 = points(&influx, DB, "m1").await;
+    assert_eq!(m1.len(), 2, "{m1:?}");
+    assert_eq!(m1[&t1], (10.5, 2.25, 0));
+    let (v, f, q) = m1[&(t1 + 1)];
+    assert_eq!((v, q), (10.75, 2));
+    assert!(f.is_nan(), "absent flow has no value: {f}");
+    assert_eq!(
+        points(&influx, DB, "m2").await,
+        BTreeMap::from([(t2, (20.0, 1.5, 0))])
+    );
+    assert_eq!(
+        points(&influx, DB, "m3").await,
+        BTreeMap::from([(t3, (30.0, 1.0, 0)), (t3 + 1, (31.0, 2.0, 0))])
+    );
+    assert_eq!(
+        points(&influx, DB, "m4").await,
+        BTreeMap::from([(t4, (40.0, 4.5, 0)), (t4 + 1, (41.0, 5.0, 0))])
+    );
+    assert_eq!(
+        points(&influx, DB, "m5").await,
+        BTreeMap::from([(t5, (50.0, 6.0, 0)), (t5 + 1, (51.0, 7.0, 0))])
+    );
+    let m6 = points(&influx, DB, "m6").await;
+    assert_eq!(m6.len(), 1, "{m6:?}");
+    let (&slot, &values) = m6.iter().next().expect("m6 point");
+    assert!(
+        (before..=after).contains(&slot),
+        "receipt slot {slot} within the publishing [{before}, {after}]"
+    );
+    assert_eq!(values, (60.0, 8.0, 0));
+}
+
+fn credentials_mqtt(port: u16, password: &str) -> String {
+    format!(
+        r#"
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = {port}
+username = "gw"
+password = "{password}"
+reconnect_initial_ms = 100
+reconnect_max_ms = 200
+
+[[mqtt.subscriptions]]
+topic = "flat/{{site}}/{{meter}}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn right_credentials_connect() {
+    const DB: &str = "creds";
+    let influx = Influxd::start();
+    influx.create_database(DB).await;
+    let broker = Mosquitto::start(&MosquittoOptions {
+        allow_anonymous: false,
+        user: Some(("gw".to_owned(), "s3cret".to_owned())),
+        tls: false,
+    });
+    let gw = Running::start(
+        &influx,
+        DB,
+        &credentials_mqtt(broker.port(), "s3cret"),
+        &["m1"],
+    );
+    gw.subscribed(1).await;
+    let t = now_s() - 60;
+    publish_all(
+        broker.port(),
+        Some(("gw", "s3cret")),
+        "pub",
+        &[msg(
+            &format!("flat/{SITE}/m1"),
+            format!(r#"{{"ts":{t},"volume_m3":1,"flow_m3h":2}}"#),
+        )],
+    )
+    .await;
+    gw.wait("1 reading written", &|s| Stats::get(&s.lines_written) >= 1)
+        .await;
+    let (_, stats) = gw.stop().await;
+    assert_eq!(Stats::get(&stats.mqtt_connects), 1);
+    assert_eq!(
+        points(&influx, DB, "m1").await,
+        BTreeMap::from([(t, (1.0, 2.0, 0))])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_logged_once_and_retried() {
+    let influx = Influxd::start();
+    let broker = Mosquitto::start(&MosquittoOptions {
+        allow_anonymous: false,
+        user: Some(("gw".to_owned(), "s3cret".to_owned())),
+        tls: false,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
+    std::fs::write(dir.path().join("sites/site.toml"), site_file(&["m1"])).expect("site file");
+    let main_path = dir.path().join("emgate.toml");
+    std::fs::write(
+        &main_path,
+        main_file(
+            &dir.path().join("data"),
+            &influx,
+            "unused",
+            &credentials_mqtt(broker.port(), "wrong"),
+        ),
+    )
+    .expect("main file");
+    let mut gw = Gateway::run(&main_path, dir.path().join("gw.log"));
+    // Retried: the broker sees several refused attempts.
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while broker.log().matches("not authorised").count() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than 3 refused attempts within 60 s\n--- mosquitto ---\n{}\n--- gateway ---\n{}",
+            broker.log(),
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.terminate().await;
+    let log = gw.log();
+    let failures: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "mqtt connection failed; retrying")
+        .collect();
+    assert_eq!(failures.len(), 1, "logged once, not per attempt:\n{log}");
+    let error = failures[0]["fields"]["error"]
+        .as_str()
+        .expect("error field");
+    assert!(
+        error.contains("NotAuthorized") || error.contains("BadUserNamePassword"),
+        "the refusal is named: {error}"
+    );
+    assert!(!log.contains("\"mqtt connected\""), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_test_ca() {
+    const DB: &str = "tls";
+    let influx = Influxd::start();
+    influx.create_database(DB).await;
+    let broker = Mosquitto::start(&MosquittoOptions {
+        allow_anonymous: true,
+        user: None,
+        tls: true,
+    });
+    let mqtt = format!(
+        r#"
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = {port}
+tls = {{ ca_file = {ca:?} }}
+
+[[mqtt.subscriptions]]
+topic = "flat/{{site}}/{{meter}}"
+"#,
+        port = broker.tls_port(),
+        ca = broker.ca_file().display().to_string(),
+    );
+    let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
+    gw.subscribed(1).await;
+    let t = now_s() - 60;
+    publish_all(
+        broker.port(),
+        None,
+        "pub",
+        &[msg(
+            &format!("flat/{SITE}/m1"),
+            format!(r#"{{"ts":{t},"volume_m3":7,"flow_m3h":0.5}}"#),
+        )],
+    )
+    .await;
+    gw.wait("1 reading written", &|s| Stats::get(&s.lines_written) >= 1)
+        .await;
+    let (_, stats) = gw.stop().await;
+    assert_eq!(Stats::get(&stats.mqtt_connects), 1);
+    assert_eq!(
+        points(&influx, DB, "m1").await,
+        BTreeMap::from([(t, (7.0, 0.5, 0))])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_counted_dead_lettered_and_acked() {
+    const DB: &str = "corpus";
+    let influx = Influxd::start();
+    influx.create_database(DB).await;
+    let broker = Mosquitto::start(&MosquittoOptions::anonymous());
+    let dead = Collector::start(broker.port(), "dead/letters").await;
+    let mqtt = format!(
+        r#"
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = {port}
+max_payload_bytes = 256
+dead_letter_topic = "dead/letters"
+
+[[mqtt.subscriptions]]
+topic = "flat/{{site}}/{{meter}}"
+"#,
+        port = broker.port()
+    );
+    let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
+    gw.subscribed(1).await;
+    let t = now_s() - 60;
+    let m1 = format!("flat/{SITE}/m1");
+    let corpus: Vec<(&str, &str, Message)> = vec![
+        ("too_large", "?", msg(&m1, vec![b' '; 300])),
+        ("not_utf8", "?", msg(&m1, vec![b'{', 0xff, 0xfe, b'}'])),
+        ("malformed", "?", msg(&m1, format!(r#"{{"ts":{t},"#))),
+        ("malformed", "?", msg(&m1, "[1,2,3]")),
+        (
+            "wrong_type",
+            "m1",
+            msg(&m1, format!(r#"{{"ts":{t},"volume_m3":"lots"}}"#)),
+        ),
+        (
+            "unknown_meter",
+            "?",
+            msg(
+                &format!("flat/{SITE}/nosuch"),
+                format!(r#"{{"ts":{t},"volume_m3":1}}"#),
+            ),
+        ),
+        (
+            "unknown_meter",
+            "m1",
+            msg("flat/OTHER/m1", format!(r#"{{"ts":{t},"volume_m3":1}}"#)),
+        ),
+        (
+            "missing_field",
+            "m1",
+            msg(&m1, format!(r#"{{"ts":{t},"pressure":1}}"#)),
+        ),
+        (
+            "bad_timestamp",
+            "m1",
+            msg(&m1, r#"{"ts":100,"volume_m3":1}"#),
+        ),
+        ("bad_timestamp", "m1", msg(&m1, r#"{"volume_m3":1}"#)),
+    ];
+    let mut messages: Vec<(String, Vec<u8>)> = corpus.iter().map(|(_, _, m)| m.clone()).collect();
+    messages.push(msg(
+        &m1,
+        format!(r#"{{"ts":{t},"volume_m3":5,"flow_m3h":1.5}}"#),
+    ));
+    publish_all(broker.port(), None, "pub", &messages).await;
+    gw.wait("the good reading written", &|s| {
+        Stats::get(&s.lines_written) >= 1
+    })
+    .await;
+    gw.wait("every ack", &|s| Stats::get(&s.mqtt_acked) >= 11)
+        .await;
+    let (summary, stats) = gw.stop().await;
+
+    assert_eq!(summary.lines_written, 1);
+    assert_eq!(
+        points(&influx, DB, "m1").await,
+        BTreeMap::from([(t, (5.0, 1.5, 0))])
+    );
+    assert_eq!(Stats::get(&stats.mqtt_messages), 11);
+    assert_eq!(Stats::get(&stats.mqtt_readings), 1);
+    assert_eq!(Stats::get(&stats.mqtt_rejected), 10);
+    assert_eq!(Stats::get(&stats.mqtt_acked), 11);
+    let mut by_reason: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut by_meter: BTreeMap<String, u64> = BTreeMap::new();
+    for (reason, meter, _) in &corpus {
+        *by_reason.entry(reason).or_default() += 1;
+        *by_meter.entry(format!("{meter}:{reason}")).or_default() += 1;
+    }
+    assert_eq!(stats.mqtt_rejections_by_reason(), by_reason);
+    assert_eq!(stats.mqtt_rejections_by_meter(), by_meter);
+
+    // Dead letters (QoS 0 from the gateway): one per rejection, in order.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dead.take().len() < corpus.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead letters: {:?}",
+            dead.take()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let letters = dead.take();
+    assert_eq!(letters.len(), corpus.len());
+    for ((reason, _, (topic, payload)), (dl_topic, body)) in corpus.iter().zip(&letters) {
+        assert_eq!(dl_topic, "dead/letters");
+        let v: Value = serde_json::from_slice(body).expect("dead letter is JSON");
+        assert_eq!(v["reason"], *reason, "{v}");
+        assert_eq!(v["topic"], topic.as_str(), "{v}");
+        assert_eq!(
+            v["payload"],
+            String::from_utf8_lossy(payload).as_ref(),
+            "{v}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_persistent_session_keeps_messages_while_the_gateway_is_away() {
+    const DB: &str = "v5";
+    let influx = Influxd::start();
+    influx.create_database(DB).await;
+    let broker = Mosquitto::start(&MosquittoOptions::anonymous());
+    let mqtt = format!(
+        r#"
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = {port}
+protocol = "5"
+client_id = "emgate-v5"
+clean_session = false
+
+[[mqtt.subscriptions]]
+topic = "flat/{{site}}/{{meter}}"
+qos = 2
+"#,
+        port = broker.port()
+    );
+    let t = now_s() - 60;
+    let reading = |i: i64| {
+        msg(
+            &format!("flat/{SITE}/m1"),
+            format!(r#"{{"ts":{},"volume_m3":{},"flow_m3h":1}}"#, t + i, 100 + i),
+        )
+    };
+    let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
+    gw.subscribed(1).await;
+    publish_all(broker.port(), None, "pub-1", &[reading(0)]).await;
+    gw.wait("1 reading written", &|s| Stats::get(&s.lines_written) >= 1)
+        .await;
+    gw.stop().await;
+    // Nobody listens: the broker keeps these for the session (MQTT 5 needs
+    // a session expiry interval for that).
+    publish_all(broker.port(), None, "pub-2", &[reading(1), reading(2)]).await;
+    let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
+    gw.wait("2 readings written", &|s| Stats::get(&s.lines_written) >= 2)
+        .await;
+    let (_, stats) = gw.stop().await;
+    assert_eq!(Stats::get(&stats.mqtt_acked), 2);
+    assert_eq!(
+        points(&influx, DB, "m1").await,
+        BTreeMap::from([
+            (t, (100.0, 1.0, 0)),
+            (t + 1, (101.0, 1.0, 0)),
+            (t + 2, (102.0, 1.0, 0))
+        ])
+    );
+}

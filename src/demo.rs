@@ -628,7 +628,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs the [[mqtt]] parser (engineer A's branch); enabled once merged"]
     fn config_with_mqtt_publishes_every_format() {
         let dir = tempfile::tempdir().expect("temp dir");
         let c = demo_config(dir.path(), &dir.path().join("demo.lp"), true).expect("loads");

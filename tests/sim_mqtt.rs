@@ -13,20 +13,18 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use emgate::config::{
-    Config, MeterSource, MqttBroker, MqttProtocol, MqttSubscription, PayloadFormat, Secret,
-    SimFault, TimeUnit, TimestampRule,
-};
-use emgate::model::{BrokerId, MeterId};
+use emgate::config::{Config, MqttSubscription, PayloadFormat, SimFault, TimeUnit, TimestampRule};
+use emgate::model::{BrokerId, MeterId, Quality, ReadingBatch};
 use emgate::sim::mqtt::{PayloadKind, unscale};
 use emgate::sim::{SimOptions, Simulator};
+use emgate::sources::mqtt::BrokerDecoder;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use support::mosquitto::{Mosquitto, MosquittoOptions};
 
 const W_JSON: MeterId = MeterId(0);
 const E_LP: MeterId = MeterId(1);
@@ -34,42 +32,6 @@ const H_CSV: MeterId = MeterId(2);
 const W_SENTINEL: MeterId = MeterId(3);
 const W_SILENT: MeterId = MeterId(4);
 const H_EXCEPTION: MeterId = MeterId(5);
-
-/// A Mosquitto on a free loopback port, stopped when dropped.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-}
-
-impl Mosquitto {
-    fn start() -> Mosquitto {
-        let bin =
-            support::require_binary("mosquitto", "install it with `apt-get install mosquitto`");
-        let port = support::free_port();
-        let child = Command::new(bin)
-            .args(["-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen on 127.0.0.1:{port} within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mosquitto { child, port }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn subscription(
     topic: &str,
@@ -99,84 +61,41 @@ fn subscription(
 /// Six MQTT meters on broker `b` at `port`; the k-th meter uses the
 /// (k mod 3)-th publishable subscription: json, line protocol, csv.
 fn test_config(port: u16) -> Config {
-    let main = "[gateway]\nid = \"simmqtt\"\ntimezone = \"UTC\"\ndata_dir = \"data\"\n\n\
+    let main = format!(
+        "[gateway]\nid = \"simmqtt\"\ntimezone = \"UTC\"\ndata_dir = \"data\"\n\n\
         [file_sink]\npath = \"data/out.lp\"\n\n\
-        [simulator]\nfaults = [{ meter = \"w-sentinel\", fault = \"sentinel\" }, \
-        { meter = \"w-silent\", fault = \"no_response\" }, { meter = \"h-exc\", fault = \"exception\" }]\n\n\
-        [[endpoints]]\nid = \"unused\"\nhost = \"127.0.0.1\"\nport = 1\n";
+        [simulator]\nfaults = [{{ meter = \"w-sentinel\", fault = \"sentinel\" }}, \
+        {{ meter = \"w-silent\", fault = \"no_response\" }}, {{ meter = \"h-exc\", fault = \"exception\" }}]\n\n\
+        [[mqtt]]\nid = \"b\"\nhost = \"127.0.0.1\"\nport = {port}\nreconnect_initial_ms = 100\nreconnect_max_ms = 1000\n\n\
+        [[mqtt.subscriptions]]\ntopic = \"t/json/{{site}}/{{meter}}\"\nformat = \"json\"\ntimestamp_unit = \"ms\"\n\
+        fields = {{ \"/data/vol\" = \"volume_m3\", \"/data/flow\" = \"flow_m3h\" }}\n\
+        scale = {{ volume_m3 = 0.001 }}\n\n\
+        [[mqtt.subscriptions]]\ntopic = \"t/lp/{{site}}/{{meter}}\"\nformat = \"line_protocol\"\ntimestamp_unit = \"ns\"\n\n\
+        [[mqtt.subscriptions]]\ntopic = \"t/csv/{{meter}}\"\nformat = \"csv\"\n\n\
+        # Not publishable (a wildcard), and after the others, so it catches none of them.\n\
+        [[mqtt.subscriptions]]\ntopic = \"t/#\"\nformat = \"csv\"\n"
+    );
     let mut site = String::from("[site]\nid = \"s1\"\nname = \"MQTT site\"\n");
-    for (unit, (id, energy, profile, interval)) in [
+    for (id, energy, profile, interval) in [
         ("w-json", "water", "water_meter", 1),
         ("e-lp", "electricity", "eastron_sdm630", 2),
         ("h-csv", "heat", "heat_meter", 1),
         ("w-sentinel", "water", "water_meter", 1),
         ("w-silent", "water", "water_meter", 1),
         ("h-exc", "heat", "heat_meter", 1),
-    ]
-    .iter()
-    .enumerate()
-    {
+    ] {
         let _ = write!(
             site,
             "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = 2\nprofile = \"{profile}\"\n\
-             endpoint = \"unused\"\nunit_id = {}\npoll_interval_secs = {interval}\n",
-            unit + 1
+             broker = \"b\"\npoll_interval_secs = {interval}\n"
         );
     }
-    let mut config = emgate::config::from_parts(
-        main,
+    emgate::config::from_parts(
+        &main,
         &[("s1.toml", &site)],
         emgate::profiles::load::builtin(),
     )
-    .expect("test config loads");
-    // Built by hand until the `[[mqtt]]` syntax is parsed: the same values.
-    for m in &mut config.meters {
-        m.source = MeterSource::Mqtt {
-            broker: BrokerId(0),
-        };
-    }
-    config.mqtt = vec![MqttBroker {
-        id: "b".to_owned(),
-        host: "127.0.0.1".to_owned(),
-        port,
-        client_id: "emgate-simmqtt-b".to_owned(),
-        clean_session: false,
-        keep_alive: Duration::from_secs(30),
-        protocol: MqttProtocol::V311,
-        username: None,
-        password: Secret::default(),
-        tls: None,
-        max_payload_bytes: 65_536,
-        dead_letter_topic: None,
-        reconnect_initial: Duration::from_millis(100),
-        reconnect_max: Duration::from_secs(1),
-        subscriptions: vec![
-            subscription(
-                "t/json/{site}/{meter}",
-                PayloadFormat::Json,
-                TimeUnit::Millis,
-                &[("/data/vol", "volume_m3"), ("/data/flow", "flow_m3h")],
-                &[("volume_m3", 0.001)],
-            ),
-            subscription(
-                "t/lp/{site}/{meter}",
-                PayloadFormat::LineProtocol,
-                TimeUnit::Nanos,
-                &[],
-                &[],
-            ),
-            subscription(
-                "t/csv/{meter}",
-                PayloadFormat::Csv,
-                TimeUnit::Seconds,
-                &[],
-                &[],
-            ),
-            // Not publishable (a wildcard), and after the others, so it catches none of them.
-            subscription("t/#", PayloadFormat::Json, TimeUnit::Seconds, &[], &[]),
-        ],
-    }];
-    config
+    .expect("test config loads")
 }
 
 /// Subscribes to `t/#` on the broker and forwards every message.
@@ -286,9 +205,9 @@ fn expected(config: &Config, sim: &Simulator, topic: &str, payload: &str) -> Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_every_format_and_fault() {
-    let broker = Mosquitto::start();
-    let config = test_config(broker.port);
-    let mut rx = subscriber(broker.port).await;
+    let broker = Mosquitto::start(&MosquittoOptions::anonymous());
+    let config = test_config(broker.port());
+    let mut rx = subscriber(broker.port()).await;
 
     let shutdown = CancellationToken::new();
     let sim = Simulator::start(&config, shutdown.clone())
@@ -330,6 +249,51 @@ async fn publishes_every_format_and_fault() {
     // Fault payloads are no readings.
     for p in &seen["t/json/s1/w-sentinel"] {
         assert!(serde_json::from_str::<serde_json::Value>(p).is_err());
+    }
+    // The gateway's decoder reads every reading back exactly and rejects the faults.
+    let mut decoder = BrokerDecoder::new(&config, BrokerId(0));
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64
+    };
+    for (topic, payloads) in &seen {
+        for p in payloads {
+            let mut batch = ReadingBatch::default();
+            let result = decoder.decode(topic, p.as_bytes(), now_ms(), &mut batch);
+            let meter = match topic.as_str() {
+                "t/json/s1/w-sentinel" | "t/csv/h-exc" => {
+                    let (rejection, _) = result.expect_err("fault payload rejected");
+                    assert_eq!(rejection.reason(), "malformed", "{topic}: {p}");
+                    assert!(batch.readings.is_empty());
+                    continue;
+                }
+                "t/json/s1/w-json" => W_JSON,
+                "t/lp/s1/e-lp" => E_LP,
+                "t/csv/h-csv" => H_CSV,
+                other => panic!("unexpected topic {other}"),
+            };
+            assert_eq!(result, Ok(1), "{topic}: {p}");
+            let r = batch.readings[0];
+            assert_eq!(r.meter, meter);
+            let values = batch.values_of(&r);
+            let n = config.profile_of(meter).points.len();
+            assert_eq!(values.len(), n);
+            for (i, v) in values.iter().enumerate() {
+                let want = sim.value_at(meter, i, r.slot as f64);
+                let want = if meter == W_JSON && i == 0 {
+                    unscale(want, 0.001) * 0.001
+                } else {
+                    want
+                };
+                assert_eq!(
+                    (v.value, v.quality),
+                    (want, Quality::GOOD),
+                    "{topic} point {i}"
+                );
+            }
+        }
     }
     // The silent meter's slots came round with the others' (the publisher
     // takes slots in time order, and w-json has had three), yet nothing came.

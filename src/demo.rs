@@ -294,6 +294,17 @@ async fn broker_answers() -> bool {
 /// Meters the demo breaks on purpose, to show quality flags.
 const FAULTS: [(&str, &str); 2] = [("tx-e-comp", "sentinel"), ("pc-w-cool", "exception")];
 
+/// MQTT meters the demo breaks on purpose (with a broker): their messages are
+/// malformed, so the gateway's rejection counters move.
+const MQTT_FAULTS: [(&str, &str); 1] = [("pc-h-lab", "sentinel")];
+
+/// The injected faults of a demo with or without MQTT meters.
+fn faults(mqtt: bool) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    FAULTS
+        .iter()
+        .chain(MQTT_FAULTS.iter().filter(move |_| mqtt))
+}
+
 fn free_port() -> Result<u16, DemoError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| DemoError::Io(format!("cannot bind a loopback port: {e}")))?;
@@ -323,7 +334,7 @@ pub fn demo_config(
         data_dir.display().to_string(),
         lines_file.display().to_string()
     );
-    for (i, (meter, fault)) in FAULTS.iter().enumerate() {
+    for (i, (meter, fault)) in faults(mqtt).enumerate() {
         let sep = if i == 0 { "" } else { ", " };
         let _ = write!(main, "{sep}{{ meter = \"{meter}\", fault = \"{fault}\" }}");
     }
@@ -502,8 +513,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     }
     println!(
         "injected faults: {}",
-        FAULTS
-            .iter()
+        faults(mqtt)
             .map(|(m, f)| format!("{m}={f}"))
             .collect::<Vec<_>>()
             .join(", ")
@@ -589,8 +599,18 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     );
     if mqtt {
         println!(
-            "  mqtt         {} messages published by the simulator's {n_mqtt} MQTT meters to {host}:{port}",
-            sim.published()
+            "  mqtt         {} messages published by the simulator's {n_mqtt} meters; the gateway received {}, \
+             {} readings, {} rejected {:?}, {} acked",
+            sim.published(),
+            Stats::get(&stats.mqtt_messages),
+            Stats::get(&stats.mqtt_readings),
+            Stats::get(&stats.mqtt_rejected),
+            stats
+                .mqtt_rejected_by_reason
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default(),
+            Stats::get(&stats.mqtt_acked),
         );
     }
     if summary.lines_left_in_spool > 0 {

@@ -492,6 +492,12 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         .await
         .map_err(|e| DemoError::Sim(e.to_string()))?;
     let n_meters = config.meters.len();
+    // `meters_up` counts polled meters; MQTT meters have no connection state.
+    let n_modbus = config
+        .meters
+        .iter()
+        .filter(|m| m.modbus().is_some())
+        .count();
     println!(
         "demo: {} enterprises, {} meters ({}), {} simulated serial servers on 127.0.0.1; running {} s",
         config.sites.len(),
@@ -539,7 +545,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         }
         let readings = Stats::get(&stats.readings);
         println!(
-            "[{:>4}s] meters up {:>2}/{n_meters} | {:>4} readings/s | points {} ({} flagged) | lines written {}, in spool {} KiB",
+            "[{:>4}s] Modbus meters up {:>2}/{n_modbus} | {:>4} readings/s | points {} ({} flagged) | lines written {}, in spool {} KiB",
             started.elapsed().as_secs(),
             stats.meters_up.load(Ordering::Relaxed),
             readings - last_readings,

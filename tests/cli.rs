@@ -87,7 +87,7 @@ fn demo_writes_line_protocol_to_data_dir() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("[   1s] meters up"),
+        stdout.contains("[   1s] Modbus meters up"),
         "live progress: {stdout}"
     );
     let file = dir.path().join(Path::new("data/demo.lp"));

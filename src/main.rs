@@ -217,11 +217,12 @@ fn main() -> ExitCode {
         return match config::load(config) {
             Ok(c) => {
                 println!(
-                    "{}: ok: {} site(s), {} meter(s), {} endpoint(s), {} profile(s) in use; output: {}",
+                    "{}: ok: {} site(s), {} meter(s), {} endpoint(s), {} MQTT broker(s), {} profile(s) in use; output: {}",
                     config.display(),
                     c.sites.len(),
                     c.meters.len(),
                     c.endpoints.len(),
+                    c.mqtt.len(),
                     c.profiles.len(),
                     emgate::app::describe_output(&c.output)
                 );

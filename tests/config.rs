@@ -1541,7 +1541,7 @@ fn api_values_and_off_switches() {
         Some("t0k")
     );
     assert_eq!(format!("{:?}", c.api.token), "Some(***)");
-    assert_eq!(c.gateway.shutdown_timeout, Duration::from_secs(300));
+    assert_eq!(c.gateway.shutdown_timeout, Duration::from_mins(5));
     for off in [
         "listen = \"\"",
         "enabled = false",

@@ -34,7 +34,7 @@
 //! does not deliver stays in the spool for the next start.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::api::ApiState;
 use crate::config::{Config, InfluxApi, MeterSource, OutputConfig, SpoolFsync, SpoolPolicy};
 use crate::model::{BrokerId, EndpointId, ProfileId, ReadingBatch, SiteId};
 use crate::pipeline::stage::{AggregationStage, ValidationStage};
@@ -54,6 +55,7 @@ use crate::sources::modbus::poller::EndpointPoller;
 use crate::sources::mqtt::client::BrokerClient;
 use crate::spool::{Appended, FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolError};
 use crate::stats::Stats;
+use crate::status::StatusBoard;
 
 /// What a source hands to the pipeline: a batch of readings and, when the
 /// source must know that they are durable (MQTT acknowledgements), where to
@@ -97,6 +99,9 @@ pub enum AppError {
     /// An MQTT broker client could not be set up (TLS files).
     #[error("{0}")]
     Mqtt(#[from] crate::sources::mqtt::client::ClientError),
+    /// The HTTP API cannot listen on its address.
+    #[error("api: {0}")]
+    Api(String),
     /// A task panicked or was aborted.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -153,13 +158,37 @@ pub fn describe_output(output: &OutputConfig) -> String {
     }
 }
 
-/// Asks the running gateway to load its configuration again (SIGHUP,
-/// `POST /api/reload`). The reply is the summary of what changed, or every
-/// reason the new configuration was refused (the old one keeps running).
-#[derive(Debug)]
-pub struct ReloadRequest {
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<String, Vec<String>>>,
+pub use crate::api::ReloadRequest;
+
+/// The status board of the running generation, swapped at each reload:
+/// what the API reads. Cloning shares it.
+#[derive(Clone)]
+pub struct SharedBoard(Arc<RwLock<Arc<StatusBoard>>>);
+
+impl SharedBoard {
+    /// A handle on `board`.
+    #[must_use]
+    pub fn new(board: Arc<StatusBoard>) -> SharedBoard {
+        SharedBoard(Arc::new(RwLock::new(board)))
+    }
+
+    /// The current board (cheap: one short read lock and an `Arc` clone).
+    #[must_use]
+    pub fn get(&self) -> Arc<StatusBoard> {
+        // A panic while holding the lock cannot leave the `Arc` half written.
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Makes `board` the current one.
+    pub fn replace(&self, board: Arc<StatusBoard>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = board;
+    }
+}
+
+impl From<Arc<StatusBoard>> for SharedBoard {
+    fn from(board: Arc<StatusBoard>) -> SharedBoard {
+        SharedBoard::new(board)
+    }
 }
 
 /// How [`run_with`] is steered from outside, besides the shutdown.
@@ -167,6 +196,9 @@ pub struct ReloadRequest {
 pub struct Control {
     /// Reload requests (SIGHUP, the API); the gateway never reloads when `None`.
     pub reload: Option<mpsc::Receiver<ReloadRequest>>,
+    /// Serve the HTTP API on `[api] listen`, with `POST /api/reload` sending
+    /// to this sender (the other end of `reload`); no API when `None`.
+    pub api: Option<mpsc::Sender<ReloadRequest>>,
 }
 
 /// Runs the gateway described by `config` until `shutdown` is cancelled,
@@ -179,7 +211,16 @@ pub async fn run(
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) -> Result<SinkSummary, AppError> {
-    run_with(config, stats, shutdown, Control { reload: None }).await
+    run_with(
+        config,
+        stats,
+        shutdown,
+        Control {
+            reload: None,
+            api: None,
+        },
+    )
+    .await
 }
 
 /// [`run`], with configuration reloads taken from `control`.
@@ -229,8 +270,16 @@ pub async fn run_with(
         spool: spool.clone(),
         shutdown: shutdown.clone(),
         give_up_after: deadline.give_up_after(),
+        board: SharedBoard::new(Arc::clone(&next.board)),
+    };
+    let api = match (control.api.take(), config.api.listen) {
+        (Some(reload), Some(addr)) => {
+            Some(start_api(addr, &config, &env, reload, &shutdown).await?)
+        }
+        _ => None,
     };
     let mut current = next.start(&env, None, None, None).await;
+    current.board.mark_started();
 
     // Pollers end only at shutdown; a gateway without meters (or whose
     // pollers ended early) still runs until then, delivering its spool.
@@ -296,9 +345,38 @@ pub async fn run_with(
             ..SinkSummary::default()
         }
     };
+    if let Some(api) = api {
+        // Cancelled with the shutdown; it only has open requests to finish.
+        let _ = tokio::time::timeout(deadline.exit_margin(), api).await;
+    }
     stats.update_spool(&spool);
     info!(?summary, "stopped");
     Ok(summary)
+}
+
+/// Binds `[api] listen` and serves the API until the shutdown.
+async fn start_api(
+    addr: std::net::SocketAddr,
+    config: &Config,
+    env: &GenEnv,
+    reload: mpsc::Sender<ReloadRequest>,
+    shutdown: &CancellationToken,
+) -> Result<JoinHandle<()>, AppError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| AppError::Api(format!("cannot listen on {addr} ([api] listen): {e}")))?;
+    let state = ApiState {
+        board: env.board.clone(),
+        stats: Arc::clone(&env.stats),
+        token: config.api.token.clone(),
+        reload: Some(reload),
+    };
+    let stop = shutdown.clone();
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::api::serve(listener, state, stop).await {
+            error!(error = %e, "HTTP API failed; the gateway keeps running without it");
+        }
+    }))
 }
 
 /// How the configured shutdown deadline is shared out.
@@ -341,6 +419,8 @@ struct GenEnv {
     /// The process shutdown (not a reload): only it lets the appender give up.
     shutdown: CancellationToken,
     give_up_after: Duration,
+    /// The board the API reads: the current generation's.
+    board: SharedBoard,
 }
 
 /// A generation whose broker clients are built (the step that can fail)
@@ -350,6 +430,7 @@ struct Prepared {
     tx: mpsc::Sender<Input>,
     rx: mpsc::Receiver<Input>,
     brokers: Vec<BrokerClient>,
+    board: Arc<StatusBoard>,
 }
 
 impl Prepared {
@@ -365,11 +446,13 @@ impl Prepared {
                 Arc::clone(stats),
             )?);
         }
+        let board = Arc::new(StatusBoard::new(&config));
         Ok(Prepared {
             config,
             tx,
             rx,
             brokers,
+            board,
         })
     }
 
@@ -391,6 +474,7 @@ impl Prepared {
             tx,
             rx,
             brokers,
+            board,
         } = self;
         let stop = env.shutdown.child_token();
         let encoder = tokio::spawn(encode(
@@ -411,8 +495,13 @@ impl Prepared {
         let modbus = TaskTracker::new();
         for i in 0..config.endpoints.len() {
             let id = EndpointId(u32::try_from(i).unwrap_or(u32::MAX));
-            let poller =
-                EndpointPoller::new(Arc::clone(&config), id, tx.clone(), Arc::clone(&env.stats));
+            let poller = EndpointPoller::new(
+                Arc::clone(&config),
+                id,
+                tx.clone(),
+                Arc::clone(&env.stats),
+                Arc::clone(&board),
+            );
             modbus.spawn(poller.run(stop.clone()));
         }
         modbus.close();
@@ -432,6 +521,7 @@ impl Prepared {
             modbus,
             mqtt,
             encoder,
+            board,
         }
     }
 }
@@ -446,6 +536,8 @@ struct Generation {
     /// Ends after the sources, once the channel is drained and the
     /// checkpoints are written.
     encoder: JoinHandle<()>,
+    /// Live state of this generation's meters and endpoints.
+    board: Arc<StatusBoard>,
 }
 
 impl Generation {
@@ -640,6 +732,10 @@ async fn reload(current: &mut Generation, env: &GenEnv) -> Result<String, Vec<St
     }
     let summary = describe_changes(&current.config, &new);
     let next = Prepared::new(Arc::new(new), &env.stats).map_err(|e| vec![e.to_string()])?;
+    // What belongs to the process, not the generation, carries over.
+    next.board
+        .set_sink_reachable(current.board.sink_reachable());
+    next.board.mark_started();
 
     // Stop the old pollers between rounds, not in one: a round cut short
     // would leave its remaining meters without that slot.
@@ -660,6 +756,7 @@ async fn reload(current: &mut Generation, env: &GenEnv) -> Result<String, Vec<St
         meters = started.config.meters.len(),
         "sources swapped"
     );
+    env.board.replace(Arc::clone(&started.board));
     *current = started;
     Ok(summary)
 }

@@ -311,7 +311,7 @@ async fn async_main(command: Command) -> ExitCode {
                 signal_token.cancel();
             });
             let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-            reload_on_sighup(reload_tx, shutdown.clone());
+            reload_on_sighup(reload_tx.clone(), shutdown.clone());
             if stats_interval > 0 {
                 let periodic = Arc::clone(&stats);
                 let stop = shutdown.clone();
@@ -329,6 +329,7 @@ async fn async_main(command: Command) -> ExitCode {
             }
             let control = emgate::app::Control {
                 reload: Some(reload_rx),
+                api: Some(reload_tx),
             };
             let result = emgate::app::run_with(config, Arc::clone(&stats), shutdown, control).await;
             stats.log("final stats");

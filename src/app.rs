@@ -99,9 +99,6 @@ pub enum AppError {
     /// An MQTT broker client could not be set up (TLS files).
     #[error("{0}")]
     Mqtt(#[from] crate::sources::mqtt::client::ClientError),
-    /// The HTTP API cannot listen on its address.
-    #[error("api: {0}")]
-    Api(String),
     /// A task panicked or was aborted.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -273,9 +270,7 @@ pub async fn run_with(
         board: SharedBoard::new(Arc::clone(&next.board)),
     };
     let api = match (control.api.take(), config.api.listen) {
-        (Some(reload), Some(addr)) => {
-            Some(start_api(addr, &config, &env, reload, &shutdown).await?)
-        }
+        (Some(reload), Some(addr)) => start_api(addr, &config, &env, reload, &shutdown).await,
         _ => None,
     };
     let mut current = next.start(&env, None, None, None).await;
@@ -354,17 +349,23 @@ pub async fn run_with(
     Ok(summary)
 }
 
-/// Binds `[api] listen` and serves the API until the shutdown.
+/// Binds `[api] listen` and serves the API until the shutdown. When the
+/// address is taken, the gateway runs without its API (logged as an
+/// error): collecting data matters more than showing it.
 async fn start_api(
     addr: std::net::SocketAddr,
     config: &Config,
     env: &GenEnv,
     reload: mpsc::Sender<ReloadRequest>,
     shutdown: &CancellationToken,
-) -> Result<JoinHandle<()>, AppError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| AppError::Api(format!("cannot listen on {addr} ([api] listen): {e}")))?;
+) -> Option<JoinHandle<()>> {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(%addr, error = %e, "cannot listen on [api] listen; the gateway runs without its HTTP API (reload with SIGHUP)");
+            return None;
+        }
+    };
     let state = ApiState {
         board: env.board.clone(),
         stats: Arc::clone(&env.stats),
@@ -372,7 +373,7 @@ async fn start_api(
         reload: Some(reload),
     };
     let stop = shutdown.clone();
-    Ok(tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         if let Err(e) = crate::api::serve(listener, state, stop).await {
             error!(error = %e, "HTTP API failed; the gateway keeps running without it");
         }

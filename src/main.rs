@@ -62,6 +62,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show the sites and meters of a running gateway (from its HTTP API).
+    Status {
+        /// Base URL of the gateway's API (`[api] listen`).
+        #[arg(long, default_value = "http://127.0.0.1:9184")]
+        url: String,
+        /// API token (or set `EMGATE__API__TOKEN`, as the gateway reads it).
+        #[arg(long, env = "EMGATE__API__TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
         /// How long to run, seconds (long enough for a 1-minute window to close).
@@ -337,6 +346,18 @@ async fn async_main(command: Command) -> ExitCode {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!(error = %e, "gateway failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Status { url, token } => {
+            match emgate::status_cli::run(&url, token.as_deref()).await {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -221,7 +221,7 @@ async fn summary(State(state): State<ApiState>) -> Response {
         up,
         down,
         bad,
-        sink_reachable: state.board.sink_reachable(),
+        sink_reachable: state.board.get().sink_reachable(),
     })
     .into_response()
 }

@@ -147,7 +147,10 @@ async fn sighup_adds_and_removes_meters_without_losing_a_slot() {
     let want = format!(
         "{site_path}: meters[0].poll_intervall_secs: unknown key; did you mean \\\"poll_interval_secs\\\"?"
     );
-    assert!(log.contains(&want), "the refusal names the error {want}:\n{log}");
+    assert!(
+        log.contains(&want),
+        "the refusal names the error {want}:\n{log}"
+    );
     assert_eq!(log.matches("reload applied").count(), 1, "{log}");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -165,7 +168,10 @@ async fn sighup_adds_and_removes_meters_without_losing_a_slot() {
         ["A", "B", "C"]
     );
     let (a, b, c) = (&stored["A"], &stored["B"], &stored["C"]);
-    assert!(contiguous(a), "A: one point per slot over the whole run: {a:?}");
+    assert!(
+        contiguous(a),
+        "A: one point per slot over the whole run: {a:?}"
+    );
     assert!(contiguous(b), "B: {b:?}");
     assert!(contiguous(c), "C: {c:?}");
     assert_eq!(a.first(), b.first(), "A and B start together");

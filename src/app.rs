@@ -254,11 +254,13 @@ pub async fn run_with(
     let input_done = CancellationToken::new();
     let mut options = UploaderOptions::for_output(&config.output);
     options.shutdown_grace = deadline.uploader_grace();
-    let mut uploader = tokio::spawn(uploader::run(
+    let shared_board = SharedBoard::new(Arc::clone(&next.board));
+    let mut uploader = tokio::spawn(uploader::run_observed(
         config.output.clone(),
         options,
         spool.clone(),
         Arc::clone(&stats),
+        Some(shared_board.clone()),
         input_done.clone(),
     ));
 
@@ -267,7 +269,7 @@ pub async fn run_with(
         spool: spool.clone(),
         shutdown: shutdown.clone(),
         give_up_after: deadline.give_up_after(),
-        board: SharedBoard::new(Arc::clone(&next.board)),
+        board: shared_board,
     };
     let api = match (control.api.take(), config.api.listen) {
         (Some(reload), Some(addr)) => start_api(addr, &config, &env, reload, &shutdown).await,
@@ -489,6 +491,7 @@ impl Prepared {
                 env.give_up_after,
             ),
             Arc::clone(&env.stats),
+            Arc::clone(&board),
         ));
         if let Some(t) = prev_modbus {
             t.wait().await;
@@ -561,6 +564,7 @@ async fn encode(
     prev: Option<JoinHandle<()>>,
     mut appender: Appender,
     stats: Arc<Stats>,
+    board: Arc<StatusBoard>,
 ) {
     if let Some(prev) = prev
         && let Err(e) = prev.await
@@ -570,7 +574,8 @@ async fn encode(
     let mut enc = ReadingEncoder::new(&config);
     let agg_enc = AggregateEncoder::new(&config);
     let mut chunk = LineChunk::default();
-    let mut validation = ValidationStage::new(&config, Arc::clone(&stats));
+    // The board learns each reading's quality and slot (per-meter status).
+    let mut validation = ValidationStage::new(&config, Arc::clone(&stats)).with_board(board);
     let mut aggregation = AggregationStage::new(&config, Arc::clone(&stats));
     while let Some(Input { mut batch, spooled }) = rx.recv().await {
         validation.process(&mut batch);

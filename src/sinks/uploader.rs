@@ -52,7 +52,6 @@ use crate::sinks::influx::classify::{dropped_lines, truncate};
 use crate::sinks::influx::{WriteError, Writer, WriterError};
 use crate::spool::{Cursor, Spool};
 use crate::stats::Stats;
-use crate::status::StatusBoard;
 
 /// How long the uploader keeps delivering after the pipeline has stopped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -194,7 +193,7 @@ pub async fn run_observed(
     options: UploaderOptions,
     spool: Spool,
     stats: Arc<Stats>,
-    board: Option<Arc<StatusBoard>>,
+    board: Option<crate::app::SharedBoard>,
     input_done: CancellationToken,
 ) -> Result<SinkSummary, SinkError> {
     let dest = match &output {
@@ -267,7 +266,7 @@ struct Uploader {
     dest: Destination,
     spool: Spool,
     stats: Arc<Stats>,
-    board: Option<Arc<StatusBoard>>,
+    board: Option<crate::app::SharedBoard>,
     summary: SinkSummary,
     /// Records of the current batch, as read (reused).
     records: Vec<Vec<u8>>,
@@ -518,9 +517,11 @@ impl Uploader {
 
     /// Reports one write request to the status board.
     fn observe(&self, result: &Result<(), WriteError>, latency: Duration, lines: usize) {
-        let Some(board) = &self.board else {
+        let Some(shared) = &self.board else {
             return;
         };
+        // The current generation's board (a reload swaps it).
+        let board = shared.get();
         let status = match result {
             Ok(()) => Some(204),
             Err(WriteError::TooLarge) => Some(413),

@@ -197,6 +197,7 @@ pub async fn run(
             id,
             readings_tx.clone(),
             Arc::clone(&stats),
+            Arc::new(crate::status::StatusBoard::new(&config)),
         );
         pollers.spawn(poller.run(shutdown.clone()));
     }

@@ -17,6 +17,7 @@
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 
+pub mod api;
 pub mod app;
 pub mod backoff;
 pub mod config;
@@ -29,3 +30,5 @@ pub mod sinks;
 pub mod sources;
 pub mod spool;
 pub mod stats;
+pub mod status;
+pub mod status_cli;

@@ -49,6 +49,8 @@ pub struct Stats {
     pub spool_records: AtomicU64,
     /// Unacknowledged bytes in the spool.
     pub spool_bytes: AtomicU64,
+    /// Age of the oldest unacknowledged spool record, seconds (0 when empty).
+    pub spool_oldest_age_secs: AtomicU64,
     /// Times the pipeline waited because the spool was full (`block` policy).
     pub spool_full_waits: AtomicU64,
     /// Lines dropped from a full spool (`drop_oldest` policy), all sites.
@@ -184,6 +186,10 @@ impl Stats {
         let s = spool.stats();
         self.spool_records.store(s.records, Ordering::Relaxed);
         self.spool_bytes.store(s.bytes, Ordering::Relaxed);
+        self.spool_oldest_age_secs.store(
+            s.oldest_unacked_age.map_or(0, |d| d.as_secs()),
+            Ordering::Relaxed,
+        );
     }
 
     /// Counts the lines of a record dropped from a full spool, per site

@@ -97,7 +97,13 @@ async fn poll_one_round(config: Config) -> (ReadingBatch, Arc<Stats>) {
     let config = Arc::new(config);
     let stats = Arc::new(Stats::default());
     let (tx, mut rx) = mpsc::channel(4);
-    let poller = EndpointPoller::new(Arc::clone(&config), EndpointId(0), tx, Arc::clone(&stats));
+    let poller = EndpointPoller::new(
+        Arc::clone(&config),
+        EndpointId(0),
+        tx,
+        Arc::clone(&stats),
+        Arc::new(emgate::status::StatusBoard::new(&config)),
+    );
     let stop = CancellationToken::new();
     let task = tokio::spawn(poller.run(stop.clone()));
     let batch = tokio::time::timeout(Duration::from_secs(20), rx.recv())

@@ -46,6 +46,7 @@ use crate::config::{Config, EndpointConfig};
 use crate::model::{EndpointId, MeterId, PointValue, Quality, ReadingBatch};
 use crate::profiles::RegisterKind;
 use crate::stats::Stats;
+use crate::status::{PollOutcome, StatusBoard};
 
 /// Current wall-clock time, Unix milliseconds.
 fn now_ms() -> i64 {
@@ -76,6 +77,7 @@ pub struct EndpointPoller {
     meters: Vec<PolledMeter>,
     out: mpsc::Sender<Input>,
     stats: Arc<Stats>,
+    board: Arc<StatusBoard>,
     conn: Option<Context>,
     backoff: Backoff,
     /// No connection attempt before this instant (reconnect backoff).
@@ -90,17 +92,22 @@ enum ReadOutcome {
     /// The device answered with an exception; the read's points are marked.
     Exception(ExceptionCode),
     /// The link failed (timeout, reset, garbage); the connection was dropped.
-    LinkLost,
+    LinkLost {
+        /// The device answered garbage rather than nothing.
+        protocol: bool,
+    },
 }
 
 impl EndpointPoller {
-    /// A poller for `endpoint`, planning each meter's reads once.
+    /// A poller for `endpoint`, planning each meter's reads once. Every
+    /// meter poll and reconnect backoff is reported to `board`.
     #[must_use]
     pub fn new(
         config: Arc<Config>,
         endpoint: EndpointId,
         out: mpsc::Sender<Input>,
         stats: Arc<Stats>,
+        board: Arc<StatusBoard>,
     ) -> EndpointPoller {
         let ep = &config.endpoints[endpoint.index()];
         let limits = PlanLimits {
@@ -134,6 +141,7 @@ impl EndpointPoller {
             meters,
             out,
             stats,
+            board,
             conn: None,
             backoff,
             retry_at: None,
@@ -209,6 +217,7 @@ impl EndpointPoller {
                 let done = now_ms();
                 if self.meters[i].schedule.overran(due.slot_ms, done) {
                     self.stats.overruns.fetch_add(1, Ordering::Relaxed);
+                    self.board.overrun(self.endpoint);
                 }
             }
             if batch.is_empty() {
@@ -264,6 +273,7 @@ impl EndpointPoller {
                 self.conn = Some(tokio_modbus::client::tcp::attach_slave(stream, Slave(1)));
                 self.backoff.reset();
                 self.retry_at = None;
+                self.board.set_backoff(self.endpoint, None);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 debug!(endpoint = %ep.id, "connected");
                 true
@@ -282,6 +292,8 @@ impl EndpointPoller {
     fn connect_failed(&mut self, ep: &EndpointConfig, why: &str) {
         let delay = self.backoff.next_delay();
         self.retry_at = Some(Instant::now() + delay);
+        self.board
+            .set_backoff(self.endpoint, Some(now_ms() + delay.as_millis() as i64));
         self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
         warn!(
             endpoint = %ep.id,
@@ -303,16 +315,20 @@ impl EndpointPoller {
         self.meters[idx]
             .scratch
             .fill(PointValue::missing(Quality::TIMEOUT));
+        let started = Instant::now();
         let mut answered = false;
+        let mut outcome = PollOutcome::Ok;
         let mut r = 0;
         while r < self.meters[idx].reads.len() {
             if !self.ensure_connected().await {
+                outcome = PollOutcome::Timeout;
                 break;
             }
             match self.do_read(idx, r).await {
                 ReadOutcome::Data => answered = true,
                 ReadOutcome::Exception(code) => {
                     answered = true;
+                    outcome = PollOutcome::Exception;
                     let m = &self.meters[idx];
                     let read = &m.reads[r];
                     let splittable = matches!(
@@ -335,7 +351,14 @@ impl EndpointPoller {
                         continue;
                     }
                 }
-                ReadOutcome::LinkLost => break,
+                ReadOutcome::LinkLost { protocol } => {
+                    outcome = if protocol {
+                        PollOutcome::ProtocolError
+                    } else {
+                        PollOutcome::Timeout
+                    };
+                    break;
+                }
             }
             r += 1;
             let delay = self.endpoint_config().inter_request_delay;
@@ -344,6 +367,12 @@ impl EndpointPoller {
             }
         }
         let lag_ms = now_ms() - slot_ms;
+        self.board.poll_result(
+            self.endpoint,
+            self.meters[idx].id,
+            outcome,
+            started.elapsed(),
+        );
         let m = &mut self.meters[idx];
         if answered != m.up {
             self.stats
@@ -362,7 +391,7 @@ impl EndpointPoller {
     async fn do_read(&mut self, idx: usize, r: usize) -> ReadOutcome {
         let timeout = self.endpoint_config().timeout;
         let Some(ctx) = self.conn.as_mut() else {
-            return ReadOutcome::LinkLost;
+            return ReadOutcome::LinkLost { protocol: false };
         };
         let m = &mut self.meters[idx];
         let read = &m.reads[r];
@@ -448,7 +477,9 @@ impl EndpointPoller {
                     "modbus link error; reconnecting"
                 );
                 self.drop_connection();
-                ReadOutcome::LinkLost
+                ReadOutcome::LinkLost {
+                    protocol: bit == Quality::EXCEPTION,
+                }
             }
             Err(_elapsed) => {
                 self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
@@ -458,7 +489,7 @@ impl EndpointPoller {
                     "modbus request timed out"
                 );
                 self.drop_connection();
-                ReadOutcome::LinkLost
+                ReadOutcome::LinkLost { protocol: false }
             }
         }
     }

@@ -1158,3 +1158,66 @@ impl Writer<'_> {
         let _ = writeln!(self.out, " {cumulative}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_histograms_cumulate() {
+        let mut out = String::new();
+        let mut w = Writer { out: &mut out };
+        w.header("emgate_x_total", "Help.", "counter");
+        w.sample("emgate_x_total", &[("a", "q\"b\\c\nd"), ("b", "2")], 7);
+        let h = Histogram::new(&[0.1, 1.0]);
+        h.observe(Duration::from_millis(50));
+        h.observe(Duration::from_millis(500));
+        h.observe(Duration::from_secs(3));
+        w.header("emgate_d_seconds", "Durations.", "histogram");
+        w.histogram("emgate_d_seconds", &[("endpoint", "e")], &h);
+        assert_eq!(
+            out,
+            "# HELP emgate_x_total Help.\n\
+             # TYPE emgate_x_total counter\n\
+             emgate_x_total{a=\"q\\\"b\\\\c\\nd\",b=\"2\"} 7\n\
+             # HELP emgate_d_seconds Durations.\n\
+             # TYPE emgate_d_seconds histogram\n\
+             emgate_d_seconds_bucket{endpoint=\"e\",le=\"0.1\"} 1\n\
+             emgate_d_seconds_bucket{endpoint=\"e\",le=\"1\"} 2\n\
+             emgate_d_seconds_bucket{endpoint=\"e\",le=\"+Inf\"} 3\n\
+             emgate_d_seconds_sum{endpoint=\"e\"} 3.55\n\
+             emgate_d_seconds_count{endpoint=\"e\"} 3\n"
+        );
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_once() {
+        let config = crate::config::load_str_for_tests("[gateway]\nid = \"gw\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let board = StatusBoard::new(&config);
+        let mut out = String::new();
+        board.render_metrics(&Stats::default(), &mut out);
+        let mut families = std::collections::BTreeMap::<&str, (u32, u32)>::new();
+        for line in out.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                families
+                    .entry(rest.split(' ').next().unwrap_or(""))
+                    .or_default()
+                    .0 += 1;
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                families
+                    .entry(rest.split(' ').next().unwrap_or(""))
+                    .or_default()
+                    .1 += 1;
+            } else {
+                let (series, value) = line.rsplit_once(' ').unwrap_or_default();
+                assert!(series.starts_with("emgate_"), "{line}");
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+        assert!(families.len() > 40, "{}", families.len());
+        for (name, counts) in families {
+            assert_eq!(counts, (1, 1), "{name}");
+        }
+    }
+}

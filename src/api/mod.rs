@@ -202,6 +202,8 @@ pub struct Summary {
     pub down: u32,
     /// Meters bad.
     pub bad: u32,
+    /// The output answered its last write request (InfluxDB accepting writes).
+    pub sink_reachable: bool,
 }
 
 async fn summary(State(state): State<ApiState>) -> Response {
@@ -219,6 +221,7 @@ async fn summary(State(state): State<ApiState>) -> Response {
         up,
         down,
         bad,
+        sink_reachable: state.board.sink_reachable(),
     })
     .into_response()
 }

@@ -29,6 +29,7 @@ use crate::model::ReadingBatch;
 use crate::profiles::{DataType, PointKind};
 use crate::sources::modbus::decode::ratio_factor;
 use crate::stats::Stats;
+use crate::status::StatusBoard;
 
 /// Builds the validator's rules for every meter of `config`, in `MeterId` order.
 #[must_use]
@@ -118,6 +119,8 @@ pub struct ValidationStage {
     checkpoint_every: Duration,
     last_checkpoint: Instant,
     stats: Arc<Stats>,
+    /// Where each judged reading is reported, when the gateway has a board.
+    board: Option<Arc<StatusBoard>>,
 }
 
 impl ValidationStage {
@@ -178,7 +181,15 @@ impl ValidationStage {
             checkpoint_every: config.validation.checkpoint_interval,
             last_checkpoint: Instant::now(),
             stats,
+            board: None,
         }
+    }
+
+    /// Reports every judged reading (state, quality, completeness) to `board`.
+    #[must_use]
+    pub fn with_board(mut self, board: Arc<StatusBoard>) -> ValidationStage {
+        self.board = Some(board);
+        self
     }
 
     /// Judges `batch` in place and publishes the counters; checkpoints when due.
@@ -187,6 +198,11 @@ impl ValidationStage {
         self.validator.validate(batch, now, &mut self.continuous);
         let flagged = batch.values.iter().filter(|v| !v.quality.is_good()).count();
         Stats::add(&self.stats.points_flagged, flagged as u64);
+        if let Some(board) = &self.board {
+            for r in &batch.readings {
+                board.reading_values(r.meter, r.slot, batch.values_of(r));
+            }
+        }
         let totals = &self.validator.counters().total;
         for (counter, total) in self.stats.quality_counts.iter().zip(totals) {
             counter.store(*total, Ordering::Relaxed);

@@ -52,6 +52,7 @@ use crate::sinks::influx::classify::{dropped_lines, truncate};
 use crate::sinks::influx::{WriteError, Writer, WriterError};
 use crate::spool::{Cursor, Spool};
 use crate::stats::Stats;
+use crate::status::StatusBoard;
 
 /// How long the uploader keeps delivering after the pipeline has stopped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -180,6 +181,22 @@ pub async fn run(
     stats: Arc<Stats>,
     input_done: CancellationToken,
 ) -> Result<SinkSummary, SinkError> {
+    run_observed(output, options, spool, stats, None, input_done).await
+}
+
+/// [`run`], also reporting every write request (status class, latency,
+/// lines) and whether the output is reachable to `board`.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_observed(
+    output: OutputConfig,
+    options: UploaderOptions,
+    spool: Spool,
+    stats: Arc<Stats>,
+    board: Option<Arc<StatusBoard>>,
+    input_done: CancellationToken,
+) -> Result<SinkSummary, SinkError> {
     let dest = match &output {
         OutputConfig::Influx(c) => Destination::Influx(Writer::new(c)?),
         OutputConfig::File(c) => Destination::File(FileSink::new(&c.path)),
@@ -191,6 +208,7 @@ pub async fn run(
         dest,
         spool,
         stats,
+        board,
         summary: SinkSummary::default(),
         records: Vec::with_capacity(READ_RECORDS),
         body: Vec::new(),
@@ -249,6 +267,7 @@ struct Uploader {
     dest: Destination,
     spool: Spool,
     stats: Arc<Stats>,
+    board: Option<Arc<StatusBoard>>,
     summary: SinkSummary,
     /// Records of the current batch, as read (reused).
     records: Vec<Vec<u8>>,
@@ -325,8 +344,10 @@ impl Uploader {
         parts.push_back((0..self.body.len(), lines));
         while let Some((range, n)) = parts.pop_front() {
             self.pace(n).await;
+            let started = Instant::now();
             let result = self.dest.write(&self.body[range.clone()], n).await;
             Stats::add(&self.stats.write_requests, 1);
+            self.observe(&result, started.elapsed(), n);
             match result {
                 Ok(()) => {
                     self.reachable();
@@ -493,6 +514,28 @@ impl Uploader {
                 "write failed; will retry"
             );
         }
+    }
+
+    /// Reports one write request to the status board.
+    fn observe(&self, result: &Result<(), WriteError>, latency: Duration, lines: usize) {
+        let Some(board) = &self.board else {
+            return;
+        };
+        let status = match result {
+            Ok(()) => Some(204),
+            Err(WriteError::TooLarge) => Some(413),
+            Err(WriteError::Permanent { status, .. }) => Some(*status),
+            // Retryable errors carry the status only in their reason
+            // ("server answered 503: …"); anything else never got an answer.
+            Err(WriteError::Retryable { reason, .. }) => reason
+                .strip_prefix("server answered ")
+                .and_then(|r| r.get(..3))
+                .and_then(|code| code.parse().ok()),
+        };
+        board.influx_request(status, latency, lines as u64);
+        // Retryable failures (no answer, 5xx, 429) mean the data is not
+        // getting through; a permanent rejection still proves the server works.
+        board.set_sink_reachable(!matches!(result, Err(WriteError::Retryable { .. })));
     }
 
     /// The output answered: reset the backoff, log a recovery.

@@ -7,10 +7,10 @@
 //!   here: the page's logic with exact, known data (rows and their states,
 //!   the site cards, the header, the bearer token from `#token=`, "connection
 //!   lost" and "unauthorized");
-//! - end to end: the real gateway (`emgate::app::run`) polling the simulator
-//!   with one meter answering Modbus exceptions and one not answering at
-//!   all, its API on a free port; the page must show the failing meters as
-//!   `down` and the good one as `up`.
+//! - end to end: the real `emgate run` binary polling the simulator (in
+//!   this process) with one meter answering Modbus exceptions and one not
+//!   answering at all, its API on `[api] listen` (a free port); the page
+//!   must show the failing meters as `down` and the good one as `up`.
 //!
 //! The meter rows' test hooks are `<tr data-meter="ID" data-state="...">`.
 
@@ -23,14 +23,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use emgate::config::SimFault;
-use emgate::config::load::from_parts;
 use emgate::model::MeterId;
 use emgate::sim::Simulator;
-use emgate::stats::Stats;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use support::chromium::{dump_dom, meter_rows, strip_tags, text_of_id};
+use support::gateway::Gateway;
 
 /// The page as the gateway serves it.
 const PAGE: &str = include_str!("../src/api/page.html");
@@ -366,7 +365,7 @@ fn states(meters: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_gateway_page_shows_the_failing_meters_as_down() {
-    let data = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
     let (port_a, port_b, api_port) = (
         support::free_port(),
         support::free_port(),
@@ -401,13 +400,20 @@ host = "127.0.0.1"
 port = {port_b}
 timeout_ms = 300
 "#,
-        data = data.path().display().to_string(),
-        lines = data.path().join("lines.lp").display().to_string(),
+        data = dir.path().join("data").display().to_string(),
+        lines = dir.path().join("lines.lp").display().to_string(),
     );
-    let config = Arc::new(
-        from_parts(&main, &[("b1.toml", SITE)], &[("water_meter", WATER_METER)])
-            .unwrap_or_else(|e| panic!("config: {e}")),
-    );
+    let main_path = dir.path().join("emgate.toml");
+    for (path, text) in [
+        (main_path.clone(), main.as_str()),
+        (dir.path().join("sites/b1.toml"), SITE),
+        (dir.path().join("profiles/water_meter.toml"), WATER_METER),
+    ] {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("config dir");
+        std::fs::write(&path, text).expect("write config");
+    }
+    // The simulator reads the same files the gateway will.
+    let config = emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
     let id = |name: &str| {
         MeterId(
             config
@@ -417,7 +423,6 @@ timeout_ms = 300
                 .expect("meter") as u32,
         )
     };
-
     let stop_sim = CancellationToken::new();
     let sim = Simulator::start(&config, stop_sim.clone())
         .await
@@ -426,13 +431,8 @@ timeout_ms = 300
     sim.set_fault(id("broken"), Some(SimFault::Exception));
     sim.set_fault(id("silent"), Some(SimFault::NoResponse));
 
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let gateway = tokio::spawn(emgate::app::run(
-        Arc::clone(&config),
-        Arc::clone(&stats),
-        shutdown.clone(),
-    ));
+    // The real binary, as an operator runs it.
+    let mut gateway = Gateway::run(&main_path, dir.path().join("emgate.log"));
 
     // The page reads what the API says: wait until the API itself shows the
     // states, then the page must show the same.
@@ -452,22 +452,17 @@ timeout_ms = 300
             last = Some(meters);
         }
         assert!(
-            !gateway.is_finished(),
-            "the gateway stopped before its API showed {expected:?}"
-        );
-        assert!(
             tokio::time::Instant::now() < deadline,
-            "after 30 s, {meters_url} does not show {expected:?}; last answer: {last:#?}"
+            "after 30 s, {meters_url} does not show {expected:?}; last answer: {last:#?}\n\
+             gateway log:\n{}",
+            gateway.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     let dom = load(format!("http://127.0.0.1:{api_port}/")).await;
-
-    shutdown.cancel();
-    let outcome = gateway.await.expect("join gateway");
+    gateway.terminate().await;
     stop_sim.cancel();
-    outcome.expect("gateway run");
 
     // Worst first: the two failing meters in configuration order, then the good one.
     assert_eq!(

@@ -62,6 +62,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show the sites and meters of a running gateway (from its HTTP API).
+    Status {
+        /// Base URL of the gateway's API (`[api] listen`).
+        #[arg(long, default_value = "http://127.0.0.1:9184")]
+        url: String,
+        /// API token (or set `EMGATE__API__TOKEN`, as the gateway reads it).
+        #[arg(long, env = "EMGATE__API__TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
         /// How long to run, seconds (long enough for a 1-minute window to close).
@@ -202,6 +211,39 @@ fn termination() -> impl std::future::Future<Output = ()> + Send {
     }
 }
 
+/// Turns every SIGHUP into a reload request until `shutdown`; the outcome
+/// is logged by the gateway itself.
+fn reload_on_sighup(
+    requests: tokio::sync::mpsc::Sender<emgate::app::ReloadRequest>,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot listen for SIGHUP; reload through the API only");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                got = hangup.recv() => if got.is_none() { break },
+            }
+            info!("SIGHUP: reloading the configuration");
+            let (reply, _outcome) = tokio::sync::oneshot::channel();
+            if requests
+                .send(emgate::app::ReloadRequest { reply })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Demo { .. }) {
@@ -245,7 +287,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async_main(cli.command))
+    let code = runtime.block_on(async_main(cli.command));
+    // Everything that must reach the disk did before `async_main` returned;
+    // a task still blocked (a DNS lookup, a stuck write) must not hold the
+    // process past the shutdown deadline.
+    runtime.shutdown_background();
+    code
 }
 
 async fn async_main(command: Command) -> ExitCode {
@@ -263,11 +310,17 @@ async fn async_main(command: Command) -> ExitCode {
             let shutdown = CancellationToken::new();
             let stats = Arc::new(Stats::default());
             let signal_token = shutdown.clone();
+            let timeout = config.gateway.shutdown_timeout;
             tokio::spawn(async move {
                 stop.await;
-                info!("termination requested; flushing");
+                info!(
+                    timeout_s = timeout.as_secs(),
+                    "termination requested; stopping within the shutdown deadline"
+                );
                 signal_token.cancel();
             });
+            let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+            reload_on_sighup(reload_tx.clone(), shutdown.clone());
             if stats_interval > 0 {
                 let periodic = Arc::clone(&stats);
                 let stop = shutdown.clone();
@@ -283,12 +336,28 @@ async fn async_main(command: Command) -> ExitCode {
                     }
                 });
             }
-            let result = emgate::app::run(config, Arc::clone(&stats), shutdown).await;
+            let control = emgate::app::Control {
+                reload: Some(reload_rx),
+                api: Some(reload_tx),
+            };
+            let result = emgate::app::run_with(config, Arc::clone(&stats), shutdown, control).await;
             stats.log("final stats");
             match result {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!(error = %e, "gateway failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Status { url, token } => {
+            match emgate::status_cli::run(&url, token.as_deref()).await {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }

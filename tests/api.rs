@@ -80,7 +80,7 @@ async fn start(token: Option<&str>, reload: Option<mpsc::Sender<ReloadRequest>>)
     let addr = listener.local_addr().expect("local address");
     let shutdown = CancellationToken::new();
     let state = ApiState {
-        board: Arc::clone(&board),
+        board: Arc::clone(&board).into(),
         stats: Arc::clone(&stats),
         token: token.map(Secret::new),
         reload,

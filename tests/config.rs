@@ -1509,3 +1509,109 @@ fn example_mqtt_block_is_valid_when_uncommented() {
     let shipped = load_with_env(Path::new("config/emgate.toml"), &[]).expect("loads");
     assert!(shipped.mqtt.is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// [api] and the shutdown deadline
+
+#[test]
+fn api_and_shutdown_defaults() {
+    let c = load_str_for_tests("[gateway]\nid = \"gw\"\n").expect("loads");
+    assert_eq!(
+        c.api,
+        emgate::config::ApiSettings {
+            listen: Some("127.0.0.1:9184".parse().expect("address")),
+            token: None,
+        }
+    );
+    assert_eq!(c.gateway.shutdown_timeout, Duration::from_secs(10));
+    let shipped = load_with_env(Path::new("config/emgate.toml"), &[]).expect("loads");
+    assert_eq!(shipped.api, c.api);
+    assert_eq!(shipped.gateway.shutdown_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn api_values_and_off_switches() {
+    let c = load_str_for_tests(
+        "[gateway]\nid = \"gw\"\nshutdown_timeout_secs = 300\n[api]\nlisten = \"0.0.0.0:8080\"\ntoken = \"t0k\"\n",
+    )
+    .expect("loads");
+    assert_eq!(c.api.listen, Some("0.0.0.0:8080".parse().expect("address")));
+    assert_eq!(
+        c.api.token.as_ref().map(config::Secret::expose),
+        Some("t0k")
+    );
+    assert_eq!(format!("{:?}", c.api.token), "Some(***)");
+    assert_eq!(c.gateway.shutdown_timeout, Duration::from_mins(5));
+    for off in [
+        "listen = \"\"",
+        "enabled = false",
+        "listen = \"[::1]:1\"\nenabled = false",
+    ] {
+        let c = load_str_for_tests(&format!("[gateway]\nid = \"gw\"\n[api]\n{off}\n"))
+            .unwrap_or_else(|e| panic!("{off}: {e}"));
+        assert_eq!(c.api.listen, None, "{off}");
+    }
+    let c = load_str_for_tests("[gateway]\nid = \"gw\"\n[api]\nenabled = true\n").expect("loads");
+    assert_eq!(
+        c.api.listen,
+        Some("127.0.0.1:9184".parse().expect("address"))
+    );
+}
+
+#[test]
+fn api_token_from_the_environment() {
+    let c = load_with_env(
+        Path::new("tests/fixtures/config/env/emgate.toml"),
+        &env(&[
+            ("EMGATE__INFLUXDB__TOKEN", "s3cr3t-t0ken"),
+            ("EMGATE__API__TOKEN", "api-t0ken"),
+            ("EMGATE__GATEWAY__SHUTDOWN_TIMEOUT_SECS", "30"),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.api.token.as_ref().map(config::Secret::expose),
+        Some("api-t0ken")
+    );
+    assert_eq!(
+        c.api.listen,
+        Some("127.0.0.1:9184".parse().expect("address"))
+    );
+    assert_eq!(c.gateway.shutdown_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn api_and_shutdown_messages() {
+    let got = errors(load_str_for_tests(
+        "[gateway]\nid = \"gw\"\nshutdown_timeout_secs = 0\n[api]\nlisten = \"localhost:9184\"\ntoken = \"\"\nlisen = \"x\"\n",
+    ));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: gateway.shutdown_timeout_secs: 0 is too small; the minimum is 1",
+            "emgate.toml: api.lisen: unknown key; did you mean \"listen\"?",
+            "emgate.toml: api.listen: \"localhost:9184\" is not an address to listen on; write IP:port, e.g. \"127.0.0.1:9184\" (\"\" turns the API off)",
+            "emgate.toml: api.token: is empty; remove the key for an API without a token, or give one (preferably through the environment as EMGATE__API__TOKEN)",
+        ]
+    );
+    let got = errors(load_str_for_tests(
+        "[gateway]\nid = \"gw\"\nshutdown_timeout_secs = 301\n[api]\ntoken = \" \"\nenabled = \"maybe\"\n",
+    ));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: gateway.shutdown_timeout_secs: 301 is too large; the maximum is 300",
+            "emgate.toml: api.enabled: invalid value: string \"maybe\", expected true or false",
+            "emgate.toml: api.token: is empty; remove the key for an API without a token, or give one (preferably through the environment as EMGATE__API__TOKEN)",
+        ]
+    );
+    let got = errors(load_str_for_tests(
+        "[gateway]\nid = \"gw\"\n[api]\ntoken = \"\"\n",
+    ));
+    assert_eq!(
+        got,
+        [
+            "emgate.toml: api.token: is empty; remove the key for an API without a token, or give one (preferably through the environment as EMGATE__API__TOKEN)",
+        ]
+    );
+}

@@ -58,6 +58,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
             timezone: jiff::tz::TimeZone::UTC,
             timezone_name: "UTC".to_owned(),
             data_dir: "data".into(),
+            shutdown_timeout: Duration::from_secs(10),
         },
         output: OutputConfig::File(FileSinkConfig {
             path: "data/unused.lp".into(),
@@ -89,6 +90,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         simulator: SimulatorConfig::default(),
         aggregation: emgate::config::AggregationSettings::default(),
         mqtt: Vec::new(),
+        api: emgate::config::ApiSettings::default(),
     }
 }
 

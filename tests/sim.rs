@@ -77,6 +77,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             timezone: jiff::tz::TimeZone::UTC,
             timezone_name: "UTC".to_owned(),
             data_dir: "data".into(),
+            shutdown_timeout: Duration::from_secs(10),
         },
         output: OutputConfig::File(FileSinkConfig {
             path: "data/out.lp".into(),
@@ -115,6 +116,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
         },
         aggregation: emgate::config::AggregationSettings::default(),
         mqtt: Vec::new(),
+        api: emgate::config::ApiSettings::default(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP API of a running gateway: health, readiness, Prometheus metrics,
 //! per-meter and per-site status as JSON, the status page, and reload.
 //!
-//! It only reads the [`StatusBoard`] and [`Stats`] (and forwards reload
+//! It only reads the [`StatusBoard`](crate::status::StatusBoard) and [`Stats`] (and forwards reload
 //! requests to the app's reload loop), so a slow client never slows the
 //! pollers. Bound to 127.0.0.1 by default; with a token configured every
 //! route but `/health` wants `Authorization: Bearer <token>`, compared in
@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
 use crate::stats::Stats;
-use crate::status::StatusBoard;
 
 /// The status page, served from the binary (no CDN).
 const PAGE: &str = include_str!("page.html");
@@ -30,8 +29,9 @@ const PAGE: &str = include_str!("page.html");
 /// Everything the handlers need.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Live per-meter, per-endpoint and per-site state.
-    pub board: Arc<StatusBoard>,
+    /// Live per-meter, per-endpoint and per-site state of the running
+    /// configuration (swapped at each reload).
+    pub board: crate::app::SharedBoard,
     /// Process-wide counters.
     pub stats: Arc<Stats>,
     /// Bearer token required on every route but `/health`, when set.
@@ -142,7 +142,7 @@ async fn health() -> Response {
 }
 
 async fn ready(State(state): State<ApiState>) -> Response {
-    let r = state.board.readiness(&state.stats);
+    let r = state.board.get().readiness(&state.stats);
     let status = if r.ready {
         StatusCode::OK
     } else {
@@ -153,7 +153,7 @@ async fn ready(State(state): State<ApiState>) -> Response {
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     let mut body = String::with_capacity(16 * 1024);
-    state.board.render_metrics(&state.stats, &mut body);
+    state.board.get().render_metrics(&state.stats, &mut body);
     (
         [(
             header::CONTENT_TYPE,
@@ -165,18 +165,18 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 }
 
 async fn meters(State(state): State<ApiState>) -> Response {
-    Json(state.board.meters(now_secs())).into_response()
+    Json(state.board.get().meters(now_secs())).into_response()
 }
 
 async fn meter(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    match state.board.meter(&id, now_secs()) {
+    match state.board.get().meter(&id, now_secs()) {
         Some(m) => Json(m).into_response(),
         None => error(StatusCode::NOT_FOUND, &format!("no meter {id:?}")),
     }
 }
 
 async fn sites(State(state): State<ApiState>) -> Response {
-    Json(state.board.sites(now_secs())).into_response()
+    Json(state.board.get().sites(now_secs())).into_response()
 }
 
 /// The body of `GET /api/summary`: totals the status page turns into rates.
@@ -208,7 +208,7 @@ pub struct Summary {
 
 async fn summary(State(state): State<ApiState>) -> Response {
     let now = now_secs();
-    let (up, down, bad, unknown) = state.board.state_counts(now);
+    let (up, down, bad, unknown) = state.board.get().state_counts(now);
     let s = &state.stats;
     Json(Summary {
         time: now,
@@ -221,7 +221,7 @@ async fn summary(State(state): State<ApiState>) -> Response {
         up,
         down,
         bad,
-        sink_reachable: state.board.sink_reachable(),
+        sink_reachable: state.board.get().sink_reachable(),
     })
     .into_response()
 }

@@ -37,16 +37,18 @@ use std::time::Duration;
 use config::Value;
 
 use super::raw::{
-    self, AggregationRaw, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float, GatewayRaw,
-    InfluxRaw, Int, MainFile, MeterRaw, MqttRaw, MqttTlsRaw, OverrideRaw, Problems, ReplacementRaw,
-    SimulatorRaw, SiteFile, SiteRaw, SpoolRaw, SubscriptionRaw, Text, ValidationRaw,
+    self, AggregationRaw, ApiRaw, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float,
+    GatewayRaw, InfluxRaw, Int, MainFile, MeterRaw, MqttRaw, MqttTlsRaw, OverrideRaw, Problems,
+    ReplacementRaw, SimulatorRaw, SiteFile, SiteRaw, SpoolRaw, SubscriptionRaw, Text,
+    ValidationRaw,
 };
 use super::{
-    AggregationSettings, Calibration, Config, ConfigError, ConfigErrors, DeclaredReplacement,
-    ElectricityMethod, EndpointConfig, FileSinkConfig, GatewayConfig, InfluxApi, InfluxConfig,
-    MeterConfig, MeterSource, MqttBroker, MqttProtocol, MqttSubscription, MqttTls, OutputConfig,
-    PayloadFormat, PointOverride, Secret, SimFault, SimulatorConfig, SiteConfig, SpoolFsync,
-    SpoolPolicy, SpoolSettings, TimeUnit, TimestampRule, ValidationSettings,
+    AggregationSettings, ApiSettings, Calibration, Config, ConfigError, ConfigErrors,
+    DeclaredReplacement, ElectricityMethod, EndpointConfig, FileSinkConfig, GatewayConfig,
+    InfluxApi, InfluxConfig, MeterConfig, MeterSource, MqttBroker, MqttProtocol, MqttSubscription,
+    MqttTls, OutputConfig, PayloadFormat, PointOverride, Secret, SimFault, SimulatorConfig,
+    SiteConfig, SpoolFsync, SpoolPolicy, SpoolSettings, TimeUnit, TimestampRule,
+    ValidationSettings,
 };
 use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::pipeline::coefficients::{CoefficientTable, kgce_per_m3_from_lhv};
@@ -183,6 +185,7 @@ struct Main {
     spool: Option<SpoolSettings>,
     validation: Option<ValidationSettings>,
     aggregation: Option<AggregationSettings>,
+    api: Option<ApiSettings>,
 }
 
 fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
@@ -208,6 +211,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
             timezone: jiff::tz::TimeZone::UTC,
             timezone_name: DEFAULT_TIMEZONE.to_owned(),
             data_dir: PathBuf::from("data"),
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS as u64),
         },
         sites_dir: PathBuf::from("sites"),
         profiles_dir: PathBuf::from("profiles"),
@@ -218,6 +222,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         spool: None,
         validation: None,
         aggregation: None,
+        api: None,
     };
 
     let root = if raw::parse_toml(text, &mut p).is_some() {
@@ -255,6 +260,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
     }
     main.spool = spool(top.spool, &main.gateway.data_dir, &mut main.problems);
     main.validation = validation(top.validation, &mut main.problems);
+    main.api = api(top.api, &mut main.problems);
     main.aggregation = aggregation(
         top.aggregation,
         path.parent().unwrap_or(Path::new("")),
@@ -337,6 +343,65 @@ fn gateway(v: Value, main: &mut Main) {
     if let Some(d) = path_key(r.profiles_dir, "gateway.profiles_dir", p) {
         main.profiles_dir = d;
     }
+    if let Some(secs) = int(
+        r.shutdown_timeout_secs,
+        "gateway.shutdown_timeout_secs",
+        DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+        1,
+        300,
+        p,
+    ) {
+        main.gateway.shutdown_timeout = Duration::from_secs(secs as u64);
+    }
+}
+
+/// `gateway.shutdown_timeout_secs` when not given.
+const DEFAULT_SHUTDOWN_TIMEOUT_SECS: i64 = 10;
+
+/// `[api]`: absent means the default (local port 9184, no token).
+fn api(v: Option<Value>, p: &mut Problems) -> Option<ApiSettings> {
+    let Some(v) = v else {
+        return Some(ApiSettings::default());
+    };
+    let r = raw::table::<ApiRaw>(v, "api", "a table ([api])", p)?;
+    let mut ok = true;
+    let listen = match r.listen {
+        None => ApiSettings::default().listen,
+        Some(Text(s)) if s.trim().is_empty() => None,
+        Some(Text(s)) => {
+            let parsed = s.trim().parse::<std::net::SocketAddr>().ok();
+            if parsed.is_none() {
+                p.push(
+                    "api.listen",
+                    format!(
+                        "\"{s}\" is not an address to listen on; write IP:port, e.g. \"127.0.0.1:9184\" (\"\" turns the API off)"
+                    ),
+                );
+                ok = false;
+            }
+            parsed
+        }
+    };
+    let enabled = r.enabled.is_none_or(|raw::Flag(b)| b);
+    let token = match r.token {
+        None => None,
+        Some(Text(t)) if t.trim().is_empty() => {
+            p.push(
+                "api.token",
+                "is empty; remove the key for an API without a token, or give one (preferably through the environment as EMGATE__API__TOKEN)",
+            );
+            ok = false;
+            None
+        }
+        Some(Text(t)) => Some(Secret::new(t)),
+    };
+    if !ok {
+        return None;
+    }
+    Some(ApiSettings {
+        listen: if enabled { listen } else { None },
+        token,
+    })
 }
 
 fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
@@ -1296,6 +1361,7 @@ fn assemble(
         Some(spool),
         Some(validation),
         Some(aggregation),
+        Some(api),
     ) = (
         endpoints,
         mqtt,
@@ -1304,6 +1370,7 @@ fn assemble(
         main.spool,
         main.validation,
         main.aggregation,
+        main.api,
     )
     else {
         // Unreachable in practice: every `None` above comes with a recorded problem.
@@ -1326,6 +1393,7 @@ fn assemble(
         simulator,
         aggregation,
         mqtt,
+        api,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod load;
 pub mod raw;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -128,7 +129,31 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     /// Consumption windows and standard-coal conversion.
     pub aggregation: AggregationSettings,
+    /// The HTTP API (status, metrics, reload).
+    pub api: ApiSettings,
 }
+
+/// `[api]`, validated: the HTTP server of status, metrics and reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Address to listen on; `None` when the API is off (`listen = ""` or
+    /// `enabled = false`). Default `127.0.0.1:9184`: local only.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token required on everything but `/health`; `None`: no token.
+    pub token: Option<Secret>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> ApiSettings {
+        ApiSettings {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT))),
+            token: None,
+        }
+    }
+}
+
+/// Port of the API when `[api] listen` is not given.
+pub const DEFAULT_API_PORT: u16 = 9184;
 
 impl Config {
     /// The meter with id `id`.
@@ -170,6 +195,10 @@ pub struct GatewayConfig {
     pub timezone_name: String,
     /// Directory for local data (file sink, later the spool).
     pub data_dir: PathBuf,
+    /// Longest orderly shutdown after SIGINT/SIGTERM (`shutdown_timeout_secs`,
+    /// default 10 s, 1..=300): polling stops, the pipeline drains into the
+    /// spool and the output delivers for the rest of it.
+    pub shutdown_timeout: Duration,
 }
 
 /// Where points are written.

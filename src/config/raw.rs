@@ -173,6 +173,19 @@ pub struct MainFile {
     pub aggregation: Option<Value>,
     /// `[[mqtt]]`.
     pub mqtt: Option<Value>,
+    /// `[api]`.
+    pub api: Option<Value>,
+}
+
+/// `[api]` as written.
+#[derive(Debug, Deserialize)]
+pub struct ApiRaw {
+    /// `host:port` to listen on; `""` turns the API off.
+    pub listen: Option<Text>,
+    /// `false` turns the API off.
+    pub enabled: Option<Flag>,
+    /// Bearer token required on everything but `/health`.
+    pub token: Option<Text>,
 }
 
 /// One `[[mqtt]]` element as written.
@@ -282,6 +295,8 @@ pub struct GatewayRaw {
     pub sites_dir: Option<Text>,
     /// Directory of profiles, relative to the main file.
     pub profiles_dir: Option<Text>,
+    /// Longest orderly shutdown, seconds.
+    pub shutdown_timeout_secs: Option<Int>,
 }
 
 /// `[influxdb]` as written (both API flavours' keys; the loader rejects the other flavour's).

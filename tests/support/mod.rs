@@ -4,6 +4,7 @@
 //! test with a message saying how to install it; nothing is skipped.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod gateway;
 pub mod influxd;
 pub mod mosquitto;

@@ -1,0 +1,479 @@
+//! The status page (`src/api/page.html`) in a real browser: headless system
+//! Chromium loads it, its JavaScript polls the API and renders, and the tests
+//! read the resulting DOM (`tests/support/chromium.rs`).
+//!
+//! Two kinds of test:
+//! - against a hand-written mock of the API served by a tiny HTTP server
+//!   here: the page's logic with exact, known data (rows and their states,
+//!   the site cards, the header, the bearer token from `#token=`, "connection
+//!   lost" and "unauthorized");
+//! - end to end: the real `emgate run` binary polling the simulator (in
+//!   this process) with one meter answering Modbus exceptions and one not
+//!   answering at all, its API on `[api] listen` (a free port); the page
+//!   must show the failing meters as `down` and the good one as `up`.
+//!
+//! The meter rows' test hooks are `<tr data-meter="ID" data-state="...">`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use emgate::config::SimFault;
+use emgate::model::MeterId;
+use emgate::sim::Simulator;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use support::chromium::{dump_dom, meter_rows, strip_tags, text_of_id};
+use support::gateway::Gateway;
+
+/// The page as the gateway serves it.
+const PAGE: &str = include_str!("../src/api/page.html");
+
+// ---------------------------------------------------------------------------
+// Mock API
+
+const MOCK_SITES: &str = r#"[
+ {"id":"S1","name":"Works One","meters":3,"up":1,"down":1,"bad":1,"completeness_today":0.5,"completeness_ok":false},
+ {"id":"S2","name":"Works Two","meters":1,"up":0,"down":0,"bad":0,"completeness_today":0.95,"completeness_ok":true}
+]"#;
+
+const MOCK_METERS: &str = r#"[
+ {"id":"m-up","site":"S1","energy":"electricity","level":1,"source":"modbus:a/1","state":"up","last_slot":1764000000,
+  "last_good_age_secs":4,"quality":0,"reasons":[],"consecutive_failures":0,"backoff_until":null,
+  "calibration_due":"2025-01-31","calibration_overdue":true,"polls":120,"timeouts":0,"exceptions":0},
+ {"id":"m-down","site":"S1","energy":"water","level":2,"source":"modbus:a/2","state":"down","last_slot":1763990000,
+  "last_good_age_secs":10000,"quality":0,"reasons":[],"consecutive_failures":17,"backoff_until":null,
+  "calibration_due":"2031-06-30","calibration_overdue":false,"polls":120,"timeouts":17,"exceptions":0},
+ {"id":"m-bad","site":"S1","energy":"heat","level":2,"source":"mqtt:broker","state":"bad","last_slot":1764000000,
+  "last_good_age_secs":null,"quality":4,"reasons":["value > max"],"consecutive_failures":0,"backoff_until":null,
+  "calibration_due":null,"calibration_overdue":false,"polls":0,"timeouts":0,"exceptions":0},
+ {"id":"m-new","site":"S2","energy":"gas","level":1,"source":"modbus:b/1","state":"unknown","last_slot":null,
+  "last_good_age_secs":null,"quality":0,"reasons":[],"consecutive_failures":0,"backoff_until":null,
+  "calibration_due":null,"calibration_overdue":false,"polls":0,"timeouts":0,"exceptions":0}
+]"#;
+
+const MOCK_READY: &str = r#"{"ready":true,"reasons":[]}"#;
+
+/// How the mock answers.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// The API above; with a token, every route but `/` and `/health` wants it.
+    Api { token: Option<&'static str> },
+    /// The page is served, every API request has its connection closed
+    /// without an answer (a gateway whose API is gone).
+    ApiDead,
+}
+
+/// Requests the mock has seen, by outcome.
+#[derive(Default)]
+struct Seen {
+    /// API requests answered with data.
+    authorized: AtomicU64,
+    /// API requests refused for a missing or wrong token.
+    unauthorized: AtomicU64,
+    /// `/api/summary` requests (its counters grow with each).
+    summaries: AtomicU64,
+}
+
+/// A mock gateway API on a free loopback port, one thread per connection;
+/// lives until the test process ends.
+struct MockApi {
+    port: u16,
+    seen: Arc<Seen>,
+}
+
+impl MockApi {
+    fn start(mode: Mode) -> MockApi {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock API");
+        let port = listener.local_addr().expect("mock addr").port();
+        let seen = Arc::new(Seen::default());
+        let accept_seen = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = Arc::clone(&accept_seen);
+                std::thread::spawn(move || serve_one(stream, mode, &seen));
+            }
+        });
+        MockApi { port, seen }
+    }
+
+    fn url(&self, fragment: &str) -> String {
+        format!("http://127.0.0.1:{}/{fragment}", self.port)
+    }
+}
+
+/// Answers one request (HTTP/1.1, `Connection: close`).
+fn serve_one(mut stream: TcpStream, mode: Mode, seen: &Seen) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut authorization = None;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = Some(value.trim().to_owned());
+                }
+            }
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_owned();
+
+    let (status, content_type, body): (&str, &str, String) = if path == "/" {
+        ("200 OK", "text/html; charset=utf-8", PAGE.to_owned())
+    } else if path == "/favicon.ico" {
+        // Not part of the API: must not count as an unauthorized API request.
+        ("404 Not Found", "text/plain", String::new())
+    } else {
+        match mode {
+            Mode::ApiDead => return, // dropped: the browser sees a network error
+            Mode::Api { token } => {
+                let allowed =
+                    token.is_none_or(|t| authorization.as_deref() == Some(&format!("Bearer {t}")));
+                if allowed {
+                    seen.authorized.fetch_add(1, Ordering::Relaxed);
+                    api_answer(&path, seen)
+                } else {
+                    seen.unauthorized.fetch_add(1, Ordering::Relaxed);
+                    (
+                        "401 Unauthorized",
+                        "application/json",
+                        r#"{"error":"missing bearer token"}"#.to_owned(),
+                    )
+                }
+            }
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+}
+
+/// The mock's answer to an authorized request.
+fn api_answer(path: &str, seen: &Seen) -> (&'static str, &'static str, String) {
+    let json = "application/json";
+    match path {
+        "/ready" => ("200 OK", json, MOCK_READY.to_owned()),
+        "/api/sites" => ("200 OK", json, MOCK_SITES.to_owned()),
+        "/api/meters" => ("200 OK", json, MOCK_METERS.to_owned()),
+        "/api/summary" => {
+            let n = seen.summaries.fetch_add(1, Ordering::Relaxed);
+            (
+                "200 OK",
+                json,
+                format!(
+                    r#"{{"time":{},"readings_total":{},"lines_spooled":{},"spool_bytes":2048,"spool_records":3,"lines_written":90,"meters":4,"up":1,"down":1,"bad":1,"sink_reachable":false}}"#,
+                    1_764_000_000 + 2 * n,
+                    100 + 10 * n,
+                    93 + 10 * n
+                ),
+            )
+        }
+        _ => (
+            "404 Not Found",
+            json,
+            r#"{"error":"no such endpoint"}"#.to_owned(),
+        ),
+    }
+}
+
+/// `dump_dom` off the async runtime's workers.
+async fn load(url: String) -> String {
+    tokio::task::spawn_blocking(move || dump_dom(&url))
+        .await
+        .expect("chromium thread")
+}
+
+fn pairs(rows: &[(&str, &str)]) -> Vec<(String, String)> {
+    rows.iter()
+        .map(|(m, s)| ((*m).to_owned(), (*s).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn page_renders_the_mock_api_with_the_token_from_the_fragment() {
+    let api = MockApi::start(Mode::Api {
+        token: Some("s3cret"),
+    });
+    let dom = load(api.url("#token=s3cret")).await;
+
+    // Per site, worst state first, then configuration order.
+    assert_eq!(
+        meter_rows(&dom),
+        pairs(&[
+            ("m-down", "down"),
+            ("m-bad", "bad"),
+            ("m-up", "up"),
+            ("m-new", "unknown"),
+        ]),
+        "DOM:\n{dom}"
+    );
+    assert_eq!(text_of_id(&dom, "conn"), "connected");
+    assert_eq!(text_of_id(&dom, "health"), "ready");
+    assert_eq!(text_of_id(&dom, "backlog"), "3 records, 2.0 KiB");
+    assert_eq!(text_of_id(&dom, "meters-total"), "4 (1 up, 1 down, 1 bad)");
+    let writes = text_of_id(&dom, "writes");
+    assert!(
+        writes.starts_with("unreachable ") && writes.ends_with("lines/s, 90 total"),
+        "writes: {writes:?}"
+    );
+
+    let cards = text_of_id(&dom, "cards");
+    assert_eq!(
+        cards,
+        "Works OneS1 · 3 meters1 up1 down1 badtoday complete: 50.0 % (below 90 %)\
+         Works TwoS2 · 1 meters0 up0 down0 bad1 unknowntoday complete: 95.0 %"
+    );
+
+    // Each row, as text: state words beside the colours, reasons, ages,
+    // failures, calibration (overdue spelled out), counters.
+    let tables = strip_tags(&dom[dom.find("id=\"tables\"").expect("tables")..]);
+    for row in [
+        "m-downdownwater2modbus:a/2–2 h 47 min ago172031-06-30120 / 17 / 0",
+        "m-badbadheat2mqtt:brokervalue > maxnever0–0 / 0 / 0",
+        "m-upupelectricity1modbus:a/1–4 s ago02025-01-31 (overdue)120 / 0 / 0",
+        "m-newunknowngas1modbus:b/1–never0–0 / 0 / 0",
+    ] {
+        assert!(tables.contains(row), "row {row:?} not in:\n{tables}");
+    }
+
+    // The page refreshed by itself, and every API request carried the token.
+    assert!(
+        api.seen.summaries.load(Ordering::Relaxed) >= 2,
+        "the page polled /api/summary {} times",
+        api.seen.summaries.load(Ordering::Relaxed)
+    );
+    assert_eq!(api.seen.unauthorized.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn page_without_the_token_says_it_is_unauthorized() {
+    let api = MockApi::start(Mode::Api {
+        token: Some("s3cret"),
+    });
+    let dom = load(api.url("")).await;
+    assert_eq!(
+        text_of_id(&dom, "conn"),
+        "unauthorized: this gateway needs a token; open the page as …/#token=YOUR_TOKEN"
+    );
+    assert_eq!(meter_rows(&dom), Vec::<(String, String)>::new());
+    assert_eq!(api.seen.authorized.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn page_shows_connection_lost_when_the_api_does_not_answer() {
+    let api = MockApi::start(Mode::ApiDead);
+    let dom = load(api.url("")).await;
+    let conn = text_of_id(&dom, "conn");
+    assert!(
+        conn.starts_with("connection lost: the gateway API does not answer"),
+        "conn: {conn:?}"
+    );
+    assert!(dom.contains("id=\"conn\" class=\"lost\""), "DOM:\n{dom}");
+    assert_eq!(meter_rows(&dom), Vec::<(String, String)>::new());
+}
+
+// ---------------------------------------------------------------------------
+// The real gateway
+
+const WATER_METER: &str = include_str!("../config/profiles/water_meter.toml");
+
+const SITE: &str = r#"
+[site]
+id = "B1"
+name = "browser test works"
+
+[[meters]]
+id = "good"
+energy = "water"
+level = 1
+profile = "water_meter"
+endpoint = "a"
+unit_id = 1
+poll_interval_secs = 1
+
+[[meters]]
+id = "broken"
+energy = "water"
+level = 2
+profile = "water_meter"
+endpoint = "a"
+unit_id = 2
+poll_interval_secs = 1
+
+[[meters]]
+id = "silent"
+energy = "water"
+level = 2
+profile = "water_meter"
+endpoint = "b"
+unit_id = 1
+poll_interval_secs = 1
+"#;
+
+/// GET `url` as JSON; None while the API is not up (yet).
+async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
+    let response = client.get(url).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    serde_json::from_str(&response.text().await.ok()?).ok()
+}
+
+/// The `state` of every meter in an `/api/meters` answer, by id.
+fn states(meters: &Value) -> Vec<(String, String)> {
+    meters
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    (
+                        m["id"].as_str().unwrap_or("").to_owned(),
+                        m["state"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_gateway_page_shows_the_failing_meters_as_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port_a, port_b, api_port) = (
+        support::free_port(),
+        support::free_port(),
+        support::free_port(),
+    );
+    let main = format!(
+        r#"
+[aggregation]
+windows = []
+
+[gateway]
+id = "browser"
+data_dir = {data:?}
+
+[file_sink]
+path = {lines:?}
+batch_size = 1
+flush_interval_ms = 100
+
+[api]
+listen = "127.0.0.1:{api_port}"
+
+[[endpoints]]
+id = "a"
+host = "127.0.0.1"
+port = {port_a}
+timeout_ms = 300
+
+[[endpoints]]
+id = "b"
+host = "127.0.0.1"
+port = {port_b}
+timeout_ms = 300
+"#,
+        data = dir.path().join("data").display().to_string(),
+        lines = dir.path().join("lines.lp").display().to_string(),
+    );
+    let main_path = dir.path().join("emgate.toml");
+    for (path, text) in [
+        (main_path.clone(), main.as_str()),
+        (dir.path().join("sites/b1.toml"), SITE),
+        (dir.path().join("profiles/water_meter.toml"), WATER_METER),
+    ] {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("config dir");
+        std::fs::write(&path, text).expect("write config");
+    }
+    // The simulator reads the same files the gateway will.
+    let config = emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
+    let id = |name: &str| {
+        MeterId(
+            config
+                .meters
+                .iter()
+                .position(|m| m.id == name)
+                .expect("meter") as u32,
+        )
+    };
+    let stop_sim = CancellationToken::new();
+    let sim = Simulator::start(&config, stop_sim.clone())
+        .await
+        .expect("simulator");
+    // One meter answers with Modbus exception 4, one never answers.
+    sim.set_fault(id("broken"), Some(SimFault::Exception));
+    sim.set_fault(id("silent"), Some(SimFault::NoResponse));
+
+    // The real binary, as an operator runs it.
+    let mut gateway = Gateway::run(&main_path, dir.path().join("emgate.log"));
+
+    // The page reads what the API says: wait until the API itself shows the
+    // states, then the page must show the same.
+    let expected = pairs(&[("good", "up"), ("broken", "down"), ("silent", "down")]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client");
+    let meters_url = format!("http://127.0.0.1:{api_port}/api/meters");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    loop {
+        if let Some(meters) = get_json(&client, &meters_url).await {
+            if states(&meters) == expected {
+                break;
+            }
+            last = Some(meters);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after 30 s, {meters_url} does not show {expected:?}; last answer: {last:#?}\n\
+             gateway log:\n{}",
+            gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let dom = load(format!("http://127.0.0.1:{api_port}/")).await;
+    gateway.terminate().await;
+    stop_sim.cancel();
+
+    // Worst first: the two failing meters in configuration order, then the good one.
+    assert_eq!(
+        meter_rows(&dom),
+        pairs(&[("broken", "down"), ("silent", "down"), ("good", "up")]),
+        "DOM:\n{dom}"
+    );
+    assert_eq!(text_of_id(&dom, "conn"), "connected");
+    let cards = text_of_id(&dom, "cards");
+    assert!(
+        cards.starts_with("browser test worksB1 · 3 meters1 up2 down0 bad"),
+        "cards: {cards:?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Operations against a running gateway (in process, with its HTTP API, the
 //! simulator and a real `influxd`):
-//! * the bearer token is enforced everywhere but `/health`;
+//! * the bearer token is enforced everywhere but `/health` and the page;
 //! * `/api/meters` and `/api/sites` show the answering meter `up` and the
 //!   silent one `down`;
 //! * `POST /api/reload` applies a valid configuration (all meters removed:
@@ -164,13 +164,18 @@ timeout_ms = 300
         assert!(Instant::now() < deadline, "the API never answered /health");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (status, page) = get(&client, &format!("{base}/"), None).await;
+    assert_eq!(status, 200, "the status page holds no data and is open");
+    assert!(
+        page.contains("data-meter"),
+        "the page is served from the binary"
+    );
     for path in [
         "/metrics",
         "/ready",
         "/api/meters",
         "/api/sites",
         "/api/summary",
-        "/",
     ] {
         let (status, _) = get(&client, &format!("{base}{path}"), None).await;
         assert_eq!(status, 401, "{path} without the token");

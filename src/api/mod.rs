@@ -64,7 +64,6 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// The API's routes over `state`.
 pub fn router(state: ApiState) -> Router {
     let protected = Router::new()
-        .route("/", get(page))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/meters", get(meters))
@@ -73,8 +72,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/summary", get(summary))
         .route("/api/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    // The page is open like /health: it holds no data, and a browser cannot
+    // send a bearer token for it. Its script sends the token (from the
+    // URL's `#token=`) with every API call.
     Router::new()
         .route("/health", get(health))
+        .route("/", get(page))
         .merge(protected)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)

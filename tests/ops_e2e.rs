@@ -6,10 +6,13 @@
 //! * `POST /api/reload` applies a valid configuration (all meters removed:
 //!   polling stops after a last flush) and refuses an invalid one with its
 //!   error, the gateway running on;
-//! * after that known run, `/metrics` agrees exactly with what InfluxDB holds.
+//! * after that known run, `/metrics` agrees exactly with what InfluxDB holds;
+//! * `/ready` turns 503 when InfluxDB is gone and the spool nearly full, and
+//!   200 again when it is back.
 
 mod support;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -298,6 +301,120 @@ timeout_ms = 300
         Some(dead_points),
         "every point of the silent meter is flagged timeout: {text}"
     );
+
+    shutdown.cancel();
+    gateway
+        .await
+        .expect("gateway task")
+        .expect("gateway ran without error");
+    sim_stop.cancel();
+}
+
+/// Waits (bounded) until `GET /ready` answers `want`; returns the body.
+async fn ready_becomes(
+    client: &reqwest::Client,
+    base: &str,
+    want: u16,
+    within: Duration,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = get(client, &format!("{base}/ready"), None).await;
+        if status == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/ready stayed {status} (wanted {want}): {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_sink_and_the_spool() {
+    let mut influx = Influxd::start();
+    influx.create_database(DB).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
+    let (sim_port, api_port) = (support::free_port(), support::free_port());
+    // A small spool that ten meters fill within seconds while InfluxDB is away.
+    let main = format!(
+        r#"
+[gateway]
+id = "ready"
+data_dir = {data:?}
+profiles_dir = {profiles:?}
+
+[influxdb]
+api = "v1"
+url = "{url}"
+database = "{DB}"
+batch_size = 20
+flush_interval_ms = 100
+retry_initial_ms = 100
+retry_max_ms = 300
+
+[spool]
+max_bytes = 8192
+policy = "block"
+
+[aggregation]
+windows = []
+
+[api]
+listen = "127.0.0.1:{api_port}"
+
+[[endpoints]]
+id = "a"
+host = "127.0.0.1"
+port = {sim_port}
+timeout_ms = 300
+"#,
+        data = dir.path().join("data").display().to_string(),
+        profiles = profiles.display().to_string(),
+        url = influx.url(),
+    );
+    let mut site = String::from("[site]\nid = \"R2\"\nname = \"readiness\"\n");
+    for unit in 1..=10 {
+        let _ = write!(
+            site,
+            "\n[[meters]]\nid = \"w{unit}\"\nenergy = \"water\"\nlevel = 2\nprofile = \"water_meter\"\n\
+             endpoint = \"a\"\nunit_id = {unit}\npoll_interval_secs = 1\n"
+        );
+    }
+    std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
+    std::fs::write(dir.path().join("sites/r2.toml"), site).expect("site file");
+    let main_path = dir.path().join("emgate.toml");
+    std::fs::write(&main_path, main).expect("main file");
+    let config = emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
+    let sim_stop = CancellationToken::new();
+    let _sim = Simulator::start(&config, sim_stop.clone())
+        .await
+        .expect("simulator");
+    let stats = Arc::new(Stats::default());
+    let shutdown = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(4);
+    let gateway = tokio::spawn(run_with(
+        Arc::new(config),
+        Arc::clone(&stats),
+        shutdown.clone(),
+        Control {
+            reload: Some(rx),
+            api: Some(tx),
+        },
+    ));
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api_port}");
+
+    ready_becomes(&client, &base, 200, Duration::from_secs(20)).await;
+    // InfluxDB goes away: still ready while the spool has room, then not.
+    influx.stop();
+    let body = ready_becomes(&client, &base, 503, Duration::from_secs(90)).await;
+    assert!(body.contains("output unreachable"), "{body}");
+    // It comes back: the spool drains and the gateway is ready again.
+    influx.start_again();
+    ready_becomes(&client, &base, 200, Duration::from_secs(90)).await;
 
     shutdown.cancel();
     gateway

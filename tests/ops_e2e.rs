@@ -310,7 +310,8 @@ timeout_ms = 300
     sim_stop.cancel();
 }
 
-/// Waits (bounded) until `GET /ready` answers `want`; returns the body.
+/// Waits (bounded) until `GET /ready` answers `want`; returns the body. A
+/// refused connection (the API not listening yet) counts as "not yet".
 async fn ready_becomes(
     client: &reqwest::Client,
     base: &str,
@@ -319,7 +320,10 @@ async fn ready_becomes(
 ) -> String {
     let deadline = Instant::now() + within;
     loop {
-        let (status, body) = get(client, &format!("{base}/ready"), None).await;
+        let (status, body) = match client.get(format!("{base}/ready")).send().await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        };
         if status == want {
             return body;
         }

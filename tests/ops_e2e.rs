@@ -88,15 +88,31 @@ async fn reload(client: &reqwest::Client, base: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_token_views_reload_and_exact_metrics() {
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
-    let (sim_port, api_port) = (support::free_port(), support::free_port());
-    let main = format!(
-        r#"
+/// A gateway running in this process, with its HTTP API and reload channel,
+/// on configuration files in a temporary directory, polling the simulator.
+struct Running {
+    dir: tempfile::TempDir,
+    sim: Simulator,
+    sim_stop: CancellationToken,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+    gateway: tokio::task::JoinHandle<
+        Result<emgate::sinks::uploader::SinkSummary, emgate::app::AppError>,
+    >,
+    client: reqwest::Client,
+    base: String,
+    points_per_reading: u64,
+}
+
+impl Running {
+    /// Writes the main file (`extra` holds the test's own sections) and
+    /// `sites/site.toml`, starts the simulator and the gateway.
+    async fn start(influx: &Influxd, extra: &str, site: &str) -> Running {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
+        let (sim_port, api_port) = (support::free_port(), support::free_port());
+        let main = format!(
+            r#"
 [gateway]
 id = "ops"
 data_dir = {data:?}
@@ -108,53 +124,87 @@ url = "{url}"
 database = "{DB}"
 batch_size = 20
 flush_interval_ms = 100
+retry_initial_ms = 100
+retry_max_ms = 300
 
 # Exact line counts below: readings only.
 [aggregation]
 windows = []
-
-[api]
-listen = "127.0.0.1:{api_port}"
-token = "{TOKEN}"
 
 [[endpoints]]
 id = "a"
 host = "127.0.0.1"
 port = {sim_port}
 timeout_ms = 300
-"#,
-        data = dir.path().join("data").display().to_string(),
-        profiles = profiles.display().to_string(),
-        url = influx.url(),
-    );
-    std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
-    let site_file = dir.path().join("sites/r1.toml");
-    std::fs::write(&site_file, SITE).expect("site file");
-    let main_path = dir.path().join("emgate.toml");
-    std::fs::write(&main_path, main).expect("main file");
-    let config = emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
-    let sim_stop = CancellationToken::new();
-    let sim = Simulator::start(&config, sim_stop.clone())
-        .await
-        .expect("simulator");
-    let points_per_reading = config.profile_of(MeterId(1)).points.len() as u64;
-    // Set at run time, not in `[simulator]`: the reload below removes the meter.
-    sim.set_fault(MeterId(1), Some(SimFault::NoResponse));
 
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let (tx, rx) = mpsc::channel(4);
-    let gateway = tokio::spawn(run_with(
-        Arc::new(config),
-        Arc::clone(&stats),
-        shutdown.clone(),
-        Control {
-            reload: Some(rx),
-            api: Some(tx),
-        },
-    ));
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{api_port}");
+[api]
+listen = "127.0.0.1:{api_port}"
+{extra}
+"#,
+            data = dir.path().join("data").display().to_string(),
+            profiles = profiles.display().to_string(),
+            url = influx.url(),
+        );
+        std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
+        std::fs::write(dir.path().join("sites/site.toml"), site).expect("site file");
+        let main_path = dir.path().join("emgate.toml");
+        std::fs::write(&main_path, main).expect("main file");
+        let config =
+            emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
+        let sim_stop = CancellationToken::new();
+        let sim = Simulator::start(&config, sim_stop.clone())
+            .await
+            .expect("simulator");
+        let points_per_reading = config.profile_of(MeterId(0)).points.len() as u64;
+        let stats = Arc::new(Stats::default());
+        let shutdown = CancellationToken::new();
+        let (tx, rx) = mpsc::channel(4);
+        let gateway = tokio::spawn(run_with(
+            Arc::new(config),
+            Arc::clone(&stats),
+            shutdown.clone(),
+            Control {
+                reload: Some(rx),
+                api: Some(tx),
+            },
+        ));
+        Running {
+            dir,
+            sim,
+            sim_stop,
+            stats,
+            shutdown,
+            gateway,
+            client: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:{api_port}"),
+            points_per_reading,
+        }
+    }
+
+    /// Rewrites the site file (for a reload).
+    fn write_site(&self, text: &str) {
+        std::fs::write(self.dir.path().join("sites/site.toml"), text).expect("site file");
+    }
+
+    /// Stops the gateway (it must end without error) and the simulator.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.gateway
+            .await
+            .expect("gateway task")
+            .expect("gateway ran without error");
+        self.sim_stop.cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_token_views_reload_and_exact_metrics() {
+    let influx = Influxd::start();
+    influx.create_database(DB).await;
+    let gw = Running::start(&influx, &format!("token = \"{TOKEN}\""), SITE).await;
+    // Set at run time, not in `[simulator]`: the reload below removes the meter.
+    gw.sim.set_fault(MeterId(1), Some(SimFault::NoResponse));
+    let (client, base, stats) = (&gw.client, gw.base.as_str(), &gw.stats);
 
     // The API comes up; /health needs no token, everything else does.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -167,7 +217,7 @@ timeout_ms = 300
         assert!(Instant::now() < deadline, "the API never answered /health");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (status, page) = get(&client, &format!("{base}/"), None).await;
+    let (status, page) = get(client, &format!("{base}/"), None).await;
     assert_eq!(status, 200, "the status page holds no data and is open");
     assert!(
         page.contains("data-meter"),
@@ -180,16 +230,16 @@ timeout_ms = 300
         "/api/sites",
         "/api/summary",
     ] {
-        let (status, _) = get(&client, &format!("{base}{path}"), None).await;
+        let (status, _) = get(client, &format!("{base}{path}"), None).await;
         assert_eq!(status, 401, "{path} without the token");
-        let (status, _) = get(&client, &format!("{base}{path}"), Some("wrong")).await;
+        let (status, _) = get(client, &format!("{base}{path}"), Some("wrong")).await;
         assert_eq!(status, 401, "{path} with a wrong token");
     }
 
     // The good meter comes up, the silent one goes down.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (status, body) = get(&client, &format!("{base}/api/meters"), Some(TOKEN)).await;
+        let (status, body) = get(client, &format!("{base}/api/meters"), Some(TOKEN)).await;
         assert_eq!(status, 200, "{body}");
         let meters: Value = serde_json::from_str(&body).expect("JSON");
         let state = |id: &str| {
@@ -207,7 +257,7 @@ timeout_ms = 300
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, body) = get(&client, &format!("{base}/api/meters/dead"), Some(TOKEN)).await;
+    let (_, body) = get(client, &format!("{base}/api/meters/dead"), Some(TOKEN)).await;
     let dead: Value = serde_json::from_str(&body).expect("JSON");
     assert!(
         dead["consecutive_failures"].as_u64().unwrap_or(0) >= 1,
@@ -219,7 +269,7 @@ timeout_ms = 300
             .is_some_and(|r| r.iter().any(|x| x == "timeout")),
         "{dead}"
     );
-    let (_, body) = get(&client, &format!("{base}/api/sites"), Some(TOKEN)).await;
+    let (_, body) = get(client, &format!("{base}/api/sites"), Some(TOKEN)).await;
     let sites: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(sites[0]["id"], "R1", "{sites}");
     assert_eq!(
@@ -239,21 +289,17 @@ timeout_ms = 300
         assert!(Instant::now() < deadline, "polling stalled");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    std::fs::write(&site_file, "[site]\nid = \"R1\"\nname = \"ops test\"\n").expect("site file");
-    let (status, answer) = reload(&client, &base).await;
+    gw.write_site("[site]\nid = \"R1\"\nname = \"ops test\"\n");
+    let (status, answer) = reload(client, base).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["ok"], true, "{answer}");
     // An invalid one is refused with the error; the gateway runs on.
-    std::fs::write(
-        &site_file,
-        "[site]\nid = \"R1\"\nname = \"ops test\"\nnmae = \"typo\"\n",
-    )
-    .expect("site file");
-    let (status, answer) = reload(&client, &base).await;
+    gw.write_site("[site]\nid = \"R1\"\nname = \"ops test\"\nnmae = \"typo\"\n");
+    let (status, answer) = reload(client, base).await;
     assert_eq!(status, 422, "{answer}");
     let errors = answer["errors"].to_string();
     assert!(errors.contains("nmae"), "{answer}");
-    let (status, _) = get(&client, &format!("{base}/health"), None).await;
+    let (status, _) = get(client, &format!("{base}/health"), None).await;
     assert_eq!(status, 200);
 
     // Everything polled reaches InfluxDB; then the metrics must agree exactly.
@@ -271,7 +317,7 @@ timeout_ms = 300
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let (status, text) = get(&client, &format!("{base}/metrics"), Some(TOKEN)).await;
+    let (status, text) = get(client, &format!("{base}/metrics"), Some(TOKEN)).await;
     assert_eq!(status, 200);
     #[allow(clippy::cast_precision_loss)]
     let want = stored as f64;
@@ -295,19 +341,14 @@ timeout_ms = 300
         "every reading of the silent meter is q=1"
     );
     #[allow(clippy::cast_precision_loss)]
-    let dead_points = (dead_total * points_per_reading) as f64;
+    let dead_points = (dead_total * gw.points_per_reading) as f64;
     assert_eq!(
         sample(&text, "emgate_points_flagged_total{reason=\"timeout\"}"),
         Some(dead_points),
         "every point of the silent meter is flagged timeout: {text}"
     );
 
-    shutdown.cancel();
-    gateway
-        .await
-        .expect("gateway task")
-        .expect("gateway ran without error");
-    sim_stop.cancel();
+    gw.stop().await;
 }
 
 /// Waits (bounded) until `GET /ready` answers `want`; returns the body. A
@@ -339,46 +380,7 @@ async fn ready_becomes(
 async fn readiness_follows_the_sink_and_the_spool() {
     let mut influx = Influxd::start();
     influx.create_database(DB).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
-    let (sim_port, api_port) = (support::free_port(), support::free_port());
     // A small spool that ten meters fill within seconds while InfluxDB is away.
-    let main = format!(
-        r#"
-[gateway]
-id = "ready"
-data_dir = {data:?}
-profiles_dir = {profiles:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-batch_size = 20
-flush_interval_ms = 100
-retry_initial_ms = 100
-retry_max_ms = 300
-
-[spool]
-max_bytes = 8192
-policy = "block"
-
-[aggregation]
-windows = []
-
-[api]
-listen = "127.0.0.1:{api_port}"
-
-[[endpoints]]
-id = "a"
-host = "127.0.0.1"
-port = {sim_port}
-timeout_ms = 300
-"#,
-        data = dir.path().join("data").display().to_string(),
-        profiles = profiles.display().to_string(),
-        url = influx.url(),
-    );
     let mut site = String::from("[site]\nid = \"R2\"\nname = \"readiness\"\n");
     for unit in 1..=10 {
         let _ = write!(
@@ -387,43 +389,21 @@ timeout_ms = 300
              endpoint = \"a\"\nunit_id = {unit}\npoll_interval_secs = 1\n"
         );
     }
-    std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
-    std::fs::write(dir.path().join("sites/r2.toml"), site).expect("site file");
-    let main_path = dir.path().join("emgate.toml");
-    std::fs::write(&main_path, main).expect("main file");
-    let config = emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
-    let sim_stop = CancellationToken::new();
-    let _sim = Simulator::start(&config, sim_stop.clone())
-        .await
-        .expect("simulator");
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let (tx, rx) = mpsc::channel(4);
-    let gateway = tokio::spawn(run_with(
-        Arc::new(config),
-        Arc::clone(&stats),
-        shutdown.clone(),
-        Control {
-            reload: Some(rx),
-            api: Some(tx),
-        },
-    ));
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{api_port}");
+    let gw = Running::start(
+        &influx,
+        "\n[spool]\nmax_bytes = 8192\npolicy = \"block\"\n",
+        &site,
+    )
+    .await;
+    let (client, base) = (&gw.client, gw.base.as_str());
 
-    ready_becomes(&client, &base, 200, Duration::from_secs(20)).await;
+    ready_becomes(client, base, 200, Duration::from_secs(20)).await;
     // InfluxDB goes away: still ready while the spool has room, then not.
     influx.stop();
-    let body = ready_becomes(&client, &base, 503, Duration::from_secs(90)).await;
+    let body = ready_becomes(client, base, 503, Duration::from_secs(90)).await;
     assert!(body.contains("output unreachable"), "{body}");
     // It comes back: the spool drains and the gateway is ready again.
     influx.start_again();
-    ready_becomes(&client, &base, 200, Duration::from_secs(90)).await;
-
-    shutdown.cancel();
-    gateway
-        .await
-        .expect("gateway task")
-        .expect("gateway ran without error");
-    sim_stop.cancel();
+    ready_becomes(client, base, 200, Duration::from_secs(90)).await;
+    gw.stop().await;
 }

@@ -147,9 +147,11 @@ timeout_ms = 1000
     eprintln!("exit {took:?} after SIGTERM (deadline {SHUTDOWN_SECS} s)");
     stop_sim.cancel();
     // Exit code 0 is checked by `terminate`; the deadline is the feature
-    // under test (plus process exit and the test's 50 ms polling).
+    // under test. The margin (2 s, for process exit and a loaded CI machine)
+    // stays below the old fixed 5 s upload grace, so the check still fails
+    // if the configured deadline is ignored.
     assert!(
-        took < Duration::from_secs(SHUTDOWN_SECS) + Duration::from_millis(500),
+        took < Duration::from_secs(SHUTDOWN_SECS) + Duration::from_secs(2),
         "exit took {took:?}, deadline {SHUTDOWN_SECS} s; log:\n{}",
         gw.log()
     );

@@ -94,9 +94,22 @@ fn demo_writes_line_protocol_to_data_dir() {
     let text = std::fs::read_to_string(&file).expect("data/demo.lp");
     let lines: Vec<&str> = text.lines().collect();
     assert!(!lines.is_empty());
+    // Readings, and the demo's 1-minute windows when the run crossed a
+    // minute boundary.
     assert!(
-        lines.iter().all(|l| l.starts_with("reading,energy=")),
-        "only readings"
+        lines.iter().any(|l| l.starts_with("reading,energy=")),
+        "readings written"
+    );
+    assert!(
+        lines.iter().all(|l| [
+            "reading,",
+            "consumption,",
+            "gauge_stats,",
+            "site_consumption,"
+        ]
+        .iter()
+        .any(|m| l.starts_with(m))),
+        "only the documented measurements: {text}"
     );
     let summary = stdout
         .lines()

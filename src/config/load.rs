@@ -511,15 +511,8 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
     );
     let dead_letter = path_key(r.dead_letter_path, "influxdb.dead_letter_path", p)
         .unwrap_or_else(|| data_dir.join("dead-letter.lp"));
-    let retry_initial = millis(r.retry_initial_ms, "influxdb.retry_initial_ms", 500, 1, p);
-    let retry_max = millis(r.retry_max_ms, "influxdb.retry_max_ms", 30_000, 1, p);
-    check_cap(
-        retry_initial,
-        retry_max,
-        "influxdb.retry_max_ms",
-        "retry_initial_ms",
-        p,
-    );
+    let (retry_initial, retry_max) =
+        backoff_range(r.retry_initial_ms, r.retry_max_ms, "influxdb", "retry", p);
     Some(InfluxConfig {
         url: url?,
         api: api?,
@@ -596,19 +589,11 @@ fn endpoint(value: Value, index: usize, main: &mut Main) {
     let port = int(r.port, &k("port"), 502, 1, 65535, p);
     let timeout = millis(r.timeout_ms, &k("timeout_ms"), 1000, 1, p);
     let connect_timeout = millis(r.connect_timeout_ms, &k("connect_timeout_ms"), 3000, 1, p);
-    let reconnect_initial = millis(
+    let (reconnect_initial, reconnect_max) = backoff_range(
         r.reconnect_initial_ms,
-        &k("reconnect_initial_ms"),
-        500,
-        1,
-        p,
-    );
-    let reconnect_max = millis(r.reconnect_max_ms, &k("reconnect_max_ms"), 30_000, 1, p);
-    check_cap(
-        reconnect_initial,
-        reconnect_max,
-        &k("reconnect_max_ms"),
-        "reconnect_initial_ms",
+        r.reconnect_max_ms,
+        &key,
+        "reconnect",
         p,
     );
     let max_gap = int(r.max_gap, &k("max_gap"), 10, 0, 125, p);
@@ -732,19 +717,11 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
         }
         Some(Text(t)) => Some(t),
     };
-    let reconnect_initial = millis(
+    let (reconnect_initial, reconnect_max) = backoff_range(
         r.reconnect_initial_ms,
-        &k("reconnect_initial_ms"),
-        500,
-        1,
-        p,
-    );
-    let reconnect_max = millis(r.reconnect_max_ms, &k("reconnect_max_ms"), 30_000, 1, p);
-    check_cap(
-        reconnect_initial,
-        reconnect_max,
-        &k("reconnect_max_ms"),
-        "reconnect_initial_ms",
+        r.reconnect_max_ms,
+        &key,
+        "reconnect",
         p,
     );
     let mut subscriptions = Vec::new();
@@ -2412,18 +2389,25 @@ fn millis(v: Option<Int>, key: &str, default: i64, min: i64, p: &mut Problems) -
 }
 
 /// Checks that a backoff cap is not below its first delay.
-fn check_cap(
-    initial: Option<Duration>,
-    cap: Option<Duration>,
-    key: &str,
-    initial_key: &str,
+/// A backoff's first delay and cap, `<table>.<name>_initial_ms` (default
+/// 500) and `<table>.<name>_max_ms` (default 30 000); the cap must be at
+/// least the first delay.
+fn backoff_range(
+    initial: Option<Int>,
+    max: Option<Int>,
+    table: &str,
+    name: &str,
     p: &mut Problems,
-) {
-    if let (Some(i), Some(c)) = (initial, cap)
+) -> (Option<Duration>, Option<Duration>) {
+    let initial_key = format!("{name}_initial_ms");
+    let max_key = format!("{table}.{name}_max_ms");
+    let first = millis(initial, &format!("{table}.{initial_key}"), 500, 1, p);
+    let cap = millis(max, &max_key, 30_000, 1, p);
+    if let (Some(i), Some(c)) = (first, cap)
         && c < i
     {
         p.push(
-            key,
+            max_key,
             format!(
                 "{} is below {initial_key} ({}); the cap must be at least the first delay",
                 c.as_millis(),
@@ -2431,6 +2415,7 @@ fn check_cap(
             ),
         );
     }
+    (first, cap)
 }
 
 /// A transformer ratio: finite and positive.

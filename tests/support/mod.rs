@@ -14,6 +14,24 @@ pub mod victoria;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+/// Stops `child` with SIGTERM (so it can save its state), SIGKILL after
+/// `grace`, and reaps it.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    let termed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    let deadline = std::time::Instant::now() + grace;
+    while termed && std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

@@ -86,20 +86,7 @@ impl Mosquitto {
             return;
         }
         self.running = false;
-        let pid = self.child.id().to_string();
-        let termed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while termed && Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::terminate(&mut self.child, Duration::from_secs(10));
     }
 
     /// Starts the broker again after [`Mosquitto::stop`] on the same ports

@@ -216,6 +216,40 @@ topic = "rcpt/{meter}"
 timestamp = "receipt"
 "#;
 
+/// Publishes one flat JSON reading of `m1` (`volume_m3`, `flow_m3h`) through
+/// the broker on `port` into database `db` (plain listener, with `auth` when given), waits for
+/// it to be written, stops the gateway and checks the gateway connected once
+/// and InfluxDB holds exactly that reading, good.
+async fn one_reading_arrives(
+    gw: Running,
+    influx: &Influxd,
+    db: &str,
+    port: u16,
+    auth: Option<(&str, &str)>,
+    (volume, flow): (f64, f64),
+) {
+    gw.subscribed(1).await;
+    let t = now_s() - 60;
+    publish_all(
+        port,
+        auth,
+        "pub",
+        &[msg(
+            &format!("flat/{SITE}/m1"),
+            format!(r#"{{"ts":{t},"volume_m3":{volume},"flow_m3h":{flow}}}"#),
+        )],
+    )
+    .await;
+    gw.wait("1 reading written", &|s| Stats::get(&s.lines_written) >= 1)
+        .await;
+    let (_, stats) = gw.stop().await;
+    assert_eq!(Stats::get(&stats.mqtt_connects), 1);
+    assert_eq!(
+        points(influx, db, "m1").await,
+        BTreeMap::from([(t, (volume, flow, 0))])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_and_time_stamp_rule_lands_exactly() {
     const DB: &str = "formats";
@@ -362,26 +396,15 @@ async fn right_credentials_connect() {
         &credentials_mqtt(broker.port(), "s3cret"),
         &["m1"],
     );
-    gw.subscribed(1).await;
-    let t = now_s() - 60;
-    publish_all(
+    one_reading_arrives(
+        gw,
+        &influx,
+        DB,
         broker.port(),
         Some(("gw", "s3cret")),
-        "pub",
-        &[msg(
-            &format!("flat/{SITE}/m1"),
-            format!(r#"{{"ts":{t},"volume_m3":1,"flow_m3h":2}}"#),
-        )],
+        (1.0, 2.0),
     )
     .await;
-    gw.wait("1 reading written", &|s| Stats::get(&s.lines_written) >= 1)
-        .await;
-    let (_, stats) = gw.stop().await;
-    assert_eq!(Stats::get(&stats.mqtt_connects), 1);
-    assert_eq!(
-        points(&influx, DB, "m1").await,
-        BTreeMap::from([(t, (1.0, 2.0, 0))])
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,26 +484,7 @@ topic = "flat/{{site}}/{{meter}}"
         ca = broker.ca_file().display().to_string(),
     );
     let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
-    gw.subscribed(1).await;
-    let t = now_s() - 60;
-    publish_all(
-        broker.port(),
-        None,
-        "pub",
-        &[msg(
-            &format!("flat/{SITE}/m1"),
-            format!(r#"{{"ts":{t},"volume_m3":7,"flow_m3h":0.5}}"#),
-        )],
-    )
-    .await;
-    gw.wait("1 reading written", &|s| Stats::get(&s.lines_written) >= 1)
-        .await;
-    let (_, stats) = gw.stop().await;
-    assert_eq!(Stats::get(&stats.mqtt_connects), 1);
-    assert_eq!(
-        points(&influx, DB, "m1").await,
-        BTreeMap::from([(t, (7.0, 0.5, 0))])
-    );
+    one_reading_arrives(gw, &influx, DB, broker.port(), None, (7.0, 0.5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -406,11 +406,12 @@ pub struct Aggregator {
     counters_out: AggCounters,
     /// Scratch, reused: values of the reading being handled and closed windows.
     scratch_vals: Vec<f64>,
+    /// A second scratch vector, for buffered readings being replayed.
     spare_vals: Vec<f64>,
     scratch_closed: Vec<ClosedWindow>,
 }
 
-/// Unit of reorder-buffer capacity for `max_reorder_readings`.
+/// Reorder-buffer slots per meter: none without a lateness window.
 fn buffer_cap(s: &AggregatorSettings) -> usize {
     if s.allowed_lateness_secs > 0 {
         s.max_reorder_readings
@@ -584,7 +585,7 @@ impl Aggregator {
 
     /// An in-order reading (its values in `scratch_vals`).
     fn in_order(&mut self, m: usize, t: i64, out: &mut AggOutput) {
-        let cap = self.buf_cap();
+        let cap = self.cap;
         if cap == 0 {
             let vals = std::mem::take(&mut self.scratch_vals);
             self.feed(m, Feed::Only, t, &vals, out);
@@ -616,11 +617,11 @@ impl Aggregator {
     fn commit_oldest(&mut self, m: usize, out: &mut AggOutput) {
         let slot = self.slot_index(m, 0);
         let t = self.buf_t[slot];
-        let mut vals = self.scratch_closed_vals();
+        let mut vals = std::mem::take(&mut self.spare_vals);
         vals.clear();
         vals.extend_from_slice(self.buf_values(m, slot));
         self.feed(m, Feed::Committed, t, &vals, out);
-        self.restore_scratch_vals(vals);
+        self.spare_vals = vals;
         self.committed_to[m] = t;
         let next = self.buf_head[m] as usize + 1;
         self.buf_head[m] = u32::try_from(if next >= self.cap { 0 } else { next }).unwrap_or(0);
@@ -630,7 +631,7 @@ impl Aggregator {
     /// A late reading at `t` (its values in `scratch_vals`); returns the bit
     /// to flag it with, or good when it was taken.
     fn late(&mut self, m: usize, t: i64, out: &mut AggOutput) -> Quality {
-        if self.buf_cap() == 0 || t <= self.committed_to[m] {
+        if self.cap == 0 || t <= self.committed_to[m] {
             self.counters_out.late_rejected += 1;
             return Quality::TIME;
         }
@@ -668,7 +669,7 @@ impl Aggregator {
                 }
             }
         }
-        let cap = self.buf_cap();
+        let cap = self.cap;
         if len == cap {
             // Full: the oldest reading is committed to make room.
             self.commit_oldest(m, out);
@@ -684,7 +685,7 @@ impl Aggregator {
             let (from, to) = (self.slot_index(m, i), self.slot_index(m, i + 1));
             self.buf_t[to] = self.buf_t[from];
             let stride = self.stride(m);
-            let (fb, tb) = (from * self.stride_max(), to * self.stride_max());
+            let (fb, tb) = (from * self.stride_max, to * self.stride_max);
             self.buf_v.copy_within(fb..fb + stride, tb);
         }
         self.buf_write(m, pos, t);
@@ -707,7 +708,7 @@ impl Aggregator {
         let sb = self.layout[m].stats_base;
         self.stats
             .copy_within(sb..sb + n_sizes * nt, sb + n_sizes * nt);
-        let mut vals = self.scratch_closed_vals();
+        let mut vals = std::mem::take(&mut self.spare_vals);
         for i in 0..self.buf_len[m] as usize {
             let slot = self.slot_index(m, i);
             let t = self.buf_t[slot];
@@ -715,7 +716,7 @@ impl Aggregator {
             vals.extend_from_slice(self.buf_values(m, slot));
             self.feed(m, Feed::Replay, t, &vals, out);
         }
-        self.restore_scratch_vals(vals);
+        self.spare_vals = vals;
     }
 
     /// Feeds one reading into one state of meter `m` and handles what closes.
@@ -1067,16 +1068,8 @@ impl Aggregator {
             .map(|(_, v)| v)
     }
 
-    fn buf_cap(&self) -> usize {
-        self.cap
-    }
-
     fn stride(&self, m: usize) -> usize {
         1 + self.layout[m].tracked.len()
-    }
-
-    fn stride_max(&self) -> usize {
-        self.stride_max
     }
 
     /// Absolute buffer slot of the `i`-th oldest reading of meter `m`
@@ -1090,7 +1083,7 @@ impl Aggregator {
     }
 
     fn buf_values(&self, m: usize, slot: usize) -> &[f64] {
-        let b = slot * self.stride_max();
+        let b = slot * self.stride_max;
         &self.buf_v[b..b + self.stride(m)]
     }
 
@@ -1098,19 +1091,9 @@ impl Aggregator {
     fn buf_write(&mut self, m: usize, i: usize, t: i64) {
         let slot = self.slot_index(m, i);
         self.buf_t[slot] = t;
-        let base = slot * self.stride_max();
+        let base = slot * self.stride_max;
         let len = self.scratch_vals.len();
         self.buf_v[base..base + len].copy_from_slice(&self.scratch_vals);
-    }
-
-    /// A second scratch vector for buffered values (the first holds the
-    /// reading being handled).
-    fn scratch_closed_vals(&mut self) -> Vec<f64> {
-        std::mem::take(&mut self.spare_vals)
-    }
-
-    fn restore_scratch_vals(&mut self, v: Vec<f64>) {
-        self.spare_vals = v;
     }
 }
 
@@ -1442,7 +1425,7 @@ impl Aggregator {
             self.committed_to[m] = sm.committed_to;
             self.buf_head[m] = 0;
             self.buf_len[m] = 0;
-            let cap = self.buf_cap();
+            let cap = self.cap;
             for (t, vals) in sm.buffer {
                 if cap == 0 {
                     // Lateness switched off: the buffered readings are committed now.

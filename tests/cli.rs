@@ -238,3 +238,48 @@ fn run_polls_until_sigterm_then_flushes_and_exits_0() {
         "{text}"
     );
 }
+
+/// A hostile megabyte-long time zone is an ordinary error: exit 2, the
+/// value quoted short, and no quadratic "did you mean" (it took 91 s for
+/// 800 KB when the edit distance ran over the whole value).
+#[test]
+fn check_config_rejects_a_megabyte_time_zone_quickly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zone = "A".repeat(1 << 20);
+    std::fs::write(
+        dir.path().join("emgate.toml"),
+        format!(
+            "[gateway]\nid = \"gw\"\ntimezone = \"{zone}\"\n\n[file_sink]\npath = \"out.lp\"\n"
+        ),
+    )
+    .expect("write config");
+    let started = std::time::Instant::now();
+    let out = emgate()
+        .args(["check-config", "--config"])
+        .arg(dir.path().join("emgate.toml"))
+        .output()
+        .expect("run emgate");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+    assert!(
+        stderr.contains("gateway.timezone: unknown time zone \"AAAA")
+            && stderr.contains("…\"; use an IANA name such as \"Asia/Shanghai\""),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+    assert!(
+        stderr.len() < 1000,
+        "the value is quoted short: {} bytes",
+        stderr.len()
+    );
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "check-config took {took:?}"
+    );
+}

@@ -1615,3 +1615,57 @@ fn api_and_shutdown_messages() {
         ]
     );
 }
+
+/// Five-digit Modicon numbers in their own table's range are rejected with
+/// the 0-based address, as the README promises; the same numbers in the
+/// other table, and 0-based addresses just below the ranges, are kept.
+#[test]
+fn five_digit_modicon_addresses_get_the_hint() {
+    let point = |register: &str, address: u32| {
+        format!(
+            "[[points]]\nname = \"p{address}_kwh\"\nregister = \"{register}\"\naddress = {address}\ntype = \"u16\"\nunit = \"kwh\"\n"
+        )
+    };
+    let text = [
+        "description = \"modicon\"\n".to_owned(),
+        point("input", 30073),
+        point("holding", 40001),
+        point("holding", 49999),
+        point("input", 40001),
+        point("holding", 30073),
+        point("holding", 40000),
+        point("input", 30000),
+    ]
+    .concat();
+    let Err(errs) = load_profile("test", Path::new("profiles/test.toml"), &text) else {
+        panic!("must fail");
+    };
+    let got: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "profiles/test.toml: points[0].address: 30073 looks like a 1-based register number, whose 0-based address is 72; addresses are 0-based protocol addresses",
+            "profiles/test.toml: points[1].address: 40001 looks like a 1-based register number, whose 0-based address is 0; addresses are 0-based protocol addresses",
+            "profiles/test.toml: points[2].address: 49999 looks like a 1-based register number, whose 0-based address is 9998; addresses are 0-based protocol addresses",
+        ]
+    );
+}
+
+/// An override of a section the file does not have is the variable's
+/// fault, not the file's.
+#[test]
+fn an_unknown_section_from_the_environment_is_reported_against_env() {
+    let got = errors(load_with_env(
+        Path::new("tests/fixtures/config/env/emgate.toml"),
+        &env(&[
+            ("EMGATE__NOSECTION__X", "1"),
+            ("EMGATE__INFLUXDB__TOKEN", "t"),
+        ]),
+    ));
+    assert_eq!(
+        got,
+        [
+            "<env>: nosection: unknown key; expected one of: gateway, influxdb, file_sink, endpoints, spool, validation, simulator, aggregation, mqtt, api (set by EMGATE__NOSECTION__X)"
+        ]
+    );
+}

@@ -173,6 +173,9 @@ struct Main {
     problems: Problems,
     /// `(key path, variable name)` of every environment override.
     env_keys: Vec<(String, String)>,
+    /// The main file alone, without the overrides (parsed only when there
+    /// are overrides): tells which keys the file itself has.
+    file_table: Option<toml::Table>,
     gateway: GatewayConfig,
     sites_dir: PathBuf,
     profiles_dir: PathBuf,
@@ -186,6 +189,20 @@ struct Main {
     validation: Option<ValidationSettings>,
     aggregation: Option<AggregationSettings>,
     api: Option<ApiSettings>,
+}
+
+/// Whether the dotted `key` (e.g. `gateway.id`) is present in `table`.
+fn has_key(table: &toml::Table, key: &str) -> bool {
+    let mut at = table;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        match at.get(part) {
+            None => return false,
+            Some(toml::Value::Table(t)) => at = t,
+            Some(_) => return parts.peek().is_none(),
+        }
+    }
+    true
 }
 
 fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
@@ -205,6 +222,11 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
     let mut main = Main {
         file: path.to_path_buf(),
         problems: Problems::new(path),
+        file_table: if env_keys.is_empty() {
+            None
+        } else {
+            text.parse::<toml::Table>().ok()
+        },
         env_keys,
         gateway: GatewayConfig {
             id: String::new(),
@@ -1314,6 +1336,12 @@ fn assemble(
                 || e.key
                     .strip_prefix(path.as_str())
                     .is_some_and(|rest| rest.starts_with(['.', '[']))
+                // `EMGATE__NOSECTION__X` makes an unknown key `nosection`
+                // that the file does not have: the variable is the cause.
+                || (path
+                    .strip_prefix(e.key.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+                    && !main.file_table.as_ref().is_some_and(|t| has_key(t, &e.key)))
         });
         if let Some((_, var)) = from_env {
             e.file = PathBuf::from(ENV_FILE);
@@ -2439,10 +2467,11 @@ fn timezone(name: &str, key: &str, p: &mut Problems) -> Option<jiff::tz::TimeZon
             .available()
             .map(|n| n.as_str().to_owned())
             .collect();
+        let shown = raw::shorten(name);
         let msg = match raw::suggest(name, names.iter().map(String::as_str)) {
-            Some(s) => format!("unknown time zone \"{name}\"; did you mean \"{s}\"?"),
+            Some(s) => format!("unknown time zone \"{shown}\"; did you mean \"{s}\"?"),
             None => {
-                format!("unknown time zone \"{name}\"; use an IANA name such as \"Asia/Shanghai\"")
+                format!("unknown time zone \"{shown}\"; use an IANA name such as \"Asia/Shanghai\"")
             }
         };
         p.push(key, msg);

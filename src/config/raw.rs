@@ -858,17 +858,29 @@ pub(crate) fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
     cell.get()
 }
 
+/// Longest name (in characters) that "did you mean" compares by edit distance.
+const MAX_TYPO_LEN: usize = 128;
+
 /// The candidate closest to `input`, if it is close enough to be a likely typo.
 pub(crate) fn suggest<'a>(
     input: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let input_l = input.to_ascii_lowercase();
-    let limit = (input.chars().count().max(3)) / 3;
+    let input_len = input.chars().count();
+    let limit = input_len.max(3) / 3;
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let c_l = c.to_ascii_lowercase();
-        let d = distance(&input_l, &c_l);
+        // The edit distance is at least the difference in length, and a name
+        // longer than any real one is no typo: skipping both keeps a hostile
+        // value (a megabyte-long time zone) from costing length² per candidate.
+        let c_len = c.chars().count();
+        let d = if input_len.abs_diff(c_len) > limit || input_len.max(c_len) > MAX_TYPO_LEN {
+            usize::MAX
+        } else {
+            distance(&input_l, &c_l)
+        };
         let prefix = input_l.len() >= 3 && (c_l.starts_with(&input_l) || input_l.starts_with(&c_l));
         if (d <= limit || prefix) && best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
@@ -904,6 +916,15 @@ fn distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len() * w + b.len()]
+}
+
+/// `value` as quoted in a message: at most 64 characters, then `…`, so a
+/// hostile megabyte-long value does not fill the terminal.
+pub(crate) fn shorten(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &value[..at]).into(),
+        None => value.into(),
+    }
 }
 
 /// `a, b, c` for at most ten names, then `, …`.

@@ -424,7 +424,24 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
             p.push(k("address"), msg);
             None
         }
-        Some(raw::Int(a)) => u16::try_from(a).ok(),
+        // A five-digit number in the table's own Modicon range (3xxxx for
+        // input, 4xxxx for holding registers) is a 1-based register number,
+        // not a 0-based address: taken literally it would poll 30 000 or
+        // 40 000 registers away from the value.
+        Some(raw::Int(a)) => match modicon_base(register, a) {
+            Some(base) => {
+                p.push(
+                    k("address"),
+                    format!(
+                        "{a} looks like a 1-based register number, whose 0-based address \
+                         is {}; addresses are 0-based protocol addresses",
+                        a - base
+                    ),
+                );
+                None
+            }
+            None => u16::try_from(a).ok(),
+        },
     };
     if let (Some(a), Some(dt)) = (address, data_type) {
         let end = u32::from(a) + u32::from(dt.width()) - 1;
@@ -593,6 +610,17 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
 }
 
 /// True for `^[a-z][a-z0-9_]*$`.
+/// The Modicon base (30001 or 40001) when `address` is a five-digit
+/// register number in the range of its own table (`30001..=39999` for input,
+/// `40001..=49999` for holding registers).
+fn modicon_base(register: Option<RegisterKind>, address: i64) -> Option<i64> {
+    match register? {
+        RegisterKind::Input if (30_001..=39_999).contains(&address) => Some(30_001),
+        RegisterKind::Holding if (40_001..=49_999).contains(&address) => Some(40_001),
+        _ => None,
+    }
+}
+
 fn is_field_name(s: &str) -> bool {
     let mut b = s.bytes();
     b.next().is_some_and(|c| c.is_ascii_lowercase())

@@ -661,11 +661,6 @@ fn meter_fingerprint(config: &Config, index: usize) -> String {
     )
 }
 
-/// Wall-clock milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 /// How long from `now_ms` to the middle between two poll slots: every
 /// Modbus slot is a multiple of its meter's interval since the epoch, so
 /// halfway through the greatest common divisor `g` of the intervals no
@@ -745,7 +740,7 @@ async fn reload(current: &mut Generation, env: &GenEnv) -> Result<String, Vec<St
 
     // Stop the old pollers between rounds, not in one: a round cut short
     // would leave its remaining meters without that slot.
-    tokio::time::sleep(until_quiet(&current.config, now_ms())).await;
+    tokio::time::sleep(until_quiet(&current.config, crate::clock::now_ms())).await;
     let t0 = tokio::time::Instant::now();
     // Swap in place: `current` must hold a generation at every await.
     let old_stop = current.stop.clone();

@@ -42,7 +42,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rumqttc::v5;
 use rumqttc::v5::mqttbytes::v5 as p5;
@@ -350,7 +350,7 @@ impl Receiver<'_> {
         shutdown: &CancellationToken,
     ) -> std::ops::ControlFlow<()> {
         use std::ops::ControlFlow;
-        let received_ms = now_ms();
+        let received_ms = crate::clock::now_ms();
         Stats::add(&self.stats.mqtt_messages, 1);
         let generation = self.generation.load(Ordering::Relaxed);
         let needs_ack = m.qos() > 0;
@@ -490,12 +490,6 @@ impl RejectionLog {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 // ---------------------------------------------------------------------------

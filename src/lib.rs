@@ -15,6 +15,7 @@
 //! * [`stats`]: process-wide counters.
 //! * [`backoff`]: capped exponential backoff with jitter for every retry.
 //! * [`clock`]: "now" in Unix milliseconds, one clock that tests can run on paused time.
+//! * [`shutdown`]: the shutdown deadline and every task's share of it; SIGINT/SIGTERM.
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod model;
 pub mod pipeline;
 pub mod profiles;
+pub mod shutdown;
 pub mod sim;
 pub mod sinks;
 pub mod sources;

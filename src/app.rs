@@ -25,13 +25,14 @@
 //! deadline) cannot change that way and such a reload is refused with
 //! "… changed: restart the gateway".
 //!
-//! Shutdown runs front to back within `gateway.shutdown_timeout`: the
+//! Shutdown runs front to back within `gateway.shutdown_timeout`, each task
+//! within its share of it ([`crate::shutdown`] has the timeline): the
 //! pollers and broker clients stop at the cancellation (the broker clients
 //! after acking what the encoder still spools), the encoder appends what is
 //! still in the channel, writes the validation and aggregation checkpoints
-//! and ends, the spool is synced, and the uploader delivers for three
-//! quarters of the deadline; a backstop at the deadline stops it. What it
-//! does not deliver stays in the spool for the next start.
+//! and ends, the spool is synced, and the uploader delivers for the rest;
+//! a backstop before the deadline stops it. What it does not deliver stays
+//! in the spool for the next start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -47,6 +48,7 @@ use crate::api::ApiState;
 use crate::config::{Config, InfluxApi, MeterSource, OutputConfig, SpoolFsync, SpoolPolicy};
 use crate::model::{BrokerId, EndpointId, ProfileId, ReadingBatch, SiteId};
 use crate::pipeline::stage::{AggregationStage, ValidationStage};
+use crate::shutdown::{Deadline, Shutdown};
 use crate::sinks::LineChunk;
 use crate::sinks::aggregates::AggregateEncoder;
 use crate::sinks::encode::ReadingEncoder;
@@ -235,7 +237,13 @@ pub async fn run_with(
     mut control: Control,
 ) -> Result<SinkSummary, AppError> {
     let spool = open_spool(&config, &stats)?;
-    let deadline = Deadline::new(config.gateway.shutdown_timeout);
+    let token = shutdown;
+    // Every task's share of the deadline comes from this one value.
+    let shutdown = Shutdown::new(
+        token.clone(),
+        Deadline::new(config.gateway.shutdown_timeout),
+    );
+    let deadline = shutdown.deadline();
     // Broker clients are built first: a missing TLS file stops the start
     // before anything runs.
     let next = Prepared::new(Arc::clone(&config), &stats)?;
@@ -267,12 +275,11 @@ pub async fn run_with(
     let env = GenEnv {
         stats: Arc::clone(&stats),
         spool: spool.clone(),
-        shutdown: shutdown.clone(),
-        give_up_after: deadline.give_up_after(),
+        shutdown,
         board: shared_board,
     };
     let api = match (control.api.take(), config.api.listen) {
-        (Some(reload), Some(addr)) => start_api(addr, &config, &env, reload, &shutdown).await,
+        (Some(reload), Some(addr)) => start_api(addr, &config, &env, reload, &token).await,
         _ => None,
     };
     let mut current = next.start(&env, None, None, None).await;
@@ -282,11 +289,11 @@ pub async fn run_with(
     // pollers ended early) still runs until then, delivering its spool.
     loop {
         let Some(rx) = control.reload.as_mut() else {
-            shutdown.cancelled().await;
+            token.cancelled().await;
             break;
         };
         let request = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = token.cancelled() => break,
             r = rx.recv() => r,
         };
         let Some(request) = request else {
@@ -311,9 +318,9 @@ pub async fn run_with(
         let _ = request.reply.send(outcome);
     }
 
-    // Shutdown, front to back, within the deadline.
-    let t0 = tokio::time::Instant::now();
-    let end = t0 + deadline.timeout;
+    // Shutdown, front to back, within the deadline (already cancelled: this
+    // is the instant every share counts from).
+    let t0 = env.shutdown.cancelled().await;
     let encoded = current.stop().await;
     if let Err(e) = spool.sync() {
         error!(error = %e, "cannot sync the spool at shutdown");
@@ -325,7 +332,7 @@ pub async fn run_with(
     input_done.cancel();
     encoded?;
     let summary = if let Ok(joined) =
-        tokio::time::timeout_at(end - deadline.exit_margin(), &mut uploader).await
+        tokio::time::timeout_at(t0 + deadline.backstop(), &mut uploader).await
     {
         joined.map_err(|e| AppError::Task(e.to_string()))??
     } else {
@@ -382,46 +389,13 @@ async fn start_api(
     }))
 }
 
-/// How the configured shutdown deadline is shared out.
-#[derive(Debug, Clone, Copy)]
-struct Deadline {
-    /// `gateway.shutdown_timeout`.
-    timeout: Duration,
-}
-
-impl Deadline {
-    fn new(timeout: Duration) -> Deadline {
-        Deadline { timeout }
-    }
-
-    /// The uploader's grace after the input is done: three quarters of the
-    /// deadline. The front (pollers finish the poll in progress, the encoder
-    /// drains the channel, the spool is synced) usually takes milliseconds;
-    /// the rest covers a request still in flight when the grace ends.
-    fn uploader_grace(self) -> Duration {
-        self.timeout * 3 / 4
-    }
-
-    /// After a shutdown, how long a full (or failing) spool is waited for
-    /// before readings still in memory are given up: half the deadline, so
-    /// a dead output cannot hold the gateway past it.
-    fn give_up_after(self) -> Duration {
-        self.timeout / 2
-    }
-
-    /// Kept free at the end of the deadline for logging and process exit.
-    fn exit_margin(self) -> Duration {
-        (self.timeout / 10).min(Duration::from_millis(500))
-    }
-}
-
 /// What every generation shares: the process-wide parts.
 struct GenEnv {
     stats: Arc<Stats>,
     spool: Spool,
-    /// The process shutdown (not a reload): only it lets the appender give up.
-    shutdown: CancellationToken,
-    give_up_after: Duration,
+    /// The process shutdown (not a reload: only it lets the appender give
+    /// up) and every task's share of its deadline.
+    shutdown: Shutdown,
     /// The board the API reads: the current generation's.
     board: SharedBoard,
 }
@@ -479,7 +453,7 @@ impl Prepared {
             brokers,
             board,
         } = self;
-        let stop = env.shutdown.child_token();
+        let stop = env.shutdown.token().child_token();
         let encoder = tokio::spawn(encode(
             Arc::clone(&config),
             rx,
@@ -488,7 +462,6 @@ impl Prepared {
                 env.spool.clone(),
                 Arc::clone(&env.stats),
                 env.shutdown.clone(),
-                env.give_up_after,
             ),
             Arc::clone(&env.stats),
             Arc::clone(&board),
@@ -514,7 +487,7 @@ impl Prepared {
         }
         let mqtt = TaskTracker::new();
         for client in brokers {
-            mqtt.spawn(client.run(stop.clone()));
+            mqtt.spawn(client.run(stop.clone(), env.shutdown.deadline()));
         }
         mqtt.close();
         // Only the sources hold senders now: the encoder ends once they have.
@@ -661,11 +634,6 @@ fn meter_fingerprint(config: &Config, index: usize) -> String {
     )
 }
 
-/// Wall-clock milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 /// How long from `now_ms` to the middle between two poll slots: every
 /// Modbus slot is a multiple of its meter's interval since the epoch, so
 /// halfway through the greatest common divisor `g` of the intervals no
@@ -745,7 +713,7 @@ async fn reload(current: &mut Generation, env: &GenEnv) -> Result<String, Vec<St
 
     // Stop the old pollers between rounds, not in one: a round cut short
     // would leave its remaining meters without that slot.
-    tokio::time::sleep(until_quiet(&current.config, now_ms())).await;
+    tokio::time::sleep(until_quiet(&current.config, crate::clock::now_ms())).await;
     let t0 = tokio::time::Instant::now();
     // Swap in place: `current` must hold a generation at every await.
     let old_stop = current.stop.clone();
@@ -771,11 +739,9 @@ async fn reload(current: &mut Generation, env: &GenEnv) -> Result<String, Vec<St
 struct Appender {
     spool: Spool,
     stats: Arc<Stats>,
-    shutdown: CancellationToken,
-    /// How long after the shutdown a full or failing spool is waited for.
-    give_up_after: Duration,
-    /// Set at shutdown: after this instant a full spool is no longer waited for.
-    give_up_at: Option<tokio::time::Instant>,
+    /// The process shutdown: its spool share says when a full or failing
+    /// spool is no longer waited for.
+    shutdown: Shutdown,
     /// Lines given up at shutdown because the spool stayed full.
     not_spooled: u64,
     last_full_warn: Option<tokio::time::Instant>,
@@ -784,18 +750,11 @@ struct Appender {
 }
 
 impl Appender {
-    fn new(
-        spool: Spool,
-        stats: Arc<Stats>,
-        shutdown: CancellationToken,
-        give_up_after: Duration,
-    ) -> Appender {
+    fn new(spool: Spool, stats: Arc<Stats>, shutdown: Shutdown) -> Appender {
         Appender {
             spool,
             stats,
             shutdown,
-            give_up_after,
-            give_up_at: None,
             not_spooled: 0,
             last_full_warn: None,
             dropped_warned: 0,
@@ -806,9 +765,11 @@ impl Appender {
     /// Appends `chunk`, waiting while the spool is full (`block`) and
     /// retrying every second while the disk refuses: an accepted reading
     /// is never given up here. Only after a shutdown, once the spool has
-    /// stayed full for half the shutdown deadline, are the readings still
-    /// in memory given up (counted in `not_spooled`): otherwise a dead
-    /// output would make the gateway impossible to stop.
+    /// stayed full (or failing) until the appender's share of the deadline
+    /// ends ([`Deadline::spool_give_up`] after the cancellation), are the
+    /// readings still in memory given up (counted in `not_spooled`):
+    /// otherwise a dead output would make the gateway impossible to stop.
+    /// The broker clients stay connected until then to ack what is spooled.
     ///
     /// Returns whether the chunk was stored.
     async fn append(&mut self, chunk: &LineChunk) -> bool {
@@ -821,16 +782,14 @@ impl Appender {
                     return true;
                 }
                 Ok(Appended::Full) => {
-                    if self
-                        .give_up_at
-                        .is_some_and(|t| tokio::time::Instant::now() >= t)
-                    {
-                        self.not_spooled += chunk.lines as u64;
-                        Stats::add(&self.stats.lines_not_spooled, chunk.lines as u64);
+                    let now = tokio::time::Instant::now();
+                    // `None` until the shutdown; the same instant for every task.
+                    let give_up_at = self.shutdown.spool_give_up_at();
+                    if give_up_at.is_some_and(|t| now >= t) {
+                        self.give_up(chunk);
                         return false;
                     }
                     Stats::add(&self.stats.spool_full_waits, 1);
-                    let now = tokio::time::Instant::now();
                     if self.last_full_warn.is_none_or(|t| now - t >= WARN_EVERY) {
                         let s = self.spool.stats();
                         warn!(
@@ -840,32 +799,38 @@ impl Appender {
                         );
                         self.last_full_warn = Some(now);
                     }
-                    let give_up_at = self.give_up_at.unwrap_or(now);
                     tokio::select! {
                         () = self.spool.wait_for_space() => {}
-                        () = self.shutdown.cancelled(), if self.give_up_at.is_none() => {
-                            self.give_up_at = Some(tokio::time::Instant::now() + self.give_up_after);
-                        }
-                        () = tokio::time::sleep_until(give_up_at), if self.give_up_at.is_some() => {}
+                        _ = self.shutdown.cancelled(), if give_up_at.is_none() => {}
+                        () = tokio::time::sleep_until(give_up_at.unwrap_or(now)), if give_up_at.is_some() => {}
                     }
                 }
                 Err(e) => {
                     // A disk error (full, read-only) is waited out like a
                     // full spool, and given up the same way at shutdown.
                     let now = tokio::time::Instant::now();
-                    if self.shutdown.is_cancelled() {
-                        let at = *self.give_up_at.get_or_insert(now + self.give_up_after);
-                        if now >= at {
-                            self.not_spooled += chunk.lines as u64;
-                            Stats::add(&self.stats.lines_not_spooled, chunk.lines as u64);
-                            return false;
-                        }
+                    let give_up_at = self.shutdown.spool_give_up_at();
+                    if give_up_at.is_some_and(|t| now >= t) {
+                        self.give_up(chunk);
+                        return false;
                     }
                     error!(error = %e, lines = chunk.lines, "cannot append to the spool; retrying in 1 s");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Never past the give-up instant: the broker clients
+                    // wait for the encoder only that long.
+                    let retry_at = now + Duration::from_secs(1);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(give_up_at.map_or(retry_at, |t| t.min(retry_at))) => {}
+                        _ = self.shutdown.cancelled(), if give_up_at.is_none() => {}
+                    }
                 }
             }
         }
+    }
+
+    /// Counts `chunk`'s lines as given up at shutdown.
+    fn give_up(&mut self, chunk: &LineChunk) {
+        self.not_spooled += chunk.lines as u64;
+        Stats::add(&self.stats.lines_not_spooled, chunk.lines as u64);
     }
 
     /// Logs lines dropped by `drop_oldest`, per site, at most every [`WARN_EVERY`].

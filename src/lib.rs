@@ -14,17 +14,21 @@
 //! * [`sim`]: simulated meters with exact, known consumption.
 //! * [`stats`]: process-wide counters.
 //! * [`backoff`]: capped exponential backoff with jitter for every retry.
+//! * [`clock`]: "now" in Unix milliseconds, one clock that tests can run on paused time.
+//! * [`shutdown`]: the shutdown deadline and every task's share of it; SIGINT/SIGTERM.
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 
 pub mod api;
 pub mod app;
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod model;
 pub mod pipeline;
 pub mod profiles;
+pub mod shutdown;
 pub mod sim;
 pub mod sinks;
 pub mod sources;

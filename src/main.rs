@@ -183,34 +183,6 @@ fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// Registers the SIGINT and SIGTERM handlers now and returns a future that
-/// resolves on either. Registering first thing, before the configuration is
-/// read, means a signal that arrives during start-up stops the gateway in
-/// order instead of killing it.
-fn termination() -> impl std::future::Future<Output = ()> + Send {
-    use tokio::signal::unix::{SignalKind, signal};
-    let interrupt = signal(SignalKind::interrupt());
-    let terminate = signal(SignalKind::terminate());
-    async move {
-        match (interrupt, terminate) {
-            (Ok(mut i), Ok(mut t)) => {
-                tokio::select! {
-                    _ = i.recv() => {}
-                    _ = t.recv() => {}
-                }
-            }
-            (Ok(mut only), Err(e)) | (Err(e), Ok(mut only)) => {
-                error!(error = %e, "cannot listen for one of SIGINT/SIGTERM; the other still stops the gateway");
-                only.recv().await;
-            }
-            (Err(e), Err(_)) => {
-                error!(error = %e, "cannot listen for SIGINT or SIGTERM; stop the gateway with SIGKILL");
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
 /// Turns every SIGHUP into a reload request until `shutdown`; the outcome
 /// is logged by the gateway itself.
 fn reload_on_sighup(
@@ -296,7 +268,8 @@ fn main() -> ExitCode {
 }
 
 async fn async_main(command: Command) -> ExitCode {
-    let stop = termination();
+    // First thing: a signal during start-up then stops the gateway in order.
+    let stop = emgate::shutdown::termination();
     match command {
         Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
         Command::Run {

@@ -18,8 +18,9 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::config::{Config, MeterSource};
 use crate::model::{EndpointId, MeterId, PointValue, Quality};
 use crate::stats::Stats;
@@ -245,13 +246,6 @@ pub struct StatusBoard {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Current wall-clock time, Unix milliseconds.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `[start, end)` of the local day containing `t` (Unix seconds) in `tz`.

@@ -11,14 +11,21 @@
 //! known moment without timing, the first phase runs with InfluxDB stopped
 //! and a 4 KiB spool (policy `block`): the spool fills, the encoder waits,
 //! and the broker holds the rest of the stream for the session.
+//!
+//! The same full spool at shutdown, with a long `shutdown_timeout_secs`: the
+//! encoder may still spool for half the deadline after the cancellation, so
+//! the broker client must stay connected that long. Whatever the gateway
+//! stored must have been acknowledged, and the broker must redeliver exactly
+//! the rest.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use emgate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig};
 use emgate::stats::Stats;
 use tokio_util::sync::CancellationToken;
 
@@ -302,4 +309,223 @@ async fn wait_for_log(gw: &Gateway, message: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The shutdown deadline of the full-spool shutdown test: the encoder may
+/// wait half of it (15 s) for the spool before giving up.
+const LONG_SHUTDOWN_SECS: u64 = 30;
+
+/// A gateway with a 4 KiB spool (policy `block`) writing to a file sink at
+/// `output`, and a 30 s shutdown deadline.
+fn full_spool_main_file(data: &Path, output: &Path, broker_port: u16) -> String {
+    format!(
+        r#"
+[spool]
+max_bytes = 4096
+segment_bytes = 4096
+policy = "block"
+
+[gateway]
+id = "shutdown"
+data_dir = {data:?}
+profiles_dir = {profiles:?}
+shutdown_timeout_secs = {LONG_SHUTDOWN_SECS}
+
+[file_sink]
+path = {output:?}
+batch_size = 100
+flush_interval_ms = 100
+
+[aggregation]
+windows = []
+
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = {broker_port}
+client_id = "emgate-shutdown"
+clean_session = false
+reconnect_initial_ms = 100
+reconnect_max_ms = 1000
+
+[[mqtt.subscriptions]]
+topic = "energy/{{site}}/{{meter}}/up"
+qos = 1
+"#,
+        data = data.display().to_string(),
+        output = output.display().to_string(),
+        profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/profiles")
+            .display()
+            .to_string(),
+    )
+}
+
+/// The slot (last field, epoch seconds) of every `reading` line in `lines`.
+fn line_slots(lines: &[u8], into: &mut Vec<i64>) {
+    for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let text = std::str::from_utf8(line).expect("line protocol is UTF-8");
+        let slot = text
+            .rsplit(' ')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no timestamp in {text:?}"));
+        into.push(slot);
+    }
+}
+
+/// The slots of the lines still in the (closed) spool, read without acknowledging.
+fn spooled_slots(dir: &Path, into: &mut Vec<i64>) {
+    let (spool, _recovery) = Spool::open(SpoolConfig {
+        dir: dir.to_path_buf(),
+        max_bytes: 4096,
+        segment_bytes: 4096,
+        policy: FullPolicy::Block,
+        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+    })
+    .expect("open the spool");
+    let mut records = Vec::new();
+    while spool.read(1024, usize::MAX, &mut records).is_some() {
+        for r in records.drain(..) {
+            line_slots(&r, into);
+        }
+    }
+}
+
+/// Connects as `client_id` to its persistent session and returns the `ts`
+/// of every message the broker (re)delivers, acknowledging them, until none
+/// came for 3 s.
+async fn redelivered(port: u16, client_id: &str) -> Vec<i64> {
+    use rumqttc::{AsyncClient, Event, Incoming, MqttOptions};
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(false);
+    let (client, mut events) = AsyncClient::new(options, 64);
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the broker was still redelivering after 60 s ({} so far)",
+            got.len()
+        );
+        match tokio::time::timeout(Duration::from_secs(3), events.poll()).await {
+            Err(_) => break,
+            Ok(Ok(Event::Incoming(Incoming::Publish(p)))) => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&p.payload).expect("a published JSON payload");
+                got.push(v["ts"].as_i64().expect("ts"));
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("redelivery client lost the broker: {e}"),
+        }
+    }
+    let _ = client.disconnect().await;
+    got
+}
+
+/// Shutdown with a full spool (policy `block`), a dead output and a 30 s
+/// deadline: the encoder waits up to 15 s for room. The output comes back
+/// 7 s after the cancellation, so the encoder spools the messages still in
+/// the channel late. The broker client must still be connected to
+/// acknowledge them: every message the gateway stored (written to the file
+/// or left in the spool) must not be redelivered, and every other published
+/// message must be. The client used to wait a fixed 6 s, then disconnect:
+/// what was spooled after that was stored *and* redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_full_spool_acks_what_is_spooled_late() {
+    let broker = Mosquitto::start(&MosquittoOptions::anonymous());
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The output's directory is a plain file: every write fails (retryable)
+    // until the test removes it.
+    let blocker = dir.path().join("out");
+    std::fs::write(&blocker, b"not a directory").expect("blocker file");
+    let output = blocker.join("lines.lp");
+    let config = Arc::new(
+        emgate::config::load::from_parts(
+            &full_spool_main_file(&dir.path().join("data"), &output, broker.port()),
+            &[("site.toml", &site_file())],
+            emgate::profiles::load::builtin(),
+        )
+        .unwrap_or_else(|e| panic!("config: {e}")),
+    );
+    let stats = Arc::new(Stats::default());
+    let shutdown = CancellationToken::new();
+    let gateway = tokio::spawn(emgate::app::run(
+        Arc::clone(&config),
+        Arc::clone(&stats),
+        shutdown.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while Stats::get(&stats.mqtt_subscriptions) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let base = now_s() - 3600;
+    let total = 200;
+    publish_all(broker.port(), None, "pub", &messages(base, 0..total)).await;
+    // The spool is full and messages wait in the channel: received, not
+    // spooled, not acknowledged.
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while Stats::get(&stats.spool_full_waits) == 0
+        || Stats::get(&stats.mqtt_messages) <= Stats::get(&stats.lines_spooled)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "spool never filled with messages waiting: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let cancelled = tokio::time::Instant::now();
+    shutdown.cancel();
+    // Past the 6 s the client used to drain, well before the encoder gives
+    // up (15 s; the file sink retries at most every 5 s).
+    tokio::time::sleep_until(cancelled + Duration::from_secs(7)).await;
+    std::fs::remove_file(&blocker).expect("remove the blocker");
+    let summary = tokio::time::timeout(Duration::from_secs(LONG_SHUTDOWN_SECS + 10), gateway)
+        .await
+        .expect("the gateway stops within its deadline")
+        .expect("join")
+        .expect("gateway");
+    eprintln!(
+        "stopped {:?} after the cancellation: {summary:?}",
+        cancelled.elapsed()
+    );
+    assert_eq!(
+        Stats::get(&stats.lines_not_spooled),
+        0,
+        "the output came back before the encoder gave up: {stats:?}"
+    );
+
+    let mut stored = Vec::new();
+    line_slots(&std::fs::read(&output).unwrap_or_default(), &mut stored);
+    spooled_slots(&dir.path().join("data/spool"), &mut stored);
+    let stored_set: BTreeSet<i64> = stored.iter().copied().collect();
+    assert_eq!(stored_set.len(), stored.len(), "a reading stored twice");
+    let again = redelivered(broker.port(), "emgate-shutdown").await;
+    let again_set: BTreeSet<i64> = again.iter().copied().collect();
+    assert_eq!(again_set.len(), again.len(), "a message redelivered twice");
+
+    let both: Vec<i64> = stored_set.intersection(&again_set).copied().collect();
+    assert!(
+        both.is_empty(),
+        "{} of {} stored messages were never acknowledged (the client \
+         disconnected while the encoder was still spooling) and were \
+         redelivered: {both:?}; stats {stats:?}",
+        both.len(),
+        stored.len()
+    );
+    let published: BTreeSet<i64> = (0..total).map(|i| reading(base, i).0).collect();
+    let seen: BTreeSet<i64> = stored_set.union(&again_set).copied().collect();
+    let lost: Vec<i64> = published.difference(&seen).copied().collect();
+    assert!(lost.is_empty(), "neither stored nor redelivered: {lost:?}");
+    assert_eq!(seen, published, "only published messages");
+    assert_eq!(
+        Stats::get(&stats.mqtt_acked),
+        stored.len() as u64,
+        "acknowledged exactly what was stored"
+    );
 }

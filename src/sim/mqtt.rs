@@ -48,7 +48,7 @@ use std::collections::BinaryHeap;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::meter::Serve;
 use crate::backoff::Backoff;
+use crate::clock::now_ms;
 use crate::config::{
     Config, MqttBroker, MqttSubscription, PayloadFormat, SimFault, TimeUnit, TimestampRule,
 };
@@ -782,13 +783,6 @@ async fn drive(
             }
         }
     }
-}
-
-/// Unix time now, milliseconds.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Publishes every meter at each multiple of its interval since the epoch.

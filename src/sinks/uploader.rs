@@ -32,8 +32,10 @@
 //!   live data from other gateways.
 //! * **Shutdown.** After `input_done` (the pipeline has appended its last
 //!   batch), the uploader keeps delivering what is readable for at most
-//!   [`SHUTDOWN_GRACE`], then stops. Whatever is left stays in the spool
-//!   and goes out at the next start: nothing is lost at shutdown.
+//!   [`UploaderOptions::shutdown_grace`] (its share of the shutdown
+//!   deadline, [`Deadline::uploader_grace`]), then stops. Whatever is left
+//!   stays in the spool and goes out at the next start: nothing is lost at
+//!   shutdown.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -47,14 +49,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::OutputConfig;
+use crate::shutdown::Deadline;
 use crate::sinks::file::FileSink;
 use crate::sinks::influx::classify::{dropped_lines, truncate};
 use crate::sinks::influx::{WriteError, Writer, WriterError};
 use crate::spool::{Cursor, Spool};
 use crate::stats::Stats;
-
-/// How long the uploader keeps delivering after the pipeline has stopped.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Longest `Retry-After` honoured; a server asking for more gets this.
 const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
@@ -103,15 +103,18 @@ pub struct UploaderOptions {
     pub max_lines_per_sec: Option<u64>,
     /// Where permanently rejected lines go.
     pub dead_letter: Option<PathBuf>,
-    /// Delivery time left after the pipeline stopped.
+    /// Delivery time left after the pipeline stopped: the gateway sets its
+    /// share of the shutdown deadline, [`Deadline::uploader_grace`].
     pub shutdown_grace: Duration,
 }
 
 impl UploaderOptions {
     /// The options an output configuration implies (the file sink retries
-    /// from 200 ms to 5 s and has no dead-letter file: a file never refuses).
+    /// from 200 ms to 5 s and has no dead-letter file: a file never refuses),
+    /// with the shutdown grace of the default deadline.
     #[must_use]
     pub fn for_output(output: &OutputConfig) -> UploaderOptions {
+        let shutdown_grace = Deadline::default().uploader_grace();
         match output {
             OutputConfig::Influx(c) => UploaderOptions {
                 batch_size: c.batch_size,
@@ -120,7 +123,7 @@ impl UploaderOptions {
                 retry_max: c.retry_max,
                 max_lines_per_sec: c.max_lines_per_sec,
                 dead_letter: Some(c.dead_letter.clone()),
-                shutdown_grace: SHUTDOWN_GRACE,
+                shutdown_grace,
             },
             OutputConfig::File(c) => UploaderOptions {
                 batch_size: c.batch_size,
@@ -129,7 +132,7 @@ impl UploaderOptions {
                 retry_max: Duration::from_secs(5),
                 max_lines_per_sec: None,
                 dead_letter: None,
-                shutdown_grace: SHUTDOWN_GRACE,
+                shutdown_grace,
             },
         }
     }
@@ -168,7 +171,7 @@ enum Delivery {
 }
 
 /// Runs the uploader for `output` until `input_done` is cancelled and the
-/// spool is drained (or [`SHUTDOWN_GRACE`] has passed since).
+/// spool is drained (or the shutdown grace of `options` has passed since).
 ///
 /// # Errors
 /// [`SinkError::Writer`] when the output cannot be set up; once running,

@@ -26,7 +26,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -42,18 +42,12 @@ use super::plan::{PlanLimits, PlannedRead, plan, split};
 use super::schedule::MeterSchedule;
 use crate::app::Input;
 use crate::backoff::Backoff;
+use crate::clock::now_ms;
 use crate::config::{Config, EndpointConfig};
 use crate::model::{EndpointId, MeterId, PointValue, Quality, ReadingBatch};
 use crate::profiles::RegisterKind;
 use crate::stats::Stats;
 use crate::status::{PollOutcome, StatusBoard};
-
-/// Current wall-clock time, Unix milliseconds.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// One meter as the poller sees it.
 struct PolledMeter {

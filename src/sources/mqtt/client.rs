@@ -35,14 +35,18 @@
 //!
 //! # Shutdown
 //! At cancellation the task stops forwarding (messages received after it
-//! are not acked), keeps the connection polled for at most
-//! [`DRAIN_LIMIT`] so the acks of what the encoder still spools go out,
-//! then disconnects.
+//! are not acked) and keeps the connection polled until the encoder has
+//! answered every message it forwarded, so their acks go out, then
+//! disconnects. The wait is bounded by the task's share of the shutdown
+//! deadline, [`Deadline::mqtt_drain`]: as long as the encoder may still
+//! spool after the cancellation, plus a margin. A shorter wait would let a
+//! message be spooled after the disconnect, never acked, and delivered
+//! again by the broker after the restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rumqttc::v5;
 use rumqttc::v5::mqttbytes::v5 as p5;
@@ -57,12 +61,8 @@ use crate::app::Input;
 use crate::backoff::Backoff;
 use crate::config::{Config, MqttBroker, MqttProtocol};
 use crate::model::{BrokerId, ReadingBatch};
-use crate::sinks::uploader::SHUTDOWN_GRACE;
+use crate::shutdown::Deadline;
 use crate::stats::Stats;
-
-/// Longest wait at shutdown for the acks of messages the encoder is still
-/// spooling (it gives up on a full spool after [`SHUTDOWN_GRACE`]).
-pub const DRAIN_LIMIT: Duration = SHUTDOWN_GRACE.saturating_add(Duration::from_secs(1));
 
 /// Shortest interval between two logs of the same rejection reason.
 const REJECTION_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -160,8 +160,9 @@ impl BrokerClient {
     }
 
     /// Connects, receives and acknowledges until `shutdown`, reconnecting
-    /// as long as it takes. Never fails: broker trouble is logged and counted.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// as long as it takes, then drains and disconnects within its share of
+    /// `deadline`. Never fails: broker trouble is logged and counted.
+    pub async fn run(self, shutdown: CancellationToken, deadline: Deadline) {
         let b = &self.config.mqtt[self.broker.index()];
         let mut decoder = BrokerDecoder::new(&self.config, self.broker);
         let filters: Arc<[(String, u8)]> = decoder
@@ -273,7 +274,7 @@ impl BrokerClient {
         drop(out);
         drop(acks);
         if connected {
-            let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+            let drained = tokio::time::timeout(deadline.mqtt_drain(), async {
                 loop {
                     tokio::select! {
                         _ = &mut acker => return,
@@ -287,7 +288,7 @@ impl BrokerClient {
             }
             // Let the DISCONNECT (and the last acks) go out; bounded, as
             // the request queue is only drained by `poll()`.
-            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = tokio::time::timeout(deadline.mqtt_disconnect(), async {
                 tokio::join!(client.disconnect(), async {
                     while events.poll().await.is_ok() {}
                 })
@@ -350,7 +351,7 @@ impl Receiver<'_> {
         shutdown: &CancellationToken,
     ) -> std::ops::ControlFlow<()> {
         use std::ops::ControlFlow;
-        let received_ms = now_ms();
+        let received_ms = crate::clock::now_ms();
         Stats::add(&self.stats.mqtt_messages, 1);
         let generation = self.generation.load(Ordering::Relaxed);
         let needs_ack = m.qos() > 0;
@@ -490,12 +491,6 @@ impl RejectionLog {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 // ---------------------------------------------------------------------------

@@ -8,9 +8,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use emgate::profiles::codec::{decode_point, encode_point};
 use emgate::profiles::{DataType, PointDef, RatioScaling, RegisterKind};
 use emgate::sinks::lineproto::{LineBuilder, field_key, series_prefix};
-use emgate::sources::modbus::decode::{decode_point, encode_point};
 use emgate::sources::modbus::plan::{PlanLimits, PlannedRead, plan};
 
 fn point(

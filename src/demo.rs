@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, ConfigErrors, InfluxApi, InfluxConfig, OutputConfig, Secret};
 use crate::sim::Simulator;
 use crate::sinks::influx::Writer;
-use crate::stats::Stats;
+use crate::telemetry::Stats;
 
 /// Where the demo should write, as given on the command line.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@
 //! * [`sinks`]: where they leave: line protocol, InfluxDB v1/v2, a local file.
 //! * [`spool`]: the durable on-disk buffer between the pipeline and the writer.
 //! * [`sim`]: simulated meters with exact, known consumption.
-//! * [`stats`]: process-wide counters.
+//! * [`telemetry`]: counters, the status board, its snapshots, Prometheus exposition and the `emgate status` client.
 //! * [`backoff`]: capped exponential backoff with jitter for every retry.
 //! * [`clock`]: "now" in Unix milliseconds, one clock that tests can run on paused time.
 //! * [`shutdown`]: the shutdown deadline and every task's share of it; SIGINT/SIGTERM.
@@ -33,6 +33,4 @@ pub mod sim;
 pub mod sinks;
 pub mod sources;
 pub mod spool;
-pub mod stats;
-pub mod status;
-pub mod status_cli;
+pub mod telemetry;

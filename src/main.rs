@@ -13,7 +13,7 @@ use tracing::{error, info};
 
 use emgate::config::{self, Config, ConfigErrors};
 use emgate::demo::{DemoOptions, InfluxTarget};
-use emgate::stats::Stats;
+use emgate::telemetry::Stats;
 
 /// emgate: energy-metering data collection gateway (Modbus → InfluxDB).
 #[derive(Debug, Parser)]
@@ -324,7 +324,7 @@ async fn async_main(command: Command) -> ExitCode {
             }
         }
         Command::Status { url, token } => {
-            match emgate::status_cli::run(&url, token.as_deref()).await {
+            match emgate::telemetry::client::run(&url, token.as_deref()).await {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS

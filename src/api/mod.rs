@@ -1,7 +1,7 @@
 //! The HTTP API of a running gateway: health, readiness, Prometheus metrics,
 //! per-meter and per-site status as JSON, the status page, and reload.
 //!
-//! It only reads the [`StatusBoard`](crate::status::StatusBoard) and [`Stats`] (and forwards reload
+//! It only reads the [`StatusBoard`](crate::telemetry::StatusBoard) and [`Stats`] (and forwards reload
 //! requests to the app's reload loop), so a slow client never slows the
 //! pollers. Bound to 127.0.0.1 by default; with a token configured every
 //! route but `/health` wants `Authorization: Bearer <token>`, compared in
@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
-use crate::stats::Stats;
+use crate::telemetry::{Stats, Summary};
 
 /// The status page, served from the binary (no CDN).
 const PAGE: &str = include_str!("page.html");
@@ -31,7 +31,7 @@ const PAGE: &str = include_str!("page.html");
 pub struct ApiState {
     /// Live per-meter, per-endpoint and per-site state of the running
     /// configuration (swapped at each reload).
-    pub board: crate::app::SharedBoard,
+    pub board: crate::telemetry::SharedBoard,
     /// Process-wide counters.
     pub stats: Arc<Stats>,
     /// Bearer token required on every route but `/health`, when set.
@@ -180,33 +180,6 @@ async fn meter(State(state): State<ApiState>, Path(id): Path<String>) -> Respons
 
 async fn sites(State(state): State<ApiState>) -> Response {
     Json(state.board.get().sites(now_secs())).into_response()
-}
-
-/// The body of `GET /api/summary`: totals the status page turns into rates.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Summary {
-    /// Unix seconds of the sample.
-    pub time: i64,
-    /// Readings produced so far.
-    pub readings_total: u64,
-    /// Lines appended to the spool so far.
-    pub lines_spooled: u64,
-    /// Unacknowledged bytes in the spool (the backlog).
-    pub spool_bytes: u64,
-    /// Unacknowledged records in the spool.
-    pub spool_records: u64,
-    /// Lines the output acknowledged so far.
-    pub lines_written: u64,
-    /// Meters configured.
-    pub meters: u32,
-    /// Meters up.
-    pub up: u32,
-    /// Meters down.
-    pub down: u32,
-    /// Meters bad.
-    pub bad: u32,
-    /// The output answered its last write request (InfluxDB accepting writes).
-    pub sink_reachable: bool,
 }
 
 async fn summary(State(state): State<ApiState>) -> Response {

@@ -9,7 +9,7 @@
 //! * [`energy`]: a meter's role in its site's balance and the conversion of
 //!   a window's amount to kgce, as resolved from the configuration.
 //! * [`stage`]: the validator as the gateway runs it: rules from the
-//!   configuration, a checkpoint on disk, counters in [`crate::stats::Stats`].
+//!   configuration, a checkpoint on disk, counters in [`crate::telemetry::Stats`].
 //! * [`steam`]: steam and hot water by IF97 enthalpy (pure; not yet wired in).
 //! * [`window`]: window alignment in the site's time zone and per-window
 //!   counter amounts by boundary interpolation (pure; not yet wired in).

@@ -26,10 +26,10 @@ use super::aggregate::{AggOutput, Aggregator, AggregatorSettings, MeterSpec, Sit
 use super::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::config::Config;
 use crate::model::ReadingBatch;
+use crate::profiles::codec::ratio_factor;
 use crate::profiles::{DataType, PointKind};
-use crate::sources::modbus::decode::ratio_factor;
-use crate::stats::Stats;
-use crate::status::StatusBoard;
+use crate::telemetry::Stats;
+use crate::telemetry::StatusBoard;
 
 /// Builds the validator's rules for every meter of `config`, in `MeterId` order.
 #[must_use]

@@ -9,6 +9,7 @@
 //! This module holds the point model shared by the config loader, the
 //! request planner, the decoder and the simulator; [`load`] reads the files.
 
+pub mod codec;
 pub mod load;
 
 use serde::Deserialize;

@@ -10,10 +10,8 @@ use std::f64::consts::TAU;
 use super::load::{EPOCH, LoadShape};
 use crate::config::MeterConfig;
 use crate::model::EnergyType;
+use crate::profiles::codec::{decode_raw, encode_point, encode_raw, ratio_factor, scale_raw};
 use crate::profiles::{DataType, PointDef, PointKind};
-use crate::sources::modbus::decode::{
-    decode_raw, encode_point, encode_raw, ratio_factor, scale_raw,
-};
 
 /// Share of the primary counter that export (reverse) counters and powers carry.
 const EXPORT_SHARE: f64 = 0.02;

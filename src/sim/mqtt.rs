@@ -61,7 +61,7 @@ use crate::config::{
     Config, MqttBroker, MqttSubscription, PayloadFormat, SimFault, TimeUnit, TimestampRule,
 };
 use crate::model::{BrokerId, MeterId};
-use crate::sources::modbus::decode::{decode_raw, scale_raw};
+use crate::profiles::codec::{decode_raw, scale_raw};
 
 /// Why a meter cannot be published (it is skipped with a warning).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -54,7 +54,7 @@ use crate::sinks::file::FileSink;
 use crate::sinks::influx::classify::{dropped_lines, truncate};
 use crate::sinks::influx::{WriteError, Writer, WriterError};
 use crate::spool::{Cursor, Spool};
-use crate::stats::Stats;
+use crate::telemetry::Stats;
 
 /// Longest `Retry-After` honoured; a server asking for more gets this.
 const MAX_RETRY_AFTER: Duration = Duration::from_mins(5);
@@ -196,7 +196,7 @@ pub async fn run_observed(
     options: UploaderOptions,
     spool: Spool,
     stats: Arc<Stats>,
-    board: Option<crate::app::SharedBoard>,
+    board: Option<crate::telemetry::SharedBoard>,
     input_done: CancellationToken,
 ) -> Result<SinkSummary, SinkError> {
     let dest = match &output {
@@ -269,7 +269,7 @@ struct Uploader {
     dest: Destination,
     spool: Spool,
     stats: Arc<Stats>,
-    board: Option<crate::app::SharedBoard>,
+    board: Option<crate::telemetry::SharedBoard>,
     summary: SinkSummary,
     /// Records of the current batch, as read (reused).
     records: Vec<Vec<u8>>,

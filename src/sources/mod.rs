@@ -3,5 +3,38 @@
 //! * [`modbus`]: polls meters over Modbus TCP.
 //! * [`mqtt`]: receives readings that meters and loggers publish to MQTT brokers.
 
+//!
+//! Every source hands its readings to the pipeline as an [`Input`] over one
+//! bounded channel, so backpressure reaches the sources and nothing queues
+//! without limit.
+
 pub mod modbus;
 pub mod mqtt;
+
+use tokio::sync::oneshot;
+
+use crate::model::ReadingBatch;
+
+/// What a source hands to the pipeline: a batch of readings and, when the
+/// source must know that they are durable (MQTT acknowledgements), where to
+/// say so.
+#[derive(Debug)]
+pub struct Input {
+    /// The readings.
+    pub batch: ReadingBatch,
+    /// Answered `true` once the chunk holding the batch's lines was appended
+    /// to the spool; `false` (or dropped) when they were given up at
+    /// shutdown. `None` for sources that need no answer (Modbus pollers).
+    pub spooled: Option<oneshot::Sender<bool>>,
+}
+
+impl Input {
+    /// A batch nobody waits for.
+    #[must_use]
+    pub fn fire_and_forget(batch: ReadingBatch) -> Input {
+        Input {
+            batch,
+            spooled: None,
+        }
+    }
+}

@@ -37,17 +37,17 @@ use tokio_modbus::{ExceptionCode, Slave};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::decode::decode_point;
 use super::plan::{PlanLimits, PlannedRead, plan, split};
 use super::schedule::MeterSchedule;
-use crate::app::Input;
 use crate::backoff::Backoff;
 use crate::clock::now_ms;
 use crate::config::{Config, EndpointConfig};
 use crate::model::{EndpointId, MeterId, PointValue, Quality, ReadingBatch};
 use crate::profiles::RegisterKind;
-use crate::stats::Stats;
-use crate::status::{PollOutcome, StatusBoard};
+use crate::profiles::codec::decode_point;
+use crate::sources::Input;
+use crate::telemetry::Stats;
+use crate::telemetry::{PollOutcome, StatusBoard};
 
 /// One meter as the poller sees it.
 struct PolledMeter {

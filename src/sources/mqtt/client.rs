@@ -57,12 +57,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::payload::{BrokerDecoder, Rejection};
-use crate::app::Input;
 use crate::backoff::Backoff;
 use crate::config::{Config, MqttBroker, MqttProtocol};
 use crate::model::{BrokerId, ReadingBatch};
 use crate::shutdown::Deadline;
-use crate::stats::Stats;
+use crate::sources::Input;
+use crate::telemetry::Stats;
 
 /// Shortest interval between two logs of the same rejection reason.
 const REJECTION_LOG_EVERY: Duration = Duration::from_secs(10);

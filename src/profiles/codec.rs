@@ -1,4 +1,7 @@
-//! Registers to numbers and back: every data type in every word and byte order.
+//! Registers to numbers and back: every data type in every word and byte
+//! order. It belongs to the profile (a point's type, order and scale say how
+//! to read it), so the Modbus source, the pipeline and the simulator all use
+//! this one codec.
 //!
 //! Pure functions, no allocation. [`decode_raw`] turns the registers of one
 //! point into its raw number; [`decode_point`] applies scale, PT/CT ratio and
@@ -9,8 +12,8 @@
 //! `A B C D …` land on the wire (see [`ByteOrder`]). Internally every order is
 //! normalised to a big-endian byte array before conversion.
 
+use super::{ByteOrder, DataType, PointDef, RatioScaling};
 use crate::model::{PointValue, Quality};
-use crate::profiles::{ByteOrder, DataType, PointDef, RatioScaling};
 
 /// A decoded raw number, before scaling.
 #[derive(Debug, Clone, Copy, PartialEq)]

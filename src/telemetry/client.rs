@@ -7,8 +7,8 @@
 
 use std::fmt::Write as _;
 
-use crate::api::Summary;
-use crate::status::{MeterSnapshot, SiteSnapshot};
+use super::Summary;
+use super::{MeterSnapshot, SiteSnapshot};
 
 /// Why the status could not be fetched.
 #[derive(Debug, thiserror::Error)]

@@ -14,12 +14,14 @@
 //! * [`sim`]: simulated meters with exact, known consumption.
 //! * [`stats`]: process-wide counters.
 //! * [`backoff`]: capped exponential backoff with jitter for every retry.
+//! * [`checkpoint`]: versioned, checksummed state files and their durable atomic replacement.
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 
 pub mod api;
 pub mod app;
 pub mod backoff;
+pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod model;

@@ -82,7 +82,7 @@ pub struct SiteOut {
     pub renewable_kgce: f64,
 }
 
-/// What one call of [`Aggregator::process`] produced; the caller clears and
+/// What one call of [`Aggregator::process`](super::Aggregator::process) produced; the caller clears and
 /// reuses it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AggOutput {
@@ -90,7 +90,7 @@ pub struct AggOutput {
     pub consumption: Vec<ConsumptionOut>,
     /// Meter gauge windows.
     pub gauges: Vec<GaugeWindowOut>,
-    /// Statistics referenced by [`GaugeWindowOut::stats`].
+    /// Statistics referenced by [`GaugeWindowOut::stats_start`]..[`GaugeWindowOut::stats_end`].
     pub gauge_stats: Vec<GaugeStatOut>,
     /// Site roll-ups.
     pub sites: Vec<SiteOut>,

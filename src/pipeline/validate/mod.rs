@@ -107,8 +107,9 @@
 //! `continuous` to aggregation. [`PointRules::from_point`] builds the defaults
 //! from the profile; per-meter overrides (max rate, margin, frozen polls,
 //! calibration due date, declared replacements, `rate_point`) come from the
-//! meter configuration. [`Validator::checkpoint`] bytes are written atomically
-//! (temp file + rename) periodically and at shutdown, and passed to
+//! meter configuration. [`Validator::checkpoint`] bytes are written with
+//! [`crate::checkpoint::write_atomic`] (temp file, fsync, rename, directory
+//! fsync) periodically and at shutdown, and passed to
 //! [`Validator::restore`] at start. [`Validator::counters`] feed stats/logs.
 //!
 //! Late readings reach aggregation like any other: a value without

@@ -5,24 +5,22 @@
 use std::collections::HashMap;
 
 use super::gauges::{GaugeWin, Stat};
-use super::sites::SiteAcc;
+use super::sites::{SiteAcc, SiteKey};
 use super::{AggOutput, Aggregator, Feed};
-use crate::pipeline::window::{COUNTER_WINDOWS_BYTES, CounterWindows, WindowSize};
+use crate::checkpoint::{self, CheckpointError, Kind, Reader, Writer};
+use crate::pipeline::window::{CounterWindows, WindowSize};
 
-/// Checkpoint magic and version.
-const MAGIC: &[u8; 4] = b"EMGA";
-const VERSION: u16 = 1;
-
-/// Why a checkpoint was not used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AggregateError {
-    /// Not an aggregation checkpoint, or another version.
-    #[error("not an aggregation checkpoint of version {VERSION}")]
-    Format,
-    /// Truncated or its checksum does not match.
-    #[error("aggregation checkpoint is damaged (truncated or checksum mismatch)")]
-    Damaged,
-}
+/// The aggregation checkpoint's magic and versions. Version 1 was written
+/// before the [`crate::checkpoint`] envelope; version 2 is the same body in
+/// the envelope, with the open site windows in key order (so equal states
+/// give equal bytes). Both are read.
+pub(super) const KIND: Kind = Kind {
+    name: "aggregation",
+    magic: *b"EMGA",
+    version: 2,
+    oldest: 2,
+    legacy: &[1],
+};
 
 /// What [`Aggregator::restore`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,76 +33,22 @@ pub struct AggRestoreReport {
     pub site_windows: usize,
 }
 
-/// Little-endian writer for checkpoints.
-struct Writer(Vec<u8>);
-
-impl Writer {
-    pub(super) fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    pub(super) fn u16(&mut self, v: u16) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(super) fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(super) fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(super) fn i64(&mut self, v: i64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(super) fn f64(&mut self, v: f64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(super) fn stat(&mut self, s: &Stat) {
-        self.u32(s.n);
-        self.f64(s.sum);
-        self.f64(s.min);
-        self.f64(s.max);
-    }
+/// Writes gauge statistics: count `u32`, sum, min, max `f64`.
+fn write_stat(w: &mut Writer, s: &Stat) {
+    w.u32(s.n);
+    w.f64(s.sum);
+    w.f64(s.min);
+    w.f64(s.max);
 }
 
-/// Little-endian reader for checkpoints; every read fails cleanly at the end.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    pub(super) fn take<const N: usize>(&mut self) -> Result<[u8; N], AggregateError> {
-        let (head, rest) = self.0.split_at_checked(N).ok_or(AggregateError::Damaged)?;
-        self.0 = rest;
-        head.try_into().map_err(|_| AggregateError::Damaged)
-    }
-    pub(super) fn bytes(&mut self, n: usize) -> Result<&[u8], AggregateError> {
-        let (head, rest) = self.0.split_at_checked(n).ok_or(AggregateError::Damaged)?;
-        self.0 = rest;
-        Ok(head)
-    }
-    pub(super) fn u8(&mut self) -> Result<u8, AggregateError> {
-        Ok(self.take::<1>()?[0])
-    }
-    pub(super) fn u16(&mut self) -> Result<u16, AggregateError> {
-        Ok(u16::from_le_bytes(self.take()?))
-    }
-    pub(super) fn u32(&mut self) -> Result<u32, AggregateError> {
-        Ok(u32::from_le_bytes(self.take()?))
-    }
-    pub(super) fn u64(&mut self) -> Result<u64, AggregateError> {
-        Ok(u64::from_le_bytes(self.take()?))
-    }
-    pub(super) fn i64(&mut self) -> Result<i64, AggregateError> {
-        Ok(i64::from_le_bytes(self.take()?))
-    }
-    pub(super) fn f64(&mut self) -> Result<f64, AggregateError> {
-        Ok(f64::from_le_bytes(self.take()?))
-    }
-    pub(super) fn stat(&mut self) -> Result<Stat, AggregateError> {
-        Ok(Stat {
-            n: self.u32()?,
-            sum: self.f64()?,
-            min: self.f64()?,
-            max: self.f64()?,
-        })
-    }
+/// Reads what [`write_stat`] wrote.
+fn read_stat(r: &mut Reader<'_>) -> Result<Stat, CheckpointError> {
+    Ok(Stat {
+        n: r.u32()?,
+        sum: r.f64()?,
+        min: r.f64()?,
+        max: r.f64()?,
+    })
 }
 
 /// One meter's committed state as read from a checkpoint.
@@ -120,15 +64,13 @@ struct SavedMeter {
 
 impl Aggregator {
     /// The committed state of every meter, the reorder buffers and the open
-    /// site windows, as versioned, checksummed bytes. Restoring them after a
+    /// site windows, in the [`crate::checkpoint`] envelope. Restoring them after a
     /// crash re-emits every window closed after the checkpoint (overwriting
     /// what was written) and adds each final window to its site exactly once.
     #[must_use]
     pub fn checkpoint(&self) -> Vec<u8> {
         let n_sizes = self.settings.windows.len();
-        let mut w = Writer(Vec::with_capacity(64 + self.meters.len() * 256));
-        w.0.extend_from_slice(MAGIC);
-        w.u16(VERSION);
+        let mut w = Writer::with_capacity(&KIND, 64 + self.meters.len() * 256);
         w.u8(u8::try_from(n_sizes).unwrap_or(u8::MAX));
         for size in &self.settings.windows {
             w.u8(size_code(*size));
@@ -142,9 +84,9 @@ impl Aggregator {
             w.i64(self.committed_to[m]);
             let base = m * 2 * n_sizes;
             for s in 0..n_sizes {
-                self.counters[base + s].write_to(&mut w.0);
+                self.counters[base + s].write_to(&mut w);
                 for st in &self.steam[base + s] {
-                    w.stat(st);
+                    write_stat(&mut w, st);
                 }
                 let g = self.gwins[base + s];
                 w.i64(g.start);
@@ -153,7 +95,7 @@ impl Aggregator {
             }
             let sb = self.layout[m].stats_base;
             for st in &self.stats[sb..sb + n_sizes * nt] {
-                w.stat(st);
+                write_stat(&mut w, st);
             }
             let len = self.buf_len[m] as usize;
             w.u32(u32::try_from(len).unwrap_or(0));
@@ -166,7 +108,9 @@ impl Aggregator {
             }
         }
         w.u32(u32::try_from(self.site_acc.len()).unwrap_or(u32::MAX));
-        for (k, acc) in &self.site_acc {
+        let mut open: Vec<(&SiteKey, &SiteAcc)> = self.site_acc.iter().collect();
+        open.sort_unstable_by_key(|(k, _)| **k);
+        for (k, acc) in open {
             w.u64(self.sites.get(k.0 as usize).map_or(0, |s| s.key));
             w.u8(k.1);
             w.u8(size_code(self.settings.windows[usize::from(k.2)]));
@@ -194,9 +138,7 @@ impl Aggregator {
                 w.i64(self.site_forgotten[site * n_sizes + s]);
             }
         }
-        let crc = crc32c::crc32c(&w.0);
-        w.u32(crc);
-        w.0
+        w.finish()
     }
 
     /// Restores a [`Self::checkpoint`]. Meters are matched by key; a meter
@@ -205,22 +147,12 @@ impl Aggregator {
     /// not line up).
     ///
     /// # Errors
-    /// When the bytes are not a checkpoint of this version or are damaged;
-    /// the state is then unchanged.
-    pub fn restore(&mut self, bytes: &[u8]) -> Result<AggRestoreReport, AggregateError> {
-        let body_len = bytes.len().checked_sub(4).ok_or(AggregateError::Damaged)?;
-        let (body, crc) = bytes.split_at(body_len);
-        if body.get(..4) != Some(MAGIC.as_slice()) {
-            return Err(AggregateError::Format);
-        }
-        let crc = u32::from_le_bytes(crc.try_into().map_err(|_| AggregateError::Damaged)?);
-        if crc32c::crc32c(body) != crc {
-            return Err(AggregateError::Damaged);
-        }
-        let mut r = Reader(&body[4..]);
-        if r.u16()? != VERSION {
-            return Err(AggregateError::Format);
-        }
+    /// [`CheckpointError`] when the bytes are not an aggregation checkpoint
+    /// of a version this build reads, or are damaged; the state is then
+    /// unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<AggRestoreReport, CheckpointError> {
+        // Versions 1 and 2 have the same body.
+        let mut r = checkpoint::decode(&KIND, bytes)?.body;
         let n_sizes = usize::from(r.u8()?);
         let sizes = r.bytes(n_sizes)?;
         let mut report = AggRestoreReport::default();
@@ -250,10 +182,9 @@ impl Aggregator {
                 buffer: Vec::new(),
             };
             for _ in 0..n_sizes {
-                let cw = CounterWindows::read_from(r.bytes(COUNTER_WINDOWS_BYTES)?)
-                    .ok_or(AggregateError::Damaged)?;
+                let cw = CounterWindows::read_from(&mut r)?;
                 sm.counters.push(cw);
-                sm.steam.push([r.stat()?, r.stat()?]);
+                sm.steam.push([read_stat(&mut r)?, read_stat(&mut r)?]);
                 sm.gwins.push(GaugeWin {
                     start: r.i64()?,
                     end: r.i64()?,
@@ -261,7 +192,7 @@ impl Aggregator {
                 });
             }
             for _ in 0..n_sizes * nt {
-                sm.stats.push(r.stat()?);
+                sm.stats.push(read_stat(&mut r)?);
             }
             let len = r.u32()? as usize;
             for _ in 0..len {
@@ -330,11 +261,12 @@ impl Aggregator {
             let key = r.u64()?;
             let row = (0..n_sizes)
                 .map(|_| Ok((r.i64()?, r.i64()?)))
-                .collect::<Result<Vec<_>, AggregateError>>()?;
+                .collect::<Result<Vec<_>, CheckpointError>>()?;
             if let (Some(&site), true) = (site_by_key.get(&key), same_sizes) {
                 horizons.push((site, row));
             }
         }
+        r.finish()?;
         // Everything parsed: apply.
         let keep = self.counters_out;
         let mut scratch = AggOutput::default();
@@ -393,4 +325,166 @@ pub(super) fn size_code(size: WindowSize) -> u8 {
         .position(|s| *s == size)
         .and_then(|p| u8::try_from(p).ok())
         .unwrap_or(u8::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::tz::TimeZone;
+
+    use super::*;
+    use crate::checkpoint::Framing;
+    use crate::model::{EnergyType, MeterId, PointValue, Quality, ReadingBatch};
+    use crate::pipeline::aggregate::{AggregatorSettings, MeterSpec, SiteSpec};
+    use crate::pipeline::energy::{Conversion, EnergyRole};
+
+    /// What the checkpoint code wrote before the envelope (commit a2467c7),
+    /// from the state [`fixture`] builds.
+    const LEGACY_V1: &[u8] = include_bytes!("testdata/aggregation-v1-legacy.bin");
+
+    /// 2026-03-15T00:00:00+08:00: a local midnight in Asia/Shanghai.
+    const MIDNIGHT: i64 = 1_773_504_000;
+
+    /// Two electricity meters (one exporting) and a steam meter priced by
+    /// its pressure and temperature, all level 1, in one site.
+    fn aggregator() -> Aggregator {
+        let settings = AggregatorSettings {
+            windows: vec![WindowSize::Min15, WindowSize::Hour, WindowSize::Day],
+            allowed_lateness_secs: 1200,
+            max_reorder_readings: 16,
+            max_gap_secs: 900,
+        };
+        let electricity = |key, role| MeterSpec {
+            key,
+            site: 0,
+            energy: EnergyType::Electricity,
+            level1: true,
+            role,
+            counter: Some(0),
+            gauges: vec![1],
+            conversion: Conversion::Fixed {
+                kgce_per_unit: 0.1229,
+            },
+        };
+        let steam = MeterSpec {
+            key: 3,
+            site: 0,
+            energy: EnergyType::Steam,
+            level1: true,
+            role: EnergyRole::Consumed,
+            counter: Some(0),
+            gauges: vec![1],
+            conversion: Conversion::Steam {
+                pressure: 1,
+                temperature: 2,
+                reference_kj_per_kg: 84.0,
+                kg_per_unit: 1000.0,
+                fallback_kgce_per_unit: 128.6,
+            },
+        };
+        let sites = vec![SiteSpec {
+            key: 7,
+            tz: TimeZone::get("Asia/Shanghai").expect("zone"),
+        }];
+        let meters = vec![
+            electricity(1, EnergyRole::Consumed),
+            electricity(2, EnergyRole::Exported),
+            steam,
+        ];
+        Aggregator::new(settings, meters, sites)
+    }
+
+    fn good(x: f64) -> PointValue {
+        PointValue {
+            value: x,
+            quality: Quality::GOOD,
+        }
+    }
+
+    /// Readings every 5 minutes, `k` from `from` to `to`: the electricity
+    /// meters always, the steam meter up to `k = 4` (its site windows stay
+    /// open); the reading at `k = 9` arrives late, with `k = 13`.
+    fn run(agg: &mut Aggregator, from: i32, to: i32, out: &mut AggOutput) {
+        for k in from..=to {
+            if k == 9 {
+                continue;
+            }
+            let t = MIDNIGHT + i64::from(k) * 300;
+            let x = f64::from(k);
+            let mut batch = ReadingBatch::default();
+            let mut cont = Vec::new();
+            batch.push(MeterId(0), t, 0, &[good(1000.0 + 10.0 * x), good(x % 3.0)]);
+            cont.extend([1000.0 + 10.0 * x, f64::NAN]);
+            batch.push(MeterId(1), t, 0, &[good(50.0 + x), good(1.0)]);
+            cont.extend([50.0 + x, f64::NAN]);
+            if k <= 4 {
+                let steam = [good(5.0 + 0.5 * x), good(0.8), good(180.0 + x)];
+                batch.push(MeterId(2), t, 0, &steam);
+                cont.extend([5.0 + 0.5 * x, f64::NAN, f64::NAN]);
+            }
+            if k == 13 {
+                batch.push(
+                    MeterId(0),
+                    MIDNIGHT + 9 * 300,
+                    0,
+                    &[good(1090.0), good(0.0)],
+                );
+                cont.extend([1090.0, f64::NAN]);
+            }
+            agg.process(&mut batch, &cont, out);
+        }
+    }
+
+    /// The state the legacy file was written from.
+    fn fixture() -> Aggregator {
+        let mut agg = aggregator();
+        run(&mut agg, 0, 14, &mut AggOutput::default());
+        agg
+    }
+
+    #[test]
+    fn restores_the_state_written_before_the_envelope() {
+        let d = checkpoint::decode(&KIND, LEGACY_V1).expect("decode");
+        assert_eq!((d.version, d.framing), (1, Framing::Legacy));
+        let mut restored = aggregator();
+        let report = restored.restore(LEGACY_V1).expect("restore");
+        let expected = AggRestoreReport {
+            restored: 3,
+            skipped: 0,
+            site_windows: 3,
+        };
+        assert_eq!(report, expected);
+        // Readings wait in the reorder buffers.
+        assert!(restored.buf_len.iter().all(|n| *n > 0));
+        // The same state as the run that wrote it: the checkpoints, now in
+        // the envelope and in key order, are equal byte for byte.
+        let mut ran = fixture();
+        let bytes = ran.checkpoint();
+        assert_eq!(restored.checkpoint(), bytes);
+        let d = checkpoint::decode(&KIND, &bytes).expect("decode");
+        assert_eq!((d.version, d.framing), (2, Framing::Envelope));
+        assert_eq!(aggregator().restore(&bytes), Ok(expected));
+        // And the next readings close the same windows with the same amounts.
+        let (mut a, mut b) = (AggOutput::default(), AggOutput::default());
+        run(&mut restored, 15, 40, &mut a);
+        run(&mut ran, 15, 40, &mut b);
+        assert!(!a.consumption.is_empty() && !a.sites.is_empty());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bytes_after_the_sites_are_refused() {
+        let bytes = fixture().checkpoint();
+        let mut long = bytes[..bytes.len() - 4].to_vec();
+        long.push(0);
+        let body = (long.len() - 10) as u32;
+        long[6..10].copy_from_slice(&body.to_le_bytes());
+        let crc = crc32c::crc32c(&long);
+        long.extend_from_slice(&crc.to_le_bytes());
+        let mut fresh = aggregator();
+        assert!(matches!(
+            fresh.restore(&long),
+            Err(CheckpointError::TrailingBytes { len: 1, .. })
+        ));
+        assert_eq!(fresh.checkpoint(), aggregator().checkpoint());
+    }
 }

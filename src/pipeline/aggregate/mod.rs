@@ -70,7 +70,7 @@ mod output;
 mod reorder;
 mod sites;
 
-pub use self::checkpoint::{AggRestoreReport, AggregateError};
+pub use self::checkpoint::AggRestoreReport;
 pub use self::output::{AggOutput, ConsumptionOut, GaugeStatOut, GaugeWindowOut, SiteOut};
 
 use std::collections::HashMap;

@@ -16,12 +16,14 @@
 //! * [`backoff`]: capped exponential backoff with jitter for every retry.
 //! * [`clock`]: "now" in Unix milliseconds, one clock that tests can run on paused time.
 //! * [`shutdown`]: the shutdown deadline and every task's share of it; SIGINT/SIGTERM.
+//! * [`checkpoint`]: versioned, checksummed state files and their durable atomic replacement.
 //! * [`app`]: builds a running gateway from a config and owns its shutdown.
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 
 pub mod api;
 pub mod app;
 pub mod backoff;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod demo;

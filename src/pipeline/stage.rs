@@ -10,12 +10,13 @@
 //! the meter's PT/CT ratio, so an Acrel U32 ×0.01 kWh counter wraps exactly
 //! where the meter does. Time limits come from `[validation]`.
 //!
-//! The checkpoint is written with a temporary file and a rename, every
+//! The checkpoint is written durably ([`checkpoint::write_atomic`]: a
+//! temporary file, fsync, rename, directory fsync), every
 //! `validation.checkpoint_interval_secs` and at shutdown. It is read back at start, so a
 //! restart neither re-flags nor loses a rollover. A missing or unreadable
 //! checkpoint starts every meter fresh and says so.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use tracing::{info, warn};
 
 use super::aggregate::{AggOutput, Aggregator, AggregatorSettings, MeterSpec, SiteSpec};
 use super::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
+use crate::checkpoint::{self, WriteError};
 use crate::config::Config;
 use crate::model::ReadingBatch;
 use crate::profiles::codec::ratio_factor;
@@ -260,11 +262,11 @@ impl ValidationStage {
         }
     }
 
-    /// Writes the checkpoint now (temporary file, then rename).
+    /// Writes the checkpoint now, durably (module doc).
     pub fn save(&mut self) {
         self.last_checkpoint = Instant::now();
         let bytes = self.validator.checkpoint();
-        if let Err(e) = write_atomic(&self.checkpoint, &bytes) {
+        if let Err(e) = save_checkpoint(&self.checkpoint, &bytes) {
             warn!(
                 file = %self.checkpoint.display(),
                 error = %e,
@@ -297,13 +299,51 @@ fn read_checkpoint(path: &std::path::Path, what: &str, consequence: &str) -> Opt
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// crash leaves either the old or the new checkpoint, never a torn one.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("state.tmp");
-    path.parent().map_or(Ok(()), std::fs::create_dir_all)?;
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+/// Why a checkpoint could not be saved.
+#[derive(Debug, thiserror::Error)]
+enum SaveError {
+    /// The data directory could not be created.
+    #[error("cannot create the directory \"{}\": {source}", dir.display())]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The durable replacement failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Durably replaces the checkpoint at `path` with `bytes`, so a crash or a
+/// power failure leaves either the old or the new checkpoint.
+///
+/// The stages run inside the encoder task and the fsyncs block: on a
+/// multi-threaded runtime the worker hands its other tasks to another
+/// thread meanwhile (`block_in_place`), so they keep running.
+fn save_checkpoint(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
+    off_worker(|| {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| SaveError::Dir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(checkpoint::write_atomic(path, bytes)?)
+    })
+}
+
+/// Runs blocking file work without stalling the other tasks of a
+/// multi-threaded runtime's worker; elsewhere (no runtime, or a
+/// current-thread one, which cannot hand its tasks over) it simply runs.
+fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 /// FNV-1a of a site id: the identity site windows are checkpointed under.
@@ -450,12 +490,47 @@ impl AggregationStage {
     /// Writes the checkpoint now.
     pub fn save(&mut self) {
         self.last_checkpoint = Instant::now();
-        if let Err(e) = write_atomic(&self.checkpoint, &self.aggregator.checkpoint()) {
+        if let Err(e) = save_checkpoint(&self.checkpoint, &self.aggregator.checkpoint()) {
             warn!(
                 file = %self.checkpoint.display(),
                 error = %e,
                 "cannot write the aggregation checkpoint; a restart would re-open windows from the last one"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stages save from the encoder task: on a multi-threaded runtime,
+    /// on a current-thread one (tests), and without one.
+    #[test]
+    fn checkpoints_are_saved_in_every_runtime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data/validation.state");
+        save_checkpoint(&path, b"none").expect("no runtime");
+        assert_eq!(std::fs::read(&path).expect("read"), b"none");
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let p = path.clone();
+        current
+            .block_on(current.spawn(async move { save_checkpoint(&p, b"current") }))
+            .expect("join")
+            .expect("current thread");
+        assert_eq!(std::fs::read(&path).expect("read"), b"current");
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let p = path.clone();
+        multi
+            .block_on(multi.spawn(async move { save_checkpoint(&p, b"multi") }))
+            .expect("join")
+            .expect("multi thread");
+        assert_eq!(std::fs::read(&path).expect("read"), b"multi");
+        assert!(!checkpoint::tmp_path(&path).exists());
     }
 }

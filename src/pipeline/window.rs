@@ -17,6 +17,8 @@ use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 
+use crate::checkpoint::{CheckpointError, Reader, Writer};
+
 /// Default for [`WindowAccumulator::with_max_gap`]: readings further apart
 /// than this do not count as coverage, and a boundary interpolated across such
 /// a gap marks its windows `estimated`. 15 minutes is the regulator's
@@ -489,53 +491,62 @@ impl CounterWindows {
         })
     }
 
-    /// Appends the state as [`COUNTER_WINDOWS_BYTES`] little-endian bytes
-    /// (for checkpoints).
-    pub fn write_to(&self, out: &mut Vec<u8>) {
+    /// Writes the state as [`COUNTER_WINDOWS_BYTES`] little-endian bytes
+    /// (for checkpoints): a flag and the last reading (`t`, value), then a
+    /// flag and the open window (start, end, start value, estimated flag,
+    /// covered seconds); zeros where there is none.
+    pub fn write_to(&self, w: &mut Writer) {
         match self.track.last() {
             Some((t, v)) => {
-                out.push(1);
-                out.extend_from_slice(&t.to_le_bytes());
-                out.extend_from_slice(&v.to_le_bytes());
+                w.u8(1);
+                w.i64(t);
+                w.f64(v);
             }
-            None => out.extend_from_slice(&[0; 17]),
+            None => w.bytes(&[0; 17]),
         }
         match self.open {
             Some(o) => {
-                out.push(1);
-                out.extend_from_slice(&o.start.to_le_bytes());
-                out.extend_from_slice(&o.end.to_le_bytes());
-                out.extend_from_slice(&o.start_value.to_le_bytes());
-                out.push(u8::from(o.start_estimated));
-                out.extend_from_slice(&o.covered.to_le_bytes());
+                w.u8(1);
+                w.i64(o.start);
+                w.i64(o.end);
+                w.f64(o.start_value);
+                w.u8(u8::from(o.start_estimated));
+                w.i64(o.covered);
             }
-            None => out.extend_from_slice(&[0; 34]),
+            None => w.bytes(&[0; 34]),
         }
     }
 
-    /// Reads a state written by [`Self::write_to`]; `None` when `bytes` is
-    /// shorter than [`COUNTER_WINDOWS_BYTES`] or inconsistent.
-    #[must_use]
-    pub fn read_from(bytes: &[u8]) -> Option<CounterWindows> {
-        let b = bytes.get(..COUNTER_WINDOWS_BYTES)?;
-        let i64_at = |i: usize| b.get(i..i + 8)?.try_into().ok().map(i64::from_le_bytes);
-        let f64_at = |i: usize| b.get(i..i + 8)?.try_into().ok().map(f64::from_le_bytes);
+    /// Reads a state written by [`Self::write_to`].
+    ///
+    /// # Errors
+    /// [`CheckpointError::Truncated`] when fewer than
+    /// [`COUNTER_WINDOWS_BYTES`] remain, [`CheckpointError::Invalid`] when
+    /// the state is inconsistent (a reading without an open window or the
+    /// reverse).
+    pub fn read_from(r: &mut Reader<'_>) -> Result<CounterWindows, CheckpointError> {
+        let mut b = Reader::new("window state", r.bytes(COUNTER_WINDOWS_BYTES)?);
         let mut track = CounterTrack::new();
-        if b[0] == 1 {
-            track.accept(i64_at(1)?, f64_at(9)?);
+        let has_last = b.u8()? == 1;
+        let (t, v) = (b.i64()?, b.f64()?);
+        if has_last {
+            track.accept(t, v);
         }
-        let open = if b[17] == 1 {
-            Some(Open {
-                start: i64_at(18)?,
-                end: i64_at(26)?,
-                start_value: f64_at(34)?,
-                start_estimated: b[42] == 1,
-                covered: i64_at(43)?,
-            })
-        } else {
-            None
+        let has_open = b.u8()? == 1;
+        let open = Open {
+            start: b.i64()?,
+            end: b.i64()?,
+            start_value: b.f64()?,
+            start_estimated: b.u8()? == 1,
+            covered: b.i64()?,
         };
-        (track.last().is_some() == open.is_some()).then_some(CounterWindows { track, open })
+        if has_last != has_open {
+            return Err(r.invalid("counter window state"));
+        }
+        Ok(CounterWindows {
+            track,
+            open: has_open.then_some(open),
+        })
     }
 }
 
@@ -713,17 +724,37 @@ mod tests {
 
     #[test]
     fn state_bytes_round_trip() {
+        use crate::checkpoint::{Kind, decode};
+        const KIND: Kind = Kind {
+            name: "test",
+            magic: *b"TEST",
+            version: 1,
+            oldest: 1,
+            legacy: &[],
+        };
+        let round_trip = |st: &CounterWindows| {
+            let mut w = Writer::new(&KIND);
+            st.write_to(&mut w);
+            assert_eq!(w.body().len(), COUNTER_WINDOWS_BYTES);
+            let bytes = w.finish();
+            let mut r = decode(&KIND, &bytes).expect("decode").body;
+            let back = CounterWindows::read_from(&mut r);
+            assert!(r.is_empty());
+            (bytes, back)
+        };
         let mut st = CounterWindows::new();
-        let mut bytes = Vec::new();
-        st.write_to(&mut bytes);
-        assert_eq!(bytes.len(), COUNTER_WINDOWS_BYTES);
-        assert_eq!(CounterWindows::read_from(&bytes), Some(st));
+        assert_eq!(round_trip(&st).1, Ok(st));
         st.push(WindowSize::Min15, &TimeZone::UTC, 900, 450, 7.5, |_| {});
         st.push(WindowSize::Min15, &TimeZone::UTC, 900, 1000, 9.5, |_| {});
-        bytes.clear();
-        st.write_to(&mut bytes);
-        assert_eq!(bytes.len(), COUNTER_WINDOWS_BYTES);
-        assert_eq!(CounterWindows::read_from(&bytes), Some(st));
-        assert_eq!(CounterWindows::read_from(&bytes[1..]), None);
+        let (bytes, back) = round_trip(&st);
+        assert_eq!(back, Ok(st));
+        let body = &bytes[10..10 + COUNTER_WINDOWS_BYTES];
+        let short = CounterWindows::read_from(&mut Reader::new("test", &body[1..]));
+        assert!(matches!(short, Err(CheckpointError::Truncated { .. })));
+        // A reading without an open window.
+        let mut odd = body.to_vec();
+        odd[17] = 0;
+        let odd = CounterWindows::read_from(&mut Reader::new("test", &odd));
+        assert!(matches!(odd, Err(CheckpointError::Invalid { .. })));
     }
 }

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::error;
 
+use super::stages::{AggregationStage, ValidationStage};
 use crate::config::Config;
 use crate::model::{BrokerId, EndpointId};
-use crate::pipeline::stage::{AggregationStage, ValidationStage};
 use crate::shutdown::Shutdown;
 use crate::sinks::LineChunk;
 use crate::sinks::aggregates::AggregateEncoder;

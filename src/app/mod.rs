@@ -54,6 +54,7 @@ use crate::telemetry::Stats;
 mod appender;
 mod generation;
 mod reload;
+pub mod stages;
 
 use generation::{GenEnv, Prepared};
 use reload::reload;

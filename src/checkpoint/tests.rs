@@ -612,7 +612,7 @@ fn an_interrupted_write_leaves_the_old_or_the_new_checkpoint() {
     assert!(seen.contains(&Seen::Old) && seen.contains(&Seen::New));
 }
 
-/// `pipeline::stage`'s replacement before this module: a temporary file
+/// `app::stages`'s replacement before this module: a temporary file
 /// renamed over the target, without any fsync.
 fn unsynced_rename(s: &mut Faulty<'_>, path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let tmp = tmp_path(path);

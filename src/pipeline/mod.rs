@@ -8,16 +8,20 @@
 //! * [`coefficients`]: GB/T 2589 standard-coal coefficients as versioned data.
 //! * [`energy`]: a meter's role in its site's balance and the conversion of
 //!   a window's amount to kgce, as resolved from the configuration.
-//! * [`stage`]: the validator as the gateway runs it: rules from the
-//!   configuration, a checkpoint on disk, counters in [`crate::telemetry::Stats`].
-//! * [`steam`]: steam and hot water by IF97 enthalpy (pure; not yet wired in).
+//! * [`steam`]: steam and hot water by IF97 enthalpy, for the kgce of steam
+//!   and heat meters.
 //! * [`window`]: window alignment in the site's time zone and per-window
-//!   counter amounts by boundary interpolation (pure; not yet wired in).
+//!   counter amounts by boundary interpolation.
+//! * [`aggregate`]: consumption windows per meter and site roll-ups, with
+//!   late data, gauges and checkpoints.
+//!
+//! The gateway runs them in `app::stages`, which derives their rules and
+//! specs from the configuration and persists their checkpoints: nothing
+//! here imports the configuration, the telemetry or the wiring.
 
 pub mod aggregate;
 pub mod coefficients;
 pub mod energy;
-pub mod stage;
 pub mod steam;
 pub mod validate;
 pub mod window;

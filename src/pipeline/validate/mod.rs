@@ -101,7 +101,7 @@
 //! late reading is placed only on a baseline already in force at its slot.
 //!
 //! # Integration
-//! The gateway holds one `Validator` (in `pipeline::stage`) between the
+//! The gateway holds one `Validator` (in `app::stages`) between the
 //! pollers and the line-protocol encoder: `validate(&mut batch, now, &mut
 //! continuous)` then encode `batch` (bits into `q`/`q_detail`) and hand
 //! `continuous` to aggregation. [`PointRules::from_point`] builds the defaults

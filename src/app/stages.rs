@@ -1,4 +1,8 @@
-//! The validation stage as the running gateway uses it: rules derived from
+//! The pure pipeline stages as the running gateway runs them (it lives in
+//! `app` because it joins the configuration, the checkpoint files and the
+//! telemetry to [`crate::pipeline`], which knows none of them).
+//!
+//! The validation stage: rules derived from
 //! the configuration, the validator's state checkpointed to disk, and its
 //! reason counters published to [`Stats`].
 //!
@@ -23,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::aggregate::{AggOutput, Aggregator, AggregatorSettings, MeterSpec, SiteSpec};
-use super::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::checkpoint::{self, WriteError};
 use crate::config::Config;
 use crate::model::ReadingBatch;
+use crate::pipeline::aggregate::{AggOutput, Aggregator, AggregatorSettings, MeterSpec, SiteSpec};
+use crate::pipeline::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::profiles::codec::ratio_factor;
 use crate::profiles::{DataType, PointKind};
 use crate::telemetry::Stats;

@@ -37,10 +37,9 @@ use std::time::Duration;
 use config::Value;
 
 use super::raw::{
-    self, AggregationRaw, ApiRaw, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, Float,
-    GatewayRaw, InfluxRaw, Int, MainFile, MeterRaw, MqttRaw, MqttTlsRaw, OverrideRaw, Problems,
-    ReplacementRaw, SimulatorRaw, SiteFile, SiteRaw, SpoolRaw, SubscriptionRaw, Text,
-    ValidationRaw,
+    AggregationRaw, ApiRaw, CalibrationRaw, EndpointRaw, FaultRaw, FileSinkRaw, GatewayRaw,
+    InfluxRaw, MainFile, MeterRaw, MqttRaw, MqttTlsRaw, OverrideRaw, ReplacementRaw, SimulatorRaw,
+    SiteFile, SiteRaw, SpoolRaw, SubscriptionRaw, ValidationRaw,
 };
 use super::{
     AggregationSettings, ApiSettings, Calibration, Config, ConfigError, ConfigErrors,
@@ -50,11 +49,15 @@ use super::{
     SiteConfig, SpoolFsync, SpoolPolicy, SpoolSettings, TimeUnit, TimestampRule,
     ValidationSettings,
 };
+use crate::check::{
+    self, Flag, Float, Int, Problems, Text, choice, int, is_valid_id, millis, path_key, ratio,
+    required_id, required_text, timezone, unknown_ref,
+};
 use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::pipeline::coefficients::{CoefficientTable, kgce_per_m3_from_lhv};
 use crate::pipeline::energy::{self, Conversion, EnergyRole};
 use crate::pipeline::window::WindowSize;
-use crate::profiles::load::{choice, load_profile};
+use crate::profiles::load::load_profile;
 use crate::profiles::{PointKind, Profile, RatioScaling};
 use crate::sources::mqtt::topic::TopicTemplate;
 
@@ -157,13 +160,6 @@ pub fn load_str_for_tests(main: &str) -> Result<Config, ConfigErrors> {
     from_parts(main, &[], &[])
 }
 
-/// True for ids usable as tag values and file names: ASCII letters, digits, `_`, `-`, `.`.
-pub(crate) fn is_valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
 // ---------------------------------------------------------------------------
 // Main file
 
@@ -247,7 +243,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         api: None,
     };
 
-    let root = if raw::parse_toml(text, &mut p).is_some() {
+    let root = if check::parse_toml(text, &mut p).is_some() {
         let built = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .add_source(
@@ -267,7 +263,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
     } else {
         None
     };
-    let top = root.and_then(|r| raw::table::<MainFile>(r, "", "a table", &mut p));
+    let top = root.and_then(|r| check::table::<MainFile>(r, "", "a table", &mut p));
     main.problems = p;
     let Some(top) = top else {
         return main;
@@ -312,7 +308,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         }
     };
     if let Some(v) = top.endpoints {
-        let items = raw::array(
+        let items = check::array(
             v,
             "endpoints",
             "an array of tables ([[endpoints]])",
@@ -323,7 +319,7 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         }
     }
     if let Some(v) = top.mqtt {
-        let items = raw::array(
+        let items = check::array(
             v,
             "mqtt",
             "an array of tables ([[mqtt]])",
@@ -335,15 +331,19 @@ fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
         }
     }
     if let Some(v) = top.simulator {
-        main.simulator =
-            raw::table::<SimulatorRaw>(v, "simulator", "a table ([simulator])", &mut main.problems);
+        main.simulator = check::table::<SimulatorRaw>(
+            v,
+            "simulator",
+            "a table ([simulator])",
+            &mut main.problems,
+        );
     }
     main
 }
 
 fn gateway(v: Value, main: &mut Main) {
     let p = &mut main.problems;
-    let Some(r) = raw::table::<GatewayRaw>(v, "gateway", "a table ([gateway])", p) else {
+    let Some(r) = check::table::<GatewayRaw>(v, "gateway", "a table ([gateway])", p) else {
         return;
     };
     if let Some(id) = required_id(r.id, "gateway.id", "gateway id", p) {
@@ -385,7 +385,7 @@ fn api(v: Option<Value>, p: &mut Problems) -> Option<ApiSettings> {
     let Some(v) = v else {
         return Some(ApiSettings::default());
     };
-    let r = raw::table::<ApiRaw>(v, "api", "a table ([api])", p)?;
+    let r = check::table::<ApiRaw>(v, "api", "a table ([api])", p)?;
     let mut ok = true;
     let listen = match r.listen {
         None => ApiSettings::default().listen,
@@ -404,7 +404,7 @@ fn api(v: Option<Value>, p: &mut Problems) -> Option<ApiSettings> {
             parsed
         }
     };
-    let enabled = r.enabled.is_none_or(|raw::Flag(b)| b);
+    let enabled = r.enabled.is_none_or(|Flag(b)| b);
     let token = match r.token {
         None => None,
         Some(Text(t)) if t.trim().is_empty() => {
@@ -432,7 +432,7 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
         V1,
         V2,
     }
-    let r = raw::table::<InfluxRaw>(v, "influxdb", "a table ([influxdb])", p)?;
+    let r = check::table::<InfluxRaw>(v, "influxdb", "a table ([influxdb])", p)?;
     let url = url(r.url, p);
     let api = choice(
         r.api,
@@ -540,7 +540,7 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
         api: api?,
         batch_size: usize::try_from(batch_size?).ok()?,
         flush_interval: flush_interval?,
-        gzip: r.gzip.is_none_or(|raw::Flag(g)| g),
+        gzip: r.gzip.is_none_or(|Flag(g)| g),
         timeout: timeout?,
         max_lines_per_sec: max_lines_per_sec.map(|n| n as u64).filter(|n| *n > 0),
         dead_letter,
@@ -568,7 +568,7 @@ fn url(v: Option<Text>, p: &mut Problems) -> Option<String> {
 }
 
 fn file_sink(v: Value, data_dir: &Path, p: &mut Problems) -> Option<FileSinkConfig> {
-    let r = raw::table::<FileSinkRaw>(v, "file_sink", "a table ([file_sink])", p)?;
+    let r = check::table::<FileSinkRaw>(v, "file_sink", "a table ([file_sink])", p)?;
     let path = path_key(r.path, "file_sink.path", p).unwrap_or_else(|| data_dir.join("lines.lp"));
     let batch_size = int(r.batch_size, "file_sink.batch_size", 5000, 1, i64::MAX, p);
     let flush_interval = millis(
@@ -589,7 +589,7 @@ fn endpoint(value: Value, index: usize, main: &mut Main) {
     let key = format!("endpoints[{index}]");
     let k = |sub: &str| format!("{key}.{sub}");
     let p = &mut main.problems;
-    let Some(r) = raw::table::<EndpointRaw>(value, &key, "a table", p) else {
+    let Some(r) = check::table::<EndpointRaw>(value, &key, "a table", p) else {
         return;
     };
     let errors_before = p.list.len();
@@ -660,7 +660,7 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
     let key = format!("mqtt[{index}]");
     let k = |sub: &str| format!("{key}.{sub}");
     let p = &mut main.problems;
-    let Some(r) = raw::table::<MqttRaw>(value, &key, "a table", p) else {
+    let Some(r) = check::table::<MqttRaw>(value, &key, "a table", p) else {
         return;
     };
     let errors_before = p.list.len();
@@ -753,7 +753,7 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
             "missing; add at least one [[mqtt.subscriptions]] with a `topic`",
         ),
         Some(v) => {
-            let items = raw::array(
+            let items = check::array(
                 v,
                 &k("subscriptions"),
                 "an array of tables ([[mqtt.subscriptions]])",
@@ -796,7 +796,7 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
                 host: host?,
                 port: u16::try_from(port?).ok()?,
                 client_id: client_id?,
-                clean_session: r.clean_session.is_some_and(|raw::Flag(f)| f),
+                clean_session: r.clean_session.is_some_and(|Flag(f)| f),
                 keep_alive: Duration::from_secs(keep_alive? as u64),
                 protocol: protocol?,
                 username,
@@ -815,7 +815,7 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
 
 /// `tls = { ... }` of a broker; paths relative to the main file's directory `base`.
 fn mqtt_tls(v: Value, key: &str, base: &Path, p: &mut Problems) -> Option<MqttTls> {
-    let r = raw::table::<MqttTlsRaw>(v, key, "a table (tls = { ca_file = \"ca.pem\" })", p)?;
+    let r = check::table::<MqttTlsRaw>(v, key, "a table (tls = { ca_file = \"ca.pem\" })", p)?;
     let file = |v: Option<Text>, sub: &str, what: &str, p: &mut Problems| {
         let at = format!("{key}.{sub}");
         let path = path_key(v, &at, p)?;
@@ -889,7 +889,7 @@ fn subscription(
     p: &mut Problems,
 ) -> (Option<MqttSubscription>, Option<String>) {
     let k = |sub: &str| format!("{key}.{sub}");
-    let Some(r) = raw::table::<SubscriptionRaw>(v, key, "a table", p) else {
+    let Some(r) = check::table::<SubscriptionRaw>(v, key, "a table", p) else {
         return (None, None);
     };
     let errors_before = p.list.len();
@@ -1072,7 +1072,7 @@ fn fields_table(
     p: &mut Problems,
 ) -> Option<Vec<(String, String)>> {
     let config::ValueKind::Table(map) = v.kind else {
-        let found = raw::kind_name(&v);
+        let found = check::kind_name(&v);
         p.push(
             key,
             format!("expected a table of payload key = point name, e.g. {{ ep = \"import_kwh\" }}, found {found}"),
@@ -1100,7 +1100,7 @@ fn fields_table(
         let point = match value.kind {
             config::ValueKind::String(s) if !s.is_empty() => s,
             _ => {
-                let found = raw::kind_name(&value);
+                let found = check::kind_name(&value);
                 p.push(
                     at,
                     format!("expected a point name (a string), found {found}"),
@@ -1125,7 +1125,7 @@ fn fields_table(
 /// `scale = { point = factor }`, sorted by point name.
 fn scale_table(v: Value, key: &str, p: &mut Problems) -> Option<Vec<(String, f64)>> {
     let config::ValueKind::Table(map) = v.kind else {
-        let found = raw::kind_name(&v);
+        let found = check::kind_name(&v);
         p.push(
             key,
             format!("expected a table of point name = factor, e.g. {{ import_kwh = 0.001 }}, found {found}"),
@@ -1153,7 +1153,7 @@ fn scale_table(v: Value, key: &str, p: &mut Problems) -> Option<Vec<(String, f64
                 ok = false;
             }
             None => {
-                let found = raw::kind_name(&value);
+                let found = check::kind_name(&value);
                 p.push(at, format!("expected a factor (a number), found {found}"));
                 ok = false;
             }
@@ -1406,7 +1406,7 @@ fn validation(v: Option<Value>, p: &mut Problems) -> Option<ValidationSettings> 
     let Some(v) = v else {
         return Some(ValidationSettings::default());
     };
-    let r = raw::table::<ValidationRaw>(v, "validation", "a table ([validation])", p)?;
+    let r = check::table::<ValidationRaw>(v, "validation", "a table ([validation])", p)?;
     let d = ValidationSettings::default();
     let skew = int(
         r.max_future_skew_secs,
@@ -1455,7 +1455,7 @@ fn aggregation(v: Option<Value>, base: &Path, p: &mut Problems) -> Option<Aggreg
     let Some(v) = v else {
         return Some(AggregationSettings::default());
     };
-    let r = raw::table::<AggregationRaw>(v, "aggregation", "a table ([aggregation])", p)?;
+    let r = check::table::<AggregationRaw>(v, "aggregation", "a table ([aggregation])", p)?;
     let d = AggregationSettings::default();
     let windows = match r.windows {
         None => Some(d.windows.clone()),
@@ -1538,7 +1538,7 @@ fn aggregation(v: Option<Value>, base: &Path, p: &mut Problems) -> Option<Aggreg
         allowed_lateness_secs: lateness?,
         max_reorder_readings: usize::try_from(reorder?).ok()?,
         max_gap_secs: gap?,
-        gauge_stats: r.gauge_stats.is_none_or(|raw::Flag(g)| g),
+        gauge_stats: r.gauge_stats.is_none_or(|Flag(g)| g),
         coefficients: coefficients?,
         electricity: electricity?,
         steam_reference_kj_per_kg: reference?,
@@ -1565,7 +1565,7 @@ fn windows(v: Value, p: &mut Problems) -> Option<Vec<WindowSize>> {
                 if let config::ValueKind::String(s) = v.kind {
                     (at, Some(s))
                 } else {
-                    let found = raw::kind_name(&v);
+                    let found = check::kind_name(&v);
                     p.push(
                         at.clone(),
                         format!("expected a window tag such as \"15m\", found {found}"),
@@ -1580,7 +1580,7 @@ fn windows(v: Value, p: &mut Problems) -> Option<Vec<WindowSize>> {
             .map(|t| (key.to_owned(), Some(t.trim().to_owned())))
             .collect(),
         _ => {
-            let found = raw::kind_name(&v);
+            let found = check::kind_name(&v);
             p.push(key, format!("expected an array of window tags such as [\"15m\", \"1h\", \"1d\"], found {found}"));
             return None;
         }
@@ -1669,7 +1669,7 @@ fn coefficient_table(name: &str, base: &Path, p: &mut Problems) -> Option<Coeffi
 /// `[aggregation.equal_value_kgce_per_kwh]`: `"2025" = 0.2953`, ascending by year.
 fn equal_value(v: Value, key: &str, p: &mut Problems) -> Option<Vec<(i16, f64)>> {
     let config::ValueKind::Table(map) = v.kind else {
-        let found = raw::kind_name(&v);
+        let found = check::kind_name(&v);
         p.push(
             key,
             format!("expected a table of years (\"2025\" = 0.2953), found {found}"),
@@ -1712,7 +1712,7 @@ fn equal_value(v: Value, key: &str, p: &mut Problems) -> Option<Vec<(i16, f64)>>
                 ok = false;
             }
             None => {
-                let found = raw::kind_name(&value);
+                let found = check::kind_name(&value);
                 p.push(
                     at,
                     format!("expected kgce per kWh (a number), found {found}"),
@@ -1732,7 +1732,7 @@ const SPOOL_SEGMENT_BYTES: i64 = 16 << 20;
 
 fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Option<SpoolSettings> {
     let r = match v {
-        Some(v) => raw::table::<SpoolRaw>(v, "spool", "a table ([spool])", p)?,
+        Some(v) => check::table::<SpoolRaw>(v, "spool", "a table ([spool])", p)?,
         None => SpoolRaw {
             dir: None,
             max_bytes: None,
@@ -1816,10 +1816,10 @@ fn simulator(
     let mut faults = Vec::new();
     let mut ok = true;
     if let Some(v) = r.faults {
-        let items = raw::array(v, "simulator.faults", "an array of tables", p);
+        let items = check::array(v, "simulator.faults", "an array of tables", p);
         for (i, item) in items.into_iter().enumerate() {
             let key = format!("simulator.faults[{i}]");
-            let Some(f) = raw::table::<FaultRaw>(
+            let Some(f) = check::table::<FaultRaw>(
                 item,
                 &key,
                 "a table ({ meter = \"...\", fault = \"...\" })",
@@ -1896,14 +1896,14 @@ struct SiteState<'a> {
 
 impl SiteState<'_> {
     fn site_file(&mut self, f: &SourceText, p: &mut Problems) {
-        let Some(root) = raw::parse_toml(&f.text, p) else {
+        let Some(root) = check::parse_toml(&f.text, p) else {
             return;
         };
-        let Some(top) = raw::table::<SiteFile>(root, "", "a table", p) else {
+        let Some(top) = check::table::<SiteFile>(root, "", "a table", p) else {
             return;
         };
         let site = if let Some(v) = top.site {
-            raw::table::<SiteRaw>(v, "site", "a table ([site])", p)
+            check::table::<SiteRaw>(v, "site", "a table ([site])", p)
         } else {
             p.push(
                 "site",
@@ -1947,7 +1947,7 @@ impl SiteState<'_> {
             });
         }
         if let Some(v) = top.meters {
-            let items = raw::array(v, "meters", "an array of tables ([[meters]])", p);
+            let items = check::array(v, "meters", "an array of tables ([[meters]])", p);
             for (i, item) in items.into_iter().enumerate() {
                 self.meter(item, i, site_id, &f.path, p);
             }
@@ -1957,7 +1957,7 @@ impl SiteState<'_> {
     fn meter(&mut self, value: Value, index: usize, site: SiteId, file: &Path, p: &mut Problems) {
         let key = format!("meters[{index}]");
         let k = |sub: &str| format!("{key}.{sub}");
-        let Some(mut r) = raw::table::<MeterRaw>(value, &key, "a table", p) else {
+        let Some(mut r) = check::table::<MeterRaw>(value, &key, "a table", p) else {
             return;
         };
         let (cal_raw, repl_raw, rules_raw) =
@@ -2328,95 +2328,6 @@ impl SiteState<'_> {
 // ---------------------------------------------------------------------------
 // Value checks
 
-/// `unknown KIND "x"; did you mean "y"?` or `unknown KIND "x"; known: a, b, …`.
-fn unknown_ref<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a str> + Clone) -> String {
-    let mut sorted: Vec<&str> = known.collect();
-    sorted.sort_unstable();
-    if let Some(s) = raw::suggest(name, sorted.iter().copied()) {
-        format!("unknown {kind} \"{name}\"; did you mean \"{s}\"?")
-    } else if sorted.is_empty() {
-        format!("unknown {kind} \"{name}\"; none is defined")
-    } else {
-        format!(
-            "unknown {kind} \"{name}\"; known: {}",
-            raw::list_names(sorted)
-        )
-    }
-}
-
-/// A non-empty string.
-fn required_text(v: Option<Text>, key: &str, hint: &str, p: &mut Problems) -> Option<String> {
-    match v {
-        Some(Text(s)) if !s.trim().is_empty() => Some(s),
-        Some(_) => {
-            p.push(key, format!("is empty; {hint}"));
-            None
-        }
-        None => {
-            p.push(key, format!("missing required key; {hint}"));
-            None
-        }
-    }
-}
-
-/// A required id (ASCII letters, digits, `_`, `-`, `.`).
-fn required_id(v: Option<Text>, key: &str, what: &str, p: &mut Problems) -> Option<String> {
-    let rule = "use ASCII letters, digits, \"_\", \"-\" and \".\"";
-    match v {
-        None => {
-            p.push(
-                key,
-                format!("missing required key; give the {what} ({rule})"),
-            );
-            None
-        }
-        Some(Text(s)) if is_valid_id(&s) => Some(s),
-        Some(Text(s)) => {
-            p.push(key, format!("\"{s}\" is not a valid {what}; {rule}"));
-            None
-        }
-    }
-}
-
-/// An optional path; `None` (with a problem) when empty.
-fn path_key(v: Option<Text>, key: &str, p: &mut Problems) -> Option<PathBuf> {
-    match v {
-        Some(Text(s)) if s.trim().is_empty() => {
-            p.push(key, "is empty; give a directory or file path");
-            None
-        }
-        Some(Text(s)) => Some(PathBuf::from(s)),
-        None => None,
-    }
-}
-
-/// An integer in `min..=max`, `default` when absent.
-fn int(
-    v: Option<Int>,
-    key: &str,
-    default: i64,
-    min: i64,
-    max: i64,
-    p: &mut Problems,
-) -> Option<i64> {
-    let x = v.map_or(default, |Int(x)| x);
-    if x < min {
-        p.push(key, format!("{x} is too small; the minimum is {min}"));
-        None
-    } else if x > max {
-        p.push(key, format!("{x} is too large; the maximum is {max}"));
-        None
-    } else {
-        Some(x)
-    }
-}
-
-/// A duration in milliseconds of at least `min`, `default` when absent.
-fn millis(v: Option<Int>, key: &str, default: i64, min: i64, p: &mut Problems) -> Option<Duration> {
-    int(v, key, default, min, i64::MAX, p).map(|x| Duration::from_millis(x as u64))
-}
-
-/// Checks that a backoff cap is not below its first delay.
 /// A backoff's first delay and cap, `<table>.<name>_initial_ms` (default
 /// 500) and `<table>.<name>_max_ms` (default 30 000); the cap must be at
 /// least the first delay.
@@ -2444,39 +2355,6 @@ fn backoff_range(
         );
     }
     (first, cap)
-}
-
-/// A transformer ratio: finite and positive.
-fn ratio(v: Option<Float>, key: &str, p: &mut Problems) -> Option<f64> {
-    match v {
-        None => None,
-        Some(Float(x)) if x.is_finite() && x > 0.0 => Some(x),
-        Some(Float(x)) => {
-            p.push(key, format!("{x} is not a valid ratio; use a positive number (1 when there is no transformer)"));
-            None
-        }
-    }
-}
-
-/// An IANA time zone.
-fn timezone(name: &str, key: &str, p: &mut Problems) -> Option<jiff::tz::TimeZone> {
-    if let Ok(tz) = jiff::tz::TimeZone::get(name) {
-        Some(tz)
-    } else {
-        let names: Vec<String> = jiff::tz::db()
-            .available()
-            .map(|n| n.as_str().to_owned())
-            .collect();
-        let shown = raw::shorten(name);
-        let msg = match raw::suggest(name, names.iter().map(String::as_str)) {
-            Some(s) => format!("unknown time zone \"{shown}\"; did you mean \"{s}\"?"),
-            None => {
-                format!("unknown time zone \"{shown}\"; use an IANA name such as \"Asia/Shanghai\"")
-            }
-        };
-        p.push(key, msg);
-        None
-    }
 }
 
 /// A meter's validation extras: verification record, declared replacements
@@ -2526,7 +2404,7 @@ fn meter_validation(
     };
 
     let calibration = calibration.and_then(|v| {
-        let cal = raw::table::<CalibrationRaw>(
+        let cal = check::table::<CalibrationRaw>(
             v,
             &k("calibration"),
             "a table ({ due = \"2026-06-30\", ... })",
@@ -2578,12 +2456,12 @@ fn meter_validation(
 
     let mut declared = Vec::new();
     if let Some(v) = replacements {
-        for (n, item) in raw::array(v, &k("replacements"), "an array of tables", p)
+        for (n, item) in check::array(v, &k("replacements"), "an array of tables", p)
             .into_iter()
             .enumerate()
         {
             let at_key = format!("{key}.replacements[{n}]");
-            let Some(rec) = raw::table::<ReplacementRaw>(
+            let Some(rec) = check::table::<ReplacementRaw>(
                 item,
                 &at_key,
                 "a table ({ point, at, old_final, new_initial })",
@@ -2663,7 +2541,7 @@ fn meter_validation(
             for (name, value) in names {
                 let at = format!("{rules_key}.{name}");
                 let Some(rule) =
-                    raw::table::<OverrideRaw>(value, &at, "a table of rule overrides", p)
+                    check::table::<OverrideRaw>(value, &at, "a table of rule overrides", p)
                 else {
                     continue;
                 };
@@ -2856,7 +2734,7 @@ fn meter_energy(
             if explicit {
                 let mut known: Vec<&str> = table.energy.iter().map(|r| r.key.as_str()).collect();
                 known.push("none");
-                let hint = raw::suggest(row_key, known.iter().copied())
+                let hint = check::suggest(row_key, known.iter().copied())
                     .map(|s| format!("did you mean \"{s}\"? "))
                     .unwrap_or_default();
                 p.push(

@@ -10,6 +10,7 @@
 //! request planner, the decoder and the simulator; [`load`] reads the files.
 
 pub mod load;
+mod raw;
 
 use serde::Deserialize;
 

@@ -44,7 +44,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::api::ApiState;
-use crate::config::{Config, InfluxApi, MeterSource, OutputConfig, SpoolFsync, SpoolPolicy};
+use crate::config::{Config, InfluxApi, MeterSource, OutputConfig};
 use crate::model::{BrokerId, EndpointId, ProfileId, ReadingBatch, SiteId};
 use crate::pipeline::stage::{AggregationStage, ValidationStage};
 use crate::sinks::LineChunk;
@@ -53,7 +53,7 @@ use crate::sinks::encode::ReadingEncoder;
 use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
 use crate::sources::modbus::poller::EndpointPoller;
 use crate::sources::mqtt::client::BrokerClient;
-use crate::spool::{Appended, FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolError};
+use crate::spool::{Appended, Spool, SpoolError};
 use crate::stats::Stats;
 use crate::status::StatusBoard;
 
@@ -110,19 +110,7 @@ pub enum AppError {
 /// When the spool directory cannot be used.
 pub fn open_spool(config: &Config, stats: &Arc<Stats>) -> Result<Spool, SpoolError> {
     let s = &config.spool;
-    let (spool, recovery) = Spool::open(SpoolConfig {
-        dir: s.dir.clone(),
-        max_bytes: s.max_bytes,
-        segment_bytes: s.segment_bytes,
-        policy: match s.policy {
-            SpoolPolicy::Block => FullPolicy::Block,
-            SpoolPolicy::DropOldest => FullPolicy::DropOldest,
-        },
-        fsync: match s.fsync {
-            SpoolFsync::EveryBatch => FsyncPolicy::EveryAppend,
-            SpoolFsync::Interval(d) => FsyncPolicy::Interval(d),
-        },
-    })?;
+    let (spool, recovery) = Spool::open(s.clone())?;
     info!(dir = %s.dir.display(), %recovery, "spool opened");
     let hook_stats = Arc::clone(stats);
     spool.set_drop_hook(Box::new(move |record| hook_stats.count_dropped(record)));
@@ -617,7 +605,11 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
         old.output != new.output,
         "output settings ([influxdb] or [file_sink])",
     );
-    check(old.spool != new.spool, "[spool] settings");
+    // `SpoolConfig` has no `PartialEq`; its Debug form shows every field.
+    check(
+        format!("{:?}", old.spool) != format!("{:?}", new.spool),
+        "[spool] settings",
+    );
     check(
         old.gateway.data_dir != new.gateway.data_dir,
         "gateway.data_dir",

@@ -46,20 +46,21 @@ use super::{
     DeclaredReplacement, ElectricityMethod, EndpointConfig, FileSinkConfig, GatewayConfig,
     InfluxApi, InfluxConfig, MeterConfig, MeterSource, MqttBroker, MqttProtocol, MqttSubscription,
     MqttTls, OutputConfig, PayloadFormat, PointOverride, Secret, SimFault, SimulatorConfig,
-    SiteConfig, SpoolFsync, SpoolPolicy, SpoolSettings, TimeUnit, TimestampRule,
-    ValidationSettings,
+    SiteConfig, TimeUnit, TimestampRule, ValidationSettings,
 };
 use crate::check::{
     self, Flag, Float, Int, Problems, Text, choice, int, is_valid_id, millis, path_key, ratio,
     required_id, required_text, timezone, unknown_ref,
 };
 use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::pipeline::aggregate::AggregatorSettings;
 use crate::pipeline::coefficients::{CoefficientTable, kgce_per_m3_from_lhv};
 use crate::pipeline::energy::{self, Conversion, EnergyRole};
 use crate::pipeline::window::WindowSize;
 use crate::profiles::load::load_profile;
 use crate::profiles::{PointKind, Profile, RatioScaling};
 use crate::sources::mqtt::topic::TopicTemplate;
+use crate::spool::{FsyncPolicy, FullPolicy, SpoolConfig};
 
 /// Prefix of environment overrides, with its separator.
 const ENV_PREFIX: &str = "emgate__";
@@ -181,7 +182,7 @@ struct Main {
     /// Every declared MQTT broker id (valid or not) with its config when valid.
     brokers: Vec<(String, Option<MqttBroker>)>,
     simulator: Option<SimulatorRaw>,
-    spool: Option<SpoolSettings>,
+    spool: Option<SpoolConfig>,
     validation: Option<ValidationSettings>,
     aggregation: Option<AggregationSettings>,
     api: Option<ApiSettings>,
@@ -1458,13 +1459,13 @@ fn aggregation(v: Option<Value>, base: &Path, p: &mut Problems) -> Option<Aggreg
     let r = check::table::<AggregationRaw>(v, "aggregation", "a table ([aggregation])", p)?;
     let d = AggregationSettings::default();
     let windows = match r.windows {
-        None => Some(d.windows.clone()),
+        None => Some(d.aggregator.windows.clone()),
         Some(v) => windows(v, p),
     };
     let lateness = int(
         r.allowed_lateness_secs,
         "aggregation.allowed_lateness_secs",
-        d.allowed_lateness_secs,
+        d.aggregator.allowed_lateness_secs,
         0,
         i64::from(u32::MAX),
         p,
@@ -1480,7 +1481,7 @@ fn aggregation(v: Option<Value>, base: &Path, p: &mut Problems) -> Option<Aggreg
     let gap = int(
         r.max_gap_secs,
         "aggregation.max_gap_secs",
-        d.max_gap_secs,
+        d.aggregator.max_gap_secs,
         1,
         i64::from(u32::MAX),
         p,
@@ -1534,10 +1535,12 @@ fn aggregation(v: Option<Value>, base: &Path, p: &mut Problems) -> Option<Aggreg
         }
     };
     Some(AggregationSettings {
-        windows: windows?,
-        allowed_lateness_secs: lateness?,
-        max_reorder_readings: usize::try_from(reorder?).ok()?,
-        max_gap_secs: gap?,
+        aggregator: AggregatorSettings {
+            windows: windows?,
+            allowed_lateness_secs: lateness?,
+            max_reorder_readings: usize::try_from(reorder?).ok()?,
+            max_gap_secs: gap?,
+        },
         gauge_stats: r.gauge_stats.is_none_or(|Flag(g)| g),
         coefficients: coefficients?,
         electricity: electricity?,
@@ -1729,8 +1732,25 @@ fn equal_value(v: Value, key: &str, p: &mut Problems) -> Option<Vec<(i16, f64)>>
 const SPOOL_MAX_BYTES: i64 = 1 << 30;
 /// Default segment size: 16 MiB.
 const SPOOL_SEGMENT_BYTES: i64 = 16 << 20;
+/// Default fsync period (`fsync = "interval"`), ms.
+const SPOOL_FSYNC_INTERVAL_MS: i64 = 1000;
 
-fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Option<SpoolSettings> {
+/// The spool of a `[spool]` section that only sets `dir`: 1 GiB, 16 MiB
+/// segments, `block` when full, fsync every second. For configurations
+/// built in code (tests, benchmarks).
+#[must_use]
+pub fn default_spool(dir: impl Into<PathBuf>) -> SpoolConfig {
+    SpoolConfig {
+        dir: dir.into(),
+        max_bytes: SPOOL_MAX_BYTES as u64,
+        segment_bytes: SPOOL_SEGMENT_BYTES as u64,
+        policy: FullPolicy::Block,
+        fsync: FsyncPolicy::Interval(Duration::from_millis(SPOOL_FSYNC_INTERVAL_MS as u64)),
+    }
+}
+
+/// `[spool]`; absent, the defaults under `<data_dir>/spool`.
+fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Option<SpoolConfig> {
     let r = match v {
         Some(v) => check::table::<SpoolRaw>(v, "spool", "a table ([spool])", p)?,
         None => SpoolRaw {
@@ -1770,8 +1790,8 @@ fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Option<SpoolSet
         );
     }
     let policy = match r.policy.as_ref().map(|Text(t)| t.as_str()) {
-        None | Some("block") => Some(SpoolPolicy::Block),
-        Some("drop_oldest") => Some(SpoolPolicy::DropOldest),
+        None | Some("block") => Some(FullPolicy::Block),
+        Some("drop_oldest") => Some(FullPolicy::DropOldest),
         Some(other) => {
             p.push(
                 "spool.policy",
@@ -1780,10 +1800,18 @@ fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Option<SpoolSet
             None
         }
     };
-    let interval = millis(r.fsync_interval_ms, "spool.fsync_interval_ms", 1000, 1, p);
+    let interval = millis(
+        r.fsync_interval_ms,
+        "spool.fsync_interval_ms",
+        SPOOL_FSYNC_INTERVAL_MS,
+        1,
+        p,
+    );
+    // The gateway appends one chunk per batch, so "every_batch" is the
+    // spool's fsync before every append returns.
     let fsync = match r.fsync.as_ref().map(|Text(t)| t.as_str()) {
-        None | Some("interval") => interval.map(SpoolFsync::Interval),
-        Some("every_batch") => Some(SpoolFsync::EveryBatch),
+        None | Some("interval") => interval.map(FsyncPolicy::Interval),
+        Some("every_batch") => Some(FsyncPolicy::EveryAppend),
         Some(other) => {
             p.push(
                 "spool.fsync",
@@ -1792,7 +1820,7 @@ fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Option<SpoolSet
             None
         }
     };
-    Some(SpoolSettings {
+    Some(SpoolConfig {
         dir,
         max_bytes: max_bytes? as u64,
         segment_bytes: segment_bytes? as u64,

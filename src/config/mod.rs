@@ -9,9 +9,29 @@
 //! Layout on disk: a main file (`config/emgate.toml`) with the gateway,
 //! InfluxDB and Modbus endpoint sections, a directory of site files (one site
 //! and its meters per file) and a directory of profiles.
+//!
+//! Layout here, one file per thing configured: [`load`](mod@load) (entry
+//! points, environment overrides, assembly), `main_file` (`[gateway]`,
+//! `[api]`), `output` (`[influxdb]`, `[file_sink]`), `modbus`
+//! (`[[endpoints]]`), `mqtt` and `subscription` (`[[mqtt]]`), `pipeline`
+//! (`[validation]`, `[aggregation]`), `spool`, `simulator`, `files` (the
+//! site and profile directories), `sites` (site files and meters) and
+//! `meter` (a meter's validation and energy keys). The validated types are
+//! below; the generic checking machinery is in [`crate::check`].
 
+mod files;
 pub mod load;
+mod main_file;
+mod meter;
+mod modbus;
+mod mqtt;
+mod output;
+mod pipeline;
 pub mod raw;
+mod simulator;
+mod sites;
+mod spool;
+mod subscription;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +47,8 @@ use crate::profiles::Profile;
 use crate::spool::SpoolConfig;
 
 pub use crate::check::{ConfigError, ConfigErrors, Secret};
-pub use load::{default_spool, from_parts, load, load_str_for_tests, load_with_env};
+pub use load::{from_parts, load, load_str_for_tests, load_with_env};
+pub use spool::default_spool;
 
 /// The validated configuration of a gateway.
 #[derive(Debug, Clone)]

@@ -114,3 +114,24 @@ pub(super) fn spool(v: Option<Value>, data_dir: &Path, p: &mut Problems) -> Opti
         fsync: fsync?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `default_spool` promises what a `[spool]` with only `dir` loads to,
+    /// and what an absent section loads to under the data directory.
+    #[test]
+    fn default_spool_is_what_the_loader_defaults_to() {
+        let load = |text: &str| match crate::config::load_str_for_tests(text) {
+            Ok(c) => format!("{:?}", c.spool),
+            Err(e) => panic!("{e}"),
+        };
+        let gateway = "[gateway]\nid = \"gw\"\ndata_dir = \"d\"\n";
+        assert_eq!(
+            load(&format!("{gateway}[spool]\ndir = \"s\"\n")),
+            format!("{:?}", default_spool("s"))
+        );
+        assert_eq!(load(gateway), format!("{:?}", default_spool("d/spool")));
+    }
+}

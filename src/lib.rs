@@ -4,6 +4,7 @@
 //! to InfluxDB without losing what it accepted.
 //!
 //! # Layout
+//! * [`check`]: reading TOML strictly and reporting every problem, with "did you mean".
 //! * [`model`]: ids, quality bits, reading batches: the data every module shares.
 //! * [`config`]: TOML files and environment overrides to a validated [`config::Config`].
 //! * [`profiles`]: meter register maps as data.
@@ -23,6 +24,7 @@
 pub mod api;
 pub mod app;
 pub mod backoff;
+pub mod check;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;

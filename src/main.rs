@@ -142,15 +142,15 @@ fn init_logging(format: LogFormat, level: &str) {
 /// every coefficient before the gateway runs.
 fn print_conversions(c: &emgate::config::Config) {
     let a = &c.aggregation;
-    if a.windows.is_empty() {
+    if a.aggregator.windows.is_empty() {
         println!("aggregation: off (windows = [])");
         return;
     }
-    let windows: Vec<&str> = a.windows.iter().map(|w| w.as_tag()).collect();
+    let windows: Vec<&str> = a.aggregator.windows.iter().map(|w| w.as_tag()).collect();
     println!(
         "aggregation: windows {}; allowed lateness {} s; coefficients {}",
         windows.join(" "),
-        a.allowed_lateness_secs,
+        a.aggregator.allowed_lateness_secs,
         a.coefficients.edition
     );
     for m in &c.meters {

@@ -2,24 +2,24 @@
 //! reading batches that travel from sources through the pipeline to the sinks.
 //!
 //! Ids are small integers assigned once when the configuration is loaded
-//! ([`crate::config::Config`] owns the strings), so the hot path copies numbers
+//! (the configuration's `Config` owns the strings), so the hot path copies numbers
 //! and never allocates per reading.
 
 use std::fmt;
 
-/// Index of a meter in [`crate::config::Config::meters`].
+/// Index of a meter in the configuration's `Config::meters`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MeterId(pub u32);
 
-/// Index of a site in [`crate::config::Config::sites`].
+/// Index of a site in the configuration's `Config::sites`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SiteId(pub u32);
 
-/// Index of a Modbus endpoint in [`crate::config::Config::endpoints`].
+/// Index of a Modbus endpoint in the configuration's `Config::endpoints`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointId(pub u32);
 
-/// Index of an MQTT broker in [`crate::config::Config::mqtt`].
+/// Index of an MQTT broker in the configuration's `Config::mqtt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BrokerId(pub u32);
 
@@ -31,7 +31,7 @@ impl BrokerId {
     }
 }
 
-/// Index of a profile in [`crate::config::Config::profiles`].
+/// Index of a profile in the configuration's `Config::profiles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProfileId(pub u32);
 

@@ -803,12 +803,12 @@ fn aggregation_defaults() {
     let c = load_str_for_tests(MINIMAL).unwrap_or_else(|e| panic!("{e}"));
     let a = &c.aggregation;
     assert_eq!(
-        a.windows,
+        a.aggregator.windows,
         [WindowSize::Min15, WindowSize::Hour, WindowSize::Day]
     );
-    assert_eq!(a.allowed_lateness_secs, 120);
-    assert_eq!(a.max_reorder_readings, 16);
-    assert_eq!(a.max_gap_secs, 900);
+    assert_eq!(a.aggregator.allowed_lateness_secs, 120);
+    assert_eq!(a.aggregator.max_reorder_readings, 16);
+    assert_eq!(a.aggregator.max_gap_secs, 900);
     assert!(a.gauge_stats);
     assert_eq!(a.coefficients.edition, "GB/T 2589-2008");
     assert_eq!(a.electricity, ElectricityMethod::Equivalent);
@@ -828,14 +828,14 @@ fn aggregation_values() {
     .unwrap_or_else(|e| panic!("{e}"));
     let a = &c.aggregation;
     assert_eq!(
-        a.windows,
+        a.aggregator.windows,
         [WindowSize::Month, WindowSize::Min15, WindowSize::Min1]
     );
     assert_eq!(
         (
-            a.allowed_lateness_secs,
-            a.max_reorder_readings,
-            a.max_gap_secs
+            a.aggregator.allowed_lateness_secs,
+            a.aggregator.max_reorder_readings,
+            a.aggregator.max_gap_secs
         ),
         (0, 1024, 60)
     );
@@ -972,8 +972,11 @@ fn aggregation_env_overrides() {
         ]),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.aggregation.allowed_lateness_secs, 300);
-    assert_eq!(c.aggregation.windows, [WindowSize::Min15, WindowSize::Day]);
+    assert_eq!(c.aggregation.aggregator.allowed_lateness_secs, 300);
+    assert_eq!(
+        c.aggregation.aggregator.windows,
+        [WindowSize::Min15, WindowSize::Day]
+    );
     assert!(!c.aggregation.gauge_stats);
     assert_eq!(
         errors(load_with_env(

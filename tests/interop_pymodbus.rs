@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use emgate::config::{
     Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource, OutputConfig,
-    SimulatorConfig, SiteConfig, SpoolSettings,
+    SimulatorConfig, SiteConfig, default_spool,
 };
 use emgate::model::{
     EndpointId, EnergyType, Level, MeterId, ProfileId, Quality, ReadingBatch, SiteId,
@@ -85,7 +85,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         }],
         meters,
         profiles,
-        spool: SpoolSettings::with_dir("data/unused-spool"),
+        spool: default_spool("data/unused-spool"),
         validation: emgate::config::ValidationSettings::default(),
         simulator: SimulatorConfig::default(),
         aggregation: emgate::config::AggregationSettings::default(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use emgate::config::{
     Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource, OutputConfig,
-    SimFault, SimulatorConfig, SiteConfig, SpoolSettings,
+    SimFault, SimulatorConfig, SiteConfig, default_spool,
 };
 use emgate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use emgate::profiles::Profile;
@@ -108,7 +108,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             meter("acrel-ct", 1, 3, 10.0, 20.0),
         ],
         profiles,
-        spool: SpoolSettings::with_dir("data/unused-spool"),
+        spool: default_spool("data/unused-spool"),
         validation: emgate::config::ValidationSettings::default(),
         simulator: SimulatorConfig {
             time_step: Duration::from_secs(1),

@@ -43,10 +43,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::ApiState;
-use crate::config::{Config, InfluxApi, OutputConfig, SpoolFsync, SpoolPolicy};
+use crate::config::{Config, InfluxApi, OutputConfig};
 use crate::shutdown::{Deadline, Shutdown};
 use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
-use crate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig, SpoolError};
+use crate::spool::{Spool, SpoolError};
 use crate::telemetry::SharedBoard;
 use crate::telemetry::Stats;
 
@@ -87,19 +87,7 @@ pub enum AppError {
 /// When the spool directory cannot be used.
 pub fn open_spool(config: &Config, stats: &Arc<Stats>) -> Result<Spool, SpoolError> {
     let s = &config.spool;
-    let (spool, recovery) = Spool::open(SpoolConfig {
-        dir: s.dir.clone(),
-        max_bytes: s.max_bytes,
-        segment_bytes: s.segment_bytes,
-        policy: match s.policy {
-            SpoolPolicy::Block => FullPolicy::Block,
-            SpoolPolicy::DropOldest => FullPolicy::DropOldest,
-        },
-        fsync: match s.fsync {
-            SpoolFsync::EveryBatch => FsyncPolicy::EveryAppend,
-            SpoolFsync::Interval(d) => FsyncPolicy::Interval(d),
-        },
-    })?;
+    let (spool, recovery) = Spool::open(s.clone())?;
     info!(dir = %s.dir.display(), %recovery, "spool opened");
     let hook_stats = Arc::clone(stats);
     spool.set_drop_hook(Box::new(move |record| hook_stats.count_dropped(record)));

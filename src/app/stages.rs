@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::checkpoint::{self, WriteError};
 use crate::config::Config;
 use crate::model::ReadingBatch;
-use crate::pipeline::aggregate::{AggOutput, Aggregator, AggregatorSettings, MeterSpec, SiteSpec};
+use crate::pipeline::aggregate::{AggOutput, Aggregator, MeterSpec, SiteSpec};
 use crate::pipeline::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::profiles::codec::ratio_factor;
 use crate::profiles::{DataType, PointKind};
@@ -140,7 +140,7 @@ impl ValidationStage {
                 max_future_skew_secs: v.max_future_skew_secs,
                 max_lateness_secs: v.max_lateness_secs,
                 // Late readings the aggregator can still place are judged, not flagged.
-                reorder_window_secs: config.aggregation.allowed_lateness_secs,
+                reorder_window_secs: config.aggregation.aggregator.allowed_lateness_secs,
             },
         );
         let checkpoint = config.gateway.data_dir.join("validation.state");
@@ -395,16 +395,7 @@ pub fn aggregator(config: &Config) -> Aggregator {
             tz: s.timezone.clone(),
         })
         .collect();
-    Aggregator::new(
-        AggregatorSettings {
-            windows: a.windows.clone(),
-            allowed_lateness_secs: a.allowed_lateness_secs,
-            max_reorder_readings: a.max_reorder_readings,
-            max_gap_secs: a.max_gap_secs,
-        },
-        meters,
-        sites,
-    )
+    Aggregator::new(a.aggregator.clone(), meters, sites)
 }
 
 /// Shortest time between two aggregation checkpoints triggered by closing

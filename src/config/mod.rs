@@ -9,98 +9,46 @@
 //! Layout on disk: a main file (`config/emgate.toml`) with the gateway,
 //! InfluxDB and Modbus endpoint sections, a directory of site files (one site
 //! and its meters per file) and a directory of profiles.
+//!
+//! Layout here, one file per thing configured: [`load`](mod@load) (entry
+//! points, environment overrides, assembly), `main_file` (`[gateway]`,
+//! `[api]`), `output` (`[influxdb]`, `[file_sink]`), `modbus`
+//! (`[[endpoints]]`), `mqtt` and `subscription` (`[[mqtt]]`), `pipeline`
+//! (`[validation]`, `[aggregation]`), `spool`, `simulator`, `files` (the
+//! site and profile directories), `sites` (site files and meters) and
+//! `meter` (a meter's validation and energy keys). The validated types are
+//! below; the generic checking machinery is in [`crate::check`].
 
+mod files;
 pub mod load;
+mod main_file;
+mod meter;
+mod modbus;
+mod mqtt;
+mod output;
+mod pipeline;
 pub mod raw;
+mod simulator;
+mod sites;
+mod spool;
+mod subscription;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
+use crate::pipeline::aggregate::AggregatorSettings;
 use crate::pipeline::coefficients::CoefficientTable;
 use crate::pipeline::energy::{Conversion, EnergyRole};
 use crate::pipeline::steam::MAKE_UP_WATER_KJ_PER_KG;
 use crate::pipeline::window::WindowSize;
 use crate::profiles::Profile;
+use crate::spool::SpoolConfig;
 
+pub use crate::check::{ConfigError, ConfigErrors, Secret};
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
-
-/// A secret (token, password): never printed by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when no secret was given.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// One configuration problem, located as precisely as the input allows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// File the problem is in (or `<env>` for environment overrides).
-    pub file: PathBuf,
-    /// Dotted key path, e.g. `meters[3].profile`.
-    pub key: String,
-    /// What is wrong and, where possible, what would be right.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // File-level problems (unreadable file, TOML syntax) have no key.
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
-        }
-    }
-}
-
-/// Every problem found in a configuration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
+pub use spool::default_spool;
 
 /// The validated configuration of a gateway.
 #[derive(Debug, Clone)]
@@ -119,8 +67,9 @@ pub struct Config {
     pub meters: Vec<MeterConfig>,
     /// Profiles that meters use, indexed by [`ProfileId`].
     pub profiles: Vec<Profile>,
-    /// The durable spool between the pipeline and the output.
-    pub spool: SpoolSettings,
+    /// The durable spool between the pipeline and the output (`[spool]`;
+    /// default under `<data_dir>/spool`, see [`default_spool`]).
+    pub spool: SpoolConfig,
     /// Gateway-wide validation settings.
     pub validation: ValidationSettings,
     /// MQTT brokers and their subscriptions, indexed by [`BrokerId`].
@@ -463,55 +412,6 @@ pub enum SimFault {
     Spike,
 }
 
-/// `[spool]`, validated: where and how accepted readings wait for the output.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpoolSettings {
-    /// Directory of the segment files (default `<data_dir>/spool`).
-    pub dir: PathBuf,
-    /// Largest size of unacknowledged data on disk.
-    pub max_bytes: u64,
-    /// Size at which a new segment file is started.
-    pub segment_bytes: u64,
-    /// What happens when the spool is full.
-    pub policy: SpoolPolicy,
-    /// When appended data is forced to disk.
-    pub fsync: SpoolFsync,
-}
-
-impl SpoolSettings {
-    /// The defaults of a `[spool]` section that only sets `dir`: 1 GiB,
-    /// 16 MiB segments, `block`, fsync every second.
-    #[must_use]
-    pub fn with_dir(dir: impl Into<PathBuf>) -> SpoolSettings {
-        SpoolSettings {
-            dir: dir.into(),
-            max_bytes: 1 << 30,
-            segment_bytes: 16 << 20,
-            policy: SpoolPolicy::Block,
-            fsync: SpoolFsync::Interval(Duration::from_secs(1)),
-        }
-    }
-}
-
-/// `spool.policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpoolPolicy {
-    /// Appends wait for space: the pipeline slows down and the Modbus
-    /// scheduler counts the slots it cannot poll. Nothing accepted is lost.
-    Block,
-    /// The oldest unsent data is deleted to make room, counted per site.
-    DropOldest,
-}
-
-/// `spool.fsync` and `spool.fsync_interval_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpoolFsync {
-    /// After every appended batch.
-    EveryBatch,
-    /// At most this long after an append.
-    Interval(Duration),
-}
-
 /// `[validation]`: limits that apply to every reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValidationSettings {
@@ -536,18 +436,15 @@ impl Default for ValidationSettings {
 /// `[aggregation]`, validated: consumption windows and standard coal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregationSettings {
-    /// Window sizes computed per meter and site, in configuration order
-    /// (default 15m, 1h, 1d; no duplicates). Empty: aggregation is off and
-    /// only readings are written.
-    pub windows: Vec<WindowSize>,
-    /// A window closes this long after its end (by the watermark); readings
-    /// within it update the window, later ones are flagged late. Default 120.
-    pub allowed_lateness_secs: i64,
-    /// Per-meter bound on readings held back for late data (0..=1024, default 16).
-    pub max_reorder_readings: usize,
-    /// Readings further apart than this are a gap: not coverage, and a
-    /// boundary interpolated across it is estimated. Default 900.
-    pub max_gap_secs: i64,
+    /// What the aggregator itself is built with: window sizes computed per
+    /// meter and site, in configuration order (default 15m, 1h, 1d; no
+    /// duplicates; empty: aggregation is off and only readings are written);
+    /// the lateness after which a window closes (default 120 s; readings
+    /// within it update the window, later ones are flagged late); the
+    /// per-meter bound on readings held back for late data (0..=1024,
+    /// default 16); the distance between readings that makes a gap (default
+    /// 900 s: not coverage, and a boundary interpolated across it is estimated).
+    pub aggregator: AggregatorSettings,
     /// Mean, minimum and maximum of gauges per window. Default true.
     pub gauge_stats: bool,
     /// Standard-coal coefficient table (default: GB/T 2589-2008, built in).
@@ -562,10 +459,12 @@ pub struct AggregationSettings {
 impl Default for AggregationSettings {
     fn default() -> AggregationSettings {
         AggregationSettings {
-            windows: vec![WindowSize::Min15, WindowSize::Hour, WindowSize::Day],
-            allowed_lateness_secs: 120,
-            max_reorder_readings: 16,
-            max_gap_secs: 900,
+            aggregator: AggregatorSettings {
+                windows: vec![WindowSize::Min15, WindowSize::Hour, WindowSize::Day],
+                allowed_lateness_secs: 120,
+                max_reorder_readings: 16,
+                max_gap_secs: 900,
+            },
             gauge_stats: true,
             coefficients: CoefficientTable::builtin_2008(),
             electricity: ElectricityMethod::Equivalent,

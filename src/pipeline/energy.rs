@@ -8,7 +8,7 @@
 //! plain value ([`Conversion`]) makes it testable without a gateway and
 //! keeps the per-window work free of lookups and allocation.
 //!
-//! Defaults by energy type (resolved in [`crate::config::load`]):
+//! Defaults by energy type (resolved when the configuration is loaded):
 //! electricity by the installation's method (equivalent 0.1229 kgce/kWh or
 //! equal value per year), natural gas by the measured calorific value when
 //! configured else the gas-field row (1.2143 kgce/m³), steam by IF97
@@ -160,7 +160,7 @@ impl Conversion {
     }
 
     /// One line for logs and the README, in numbers (the table row it came
-    /// from is in [`crate::config::MeterConfig::conversion_source`]).
+    /// from is in the meter configuration's `conversion_source`).
     #[must_use]
     pub fn describe(&self) -> String {
         match self {

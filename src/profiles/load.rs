@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::config::ConfigError;
-use crate::config::raw::{self, Float, PointRaw, Problems, ProfileFile, Text};
+use crate::check::{self, ConfigError, Float, Int, Problems, Text, choice, choice_ci, is_valid_id};
 
+use super::raw::{PointRaw, ProfileFile};
 use super::{ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
 
 /// Every shipped profile as `(id, TOML text)`, in id order.
@@ -104,7 +104,7 @@ const KINDS: [(&str, PointKind); 2] =
 /// Every problem found, each located in `file`.
 pub fn load_profile(id: &str, file: &Path, text: &str) -> Result<Profile, Vec<ConfigError>> {
     let mut p = Problems::new(file);
-    if !crate::config::load::is_valid_id(id) {
+    if !is_valid_id(id) {
         p.push(
             "",
             format!(
@@ -121,8 +121,8 @@ pub fn load_profile(id: &str, file: &Path, text: &str) -> Result<Profile, Vec<Co
 }
 
 fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
-    let root = raw::parse_toml(text, p)?;
-    let top: ProfileFile = raw::table(root, "", "a table", p)?;
+    let root = check::parse_toml(text, p)?;
+    let top: ProfileFile = check::table(root, "", "a table", p)?;
     let description = match top.description {
         Some(Text(d)) if !d.trim().is_empty() => d,
         Some(_) => {
@@ -144,7 +144,7 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
         );
         return None;
     };
-    let items = raw::array(points_value, "points", "an array of tables ([[points]])", p);
+    let items = check::array(points_value, "points", "an array of tables ([[points]])", p);
     if items.is_empty() {
         p.push(
             "points",
@@ -158,7 +158,7 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let key = format!("points[{i}]");
-        let Some(raw_point) = raw::table::<PointRaw>(item, &key, "a table", p) else {
+        let Some(raw_point) = check::table::<PointRaw>(item, &key, "a table", p) else {
             continue;
         };
         if let Some(point) = point(raw_point, &key, p) {
@@ -401,14 +401,14 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
             );
             None
         }
-        Some(raw::Int(a)) if a < 0 => {
+        Some(Int(a)) if a < 0 => {
             p.push(
                 k("address"),
                 format!("{a} is not a valid address; addresses are 0-based, 0..=65535"),
             );
             None
         }
-        Some(raw::Int(a)) if a > 65535 => {
+        Some(Int(a)) if a > 65535 => {
             let mut msg = format!("{a} is beyond 65535");
             // 300001/400001-style numbers are 1-based register numbers with a table prefix.
             if let Some(base) = [300_001, 400_001]
@@ -428,7 +428,7 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
         // input, 4xxxx for holding registers) is a 1-based register number,
         // not a 0-based address: taken literally it would poll 30 000 or
         // 40 000 registers away from the value.
-        Some(raw::Int(a)) => match modicon_base(register, a) {
+        Some(Int(a)) => match modicon_base(register, a) {
             Some(base) => {
                 p.push(
                     k("address"),
@@ -570,8 +570,8 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
     }
     let frozen_after = match r.frozen_after {
         None => None,
-        Some(raw::Int(n)) if (2..=i64::from(u32::MAX)).contains(&n) => u32::try_from(n).ok(),
-        Some(raw::Int(n)) => {
+        Some(Int(n)) if (2..=i64::from(u32::MAX)).contains(&n) => u32::try_from(n).ok(),
+        Some(Int(n)) => {
             p.push(k("frozen_after"), format!("{n} is not a valid count; give the number of identical polls (at least 2) that means frozen"));
             None
         }
@@ -609,7 +609,6 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
     })
 }
 
-/// True for `^[a-z][a-z0-9_]*$`.
 /// The Modicon base (30001 or 40001) when `address` is a five-digit
 /// register number in the range of its own table (`30001..=39999` for input,
 /// `40001..=49999` for holding registers).
@@ -621,6 +620,7 @@ fn modicon_base(register: Option<RegisterKind>, address: i64) -> Option<i64> {
     }
 }
 
+/// True for `^[a-z][a-z0-9_]*$`.
 fn is_field_name(s: &str) -> bool {
     let mut b = s.bytes();
     b.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -641,64 +641,4 @@ fn finite(v: Option<Float>, key: &str, default: f64, p: &mut Problems) -> f64 {
             default
         }
     }
-}
-
-/// One of `options` by exact name, `default` when absent (required when `default` is `None`).
-pub(crate) fn choice<T: Copy>(
-    v: Option<Text>,
-    key: &str,
-    what: &str,
-    options: &[(&str, T)],
-    default: Option<T>,
-    p: &mut Problems,
-) -> Option<T> {
-    let names = || options.iter().map(|(n, _)| *n);
-    match v {
-        None => {
-            if default.is_none() {
-                p.push(
-                    key,
-                    format!(
-                        "missing required key; use one of: {}",
-                        names().collect::<Vec<_>>().join(", ")
-                    ),
-                );
-            }
-            default
-        }
-        Some(Text(s)) => {
-            if let Some((_, t)) = options.iter().find(|(n, _)| *n == s) {
-                return Some(*t);
-            }
-            let msg = match raw::suggest(&s, names()) {
-                Some(c) => format!("unknown {what} \"{s}\"; did you mean \"{c}\"?"),
-                None => format!(
-                    "unknown {what} \"{s}\"; expected one of: {}",
-                    names().collect::<Vec<_>>().join(", ")
-                ),
-            };
-            p.push(key, msg);
-            None
-        }
-    }
-}
-
-/// Like [`choice`] but case-insensitive, with a default (byte orders: `ABCD` or `abcd`).
-fn choice_ci<T: Copy>(
-    v: Option<Text>,
-    key: &str,
-    what: &str,
-    options: &[(&str, T)],
-    default: T,
-    p: &mut Problems,
-) -> T {
-    let v = v.map(|Text(s)| {
-        let upper = s.to_ascii_uppercase();
-        if options.iter().any(|(n, _)| *n == upper) {
-            Text(upper)
-        } else {
-            Text(s)
-        }
-    });
-    choice(v, key, what, options, Some(default), p).unwrap_or(default)
 }

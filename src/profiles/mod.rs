@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod load;
+mod raw;
 
 use serde::Deserialize;
 

@@ -98,7 +98,7 @@ impl AggregateEncoder {
     /// Prepares the prefixes and keys for `config` and its window sizes.
     #[must_use]
     pub fn new(config: &Config) -> AggregateEncoder {
-        let windows = config.aggregation.windows.clone();
+        let windows = config.aggregation.aggregator.windows.clone();
         let consumption = meter_prefixes(config, &windows, CONSUMPTION_MEASUREMENT, true);
         let gauges = meter_prefixes(config, &windows, GAUGE_STATS_MEASUREMENT, false);
         let sites = config

@@ -141,7 +141,7 @@ pub const MAX_RECORD_BYTES: usize = MAX_RECORD_LEN;
 const READ_WINDOW: u64 = 256 * 1024;
 
 /// How the spool is set up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
     /// Directory of the segment files and the `ack` file; created if missing.
     pub dir: PathBuf,

@@ -1,0 +1,287 @@
+//! The main file (`config/emgate.toml`): its top level, `[gateway]` and `[api]`.
+//!
+//! Why: the main file is read first and checked as far as it can be on its
+//! own, section by section, into [`Main`]; the sections that have a file of
+//! their own here (output, endpoints, MQTT, pipeline, spool) are handed out
+//! from [`parse_main`], and what the site files need later (endpoint and
+//! broker ids, the gateway's time zone, the coefficient table) waits in
+//! [`Main`] until [`super::load`](mod@super::load) assembles everything.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::Value;
+
+use super::modbus::endpoints;
+use super::mqtt::brokers;
+use super::output::output;
+use super::pipeline::{aggregation, validation};
+use super::raw::{ApiRaw, GatewayRaw, MainFile, SimulatorRaw};
+use super::spool::spool;
+use super::{
+    AggregationSettings, ApiSettings, EndpointConfig, GatewayConfig, MqttBroker, OutputConfig,
+    Secret, ValidationSettings,
+};
+use crate::check::{self, Flag, Int, Problems, Text, int, millis, path_key, required_id, timezone};
+use crate::spool::SpoolConfig;
+
+/// Prefix of environment overrides, with its separator.
+const ENV_PREFIX: &str = "emgate__";
+
+/// Default time zone of sites.
+const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
+
+/// The main file, checked as far as it can be on its own.
+pub(super) struct Main {
+    /// The main file's path (`emgate.toml` for texts given in code).
+    pub(super) file: PathBuf,
+    /// Its problems so far.
+    pub(super) problems: Problems,
+    /// `(key path, variable name)` of every environment override.
+    pub(super) env_keys: Vec<(String, String)>,
+    /// The main file alone, without the overrides (parsed only when there
+    /// are overrides): tells which keys the file itself has.
+    pub(super) file_table: Option<toml::Table>,
+    /// `[gateway]`, with defaults where it is broken (later checks need a time zone).
+    pub(super) gateway: GatewayConfig,
+    /// `gateway.sites_dir`, relative to the main file's directory.
+    pub(super) sites_dir: PathBuf,
+    /// `gateway.profiles_dir`, relative to the main file's directory.
+    pub(super) profiles_dir: PathBuf,
+    /// The output; `None` where it is broken (its problems are recorded).
+    pub(super) output: Option<OutputConfig>,
+    /// Every declared endpoint id (valid or not) with its config when valid.
+    pub(super) endpoints: Vec<(String, Option<EndpointConfig>)>,
+    /// Every declared MQTT broker id (valid or not) with its config when valid.
+    pub(super) brokers: Vec<(String, Option<MqttBroker>)>,
+    /// `[simulator]` as written: checked after the site files, since its faults name meters.
+    pub(super) simulator: Option<SimulatorRaw>,
+    /// The other sections; `None` where broken.
+    pub(super) spool: Option<SpoolConfig>,
+    pub(super) validation: Option<ValidationSettings>,
+    pub(super) aggregation: Option<AggregationSettings>,
+    pub(super) api: Option<ApiSettings>,
+}
+
+/// Reads the main file `text` (at `path`) with the environment overrides
+/// `env` applied, and checks each of its sections.
+pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> Main {
+    let mut p = Problems::new(path);
+    let mut env_map = config::Map::new();
+    let mut env_keys = Vec::new();
+    for (name, value) in env {
+        let lower = name.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix(ENV_PREFIX)
+            && !value.is_empty()
+        {
+            env_keys.push((rest.replace("__", "."), name.clone()));
+            env_map.insert(name.clone(), value.clone());
+        }
+    }
+
+    let mut main = Main {
+        file: path.to_path_buf(),
+        problems: Problems::new(path),
+        file_table: if env_keys.is_empty() {
+            None
+        } else {
+            text.parse::<toml::Table>().ok()
+        },
+        env_keys,
+        gateway: GatewayConfig {
+            id: String::new(),
+            timezone: jiff::tz::TimeZone::UTC,
+            timezone_name: DEFAULT_TIMEZONE.to_owned(),
+            data_dir: PathBuf::from("data"),
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS as u64),
+        },
+        sites_dir: PathBuf::from("sites"),
+        profiles_dir: PathBuf::from("profiles"),
+        output: None,
+        endpoints: Vec::new(),
+        brokers: Vec::new(),
+        simulator: None,
+        spool: None,
+        validation: None,
+        aggregation: None,
+        api: None,
+    };
+
+    let root = if check::parse_toml(text, &mut p).is_some() {
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("EMGATE")
+                    .separator("__")
+                    .ignore_empty(true)
+                    .source(Some(env_map)),
+            )
+            .build();
+        match built {
+            Ok(c) => Some(c.cache),
+            Err(e) => {
+                p.push("", format!("cannot apply the environment overrides: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let top = root.and_then(|r| check::table::<MainFile>(r, "", "a table", &mut p));
+    main.problems = p;
+    let Some(top) = top else {
+        return main;
+    };
+
+    match top.gateway {
+        Some(v) => gateway(v, &mut main),
+        None => main.problems.push(
+            "gateway",
+            "missing required section; add a [gateway] table with at least `id`",
+        ),
+    }
+    main.spool = spool(top.spool, &main.gateway.data_dir, &mut main.problems);
+    main.validation = validation(top.validation, &mut main.problems);
+    main.api = api(top.api, &mut main.problems);
+    main.aggregation = aggregation(
+        top.aggregation,
+        path.parent().unwrap_or(Path::new("")),
+        &mut main.problems,
+    );
+    main.output = output(
+        top.influxdb,
+        top.file_sink,
+        &main.gateway.data_dir,
+        &mut main.problems,
+    );
+    if let Some(v) = top.endpoints {
+        endpoints(v, &mut main);
+    }
+    if let Some(v) = top.mqtt {
+        brokers(v, path.parent().unwrap_or(Path::new("")), &mut main);
+    }
+    if let Some(v) = top.simulator {
+        main.simulator = check::table::<SimulatorRaw>(
+            v,
+            "simulator",
+            "a table ([simulator])",
+            &mut main.problems,
+        );
+    }
+    main
+}
+
+/// `[gateway]`: the instance id, time zone, directories and shutdown timeout.
+fn gateway(v: Value, main: &mut Main) {
+    let p = &mut main.problems;
+    let Some(r) = check::table::<GatewayRaw>(v, "gateway", "a table ([gateway])", p) else {
+        return;
+    };
+    if let Some(id) = required_id(r.id, "gateway.id", "gateway id", p) {
+        main.gateway.id = id;
+    }
+    let tz_name = r
+        .timezone
+        .map_or_else(|| DEFAULT_TIMEZONE.to_owned(), |Text(t)| t);
+    if let Some(tz) = timezone(&tz_name, "gateway.timezone", p) {
+        main.gateway.timezone = tz;
+    }
+    main.gateway.timezone_name = tz_name;
+    if let Some(d) = path_key(r.data_dir, "gateway.data_dir", p) {
+        main.gateway.data_dir = d;
+    }
+    if let Some(d) = path_key(r.sites_dir, "gateway.sites_dir", p) {
+        main.sites_dir = d;
+    }
+    if let Some(d) = path_key(r.profiles_dir, "gateway.profiles_dir", p) {
+        main.profiles_dir = d;
+    }
+    if let Some(secs) = int(
+        r.shutdown_timeout_secs,
+        "gateway.shutdown_timeout_secs",
+        DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+        1,
+        300,
+        p,
+    ) {
+        main.gateway.shutdown_timeout = Duration::from_secs(secs as u64);
+    }
+}
+
+/// `gateway.shutdown_timeout_secs` when not given.
+const DEFAULT_SHUTDOWN_TIMEOUT_SECS: i64 = 10;
+
+/// `[api]`: absent means the default (local port 9184, no token).
+fn api(v: Option<Value>, p: &mut Problems) -> Option<ApiSettings> {
+    let Some(v) = v else {
+        return Some(ApiSettings::default());
+    };
+    let r = check::table::<ApiRaw>(v, "api", "a table ([api])", p)?;
+    let mut ok = true;
+    let listen = match r.listen {
+        None => ApiSettings::default().listen,
+        Some(Text(s)) if s.trim().is_empty() => None,
+        Some(Text(s)) => {
+            let parsed = s.trim().parse::<std::net::SocketAddr>().ok();
+            if parsed.is_none() {
+                p.push(
+                    "api.listen",
+                    format!(
+                        "\"{s}\" is not an address to listen on; write IP:port, e.g. \"127.0.0.1:9184\" (\"\" turns the API off)"
+                    ),
+                );
+                ok = false;
+            }
+            parsed
+        }
+    };
+    let enabled = r.enabled.is_none_or(|Flag(b)| b);
+    let token = match r.token {
+        None => None,
+        Some(Text(t)) if t.trim().is_empty() => {
+            p.push(
+                "api.token",
+                "is empty; remove the key for an API without a token, or give one (preferably through the environment as EMGATE__API__TOKEN)",
+            );
+            ok = false;
+            None
+        }
+        Some(Text(t)) => Some(Secret::new(t)),
+    };
+    if !ok {
+        return None;
+    }
+    Some(ApiSettings {
+        listen: if enabled { listen } else { None },
+        token,
+    })
+}
+
+/// A backoff's first delay and cap, `<table>.<name>_initial_ms` (default
+/// 500) and `<table>.<name>_max_ms` (default 30 000); the cap must be at
+/// least the first delay.
+pub(super) fn backoff_range(
+    initial: Option<Int>,
+    max: Option<Int>,
+    table: &str,
+    name: &str,
+    p: &mut Problems,
+) -> (Option<Duration>, Option<Duration>) {
+    let initial_key = format!("{name}_initial_ms");
+    let max_key = format!("{table}.{name}_max_ms");
+    let first = millis(initial, &format!("{table}.{initial_key}"), 500, 1, p);
+    let cap = millis(max, &max_key, 30_000, 1, p);
+    if let (Some(i), Some(c)) = (first, cap)
+        && c < i
+    {
+        p.push(
+            max_key,
+            format!(
+                "{} is below {initial_key} ({}); the cap must be at least the first delay",
+                c.as_millis(),
+                i.as_millis()
+            ),
+        );
+    }
+    (first, cap)
+}

@@ -32,6 +32,7 @@ mod simulator;
 mod sites;
 mod spool;
 mod subscription;
+pub mod topic;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,9 +8,9 @@
 use config::Value;
 
 use super::raw::SubscriptionRaw;
+use super::topic::TopicTemplate;
 use super::{MqttSubscription, PayloadFormat, TimeUnit, TimestampRule};
 use crate::check::{self, Int, Problems, Text, choice, is_valid_id};
-use crate::sources::mqtt::topic::TopicTemplate;
 
 /// How a subscription's time stamp is taken, as written.
 #[derive(Clone, Copy, PartialEq)]

@@ -13,7 +13,7 @@
 //! 1. payloads over `max_payload_bytes` and non-UTF-8 payloads are rejected
 //!    before any parsing;
 //! 2. the topic is matched against the broker's subscriptions in
-//!    configuration order ([`topic::TopicTemplate`]); the first match decides
+//!    configuration order ([`TopicTemplate`], parsed and checked with the configuration); the first match decides
 //!    the format and the time stamp rule;
 //! 3. the meter is named by `{meter}` in the topic, else by `meter_field`
 //!    (JSON), the `meter` tag (line protocol) or the first column (CSV); it
@@ -40,7 +40,6 @@
 
 pub mod client;
 pub mod payload;
-pub mod topic;
 
+pub use crate::config::topic::{TopicIds, TopicTemplate};
 pub use payload::{BrokerDecoder, Rejected, Rejection};
-pub use topic::{TopicIds, TopicTemplate};

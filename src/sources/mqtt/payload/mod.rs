@@ -18,9 +18,9 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::config::topic::{TopicIds, TopicTemplate};
 use crate::config::{Config, PayloadFormat, TimeUnit, TimestampRule};
 use crate::model::{BrokerId, MeterId, PointValue, Quality, Reading, ReadingBatch};
-use crate::sources::mqtt::topic::{TopicIds, TopicTemplate};
 
 mod json;
 mod text;

@@ -1,4 +1,6 @@
-//! Topic templates: a subscription's topic with named levels.
+//! Topic templates: a subscription's topic with named levels. Checked here
+//! when the configuration is loaded, and matched by the MQTT source against
+//! every received topic.
 //!
 //! Why: meters publish to topics such as `energy/fz01/m-17/up`, and the
 //! topic is often the only place that names the meter. A template like

@@ -17,9 +17,9 @@ use crate::shutdown::Shutdown;
 use crate::sinks::LineChunk;
 use crate::sinks::aggregates::AggregateEncoder;
 use crate::sinks::encode::ReadingEncoder;
-use crate::sources::Input;
 use crate::sources::modbus::poller::EndpointPoller;
 use crate::sources::mqtt::client::BrokerClient;
+use crate::sources::{Input, SourceContext};
 use crate::spool::Spool;
 use crate::telemetry::Stats;
 use crate::telemetry::{SharedBoard, StatusBoard};
@@ -41,33 +41,28 @@ pub(super) struct GenEnv {
 /// A generation whose broker clients are built (the step that can fail)
 /// but nothing runs yet.
 pub(super) struct Prepared {
-    pub(super) config: Arc<Config>,
-    pub(super) tx: mpsc::Sender<Input>,
+    /// What the sources share; it holds the only sender of the channel.
+    pub(super) sources: SourceContext,
     pub(super) rx: mpsc::Receiver<Input>,
     pub(super) brokers: Vec<BrokerClient>,
-    pub(super) board: Arc<StatusBoard>,
 }
 
 impl Prepared {
     pub(super) fn new(config: Arc<Config>, stats: &Arc<Stats>) -> Result<Prepared, AppError> {
         let (tx, rx) = mpsc::channel::<Input>(READING_CHANNEL);
-        let mut brokers = Vec::with_capacity(config.mqtt.len());
-        for i in 0..config.mqtt.len() {
-            let id = BrokerId(u32::try_from(i).unwrap_or(u32::MAX));
-            brokers.push(BrokerClient::new(
-                Arc::clone(&config),
-                id,
-                tx.clone(),
-                Arc::clone(stats),
-            )?);
-        }
-        let board = Arc::new(StatusBoard::new(&config));
-        Ok(Prepared {
+        let sources = SourceContext {
+            board: Arc::new(StatusBoard::new(&config)),
             config,
-            tx,
+            out: tx,
+            stats: Arc::clone(stats),
+        };
+        let brokers = (0..sources.config.mqtt.len())
+            .map(|i| BrokerClient::new(&sources, BrokerId(u32::try_from(i).unwrap_or(u32::MAX))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Prepared {
+            sources,
             rx,
             brokers,
-            board,
         })
     }
 
@@ -85,12 +80,12 @@ impl Prepared {
         prev_brokers: Option<TaskTracker>,
     ) -> Generation {
         let Prepared {
-            config,
-            tx,
+            sources,
             rx,
             brokers,
-            board,
         } = self;
+        let config = Arc::clone(&sources.config);
+        let board = Arc::clone(&sources.board);
         let stop = env.shutdown.token().child_token();
         let encoder = tokio::spawn(encode(
             Arc::clone(&config),
@@ -110,13 +105,7 @@ impl Prepared {
         let modbus = TaskTracker::new();
         for i in 0..config.endpoints.len() {
             let id = EndpointId(u32::try_from(i).unwrap_or(u32::MAX));
-            let poller = EndpointPoller::new(
-                Arc::clone(&config),
-                id,
-                tx.clone(),
-                Arc::clone(&env.stats),
-                Arc::clone(&board),
-            );
+            let poller = EndpointPoller::new(&sources, id);
             modbus.spawn(poller.run(stop.clone()));
         }
         modbus.close();
@@ -129,7 +118,7 @@ impl Prepared {
         }
         mqtt.close();
         // Only the sources hold senders now: the encoder ends once they have.
-        drop(tx);
+        drop(sources);
         Generation {
             config,
             stop,

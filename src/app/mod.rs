@@ -194,7 +194,7 @@ pub async fn run_with(
     let input_done = CancellationToken::new();
     let mut options = UploaderOptions::for_output(&config.output);
     options.shutdown_grace = deadline.uploader_grace();
-    let shared_board = SharedBoard::new(Arc::clone(&next.board));
+    let shared_board = SharedBoard::new(Arc::clone(&next.sources.board));
     let mut uploader = tokio::spawn(uploader::run_observed(
         config.output.clone(),
         options,

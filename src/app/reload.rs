@@ -144,9 +144,10 @@ pub(super) async fn reload(current: &mut Generation, env: &GenEnv) -> Result<Str
     let summary = describe_changes(&current.config, &new);
     let next = Prepared::new(Arc::new(new), &env.stats).map_err(|e| vec![e.to_string()])?;
     // What belongs to the process, not the generation, carries over.
-    next.board
+    next.sources
+        .board
         .set_sink_reachable(current.board.sink_reachable());
-    next.board.mark_started();
+    next.sources.board.mark_started();
 
     // Stop the old pollers between rounds, not in one: a round cut short
     // would leave its remaining meters without that slot.

@@ -11,9 +11,29 @@
 pub mod modbus;
 pub mod mqtt;
 
-use tokio::sync::oneshot;
+use std::sync::Arc;
 
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
 use crate::model::ReadingBatch;
+use crate::telemetry::{Stats, StatusBoard};
+
+/// What every source task of a generation is given: the configuration it
+/// was built from, the one channel into the pipeline, and where it reports
+/// (process counters and the status board). Its stop signal and its share
+/// of the shutdown deadline come with `run`.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    /// The generation's configuration.
+    pub config: Arc<Config>,
+    /// Into the pipeline (bounded: a slow pipeline slows the sources down).
+    pub out: mpsc::Sender<Input>,
+    /// Process-wide counters.
+    pub stats: Arc<Stats>,
+    /// The generation's status board.
+    pub board: Arc<StatusBoard>,
+}
 
 /// What a source hands to the pipeline: a batch of readings and, when the
 /// source must know that they are durable (MQTT acknowledgements), where to

@@ -45,7 +45,7 @@ use crate::config::{Config, EndpointConfig};
 use crate::model::{EndpointId, MeterId, PointValue, Quality, ReadingBatch};
 use crate::profiles::RegisterKind;
 use crate::profiles::codec::decode_point;
-use crate::sources::Input;
+use crate::sources::{Input, SourceContext};
 use crate::telemetry::Stats;
 use crate::telemetry::{PollOutcome, StatusBoard};
 
@@ -96,13 +96,13 @@ impl EndpointPoller {
     /// A poller for `endpoint`, planning each meter's reads once. Every
     /// meter poll and reconnect backoff is reported to `board`.
     #[must_use]
-    pub fn new(
-        config: Arc<Config>,
-        endpoint: EndpointId,
-        out: mpsc::Sender<Input>,
-        stats: Arc<Stats>,
-        board: Arc<StatusBoard>,
-    ) -> EndpointPoller {
+    pub fn new(ctx: &SourceContext, endpoint: EndpointId) -> EndpointPoller {
+        let SourceContext {
+            config,
+            out,
+            stats,
+            board,
+        } = ctx.clone();
         let ep = &config.endpoints[endpoint.index()];
         let limits = PlanLimits {
             max_gap: ep.max_gap,

@@ -61,7 +61,7 @@ use crate::backoff::Backoff;
 use crate::config::{Config, MqttBroker, MqttProtocol};
 use crate::model::{BrokerId, ReadingBatch};
 use crate::shutdown::Deadline;
-use crate::sources::Input;
+use crate::sources::{Input, SourceContext};
 use crate::telemetry::Stats;
 
 /// Shortest interval between two logs of the same rejection reason.
@@ -125,12 +125,10 @@ impl BrokerClient {
     ///
     /// # Errors
     /// When a configured TLS file cannot be read or holds no PEM block.
-    pub fn new(
-        config: Arc<Config>,
-        broker: BrokerId,
-        out: mpsc::Sender<Input>,
-        stats: Arc<Stats>,
-    ) -> Result<BrokerClient, ClientError> {
+    pub fn new(ctx: &SourceContext, broker: BrokerId) -> Result<BrokerClient, ClientError> {
+        let SourceContext {
+            config, out, stats, ..
+        } = ctx.clone();
         let b = &config.mqtt[broker.index()];
         let tls = match &b.tls {
             None => None,

@@ -11,8 +11,6 @@
 //! (1000 m³/h × 1.5). Expectations are derived from the stored rows, never
 //! from when a request happened to be served.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +21,7 @@ use emgate::sim::{LoadShape, SPIKE_JUMP, SimOptions, Simulator};
 use emgate::stats::Stats;
 use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "faults";
 
@@ -156,7 +154,7 @@ async fn frozen_and_spiked_meters_carry_the_right_bits_into_influxdb() {
     let influx = Influxd::start();
     influx.create_database(DB).await;
     let data = tempfile::tempdir().expect("tempdir");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let main = format!(
         r#"
 # Exact line counts below: readings only.

@@ -12,8 +12,6 @@
 //! and a 4 KiB spool (policy `block`): the spool fills, the encoder waits,
 //! and the broker holds the rest of the stream for the session.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -22,9 +20,9 @@ use std::time::Duration;
 use emgate::stats::Stats;
 use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
-use support::mosquitto::{Mosquitto, MosquittoOptions, publish_all};
+use crate::support::gateway::Gateway;
+use crate::support::influxd::Influxd;
+use crate::support::mosquitto::{Mosquitto, MosquittoOptions, publish_all};
 
 const SITE: &str = "D1";
 const METER: &str = "w1";

@@ -8,8 +8,6 @@
 //! slot over the whole run (no slot lost across the reload), B's slots end
 //! right before C's begin, and everything ends at the SIGTERM.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,8 +17,8 @@ use emgate::sim::Simulator;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
+use crate::support::gateway::Gateway;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "reload";
 
@@ -107,7 +105,7 @@ async fn sighup_adds_and_removes_meters_without_losing_a_slot() {
     let influx = Influxd::start();
     influx.create_database(DB).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let main: PathBuf = dir.path().join("emgate.toml");
     std::fs::write(&main, main_toml(dir.path(), &influx.url(), port)).expect("main file");
     std::fs::create_dir(dir.path().join("sites")).expect("sites dir");

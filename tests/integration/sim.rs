@@ -6,8 +6,6 @@
 //! The simulator's clock is frozen where exact values are asserted, so no
 //! assertion depends on when a request happens to be served.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,7 +21,7 @@ use tokio_modbus::slave::SlaveContext;
 use tokio_modbus::{ExceptionCode, Slave};
 use tokio_util::sync::CancellationToken;
 
-use support::pymodbus::{
+use crate::support::pymodbus::{
     DTSD1352_POINTS, Framer, PymodbusServer, SDM630_POINTS, dtsd1352_device, dtsd1352_profile,
     sdm630_device, sdm630_profile,
 };
@@ -71,7 +69,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
     let profiles: Vec<Profile> = vec![sdm630_profile(), dtsd1352_profile()];
     Config {
-        source: "tests/sim.rs".into(),
+        source: "tests/integration/sim.rs".into(),
         gateway: GatewayConfig {
             id: "sim-test".to_owned(),
             timezone: jiff::tz::TimeZone::UTC,
@@ -100,7 +98,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             id: "site".to_owned(),
             name: "Test site".to_owned(),
             timezone: jiff::tz::TimeZone::UTC,
-            file: "tests/sim.rs".into(),
+            file: "tests/integration/sim.rs".into(),
         }],
         meters: vec![
             meter("sdm-1", 0, 1, 1.0, 1.0),

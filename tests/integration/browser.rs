@@ -14,8 +14,6 @@
 //!
 //! The meter rows' test hooks are `<tr data-meter="ID" data-state="...">`.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -28,11 +26,11 @@ use emgate::sim::Simulator;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use support::chromium::{dump_dom, meter_rows, strip_tags, text_of_id};
-use support::gateway::Gateway;
+use crate::support::chromium::{dump_dom, meter_rows, strip_tags, text_of_id};
+use crate::support::gateway::Gateway;
 
 /// The page as the gateway serves it.
-const PAGE: &str = include_str!("../src/api/page.html");
+const PAGE: &str = include_str!("../../src/api/page.html");
 
 // ---------------------------------------------------------------------------
 // Mock API
@@ -302,7 +300,7 @@ async fn page_shows_connection_lost_when_the_api_does_not_answer() {
 // ---------------------------------------------------------------------------
 // The real gateway
 
-const WATER_METER: &str = include_str!("../config/profiles/water_meter.toml");
+const WATER_METER: &str = include_str!("../../config/profiles/water_meter.toml");
 
 const SITE: &str = r#"
 [site]
@@ -367,9 +365,9 @@ fn states(meters: &Value) -> Vec<(String, String)> {
 async fn real_gateway_page_shows_the_failing_meters_as_down() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (port_a, port_b, api_port) = (
-        support::free_port(),
-        support::free_port(),
-        support::free_port(),
+        crate::support::free_port(),
+        crate::support::free_port(),
+        crate::support::free_port(),
     );
     let main = format!(
         r#"

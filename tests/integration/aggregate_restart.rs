@@ -6,8 +6,6 @@
 //! checkpoint: a fresh start would count it only from the restart), and the
 //! site's minute must be the sum of both meters, each counted once.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -17,8 +15,8 @@ use emgate::sim::Simulator;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
+use crate::support::gateway::Gateway;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "restart";
 
@@ -38,7 +36,7 @@ async fn sigkill_mid_window_neither_loses_nor_double_counts() {
     influx.create_database(DB).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let main = format!(
         r#"
 [gateway]

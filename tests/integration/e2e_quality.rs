@@ -6,8 +6,6 @@
 //! counter points, values still written), `sentinel` (SENTINEL, no values),
 //! `exception` (EXCEPTION, no values), `no_response` (TIMEOUT, no values).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +18,7 @@ use emgate::stats::Stats;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "quality";
 
@@ -80,7 +78,7 @@ async fn injected_faults_carry_the_right_bits_into_influxdb() {
     let influx = Influxd::start();
     influx.create_database(DB).await;
     let data = tempfile::tempdir().expect("tempdir");
-    let (port_a, port_b) = (support::free_port(), support::free_port());
+    let (port_a, port_b) = (crate::support::free_port(), crate::support::free_port());
     let main = format!(
         r#"
 # Exact line counts below: readings only.
@@ -260,7 +258,7 @@ async fn restart_in_the_middle_of_a_rollover_keeps_it() {
     let influx = Influxd::start();
     influx.create_database(DB).await;
     let data = tempfile::tempdir().expect("tempdir");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let main = format!(
         r#"
 # Exact line counts below: readings only.

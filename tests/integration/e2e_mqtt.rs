@@ -6,8 +6,6 @@
 //! a corpus of bad messages is counted per reason, dead-lettered and acked,
 //! and a good message after them still arrives.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -21,9 +19,9 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
-use support::mosquitto::{Collector, Mosquitto, MosquittoOptions, publish_all};
+use crate::support::gateway::Gateway;
+use crate::support::influxd::Influxd;
+use crate::support::mosquitto::{Collector, Mosquitto, MosquittoOptions, publish_all};
 
 const SITE: &str = "F1";
 

@@ -19,8 +19,6 @@
 //! `Simulator::value_at` (the same values the Modbus server would serve),
 //! instead of waiting a day for the pollers.
 
-mod support;
-
 use std::sync::Arc;
 
 use emgate::config::OutputConfig;
@@ -36,7 +34,7 @@ use emgate::stats::Stats;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "aggregate";
 
@@ -162,7 +160,7 @@ id = "a"
 host = "127.0.0.1"
 port = {port}
 "#,
-        port = support::free_port(),
+        port = crate::support::free_port(),
         url = influx.url(),
         data = data.path().display().to_string()
     );

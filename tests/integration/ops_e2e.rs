@@ -10,8 +10,6 @@
 //! * `/ready` turns 503 when InfluxDB is gone and the spool nearly full, and
 //!   200 again when it is back.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "ops";
 const TOKEN: &str = "s3cret-token";
@@ -110,7 +108,7 @@ impl Running {
     async fn start(influx: &Influxd, extra: &str, site: &str) -> Running {
         let dir = tempfile::tempdir().expect("tempdir");
         let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
-        let (sim_port, api_port) = (support::free_port(), support::free_port());
+        let (sim_port, api_port) = (crate::support::free_port(), crate::support::free_port());
         let main = format!(
             r#"
 [gateway]

@@ -3,15 +3,13 @@
 //! "partial write" whose valid lines *are* stored; an unknown database is a
 //! permanent 404.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::influxd::Influxd;
 use emgate::config::{InfluxApi, InfluxConfig, Secret};
 use emgate::sinks::influx::classify::dropped_lines;
 use emgate::sinks::influx::{WriteError, Writer};
 use serde_json::json;
-use support::influxd::Influxd;
 
 const T0: i64 = 1_700_000_000;
 

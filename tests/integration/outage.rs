@@ -7,8 +7,6 @@
 //! spans the outage, and every value equals the simulator's physics at its
 //! slot. This is the issue's promise that an outage loses nothing.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -22,7 +20,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "outage";
 const SITE: &str = "E3501020009";
@@ -81,7 +79,7 @@ fn unix_now() -> i64 {
 async fn influxdb_outage_loses_no_slot() {
     let mut influx = Influxd::start();
     influx.create_database(DB).await;
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let data = tempfile::tempdir().expect("tempdir");
     let main = format!(
         r#"

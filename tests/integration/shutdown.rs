@@ -4,8 +4,6 @@
 //! may be lost: what InfluxDB stores plus what the spool still holds is
 //! exactly every reading the gateway polled, one per slot per meter.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,8 +14,8 @@ use emgate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
+use crate::support::gateway::Gateway;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "shutdown";
 const SHUTDOWN_SECS: u64 = 2;
@@ -74,7 +72,7 @@ async fn sigterm_with_output_down_exits_in_time_and_loses_nothing() {
     let mut influx = Influxd::start();
     influx.create_database(DB).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
     let main = dir.path().join("emgate.toml");
     std::fs::write(

@@ -13,8 +13,6 @@
 //!
 //! No timing is asserted: every wait is bounded and fails with the counters.
 
-mod support;
-
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "spoolfull";
 /// Endpoints (one meter each): enough batches per second to fill the
@@ -231,7 +229,7 @@ async fn overload(
     what: &str,
     done: impl Fn(&Stats) -> bool,
 ) -> Arc<Stats> {
-    let closed = format!("http://127.0.0.1:{}", support::free_port());
+    let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
     let gw = Gateway::start(config(data, &closed, policy, MAX_BYTES, 0, ports));
     gw.wait_for(Duration::from_secs(90), what, done).await;
     let (stats, summary) = gw.stop().await;

@@ -5,8 +5,6 @@
 //! second slot timestamps, and every value equal to what the simulator's
 //! closed-form physics says the meter held at that slot.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +16,7 @@ use emgate::stats::Stats;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "e2e";
 const SITE: &str = "E3501020001";
@@ -75,7 +73,7 @@ poll_interval_secs = 1
 async fn polled_slots_land_in_influxdb_exactly() {
     let influx = Influxd::start();
     influx.create_database(DB).await;
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let data = tempfile::tempdir().expect("tempdir");
     let main = format!(
         r#"

@@ -15,8 +15,6 @@
 //!   `emgate run` then starts, logs the recovery report ("spool opened") with
 //!   exactly those two damages, and delivers exactly the undamaged records.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,8 +30,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
+use crate::support::gateway::Gateway;
+use crate::support::influxd::Influxd;
 
 const DB: &str = "crash";
 const SITE: &str = "E3501020077";
@@ -273,7 +271,7 @@ async fn sigkill_at_random_moments_loses_no_appended_slot() {
     let setup = Setup::new(
         &influx.url(),
         64 * 1024,
-        &[support::free_port()],
+        &[crate::support::free_port()],
         &CRASH_METERS,
     );
     let stop_sim = CancellationToken::new();
@@ -407,14 +405,14 @@ fn records_of(segment: &[u8]) -> Vec<(usize, usize)> {
 async fn damaged_segments_are_reported_and_the_rest_delivered() {
     // Eight endpoints of one small meter each: one-line records, several
     // to a 4 KiB segment.
-    let ports: Vec<u16> = (0..8).map(|_| support::free_port()).collect();
+    let ports: Vec<u16> = (0..8).map(|_| crate::support::free_port()).collect();
     let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
     let meters: Vec<(&str, &str, &str, usize, &str)> = names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), "water", "water_meter", i, ""))
         .collect();
-    let closed = format!("http://127.0.0.1:{}", support::free_port());
+    let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
     let setup = Setup::new(&closed, 4096, &ports, &meters);
     let stop_sim = CancellationToken::new();
     let _sim = Simulator::start(&setup.config, stop_sim.clone())

@@ -7,173 +7,71 @@
 //! `exception` (EXCEPTION, no values), `no_response` (TIMEOUT, no values).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use emgate::config::SimFault;
-use emgate::config::load::from_parts;
 use emgate::model::{MeterId, Quality};
-use emgate::sim::Simulator;
+use emgate::sim::SimOptions;
 use emgate::stats::Stats;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
+use crate::support::config::{GatewayToml, Site, modbus};
 use crate::support::influxd::Influxd;
+use crate::support::test_gateway::TestGateway;
 
 const DB: &str = "quality";
 
-const SITE: &str = r#"
-[site]
-id = "E1"
-name = "quality test"
+fn site() -> Site {
+    let water = |id: &str, endpoint: &str, unit: usize| {
+        modbus(id, "water", "water_meter", endpoint, unit).level(2)
+    };
+    Site::new("E1", "quality test")
+        .meter(modbus("good", "water", "water_meter", "a", 1))
+        .meter(water("reset", "a", 2))
+        .meter(water("sentinel", "a", 3))
+        .meter(water("exception", "a", 4))
+        .meter(water("silent", "b", 1))
+}
 
-[[meters]]
-id = "good"
-energy = "water"
-level = 1
-profile = "water_meter"
-endpoint = "a"
-unit_id = 1
-poll_interval_secs = 1
-
-[[meters]]
-id = "reset"
-energy = "water"
-level = 2
-profile = "water_meter"
-endpoint = "a"
-unit_id = 2
-poll_interval_secs = 1
-
-[[meters]]
-id = "sentinel"
-energy = "water"
-level = 2
-profile = "water_meter"
-endpoint = "a"
-unit_id = 3
-poll_interval_secs = 1
-
-[[meters]]
-id = "exception"
-energy = "water"
-level = 2
-profile = "water_meter"
-endpoint = "a"
-unit_id = 4
-poll_interval_secs = 1
-
-[[meters]]
-id = "silent"
-energy = "water"
-level = 2
-profile = "water_meter"
-endpoint = "b"
-unit_id = 1
-poll_interval_secs = 1
-"#;
+/// Readings only into `influxd`, with `batching` keys, and endpoints.
+fn gateway(id: &str, influx: &Influxd, batching: &str) -> GatewayToml {
+    GatewayToml::new(id)
+        .readings_only()
+        .influx_v1(&influx.url(), DB, batching)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_carry_the_right_bits_into_influxdb() {
     let influx = Influxd::start();
     influx.create_database(DB).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let (port_a, port_b) = (crate::support::free_port(), crate::support::free_port());
-    let main = format!(
-        r#"
-# Exact line counts below: readings only.
-[aggregation]
-windows = []
-
-[gateway]
-id = "quality"
-data_dir = {data:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-batch_size = 10
-flush_interval_ms = 200
-
-[[endpoints]]
-id = "a"
-host = "127.0.0.1"
-port = {port_a}
-timeout_ms = 300
-
-[[endpoints]]
-id = "b"
-host = "127.0.0.1"
-port = {port_b}
-timeout_ms = 300
-"#,
-        url = influx.url(),
-        data = data.path().display().to_string()
-    );
-    let config = Arc::new(
-        from_parts(
-            &main,
-            &[("site.toml", SITE)],
-            emgate::profiles::load::builtin(),
-        )
-        .expect("valid config"),
-    );
-    let id = |name: &str| {
-        MeterId(
-            config
-                .meters
-                .iter()
-                .position(|m| m.id == name)
-                .expect("meter") as u32,
-        )
-    };
-    let stop_sim = CancellationToken::new();
-    let sim = Simulator::start(&config, stop_sim.clone())
-        .await
-        .expect("simulator");
-    sim.set_fault(id("sentinel"), Some(SimFault::Sentinel));
-    sim.set_fault(id("exception"), Some(SimFault::Exception));
-    sim.set_fault(id("silent"), Some(SimFault::NoResponse));
-
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let gateway = tokio::spawn(emgate::app::run(
-        Arc::clone(&config),
-        Arc::clone(&stats),
-        shutdown.clone(),
-    ));
-    let wait_readings = |n: u64| {
-        let stats = Arc::clone(&stats);
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while Stats::get(&stats.readings) < n {
-                assert!(tokio::time::Instant::now() < deadline, "gateway stalled");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let toml = gateway(
+        "quality",
+        &influx,
+        "batch_size = 10\nflush_interval_ms = 200",
+    )
+    .endpoint("a", "timeout_ms = 300")
+    .endpoint("b", "timeout_ms = 300")
+    .site("site.toml", site());
+    let mut gw = TestGateway::prepare(&toml, SimOptions::default()).await;
+    let id = |name: &str| gw.meter(name);
+    gw.sim.set_fault(id("sentinel"), Some(SimFault::Sentinel));
+    gw.sim.set_fault(id("exception"), Some(SimFault::Exception));
+    gw.sim.set_fault(id("silent"), Some(SimFault::NoResponse));
+    let reset = id("reset");
+    gw.run();
     // Two good rounds for the reset meter, then its counters restart from 0.
-    wait_readings(10).await;
-    sim.set_fault(id("reset"), Some(SimFault::CounterReset));
-    let readings_at_reset = Stats::get(&stats.readings);
-    wait_readings(readings_at_reset + 15).await;
-    shutdown.cancel();
-    let summary = gateway.await.expect("join").expect("gateway");
-    stop_sim.cancel();
-    let readings = Stats::get(&stats.readings);
+    gw.wait_readings(10).await;
+    gw.sim.set_fault(reset, Some(SimFault::CounterReset));
+    let readings_at_reset = gw.readings();
+    gw.wait_readings(readings_at_reset + 15).await;
+    let summary = gw.stop().await;
+    gw.sim.stop();
+    let readings = gw.readings();
+    let stats = gw.stats();
     assert_eq!(summary.lines_written, readings);
 
-    let answer = influx.query(DB, "SELECT * FROM reading").await;
-    let series = &answer["results"][0]["series"][0];
-    let columns: Vec<&str> = series["columns"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .map(|c| c.as_str().expect("name"))
-        .collect();
-    let col = |name: &str| columns.iter().position(|c| *c == name).expect("column");
-    let rows = series["values"].as_array().expect("rows");
+    let table = influx.table(DB, "SELECT * FROM reading").await;
+    let col = |name: &str| table.col(name);
+    let rows = &table.rows;
     assert_eq!(
         rows.len() as u64,
         readings,
@@ -182,7 +80,6 @@ timeout_ms = 300
 
     let mut by_meter: BTreeMap<String, Vec<&Vec<Value>>> = BTreeMap::new();
     for row in rows {
-        let row = row.as_array().expect("row");
         by_meter
             .entry(row[col("meter")].as_str().expect("meter").to_owned())
             .or_default()
@@ -243,7 +140,7 @@ timeout_ms = 300
     );
     assert_eq!(count(Quality::TIMEOUT), 2 * by_meter["silent"].len() as u64);
     // The checkpoint was written at shutdown.
-    assert!(data.path().join("validation.state").is_file());
+    assert!(gw.files.data_dir().join("validation.state").is_file());
 }
 
 /// A restart in the middle of a rollover: the gateway stops just before a
@@ -253,113 +150,58 @@ timeout_ms = 300
 /// 16), not mistaken for a fresh start, and nothing is flagged backwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_in_the_middle_of_a_rollover_keeps_it() {
-    use emgate::sim::{EPOCH, LoadShape, SimOptions};
+    use emgate::sim::{EPOCH, LoadShape};
 
     let influx = Influxd::start();
     influx.create_database(DB).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let port = crate::support::free_port();
-    let main = format!(
-        r#"
-# Exact line counts below: readings only.
-[aggregation]
-windows = []
-
-[gateway]
-id = "rollover"
-data_dir = {data:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-batch_size = 1
-flush_interval_ms = 100
-
-[[endpoints]]
-id = "a"
-host = "127.0.0.1"
-port = {port}
-"#,
-        url = influx.url(),
-        data = data.path().display().to_string()
-    );
-    let site = r#"
-[site]
-id = "E1"
-name = "rollover test"
-
-[[meters]]
-id = "wrap"
-energy = "water"
-level = 1
-profile = "water_meter"
-endpoint = "a"
-unit_id = 1
-poll_interval_secs = 1
-"#;
-    let config = Arc::new(
-        from_parts(
-            &main,
-            &[("site.toml", site)],
-            emgate::profiles::load::builtin(),
-        )
-        .expect("valid config"),
+    let toml = gateway(
+        "rollover",
+        &influx,
+        "batch_size = 1\nflush_interval_ms = 100",
+    )
+    .endpoint("a", "")
+    .site(
+        "site.toml",
+        Site::new("E1", "rollover test").meter(modbus("wrap", "water", "water_meter", "a", 1)),
     );
     // 36 m³/h = 0.01 m³/s: 10 m³ per 1000 s. At EPOCH + 1000 s the register
     // reads 42 949 667.96 (5 m³ before the wrap), at EPOCH + 2000 s it reads 5.00.
     let rollover = 42_949_672.96;
-    let stop_sim = CancellationToken::new();
-    let sim = Simulator::start_with(
-        &config,
-        stop_sim.clone(),
-        SimOptions {
-            loads: vec![(MeterId(0), LoadShape::constant(36.0, rollover - 15.0))],
-            frozen_time: Some(EPOCH + 1000.0),
-        },
-    )
-    .await
-    .expect("simulator");
-    assert_eq!(sim.value_at(MeterId(0), 0, EPOCH + 1000.0), 42_949_667.96);
-    assert_eq!(sim.value_at(MeterId(0), 0, EPOCH + 2000.0), 5.0);
-
-    let run = |until: u64| {
-        let config = Arc::clone(&config);
-        async move {
-            let stats = Arc::new(Stats::default());
-            let shutdown = CancellationToken::new();
-            let gw = tokio::spawn(emgate::app::run(
-                Arc::clone(&config),
-                Arc::clone(&stats),
-                shutdown.clone(),
-            ));
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while Stats::get(&stats.readings) < until {
-                assert!(tokio::time::Instant::now() < deadline, "gateway stalled");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            shutdown.cancel();
-            gw.await.expect("join").expect("gateway");
-            stats
-        }
+    let options = SimOptions {
+        loads: vec![(MeterId(0), LoadShape::constant(36.0, rollover - 15.0))],
+        frozen_time: Some(EPOCH + 1000.0),
     };
-    let first = run(2).await;
-    sim.freeze_time(Some(EPOCH + 2000.0));
-    let second = run(2).await;
-    stop_sim.cancel();
+    let mut gw = TestGateway::prepare(&toml, options).await;
+    assert_eq!(
+        gw.sim.value_at(MeterId(0), 0, EPOCH + 1000.0),
+        42_949_667.96
+    );
+    assert_eq!(gw.sim.value_at(MeterId(0), 0, EPOCH + 2000.0), 5.0);
+
+    // Two runs of the gateway, each until it has two readings.
+    let mut readings = Vec::new();
+    for frozen_at in [EPOCH + 1000.0, EPOCH + 2000.0] {
+        gw.sim.freeze_time(Some(frozen_at));
+        gw.run();
+        gw.wait_readings(2).await;
+        gw.stop().await;
+        readings.push(gw.readings());
+    }
+    gw.sim.stop();
+    let (first, second) = (readings[0], readings[1]);
 
     let rows = influx
         .rows(DB, "SELECT q, q_detail, volume_m3 FROM reading")
         .await;
-    let total = Stats::get(&first.readings) + Stats::get(&second.readings);
+    let total = first + second;
     assert_eq!(rows.len() as u64, total);
     let before: Vec<_> = rows
         .iter()
         .filter(|r| r[3].as_f64() == Some(42_949_667.96))
         .collect();
     let after: Vec<_> = rows.iter().filter(|r| r[3].as_f64() == Some(5.0)).collect();
-    assert_eq!(before.len() as u64, Stats::get(&first.readings), "{rows:?}");
-    assert_eq!(after.len() as u64, Stats::get(&second.readings), "{rows:?}");
+    assert_eq!(before.len() as u64, first, "{rows:?}");
+    assert_eq!(after.len() as u64, second, "{rows:?}");
     assert!(before.iter().all(|r| r[1] == 0), "{rows:?}");
     // First reading after the restart: the wrap, recognised from the restored state.
     assert_eq!(

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use emgate::config::SimFault;
 use emgate::model::{MeterId, Quality};
 use emgate::sim::SimOptions;
-use emgate::stats::Stats;
 use serde_json::Value;
 
 use crate::support::config::{GatewayToml, Site, modbus};
 use crate::support::influxd::Influxd;
+use crate::support::reason_count;
 use crate::support::test_gateway::TestGateway;
 
 const DB: &str = "quality";
@@ -41,8 +41,7 @@ fn gateway(id: &str, influx: &Influxd, batching: &str) -> GatewayToml {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_faults_carry_the_right_bits_into_influxdb() {
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
+    let influx = Influxd::with_database(DB).await;
     let toml = gateway(
         "quality",
         &influx,
@@ -124,13 +123,7 @@ async fn injected_faults_carry_the_right_bits_into_influxdb() {
     );
 
     // The validator's counters saw the same.
-    let count = |bit: Quality| {
-        let i = Quality::REASONS
-            .iter()
-            .position(|(b, _)| *b == bit)
-            .expect("bit");
-        Stats::get(&stats.quality_counts[i])
-    };
+    let count = |bit: Quality| reason_count(stats, bit);
     assert_eq!(count(Quality::BACKWARDS), 1);
     assert_eq!(
         count(Quality::SENTINEL),
@@ -154,8 +147,7 @@ async fn injected_faults_carry_the_right_bits_into_influxdb() {
 async fn restart_in_the_middle_of_a_rollover_keeps_it() {
     use emgate::sim::{EPOCH, LoadShape};
 
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
+    let influx = Influxd::with_database(DB).await;
     let toml = gateway(
         "rollover",
         &influx,

@@ -13,23 +13,18 @@
 //!
 //! No timing is asserted: every wait is bounded and fails with the counters.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use emgate::app::AppError;
-use emgate::config::Config;
-use emgate::config::load::from_parts;
-use emgate::sim::Simulator;
+use emgate::sim::SimOptions;
 use emgate::sinks::uploader::SinkSummary;
-use emgate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig};
 use emgate::stats::Stats;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
+use crate::support::config::{GatewayToml, Site, modbus};
 use crate::support::influxd::Influxd;
+use crate::support::test_gateway::TestGateway;
+use crate::support::{counters, heavy, spool};
 
 const DB: &str = "spoolfull";
 /// Endpoints (one meter each): enough batches per second to fill the
@@ -42,177 +37,70 @@ const SEGMENT_BYTES: u64 = 16 * 1024;
 /// The second run's spool bound: large, so draining drops nothing.
 const DRAIN_MAX_BYTES: u64 = 64 << 20;
 
-/// The sites with their meters, the endpoints on `ports`.
-fn site_files(ports: &[u16]) -> Vec<(String, String)> {
-    SITES
-        .iter()
-        .enumerate()
-        .map(|(s, site)| {
-            let mut text = format!("[site]\nid = \"{site}\"\nname = \"spool full {s}\"\n");
-            for i in (s..ports.len()).step_by(SITES.len()) {
-                let _ = write!(
-                    text,
-                    "\n[[meters]]\nid = \"m{i:03}\"\nenergy = \"electricity\"\nlevel = 2\n\
-                     profile = \"eastron_sdm630\"\nendpoint = \"ep{i:03}\"\nunit_id = 1\npoll_interval_secs = 1\n"
-                );
-            }
-            (format!("{site}.toml"), text)
-        })
-        .collect()
-}
-
-/// The gateway's configuration: spool in `data_dir`, output `url`, writes
-/// capped at `max_lines_per_sec` (0: no cap).
-fn config(
-    data_dir: &Path,
-    url: &str,
-    policy: &str,
-    max_bytes: u64,
-    max_lines_per_sec: u64,
-    ports: &[u16],
-) -> Config {
-    let mut main = format!(
-        r#"
-# Exact line counts below: readings only.
-[aggregation]
-windows = []
-
-[gateway]
-id = "spool-full"
-data_dir = {data:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-batch_size = 500
-flush_interval_ms = 200
-timeout_ms = 2000
-retry_initial_ms = 100
-retry_max_ms = 500
-{cap}
-
-[spool]
-max_bytes = {max_bytes}
-segment_bytes = {SEGMENT_BYTES}
-policy = "{policy}"
-fsync = "interval"
-fsync_interval_ms = 100
-"#,
-        data = data_dir.display().to_string(),
-        cap = if max_lines_per_sec > 0 {
-            format!("max_lines_per_sec = {max_lines_per_sec}")
-        } else {
-            String::new()
-        },
-    );
-    for (i, port) in ports.iter().enumerate() {
-        let _ = write!(
-            main,
-            "\n[[endpoints]]\nid = \"ep{i:03}\"\nhost = \"127.0.0.1\"\nport = {port}\ntimeout_ms = 2000\n"
+/// The gateway's configuration: output `url`, writes capped at
+/// `max_lines_per_sec` (0: no cap), `ENDPOINTS` endpoints of one meter
+/// each, the meters shared out between the `SITES`.
+fn gateway(url: &str, policy: &str, max_bytes: u64, max_lines_per_sec: u64) -> GatewayToml {
+    let cap = if max_lines_per_sec > 0 {
+        format!("max_lines_per_sec = {max_lines_per_sec}")
+    } else {
+        String::new()
+    };
+    let mut toml = GatewayToml::new("spool-full")
+        .readings_only()
+        .influx_v1(
+            url,
+            DB,
+            &format!(
+                "batch_size = 500\nflush_interval_ms = 200\ntimeout_ms = 2000\n\
+                 retry_initial_ms = 100\nretry_max_ms = 500\n{cap}"
+            ),
+        )
+        .section(
+            "spool",
+            &format!(
+                "max_bytes = {max_bytes}\nsegment_bytes = {SEGMENT_BYTES}\npolicy = \"{policy}\"\n\
+                 fsync = \"interval\"\nfsync_interval_ms = 100"
+            ),
         );
+    for i in 0..ENDPOINTS {
+        toml = toml.endpoint(&format!("ep{i:03}"), "timeout_ms = 2000");
     }
-    let sites = site_files(ports);
-    let parts: Vec<(&str, &str)> = sites
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    from_parts(&main, &parts, emgate::profiles::load::builtin()).expect("valid config")
-}
-
-/// A gateway running in-process.
-struct Gateway {
-    stats: Arc<Stats>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<SinkSummary, AppError>>,
-}
-
-impl Gateway {
-    fn start(config: Config) -> Gateway {
-        let stats = Arc::new(Stats::default());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(emgate::app::run(
-            Arc::new(config),
-            Arc::clone(&stats),
-            shutdown.clone(),
-        ));
-        Gateway {
-            stats,
-            shutdown,
-            task,
-        }
-    }
-
-    /// Waits (bounded) until `done` holds; panics with the counters otherwise,
-    /// or when the gateway ended on its own.
-    async fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&Stats) -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done(&self.stats) {
-            assert!(
-                !self.task.is_finished(),
-                "the gateway ended while waiting for {what}"
+    for (s, site) in SITES.iter().enumerate() {
+        let mut text = Site::new(site, &format!("spool full {s}"));
+        for i in (s..ENDPOINTS).step_by(SITES.len()) {
+            let meter = modbus(
+                &format!("m{i:03}"),
+                "electricity",
+                "eastron_sdm630",
+                &format!("ep{i:03}"),
+                1,
             );
-            assert!(
-                Instant::now() < deadline,
-                "gave up after {limit:?} waiting for {what}; {}",
-                counters(&self.stats)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            text = text.meter(meter.level(2));
         }
+        toml = toml.site(&format!("{site}.toml"), text);
     }
-
-    /// SIGTERM equivalent; the gateway must stop within 60 s (its uploader
-    /// retries for a 5 s grace against a dead output).
-    async fn stop(self) -> (Arc<Stats>, SinkSummary) {
-        self.shutdown.cancel();
-        let summary = tokio::time::timeout(Duration::from_mins(1), self.task)
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the gateway did not stop within 60 s of the shutdown; {}",
-                    counters(&self.stats)
-                )
-            })
-            .expect("gateway task")
-            .expect("gateway");
-        (self.stats, summary)
-    }
+    toml
 }
 
-fn counters(s: &Stats) -> String {
-    format!(
-        "readings={} missed_slots={} spooled={} written={} spool_records={} spool_bytes={} full_waits={} dropped={} by_site={:?}",
-        Stats::get(&s.readings),
-        Stats::get(&s.missed_slots),
-        Stats::get(&s.lines_spooled),
-        Stats::get(&s.lines_written),
-        Stats::get(&s.spool_records),
-        Stats::get(&s.spool_bytes),
-        Stats::get(&s.spool_full_waits),
-        Stats::get(&s.lines_dropped),
-        s.dropped_by_site(),
+/// The simulator for the `ENDPOINTS` endpoints, on the files every run of
+/// the test rewrites (the endpoints keep their ports).
+async fn simulator() -> TestGateway {
+    TestGateway::prepare(
+        &gateway("http://127.0.0.1:1", "block", MAX_BYTES, 0),
+        SimOptions::default(),
     )
+    .await
 }
 
 /// Lines and framed bytes (8-byte record header + payload, what `max_bytes`
 /// bounds) waiting in the closed spool at `dir`, read without acking.
 fn spool_contents(dir: &Path) -> (u64, u64) {
-    let (spool, _recovery) = Spool::open(SpoolConfig {
-        dir: dir.to_path_buf(),
-        max_bytes: DRAIN_MAX_BYTES,
-        segment_bytes: SEGMENT_BYTES,
-        policy: FullPolicy::Block,
-        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
-    })
-    .expect("open the spool");
     let mut lines = 0;
     let mut bytes = 0;
-    let mut records = Vec::new();
-    while spool.read(1024, usize::MAX, &mut records).is_some() {
-        for r in records.drain(..) {
-            lines += memchr_lines(&r);
-            bytes += 8 + r.len() as u64;
-        }
+    for r in spool::pending_records(dir) {
+        lines += memchr_lines(&r);
+        bytes += 8 + r.len() as u64;
     }
     (lines, bytes)
 }
@@ -221,18 +109,29 @@ fn memchr_lines(record: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', record).count() as u64
 }
 
+/// Runs the gateway on `toml` (rewritten over the files) until `done`.
+async fn run_until(
+    gw: &mut TestGateway,
+    toml: &GatewayToml,
+    what: &str,
+    done: impl Fn(&Stats) -> bool,
+) -> (Arc<Stats>, SinkSummary) {
+    gw.files.rewrite(toml);
+    gw.run();
+    gw.wait_for(what, Duration::from_secs(90), done).await;
+    let summary = gw.stop().await;
+    (Arc::clone(gw.stats()), summary)
+}
+
 /// Overload with nothing draining (the output is a closed port), until `done`.
 async fn overload(
+    gw: &mut TestGateway,
     policy: &str,
-    data: &Path,
-    ports: &[u16],
     what: &str,
     done: impl Fn(&Stats) -> bool,
 ) -> Arc<Stats> {
     let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
-    let gw = Gateway::start(config(data, &closed, policy, MAX_BYTES, 0, ports));
-    gw.wait_for(Duration::from_secs(90), what, done).await;
-    let (stats, summary) = gw.stop().await;
+    let (stats, summary) = run_until(gw, &gateway(&closed, policy, MAX_BYTES, 0), what, done).await;
     assert_eq!(Stats::get(&stats.lines_written), 0, "nothing can drain");
     assert_eq!(summary.lines_written, 0);
     assert!(
@@ -247,27 +146,13 @@ async fn overload(
 /// influxd, without a rate cap and with room in the spool: waits until the
 /// `backlog` lines and everything this run spooled are written. Returns
 /// this run's counters.
-async fn drain(
-    influx: &Influxd,
-    data: &Path,
-    ports: &[u16],
-    policy: &str,
-    backlog: u64,
-) -> Arc<Stats> {
-    let gw = Gateway::start(config(
-        data,
-        &influx.url(),
-        policy,
-        DRAIN_MAX_BYTES,
-        0,
-        ports,
-    ));
-    gw.wait_for(Duration::from_secs(90), "the backlog to drain", |s| {
+async fn drain(gw: &mut TestGateway, influx: &Influxd, policy: &str, backlog: u64) -> Arc<Stats> {
+    let toml = gateway(&influx.url(), policy, DRAIN_MAX_BYTES, 0);
+    let (stats, summary) = run_until(gw, &toml, "the backlog to drain", |s| {
         let spooled = Stats::get(&s.lines_spooled);
         spooled > 0 && Stats::get(&s.lines_written) == backlog + spooled
     })
     .await;
-    let (stats, summary) = gw.stop().await;
     assert_eq!(summary.lines_rejected, 0);
     assert_eq!(summary.lines_left_in_spool, 0);
     assert_eq!(
@@ -284,37 +169,6 @@ async fn drain(
     stats
 }
 
-/// The simulator for `ENDPOINTS` endpoints on free ports. The ports are
-/// held while being picked, so they are distinct; a port taken by another
-/// test before the simulator binds it means a fresh set.
-async fn simulator(stop: &CancellationToken) -> (Vec<u16>, Simulator) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut last_error = String::new();
-    for _attempt in 0..5 {
-        let held: Vec<std::net::TcpListener> = (0..ENDPOINTS)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-            .collect();
-        let ports: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().expect("local addr").port())
-            .collect();
-        drop(held);
-        let config = config(
-            dir.path(),
-            "http://127.0.0.1:1",
-            "block",
-            MAX_BYTES,
-            0,
-            &ports,
-        );
-        match Simulator::start(&config, stop.clone()).await {
-            Ok(sim) => return (ports, sim),
-            Err(e) => last_error = e.to_string(),
-        }
-    }
-    panic!("cannot start the simulator on {ENDPOINTS} free ports: {last_error}");
-}
-
 /// `block`, in three runs on one data directory:
 /// 1. the output is a closed port: the spool fills, then the reading
 ///    channel, and the pollers stall; a shutdown still ends the gateway;
@@ -324,15 +178,16 @@ async fn simulator(stop: &CancellationToken) -> (Vec<u16>, Simulator) {
 ///    three runs spooled: nothing accepted was lost, nothing dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_policy_delays_and_loses_nothing() {
-    let stop_sim = CancellationToken::new();
-    let (ports, _sim) = simulator(&stop_sim).await;
-    let data = tempfile::tempdir().expect("tempdir");
+    // CPU-heavy (128 endpoints polled every second): no timed test runs
+    // meanwhile.
+    let _heavy = heavy().await;
+    let mut gw = simulator().await;
+    let data = gw.files.data_dir();
     let channel_full = 1024;
 
     let first = overload(
+        &mut gw,
         "block",
-        data.path(),
-        &ports,
         "a full spool and a full reading channel",
         |s| {
             Stats::get(&s.spool_full_waits) > 0
@@ -344,33 +199,24 @@ async fn block_policy_delays_and_loses_nothing() {
     assert_eq!(Stats::get(&first.lines_dropped), 0, "block never drops");
     assert!(first.dropped_by_site().is_empty());
     // Everything spooled is still there, within the bound.
-    let (lines, bytes) = spool_contents(&data.path().join("spool"));
+    let (lines, bytes) = spool_contents(&data.join("spool"));
     assert_eq!(lines, spooled1, "the spool holds every spooled line");
     assert!(bytes <= MAX_BYTES, "{bytes} bytes within {MAX_BYTES}");
 
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
+    let influx = Influxd::with_database(DB).await;
     // Slower out than in: 128 lines per second polled, 40 written.
-    let gw = Gateway::start(config(
-        data.path(),
-        &influx.url(),
-        "block",
-        MAX_BYTES,
-        40,
-        &ports,
-    ));
-    gw.wait_for(
-        Duration::from_secs(90),
+    let (second, _) = run_until(
+        &mut gw,
+        &gateway(&influx.url(), "block", MAX_BYTES, 40),
         "missed slots while the spool is full",
         |s| Stats::get(&s.spool_full_waits) > 0 && Stats::get(&s.missed_slots) > 0,
     )
     .await;
-    let (second, _) = gw.stop().await;
     let spooled2 = Stats::get(&second.lines_spooled);
     assert_eq!(Stats::get(&second.lines_dropped), 0, "block never drops");
     let written2 = Stats::get(&second.lines_written);
     assert!(written2 > 0, "the capped output drained some");
-    let (lines, bytes) = spool_contents(&data.path().join("spool"));
+    let (lines, bytes) = spool_contents(&data.join("spool"));
     assert_eq!(
         lines,
         spooled1 + spooled2 - written2,
@@ -378,8 +224,8 @@ async fn block_policy_delays_and_loses_nothing() {
     );
     assert!(bytes <= MAX_BYTES, "{bytes} bytes within {MAX_BYTES}");
 
-    let third = drain(&influx, data.path(), &ports, "block", lines).await;
-    stop_sim.cancel();
+    let third = drain(&mut gw, &influx, "block", lines).await;
+    gw.sim.stop();
 
     let count = influx.count(DB, "SELECT count(q) FROM reading").await;
     assert_eq!(
@@ -391,15 +237,16 @@ async fn block_policy_delays_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_policy_counts_what_it_drops() {
-    let stop_sim = CancellationToken::new();
-    let (ports, _sim) = simulator(&stop_sim).await;
-    let data = tempfile::tempdir().expect("tempdir");
+    // CPU-heavy (128 endpoints polled every second): no timed test runs
+    // meanwhile.
+    let _heavy = heavy().await;
+    let mut gw = simulator().await;
+    let data = gw.files.data_dir();
 
     // Drops on both sites.
     let first = overload(
+        &mut gw,
         "drop_oldest",
-        data.path(),
-        &ports,
         "drops from a full spool on both sites",
         |s| s.dropped_by_site().len() == SITES.len(),
     )
@@ -423,7 +270,7 @@ async fn drop_oldest_policy_counts_what_it_drops() {
         dropped,
         "per-site drops sum to the total"
     );
-    let (lines, bytes) = spool_contents(&data.path().join("spool"));
+    let (lines, bytes) = spool_contents(&data.join("spool"));
     assert_eq!(
         lines,
         spooled - dropped,
@@ -431,17 +278,9 @@ async fn drop_oldest_policy_counts_what_it_drops() {
     );
     assert!(bytes <= MAX_BYTES, "{bytes} bytes within {MAX_BYTES}");
 
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
-    let second = drain(
-        &influx,
-        data.path(),
-        &ports,
-        "drop_oldest",
-        spooled - dropped,
-    )
-    .await;
-    stop_sim.cancel();
+    let influx = Influxd::with_database(DB).await;
+    let second = drain(&mut gw, &influx, "drop_oldest", spooled - dropped).await;
+    gw.sim.stop();
 
     let count = influx.count(DB, "SELECT count(q) FROM reading").await;
     assert_eq!(

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use emgate::config::Config;
 
+use super::gateway::Gateway;
+
 /// TOML for a string (quoted and escaped).
 fn quoted(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
@@ -208,6 +210,12 @@ impl ConfigFiles {
             .unwrap_or_else(|e| panic!("test configuration: {e}"))
     }
 
+    /// Starts `emgate run` on these files, with its JSON log in
+    /// `<dir>/<name>.log`.
+    pub fn spawn(&self, name: &str) -> Gateway {
+        Gateway::run(&self.main_file(), self.path().join(format!("{name}.log")))
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -238,7 +246,7 @@ impl ConfigFiles {
 #[derive(Debug, Clone)]
 pub struct Site {
     head: String,
-    meters: String,
+    meters: Vec<Meter>,
 }
 
 impl Site {
@@ -246,7 +254,7 @@ impl Site {
     pub fn new(id: &str, name: &str) -> Site {
         Site {
             head: format!("[site]\nid = {}\nname = {}\n", quoted(id), quoted(name)),
-            meters: String::new(),
+            meters: Vec::new(),
         }
     }
 
@@ -260,14 +268,18 @@ impl Site {
     /// One more meter.
     #[must_use]
     pub fn meter(mut self, meter: Meter) -> Site {
-        let _ = write!(self.meters, "\n{meter}");
+        self.meters.push(meter);
         self
     }
 }
 
 impl fmt::Display for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.head, self.meters)
+        f.write_str(&self.head)?;
+        for meter in &self.meters {
+            write!(f, "\n{meter}")?;
+        }
+        Ok(())
     }
 }
 

@@ -96,6 +96,13 @@ impl Influxd {
         }
     }
 
+    /// [`Influxd::start`], then `CREATE DATABASE db`.
+    pub async fn with_database(db: &str) -> Influxd {
+        let influxd = Influxd::start();
+        influxd.create_database(db).await;
+        influxd
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL after 15 s) and waits for it
     /// to exit; writes meanwhile fail with "connection refused".
     pub fn stop(&mut self) {
@@ -111,11 +118,6 @@ impl Influxd {
     /// Whether the server is running (not between `stop` and `start_again`).
     pub fn is_running(&self) -> bool {
         self.peer.is_running()
-    }
-
-    /// What influxd printed so far.
-    pub fn log(&self) -> String {
-        self.peer.log()
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -190,6 +192,12 @@ impl Influxd {
             .map(|row| row.as_array().cloned().unwrap_or_default())
             .collect();
         Table { columns, rows }
+    }
+
+    /// The points `meter` has in `reading` (`count(q)`, which every point has).
+    pub async fn meter_count(&self, db: &str, meter: &str) -> u64 {
+        let q = format!("SELECT count(q) FROM reading WHERE meter = '{meter}'");
+        self.count(db, &q).await
     }
 
     /// The rows of the first series of a query: `values` as given by InfluxDB

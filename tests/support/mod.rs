@@ -8,8 +8,8 @@
 //! - [`test_gateway`]: the simulator and the gateway in this process, the
 //!   way the end-to-end tests start them, with handles to wait on readings;
 //!   [`gateway`]: the real `emgate run` process;
-//! - [`wait_for`], the one polling wait, and [`exclusive`] for the few tests
-//!   that need the machine to themselves.
+//! - [`wait_for`], the one polling wait; [`timed`] and [`heavy`] keep the
+//!   tests that need the gateway to keep time apart from the CPU-heavy ones.
 //!
 //! A missing peer binary fails the test with a message saying how to
 //! install it; nothing is skipped.
@@ -21,6 +21,7 @@ pub mod influxd;
 pub mod mosquitto;
 pub mod peer;
 pub mod pymodbus;
+pub mod spool;
 pub mod test_gateway;
 pub mod victoria;
 
@@ -31,7 +32,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use emgate::config::Config;
-use emgate::model::MeterId;
+use emgate::model::{MeterId, Quality};
 use emgate::stats::Stats;
 
 /// How often [`wait_for`] checks its condition.
@@ -92,15 +93,24 @@ impl<F: Fn() -> String> fmt::Display for Lazy<F> {
     }
 }
 
-/// Held for its whole run by each test that needs the machine to itself,
-/// so no two of them overlap: libtest runs two tests at a time here (one
-/// binary, two cores). The holders are the CPU-heavy `spool_full` tests
-/// and the tests whose assertions depend on the gateway keeping time (a
-/// shutdown deadline, no missed slot, consecutive slots, a kill at a set
-/// second); each says why it holds it.
-pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
-    static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    MACHINE.lock().await
+/// What keeps timing-sensitive tests and CPU-heavy tests apart. libtest
+/// runs two tests at a time here (one binary, two cores), so any two may
+/// meet; these two kinds must not.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held for its whole run by each test whose assertions depend on the
+/// gateway keeping time (a shutdown deadline, no missed or late slot, a
+/// kill at a set second): such tests run beside each other and beside any
+/// other test, but never beside a [`heavy`] one. Each holder says why.
+pub async fn timed() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// Held for its whole run by each CPU-heavy test (the `spool_full` tests
+/// poll 128 endpoints every second), which needs the machine to itself:
+/// no [`timed`] test and no other heavy one runs meanwhile.
+pub async fn heavy() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
 }
 
 /// The gateway's main counters in one line, for failure messages.
@@ -127,6 +137,15 @@ pub fn consecutive(slots: &BTreeSet<i64>) -> bool {
         (Some(first), Some(last)) => usize::try_from(last - first + 1) == Ok(slots.len()),
         _ => false,
     }
+}
+
+/// How many points the validator flagged with `bit` (its reason counter).
+pub fn reason_count(stats: &Stats, bit: Quality) -> u64 {
+    let i = Quality::REASONS
+        .iter()
+        .position(|(b, _)| *b == bit)
+        .expect("a reason bit");
+    Stats::get(&stats.quality_counts[i])
 }
 
 /// The id of meter `name` in `config`.

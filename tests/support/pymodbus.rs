@@ -54,20 +54,6 @@ impl PeerDevice {
         self
     }
 
-    /// Adds a block of coils.
-    #[must_use]
-    pub fn coils(mut self, address: u16, bits: &[bool]) -> PeerDevice {
-        self.coils.push((address, bits.to_vec()));
-        self
-    }
-
-    /// Adds a block of discrete inputs.
-    #[must_use]
-    pub fn discrete(mut self, address: u16, bits: &[bool]) -> PeerDevice {
-        self.discrete.push((address, bits.to_vec()));
-        self
-    }
-
     fn to_json(&self) -> serde_json::Value {
         let words = |blocks: &[(u16, Vec<u16>)]| -> Vec<serde_json::Value> {
             blocks

@@ -111,6 +111,8 @@ pub struct InProcess {
     pub stats: Arc<Stats>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<SinkSummary, AppError>>>,
+    /// The files it runs on, when it owns them.
+    files: Option<ConfigFiles>,
 }
 
 impl InProcess {
@@ -137,12 +139,15 @@ impl InProcess {
             stats,
             shutdown,
             task: Some(task),
+            files: None,
         }
     }
 
-    /// Readings polled or received so far.
-    pub fn readings(&self) -> u64 {
-        Stats::get(&self.stats.readings)
+    /// Runs the gateway on `files`, which it keeps until dropped.
+    pub fn start_files(files: ConfigFiles) -> InProcess {
+        let mut run = InProcess::start(Arc::new(files.load()));
+        run.files = Some(files);
+        run
     }
 
     /// Waits until `done` holds for the counters; panics after `timeout`
@@ -273,13 +278,9 @@ impl TestGateway {
         self.run = Some(run);
     }
 
-    /// Starts `emgate run` on the files, with its JSON log in
-    /// `<dir>/<name>.log`.
+    /// Starts `emgate run` on the files (see [`ConfigFiles::spawn`]).
     pub fn spawn(&self, name: &str) -> Gateway {
-        Gateway::run(
-            &self.files.main_file(),
-            self.files.path().join(format!("{name}.log")),
-        )
+        self.files.spawn(name)
     }
 
     /// The counters of the latest in-process run.

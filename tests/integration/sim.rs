@@ -25,6 +25,7 @@ use crate::support::pymodbus::{
     DTSD1352_POINTS, Framer, PymodbusServer, SDM630_POINTS, dtsd1352_device, dtsd1352_profile,
     sdm630_device, sdm630_profile,
 };
+use crate::support::wait_for;
 
 /// Meter 0: SDM630 float map, unit 1, hashed load.
 const SDM: MeterId = MeterId(0);
@@ -404,13 +405,11 @@ async fn shutdown_closes_the_listener() {
     let addr = r.addr;
     r.shutdown.cancel();
     // The listener task ends soon after; poll until connecting fails.
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("simulator still accepts connections on {addr} after shutdown");
+    let what = format!("the simulator to stop accepting connections on {addr}");
+    wait_for(what, Duration::from_secs(2), async || {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
 }
 
 #[tokio::test]

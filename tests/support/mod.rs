@@ -7,7 +7,8 @@
 //!   temporary directory as an operator lays them out;
 //! - [`test_gateway`]: the simulator and the gateway in this process, the
 //!   way the end-to-end tests start them, with handles to wait on readings;
-//!   [`gateway`]: the real `emgate run` process;
+//!   [`gateway`]: the real `emgate run` process; [`spool`]: what a closed
+//!   spool still holds;
 //! - [`wait_for`], the one polling wait; [`timed`] and [`heavy`] keep the
 //!   tests that need the gateway to keep time apart from the CPU-heavy ones.
 //!

@@ -1,12 +1,13 @@
-//! An `emgate run` child process for tests that kill, restart and stop the
-//! real binary.
+//! An `emgate run` child process for tests that kill, restart, reload and
+//! stop the real binary, with its JSON log as the evidence.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::time::Instant;
+
+use super::{lazy, wait_for};
 
 /// An `emgate run` process; SIGKILLed if still running when dropped (a
 /// failing test leaves no process behind).
@@ -40,21 +41,19 @@ impl Gateway {
         }
     }
 
+    /// Its process id, for `kill`.
     pub fn pid(&self) -> String {
         self.child.as_ref().expect("running").id().to_string()
     }
 
+    /// What it logged so far (JSON lines).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// `kill -KILL` and reap.
     pub fn kill9(&mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.pid()])
-            .status()
-            .expect("kill -KILL");
-        assert!(status.success(), "kill -KILL failed; log:\n{}", self.log());
+        self.signal("-KILL");
         self.child
             .take()
             .expect("running")
@@ -62,46 +61,53 @@ impl Gateway {
             .expect("reap emgate");
     }
 
+    /// Sends `signal` (e.g. `-HUP`) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill {signal}: {e}"));
+        assert!(
+            status.success(),
+            "kill {signal} failed; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Waits (up to 30 s) until the log holds `count` lines containing `needle`.
+    pub async fn wait_log(&self, needle: &str, count: usize) {
+        let what = lazy(|| format!("{needle:?} (×{count}) in the log:\n{}", self.log()));
+        wait_for(&what, Duration::from_secs(30), async || {
+            self.log().matches(needle).count() >= count
+        })
+        .await;
+    }
+
     /// `kill -TERM`, then waits (bounded) for exit code 0. Waits first until
     /// the gateway has started (its "starting" log line), so the signal tests
     /// the orderly shutdown, not process start-up.
     pub async fn terminate(&mut self) {
-        let ready_by = Instant::now() + Duration::from_secs(30);
-        while !self.log().contains("starting") {
-            assert!(
-                Instant::now() < ready_by,
-                "emgate run never started; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut child = self.child.take().expect("running");
-        loop {
-            if let Some(status) = child.try_wait().expect("wait emgate") {
-                assert_eq!(
-                    status.code(),
-                    Some(0),
-                    "emgate run after SIGTERM; log:\n{}",
-                    self.log()
-                );
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "emgate run did not exit within 30 s of SIGTERM; log:\n{}",
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_log("starting", 1).await;
+        self.signal("-TERM");
+        let child = self.child.as_mut().expect("running");
+        let what = "emgate run to exit within 30 s of SIGTERM";
+        // On a timeout the panic drops `self`, which kills the process.
+        wait_for(what, Duration::from_secs(30), async || {
+            child.try_wait().expect("wait emgate").is_some()
+        })
+        .await;
+        let status = self
+            .child
+            .take()
+            .expect("running")
+            .wait()
+            .expect("reap emgate");
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "emgate run after SIGTERM; log:\n{}",
+            self.log()
+        );
     }
 
     /// The `fields` of the first JSON log line with this message.

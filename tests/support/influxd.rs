@@ -1,156 +1,133 @@
-//! A real InfluxDB 1.x (`influxd`) for integration tests: own temporary
-//! directory, HTTP and RPC ports on 127.0.0.1, stopped (and its data deleted)
-//! when dropped. Fault tests can also stop it and start it again on the same
-//! ports and data directory, to play an outage of the server. Also a
-//! blocking `raw_get` used to wait for readiness without a runtime.
+//! A real InfluxDB 1.x (`influxd`) for integration tests, on the shared
+//! [`Peer`] lifecycle: own temporary directory, HTTP and RPC ports on
+//! 127.0.0.1, stopped (and its data deleted) when dropped. Fault tests stop
+//! it and start it again on the same ports and data directory to play an
+//! outage of the server (1.x keeps its databases and points across it).
+//! Also the queries the tests read it back with.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use super::{free_port, require_binary};
+use super::peer::{Peer, PeerKind, raw_get, require_binary};
+
+/// How to run `influxd`: ports are HTTP, then RPC.
+struct Kind {
+    binary: PathBuf,
+}
+
+impl PeerKind for Kind {
+    fn name(&self) -> &'static str {
+        "influxd"
+    }
+
+    fn ports(&self) -> usize {
+        2
+    }
+
+    fn prepare(&self, dir: &Path, ports: &[u16]) {
+        let (port, rpc_port) = (ports[0], ports[1]);
+        let d = dir.display();
+        std::fs::write(
+            dir.join("influxdb.conf"),
+            format!(
+                "reporting-disabled = true\n\
+                 bind-address = \"127.0.0.1:{rpc_port}\"\n\
+                 [meta]\n  dir = \"{d}/meta\"\n\
+                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+                 [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\
+                 [logging]\n  level = \"warn\"\n\
+                 [monitor]\n  store-enabled = false\n"
+            ),
+        )
+        .expect("write influxdb.conf");
+    }
+
+    fn command(&self, dir: &Path, _ports: &[u16]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("run")
+            .arg("-config")
+            .arg(dir.join("influxdb.conf"));
+        command
+    }
+
+    fn ready(&self, ports: &[u16]) -> bool {
+        matches!(raw_get(ports[0], "/ping"), Some((204, _)))
+    }
+
+    fn stop_grace(&self) -> Duration {
+        Duration::from_secs(15)
+    }
+}
+
+/// One series of a query answer: column names (`time` first) and rows.
+pub struct Table {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows, values in column order.
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl Table {
+    /// The index of column `name`; panics naming the columns there are.
+    pub fn col(&self, name: &str) -> usize {
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("column {name} in {:?}", self.columns))
+    }
+}
 
 /// A running `influxd`.
 pub struct Influxd {
-    child: Child,
-    /// False between [`Influxd::stop`] and [`Influxd::start_again`].
-    running: bool,
-    binary: PathBuf,
-    port: u16,
-    dir: tempfile::TempDir,
+    peer: Peer,
     http: reqwest::Client,
 }
 
 impl Influxd {
-    /// Starts `influxd` and waits until `GET /ping` answers 204. Retries with
-    /// fresh ports when a port was taken in between; panics with influxd's
-    /// output when it never becomes ready.
+    /// Starts `influxd` and waits until `GET /ping` answers 204.
     pub fn start() -> Influxd {
         let binary = require_binary("influxd", "install it with `apt-get install influxdb`");
-        let mut last_log = String::new();
-        for _attempt in 0..3 {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            let port = free_port();
-            let rpc_port = free_port();
-            let conf = dir.path().join("influxdb.conf");
-            let d = dir.path().display();
-            std::fs::write(
-                &conf,
-                format!(
-                    "reporting-disabled = true\n\
-                     bind-address = \"127.0.0.1:{rpc_port}\"\n\
-                     [meta]\n  dir = \"{d}/meta\"\n\
-                     [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
-                     [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\
-                     [logging]\n  level = \"warn\"\n\
-                     [monitor]\n  store-enabled = false\n"
-                ),
-            )
-            .expect("write influxdb.conf");
-            let child = spawn(&binary, dir.path());
-            let mut me = Influxd {
-                child,
-                running: true,
-                binary: binary.clone(),
-                port,
-                dir,
-                http: reqwest::Client::new(),
-            };
-            match me.wait_ready(Duration::from_secs(20)) {
-                Ok(()) => return me,
-                Err(why) => {
-                    last_log = format!("{why}\n--- influxd output ---\n{}", me.log());
-                    // Dropping `me` stops the process before the next attempt.
-                }
-            }
+        Influxd {
+            peer: Peer::start(Kind { binary }),
+            http: reqwest::Client::new(),
         }
-        panic!("influxd did not become ready after 3 attempts: {last_log}");
+    }
+
+    /// [`Influxd::start`], then `CREATE DATABASE db`.
+    pub async fn with_database(db: &str) -> Influxd {
+        let influxd = Influxd::start();
+        influxd.create_database(db).await;
+        influxd
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 15 s) and waits for it
-    /// to exit. Ports, data and log stay, for [`Influxd::start_again`].
-    /// Writes meanwhile fail with "connection refused".
+    /// to exit; writes meanwhile fail with "connection refused".
     pub fn stop(&mut self) {
-        if !self.running {
-            return;
-        }
-        self.running = false;
-        super::terminate(&mut self.child, Duration::from_secs(15));
+        self.peer.stop();
     }
 
-    /// Starts the server again after [`Influxd::stop`], on the same ports and
-    /// data directory (1.x keeps its databases and points across a restart),
-    /// and waits until `GET /ping` answers. Panics with the server's output
-    /// when it does not come back within 30 s (e.g. another process took the
-    /// port meanwhile).
+    /// Starts the server again after [`Influxd::stop`], on the same ports
+    /// and data directory, and waits until `GET /ping` answers.
     pub fn start_again(&mut self) {
-        assert!(!self.running, "influxd is already running");
-        let mut why = String::new();
-        // The port may still be held by the old process's sockets for a
-        // moment: a few attempts, each a fresh process.
-        for _attempt in 0..3 {
-            self.child = spawn(&self.binary, self.dir.path());
-            self.running = true;
-            match self.wait_ready(Duration::from_secs(30)) {
-                Ok(()) => return,
-                Err(e) => {
-                    why = e;
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    self.running = false;
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
-        panic!(
-            "influxd did not come back on port {}: {why}\n--- influxd output ---\n{}",
-            self.port,
-            self.log()
-        );
+        self.peer.start_again();
     }
 
     /// Whether the server is running (not between `stop` and `start_again`).
     pub fn is_running(&self) -> bool {
-        self.running
-    }
-
-    fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("influxd exited early with {status}"));
-            }
-            if let Some((204, _)) = raw_get(self.port, "/ping") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no 204 from GET /ping within {limit:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// What influxd printed so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("influxd.log")).unwrap_or_default()
+        self.peer.is_running()
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     /// HTTP port.
     pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Data directory of this instance.
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
+        self.peer.port(0)
     }
 
     /// `CREATE DATABASE name`.
@@ -196,6 +173,31 @@ impl Influxd {
             "query {influxql:?}: {v}"
         );
         v
+    }
+
+    /// The first series of a query as a [`Table`]; panics when there is none.
+    pub async fn table(&self, db: &str, influxql: &str) -> Table {
+        let v = self.query(db, influxql).await;
+        let series = &v["results"][0]["series"][0];
+        let columns = series["columns"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no columns in the answer to {influxql:?}: {v}"))
+            .iter()
+            .map(|c| c.as_str().expect("column name").to_owned())
+            .collect();
+        let rows = series["values"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no rows in the answer to {influxql:?}: {v}"))
+            .iter()
+            .map(|row| row.as_array().cloned().unwrap_or_default())
+            .collect();
+        Table { columns, rows }
+    }
+
+    /// The points `meter` has in `reading` (`count(q)`, which every point has).
+    pub async fn meter_count(&self, db: &str, meter: &str) -> u64 {
+        let q = format!("SELECT count(q) FROM reading WHERE meter = '{meter}'");
+        self.count(db, &q).await
     }
 
     /// The rows of the first series of a query: `values` as given by InfluxDB
@@ -261,45 +263,4 @@ impl Influxd {
         }
         out
     }
-}
-
-/// Starts `influxd run` with the configuration in `dir`, appending its
-/// output to `dir/influxd.log`.
-fn spawn(binary: &Path, dir: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("influxd.log"))
-        .expect("influxd log file");
-    Command::new(binary)
-        .arg("run")
-        .arg("-config")
-        .arg(dir.join("influxdb.conf"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log handle"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
-}
-
-impl Drop for Influxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A blocking `GET path` on 127.0.0.1:port with a short timeout: status and
-/// body, or `None` when nothing answers. Good enough for readiness checks of
-/// servers that answer with `Connection: close` semantics on HTTP/1.0.
-pub fn raw_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((status, body))
 }

@@ -1,20 +1,20 @@
-//! A real Mosquitto broker for integration tests: own temporary directory,
-//! a plain listener (and optionally a TLS one, with a CA and server
-//! certificate the test makes with the `openssl` CLI) on 127.0.0.1,
-//! persistence on, so a [`Mosquitto::stop`] / [`Mosquitto::start_again`]
-//! keeps persistent sessions and their queued QoS 1/2 messages. Also small
-//! rumqttc helpers to publish (QoS 1, waiting for every PUBACK) and to
-//! collect messages.
+//! A real Mosquitto broker for integration tests, on the shared [`Peer`]
+//! lifecycle: own temporary directory, a plain listener (and optionally a
+//! TLS one, with a CA and server certificate the test makes with the
+//! `openssl` CLI) on 127.0.0.1, persistence on, so a [`Mosquitto::stop`] /
+//! [`Mosquitto::start_again`] keeps persistent sessions and their queued
+//! QoS 1/2 messages. Also small rumqttc helpers to publish (QoS 1, waiting
+//! for every PUBACK) and to collect messages.
 
 use std::fmt::Write as _;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, Outgoing, QoS};
 
-use super::{free_port, require_binary};
+use super::free_port;
+use super::peer::{Peer, PeerKind, accepts, require_binary};
 
 /// How a test broker is set up.
 #[derive(Debug, Clone, Default)]
@@ -37,131 +37,90 @@ impl MosquittoOptions {
     }
 }
 
+/// How to run `mosquitto`: ports are plain, then TLS when asked for.
+struct Kind {
+    binary: PathBuf,
+    options: MosquittoOptions,
+}
+
+impl PeerKind for Kind {
+    fn name(&self) -> &'static str {
+        "mosquitto"
+    }
+
+    fn ports(&self) -> usize {
+        if self.options.tls { 2 } else { 1 }
+    }
+
+    fn prepare(&self, dir: &Path, ports: &[u16]) {
+        write_config(dir, &self.options, ports[0], ports.get(1).copied());
+    }
+
+    fn command(&self, dir: &Path, _ports: &[u16]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.arg("-c").arg(dir.join("mosquitto.conf"));
+        command
+    }
+
+    fn ready(&self, ports: &[u16]) -> bool {
+        accepts(ports)
+    }
+}
+
 /// A running `mosquitto`.
 pub struct Mosquitto {
-    child: Child,
-    running: bool,
-    binary: PathBuf,
-    port: u16,
-    tls_port: Option<u16>,
-    dir: tempfile::TempDir,
+    peer: Peer,
+    tls: bool,
 }
 
 impl Mosquitto {
-    /// Starts a broker and waits until it accepts connections. Retries with
-    /// fresh ports when a port was taken in between; panics with the
-    /// broker's log when it never becomes ready.
+    /// Starts a broker and waits until it accepts connections.
     pub fn start(options: &MosquittoOptions) -> Mosquitto {
         let binary = require_binary(
             "mosquitto",
             "install it with `apt-get install mosquitto mosquitto-clients`",
         );
-        let mut last = String::new();
-        for _attempt in 0..3 {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            let port = free_port();
-            let tls_port = options.tls.then(free_port);
-            write_config(dir.path(), options, port, tls_port);
-            let child = spawn(&binary, dir.path());
-            let mut me = Mosquitto {
-                child,
-                running: true,
-                binary: binary.clone(),
-                port,
-                tls_port,
-                dir,
-            };
-            match me.wait_ready(Duration::from_secs(10)) {
-                Ok(()) => return me,
-                Err(why) => last = format!("{why}\n--- mosquitto log ---\n{}", me.log()),
-            }
+        Mosquitto {
+            peer: Peer::start(Kind {
+                binary,
+                options: options.clone(),
+            }),
+            tls: options.tls,
         }
-        panic!("mosquitto did not become ready after 3 attempts: {last}");
     }
 
     /// Stops the broker (SIGTERM, so it saves its persistence file; SIGKILL
-    /// after 10 s) and waits for it. Port and directory stay.
+    /// after 10 s) and waits for it. Ports and directory stay.
     pub fn stop(&mut self) {
-        if !self.running {
-            return;
-        }
-        self.running = false;
-        super::terminate(&mut self.child, Duration::from_secs(10));
+        self.peer.stop();
     }
 
     /// Starts the broker again after [`Mosquitto::stop`] on the same ports
     /// and directory: persistent sessions and their queued messages survive.
     pub fn start_again(&mut self) {
-        assert!(!self.running, "mosquitto is already running");
-        let mut why = String::new();
-        for _attempt in 0..5 {
-            self.child = spawn(&self.binary, self.dir.path());
-            self.running = true;
-            match self.wait_ready(Duration::from_secs(10)) {
-                Ok(()) => return,
-                Err(e) => {
-                    why = e;
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    self.running = false;
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
-        panic!(
-            "mosquitto did not come back on port {}: {why}\n--- mosquitto log ---\n{}",
-            self.port,
-            self.log()
-        );
-    }
-
-    fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
-        let ports: Vec<u16> = std::iter::once(self.port).chain(self.tls_port).collect();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("mosquitto exited early with {status}"));
-            }
-            let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
-            if ports
-                .iter()
-                .all(|&p| TcpStream::connect_timeout(&addr(p), Duration::from_millis(200)).is_ok())
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no connection to ports {ports:?} within {limit:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.peer.start_again();
     }
 
     /// The plain (non-TLS) port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.peer.port(0)
     }
 
     /// The TLS port, when started with `tls`.
     pub fn tls_port(&self) -> u16 {
-        self.tls_port.expect("broker started without tls")
+        assert!(self.tls, "broker started without tls");
+        self.peer.port(1)
     }
 
     /// The test CA's certificate (PEM file), when started with `tls`.
     pub fn ca_file(&self) -> PathBuf {
-        assert!(self.tls_port.is_some(), "broker started without tls");
-        self.dir.path().join("ca.pem")
+        assert!(self.tls, "broker started without tls");
+        self.peer.dir().join("ca.pem")
     }
 
     /// What the broker logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.peer.log()
     }
 }
 
@@ -173,7 +132,7 @@ fn write_config(dir: &Path, options: &MosquittoOptions, port: u16, tls_port: Opt
          persistence true\n\
          persistence_location {d}/\n\
          autosave_interval 1\n\
-         log_dest file {d}/mosquitto.log\n\
+         log_dest stderr\n\
          log_type error\nlog_type warning\nlog_type notice\nlog_type information\n\
          connection_messages true\n\
          max_queued_messages 100000\n\
@@ -269,18 +228,6 @@ fn run(cmd: &mut Command) {
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Starts `mosquitto -c dir/mosquitto.conf` (it logs to its own file).
-fn spawn(binary: &Path, dir: &Path) -> Child {
-    Command::new(binary)
-        .arg("-c")
-        .arg(dir.join("mosquitto.conf"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
 }
 
 /// Publishes `messages` (topic, payload) in order with QoS 1 as client

@@ -3,17 +3,18 @@
 //! words were computed outside emgate (Python's `struct`), so an interop test
 //! checks our decoder against someone else's encoder, not against itself.
 //!
-//! The interpreter comes from `EMGATE_PYTHON` (set by `scripts/test`), else
-//! `.venv/bin/python` in the repository. A missing interpreter or pymodbus
-//! fails the test and says to run `scripts/test`.
+//! The server runs on the shared [`Peer`] lifecycle. The interpreter comes
+//! from `EMGATE_PYTHON` (set by `scripts/test`), else `.venv/bin/python` in
+//! the repository. A missing interpreter or pymodbus fails the test and says
+//! to run `scripts/test`.
 
-use std::fs::File;
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use emgate::profiles::{DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
+
+use super::peer::{Peer, PeerKind, accepts};
 
 /// One unit id's tables, as raw words and bits.
 #[derive(Debug, Clone, Default)]
@@ -53,20 +54,6 @@ impl PeerDevice {
         self
     }
 
-    /// Adds a block of coils.
-    #[must_use]
-    pub fn coils(mut self, address: u16, bits: &[bool]) -> PeerDevice {
-        self.coils.push((address, bits.to_vec()));
-        self
-    }
-
-    /// Adds a block of discrete inputs.
-    #[must_use]
-    pub fn discrete(mut self, address: u16, bits: &[bool]) -> PeerDevice {
-        self.discrete.push((address, bits.to_vec()));
-        self
-    }
-
     fn to_json(&self) -> serde_json::Value {
         let words = |blocks: &[(u16, Vec<u16>)]| -> Vec<serde_json::Value> {
             blocks
@@ -102,11 +89,43 @@ pub enum Framer {
     RtuOverTcp,
 }
 
+/// How to run the pymodbus server: `tests/peers/pymodbus_server.py` with
+/// the devices and framing as JSON.
+struct Kind {
+    python: PathBuf,
+    devices: Vec<serde_json::Value>,
+    framer: Framer,
+}
+
+impl PeerKind for Kind {
+    fn name(&self) -> &'static str {
+        // pymodbus logs every frame; its log file, unlike a pipe nobody
+        // reads, never fills up and blocks it.
+        "pymodbus"
+    }
+
+    fn command(&self, _dir: &Path, ports: &[u16]) -> Command {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pymodbus_server.py");
+        let spec = serde_json::json!({
+            "host": "127.0.0.1",
+            "port": ports[0],
+            "framer": if self.framer == Framer::RtuOverTcp { "rtu" } else { "socket" },
+            "devices": self.devices,
+        });
+        let mut command = Command::new(&self.python);
+        command.arg(script).arg(spec.to_string());
+        command
+    }
+
+    fn ready(&self, ports: &[u16]) -> bool {
+        accepts(ports)
+    }
+}
+
 /// A running pymodbus server; killed when dropped.
 pub struct PymodbusServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+    peer: Peer,
 }
 
 impl PymodbusServer {
@@ -119,71 +138,24 @@ impl PymodbusServer {
     /// [`PymodbusServer::start`] with a choice of framing.
     pub fn start_with(devices: &[PeerDevice], framer: Framer) -> PymodbusServer {
         let python = python();
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pymodbus_server.py");
         check_pymodbus(&python);
-        let port = super::free_port();
-        let spec = serde_json::json!({
-            "host": "127.0.0.1",
-            "port": port,
-            "framer": if framer == Framer::RtuOverTcp { "rtu" } else { "socket" },
-            "devices": devices.iter().map(PeerDevice::to_json).collect::<Vec<_>>(),
-        });
-        let dir = tempfile::tempdir().expect("temporary directory");
-        // pymodbus logs every frame; a file, unlike a pipe nobody reads, never fills up and blocks it.
-        let log_path = dir.path().join("pymodbus.log");
-        let log = File::create(&log_path).expect("create pymodbus log");
-        let child = Command::new(&python)
-            .arg(&script)
-            .arg(spec.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {}: {e}; pymodbus not installed: run scripts/test",
-                    python.display()
-                )
-            });
-        let mut server = PymodbusServer {
-            child,
-            port,
-            _dir: dir,
-        };
-        let addr = server.addr();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!("pymodbus server exited ({status}) before listening:\n{log}");
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pymodbus server did not listen on {addr} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        PymodbusServer {
+            peer: Peer::start(Kind {
+                python,
+                devices: devices.iter().map(PeerDevice::to_json).collect(),
+                framer,
+            }),
         }
     }
 
     /// Port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
-        self.port
+        self.peer.port(0)
     }
 
     /// Address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for PymodbusServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        SocketAddr::from(([127, 0, 0, 1], self.port()))
     }
 }
 

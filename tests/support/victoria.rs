@@ -1,20 +1,47 @@
-//! A real VictoriaMetrics for integration tests of the `/api/v2/write` path:
-//! own temporary storage directory and port, stopped when dropped.
-//! Read-back goes through `/api/v1/export` after `/internal/force_flush`,
-//! polled until the expected samples appear (new series take a while).
+//! A real VictoriaMetrics for integration tests of the `/api/v2/write` path,
+//! on the shared [`Peer`] lifecycle: own temporary storage directory and
+//! port, stopped when dropped. Read-back goes through `/api/v1/export` after
+//! `/internal/force_flush`, polled until the expected samples appear (new
+//! series take a while).
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::influxd::raw_get;
-use super::{free_port, require_binary};
+use super::peer::{Peer, PeerKind, raw_get, require_binary};
+
+/// How to run `victoria-metrics`.
+struct Kind {
+    binary: PathBuf,
+}
+
+impl PeerKind for Kind {
+    fn name(&self) -> &'static str {
+        "victoria-metrics"
+    }
+
+    fn command(&self, dir: &Path, ports: &[u16]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", ports[0]))
+            .arg(format!("-storageDataPath={}", dir.join("data").display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.latencyOffset=0s")
+            .arg("-search.disableCache")
+            .arg("-loggerLevel=ERROR");
+        command
+    }
+
+    fn ready(&self, ports: &[u16]) -> bool {
+        raw_get(ports[0], "/health")
+            .is_some_and(|(status, body)| status == 200 && body.trim() == "OK")
+    }
+}
 
 /// A running `victoria-metrics`.
 pub struct Victoria {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    peer: Peer,
     http: reqwest::Client,
 }
 
@@ -30,66 +57,21 @@ pub struct Series {
 }
 
 impl Victoria {
-    /// Starts victoria-metrics and waits until `GET /health` answers "OK";
-    /// panics with its output when it does not.
+    /// Starts victoria-metrics and waits until `GET /health` answers "OK".
     pub fn start() -> Victoria {
         let binary = require_binary(
             "victoria-metrics",
             "install it with `apt-get install victoria-metrics`",
         );
-        let mut last = String::new();
-        for _attempt in 0..3 {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            let port = free_port();
-            let log_path = dir.path().join("victoria.log");
-            let log = std::fs::File::create(&log_path).expect("victoria log file");
-            let child = Command::new(&binary)
-                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg(format!(
-                    "-storageDataPath={}",
-                    dir.path().join("data").display()
-                ))
-                .arg("-retentionPeriod=100y")
-                .arg("-search.latencyOffset=0s")
-                .arg("-search.disableCache")
-                .arg("-loggerLevel=ERROR")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-            let mut me = Victoria {
-                child,
-                port,
-                dir,
-                http: reqwest::Client::new(),
-            };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let why = loop {
-                if let Ok(Some(status)) = me.child.try_wait() {
-                    break format!("victoria-metrics exited early with {status}");
-                }
-                if let Some((200, body)) = raw_get(port, "/health")
-                    && body.trim() == "OK"
-                {
-                    return me;
-                }
-                if Instant::now() > deadline {
-                    break "GET /health did not answer OK within 20 s".to_owned();
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            };
-            last = format!(
-                "{why}\n--- victoria-metrics output ---\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
+        Victoria {
+            peer: Peer::start(Kind { binary }),
+            http: reqwest::Client::new(),
         }
-        panic!("victoria-metrics did not become ready after 3 attempts: {last}");
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.peer.port(0))
     }
 
     /// Series matching `selector` (e.g. `{__name__=~"reading_.*"}`), sorted by
@@ -146,12 +128,5 @@ impl Victoria {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-impl Drop for Victoria {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -19,24 +19,21 @@
 //! `Simulator::value_at` (the same values the Modbus server would serve),
 //! instead of waiting a day for the pollers.
 
-mod support;
-
 use std::sync::Arc;
 
+use emgate::app::stages::{AggregationStage, ValidationStage};
 use emgate::config::OutputConfig;
-use emgate::config::load::from_parts;
 use emgate::model::{MeterId, PointValue, Quality, ReadingBatch};
-use emgate::pipeline::stage::{AggregationStage, ValidationStage};
-use emgate::sim::{SimOptions, Simulator};
 use emgate::sinks::LineChunk;
 use emgate::sinks::aggregates::AggregateEncoder;
 use emgate::sinks::encode::ReadingEncoder;
 use emgate::sinks::influx::Writer;
-use emgate::stats::Stats;
+use emgate::telemetry::Stats;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::config::{GatewayToml, Site, modbus};
+use crate::support::influxd::Influxd;
+use crate::support::test_gateway::Sim;
 
 const DB: &str = "aggregate";
 
@@ -47,82 +44,38 @@ const BERLIN_DAY: i64 = 1_792_879_200;
 /// 2026-10-26T00:00:00+01:00 (CET): 25 hours later.
 const BERLIN_NEXT: i64 = BERLIN_DAY + 25 * 3600;
 
-const SITES: [(&str, &str); 2] = [
-    (
-        "e1.toml",
-        r#"
-[site]
-id = "E1"
-name = "Shanghai-time enterprise"
-timezone = "Asia/Shanghai"
-
-[[meters]]
-id = "e1-grid"
-energy = "electricity"
-level = 1
-profile = "eastron_sdm630"
-endpoint = "a"
-unit_id = 1
-poll_interval_secs = 60
-
-[[meters]]
-id = "e1-pv-export"
-energy = "electricity"
-level = 1
-role = "exported"
-profile = "eastron_sdm630"
-endpoint = "a"
-unit_id = 2
-poll_interval_secs = 60
-
-[[meters]]
-id = "e1-workshop"
-energy = "electricity"
-level = 2
-profile = "eastron_sdm630"
-endpoint = "a"
-unit_id = 3
-poll_interval_secs = 60
-
-[[meters]]
-id = "e1-gas"
-energy = "natural_gas"
-level = 1
-profile = "gas_flow_computer"
-endpoint = "a"
-unit_id = 4
-poll_interval_secs = 60
-lhv_kj_per_m3 = 36000.0
-
-[[meters]]
-id = "e1-steam"
-energy = "steam"
-level = 1
-profile = "steam_flow_computer"
-endpoint = "a"
-unit_id = 5
-poll_interval_secs = 60
-"#,
-    ),
-    (
-        "b1.toml",
-        r#"
-[site]
-id = "B1"
-name = "Berlin-time enterprise"
-timezone = "Europe/Berlin"
-
-[[meters]]
-id = "b1-water"
-energy = "water"
-level = 1
-profile = "water_meter"
-endpoint = "a"
-unit_id = 6
-poll_interval_secs = 60
-"#,
-    ),
-];
+/// An enterprise on Shanghai time with every energy, and one on Berlin time
+/// with a water meter; every meter read once a minute.
+fn gateway(influx: &Influxd) -> GatewayToml {
+    let meter = |id: &str, energy: &str, profile: &str, unit: usize| {
+        modbus(id, energy, profile, "a", unit).every_secs(60)
+    };
+    let e1 = Site::new("E1", "Shanghai-time enterprise")
+        .timezone("Asia/Shanghai")
+        .meter(meter("e1-grid", "electricity", "eastron_sdm630", 1))
+        .meter(
+            meter("e1-pv-export", "electricity", "eastron_sdm630", 2).keys("role = \"exported\""),
+        )
+        .meter(meter("e1-workshop", "electricity", "eastron_sdm630", 3).level(2))
+        .meter(
+            meter("e1-gas", "natural_gas", "gas_flow_computer", 4).keys("lhv_kj_per_m3 = 36000.0"),
+        )
+        .meter(meter("e1-steam", "steam", "steam_flow_computer", 5));
+    let b1 = Site::new("B1", "Berlin-time enterprise")
+        .timezone("Europe/Berlin")
+        .meter(meter("b1-water", "water", "water_meter", 6));
+    GatewayToml::new("agg")
+        .influx_v1(&influx.url(), DB, "")
+        // The day replayed is a month old.
+        .section("validation", "max_lateness_secs = 100_000_000")
+        .section(
+            "aggregation",
+            "windows = [\"15m\", \"1h\", \"1d\"]\nallowed_lateness_secs = 0",
+        )
+        .endpoint("a", "")
+        .site("e1.toml", e1)
+        .site("b1.toml", b1)
+}
 
 /// Reads `rows` of an InfluxQL query as (time seconds, columns...).
 async fn rows(influx: &Influxd, q: &str) -> Vec<Vec<Value>> {
@@ -135,44 +88,10 @@ fn f(v: &Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_day_adds_up_in_influxdb() {
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let main = format!(
-        r#"
-[gateway]
-id = "agg"
-data_dir = {data:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-
-[validation]
-# The day replayed is a month old.
-max_lateness_secs = 100_000_000
-
-[aggregation]
-windows = ["15m", "1h", "1d"]
-allowed_lateness_secs = 0
-
-[[endpoints]]
-id = "a"
-host = "127.0.0.1"
-port = {port}
-"#,
-        port = support::free_port(),
-        url = influx.url(),
-        data = data.path().display().to_string()
-    );
-    let config = Arc::new(
-        from_parts(&main, &SITES, emgate::profiles::load::builtin()).expect("valid config"),
-    );
-    let shutdown = CancellationToken::new();
-    let sim = Simulator::start_with(&config, shutdown.clone(), SimOptions::default())
-        .await
-        .expect("simulator");
+    let influx = Influxd::with_database(DB).await;
+    let files = gateway(&influx).write();
+    let config = Arc::new(files.load());
+    let sim = Sim::start(&config).await;
     let stats = Arc::new(Stats::default());
     let mut validation = ValidationStage::new(&config, Arc::clone(&stats));
     let mut aggregation = AggregationStage::new(&config, Arc::clone(&stats));
@@ -411,7 +330,7 @@ port = {port}
     )
     .await;
     assert_eq!(hours[0][1].as_u64(), Some(25));
-    shutdown.cancel();
+    sim.stop();
 }
 
 fn validation_flags(stats: &Stats) -> u64 {

@@ -6,24 +6,18 @@
 //! a corpus of bad messages is counted per reason, dead-lettered and acked,
 //! and a good message after them still arrives.
 
-mod support;
-
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use emgate::app::AppError;
 use emgate::sinks::uploader::SinkSummary;
-use emgate::stats::Stats;
+use emgate::telemetry::Stats;
 use serde_json::Value;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
-use support::mosquitto::{Collector, Mosquitto, MosquittoOptions, publish_all};
+use crate::support::config::{GatewayToml, Site, mqtt};
+use crate::support::influxd::Influxd;
+use crate::support::mosquitto::{Collector, Mosquitto, MosquittoOptions, publish_all};
+use crate::support::test_gateway::InProcess;
+use crate::support::{lazy, wait_for};
 
 const SITE: &str = "F1";
 
@@ -32,81 +26,36 @@ fn now_s() -> i64 {
 }
 
 /// A site in UTC+8 with water meters `ids`, all on broker "plant".
-fn site_file(ids: &[&str]) -> String {
-    let mut s =
-        format!("[site]\nid = \"{SITE}\"\nname = \"mqtt e2e\"\ntimezone = \"Asia/Shanghai\"\n");
+fn site(ids: &[&str]) -> Site {
+    let mut s = Site::new(SITE, "mqtt e2e").timezone("Asia/Shanghai");
     for id in ids {
-        let _ = write!(
-            s,
-            "\n[[meters]]\nid = \"{id}\"\nenergy = \"water\"\nlevel = 2\nprofile = \"water_meter\"\nbroker = \"plant\"\npoll_interval_secs = 1\n"
-        );
+        s = s.meter(mqtt(id, "water", "water_meter", "plant").level(2));
     }
     s
 }
 
-/// The main file: InfluxDB `db`, readings only, and `mqtt` (the `[[mqtt]]`
-/// tables) appended.
-fn main_file(data: &Path, influx: &Influxd, db: &str, mqtt: &str) -> String {
-    format!(
-        r#"
-[gateway]
-id = "mqtt-e2e"
-data_dir = {data:?}
-profiles_dir = {profiles:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{db}"
-batch_size = 100
-flush_interval_ms = 100
-
-# Exact line counts below: readings only.
-[aggregation]
-windows = []
-{mqtt}
-"#,
-        data = data.display().to_string(),
-        profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/profiles")
-            .display()
-            .to_string(),
-        url = influx.url(),
-    )
+/// The gateway: InfluxDB `db`, readings only, `mqtt` (the `[[mqtt]]`
+/// tables), and the site with `meters`.
+fn gateway(influx: &Influxd, db: &str, mqtt: &str, meters: &[&str]) -> GatewayToml {
+    GatewayToml::new("mqtt-e2e")
+        .influx_v1(
+            &influx.url(),
+            db,
+            "batch_size = 100\nflush_interval_ms = 100",
+        )
+        .readings_only()
+        .toml(mqtt)
+        .site("site.toml", site(meters))
 }
 
 /// An in-process gateway.
-struct Running {
-    stats: Arc<Stats>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<SinkSummary, AppError>>,
-    _data: tempfile::TempDir,
-}
+struct Running(InProcess);
 
 impl Running {
     fn start(influx: &Influxd, db: &str, mqtt: &str, meters: &[&str]) -> Running {
-        let data = tempfile::tempdir().expect("tempdir");
-        let config = Arc::new(
-            emgate::config::load::from_parts(
-                &main_file(data.path(), influx, db, mqtt),
-                &[("site.toml", &site_file(meters))],
-                emgate::profiles::load::builtin(),
-            )
-            .unwrap_or_else(|e| panic!("config: {e}")),
-        );
-        let stats = Arc::new(Stats::default());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(emgate::app::run(
-            config,
-            Arc::clone(&stats),
-            shutdown.clone(),
-        ));
-        Running {
-            stats,
-            shutdown,
-            task,
-            _data: data,
-        }
+        Running(InProcess::start_files(
+            gateway(influx, db, mqtt, meters).write(),
+        ))
     }
 
     /// Waits until the broker accepted `n` subscription filters.
@@ -116,25 +65,11 @@ impl Running {
     }
 
     async fn wait(&self, what: &str, done: &dyn Fn(&Stats) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-        while !done(&self.stats) {
-            assert!(
-                !self.task.is_finished(),
-                "gateway stopped while waiting for {what}"
-            );
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {what} within 60 s: {:?}",
-                self.stats
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.0.wait_for(what, Duration::from_mins(1), done).await;
     }
 
-    async fn stop(self) -> (SinkSummary, Arc<Stats>) {
-        self.shutdown.cancel();
-        let summary = self.task.await.expect("join").expect("gateway");
-        (summary, self.stats)
+    async fn stop(self) -> (SinkSummary, std::sync::Arc<Stats>) {
+        self.0.stop().await
     }
 }
 
@@ -253,8 +188,7 @@ async fn one_reading_arrives(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_and_time_stamp_rule_lands_exactly() {
     const DB: &str = "formats";
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
+    let influx = Influxd::with_database(DB).await;
     let broker = Mosquitto::start(&MosquittoOptions::anonymous());
     let mqtt = FORMATS.replace("PORT", &broker.port().to_string());
     let gw = Running::start(&influx, DB, &mqtt, &["m1", "m2", "m3", "m4", "m5", "m6"]);
@@ -362,34 +296,40 @@ async fn every_format_and_time_stamp_rule_lands_exactly() {
     assert_eq!(values, (60.0, 8.0, 0));
 }
 
-fn credentials_mqtt(port: u16, password: &str) -> String {
-    format!(
-        r#"
-[[mqtt]]
-id = "plant"
-host = "127.0.0.1"
-port = {port}
-username = "gw"
-password = "{password}"
-reconnect_initial_ms = 100
-reconnect_max_ms = 200
+/// A broker that lets in only user "gw" with password "s3cret".
+fn users_only() -> MosquittoOptions {
+    MosquittoOptions {
+        allow_anonymous: false,
+        user: Some(("gw".to_owned(), "s3cret".to_owned())),
+        tls: false,
+    }
+}
 
-[[mqtt.subscriptions]]
-topic = "flat/{{site}}/{{meter}}"
-"#
+/// Broker "plant" on 127.0.0.1:`port` with `keys`, and one subscription
+/// to flat JSON on `flat/{site}/{meter}` with `subscription_keys`.
+fn plant(port: u16, keys: &str, subscription_keys: &str) -> String {
+    format!(
+        "[[mqtt]]\nid = \"plant\"\nhost = \"127.0.0.1\"\nport = {port}\n{keys}\n\n\
+         [[mqtt.subscriptions]]\ntopic = \"flat/{{site}}/{{meter}}\"\n{subscription_keys}\n"
+    )
+}
+
+fn credentials_mqtt(port: u16, password: &str) -> String {
+    plant(
+        port,
+        &format!(
+            "username = \"gw\"\npassword = \"{password}\"\n\
+             reconnect_initial_ms = 100\nreconnect_max_ms = 200"
+        ),
+        "",
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn right_credentials_connect() {
     const DB: &str = "creds";
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
-    let broker = Mosquitto::start(&MosquittoOptions {
-        allow_anonymous: false,
-        user: Some(("gw".to_owned(), "s3cret".to_owned())),
-        tls: false,
-    });
+    let influx = Influxd::with_database(DB).await;
+    let broker = Mosquitto::start(&users_only());
     let gw = Running::start(
         &influx,
         DB,
@@ -410,37 +350,27 @@ async fn right_credentials_connect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_logged_once_and_retried() {
     let influx = Influxd::start();
-    let broker = Mosquitto::start(&MosquittoOptions {
-        allow_anonymous: false,
-        user: Some(("gw".to_owned(), "s3cret".to_owned())),
-        tls: false,
-    });
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
-    std::fs::write(dir.path().join("sites/site.toml"), site_file(&["m1"])).expect("site file");
-    let main_path = dir.path().join("emgate.toml");
-    std::fs::write(
-        &main_path,
-        main_file(
-            &dir.path().join("data"),
-            &influx,
-            "unused",
-            &credentials_mqtt(broker.port(), "wrong"),
-        ),
+    let broker = Mosquitto::start(&users_only());
+    let files = gateway(
+        &influx,
+        "unused",
+        &credentials_mqtt(broker.port(), "wrong"),
+        &["m1"],
     )
-    .expect("main file");
-    let mut gw = Gateway::run(&main_path, dir.path().join("gw.log"));
+    .write();
+    let mut gw = files.spawn("gw");
     // Retried: the broker sees several refused attempts.
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    while broker.log().matches("not authorised").count() < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "fewer than 3 refused attempts within 60 s\n--- mosquitto ---\n{}\n--- gateway ---\n{}",
+    let what = lazy(|| {
+        format!(
+            "3 refused attempts\n--- mosquitto ---\n{}\n--- gateway ---\n{}",
             broker.log(),
             gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        )
+    });
+    wait_for(&what, Duration::from_mins(1), async || {
+        broker.log().matches("not authorised").count() >= 3
+    })
+    .await;
     gw.terminate().await;
     let log = gw.log();
     let failures: Vec<Value> = log
@@ -462,26 +392,17 @@ async fn wrong_credentials_are_logged_once_and_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_test_ca() {
     const DB: &str = "tls";
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
+    let influx = Influxd::with_database(DB).await;
     let broker = Mosquitto::start(&MosquittoOptions {
         allow_anonymous: true,
         user: None,
         tls: true,
     });
-    let mqtt = format!(
-        r#"
-[[mqtt]]
-id = "plant"
-host = "127.0.0.1"
-port = {port}
-tls = {{ ca_file = {ca:?} }}
-
-[[mqtt.subscriptions]]
-topic = "flat/{{site}}/{{meter}}"
-"#,
-        port = broker.tls_port(),
-        ca = broker.ca_file().display().to_string(),
+    let ca = broker.ca_file().display().to_string();
+    let mqtt = plant(
+        broker.tls_port(),
+        &format!("tls = {{ ca_file = {ca:?} }}"),
+        "",
     );
     let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
     one_reading_arrives(gw, &influx, DB, broker.port(), None, (7.0, 0.5)).await;
@@ -490,23 +411,13 @@ topic = "flat/{{site}}/{{meter}}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_are_counted_dead_lettered_and_acked() {
     const DB: &str = "corpus";
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
+    let influx = Influxd::with_database(DB).await;
     let broker = Mosquitto::start(&MosquittoOptions::anonymous());
     let dead = Collector::start(broker.port(), "dead/letters").await;
-    let mqtt = format!(
-        r#"
-[[mqtt]]
-id = "plant"
-host = "127.0.0.1"
-port = {port}
-max_payload_bytes = 256
-dead_letter_topic = "dead/letters"
-
-[[mqtt.subscriptions]]
-topic = "flat/{{site}}/{{meter}}"
-"#,
-        port = broker.port()
+    let mqtt = plant(
+        broker.port(),
+        "max_payload_bytes = 256\ndead_letter_topic = \"dead/letters\"",
+        "",
     );
     let gw = Running::start(&influx, DB, &mqtt, &["m1"]);
     gw.subscribed(1).await;
@@ -580,15 +491,11 @@ topic = "flat/{{site}}/{{meter}}"
     assert_eq!(stats.mqtt_rejections_by_meter(), by_meter);
 
     // Dead letters (QoS 0 from the gateway): one per rejection, in order.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while dead.take().len() < corpus.len() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dead letters: {:?}",
-            dead.take()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = lazy(|| format!("every dead letter; got {:?}", dead.take()));
+    wait_for(&what, Duration::from_secs(10), async || {
+        dead.take().len() >= corpus.len()
+    })
+    .await;
     let letters = dead.take();
     assert_eq!(letters.len(), corpus.len());
     for ((reason, _, (topic, payload)), (dl_topic, body)) in corpus.iter().zip(&letters) {
@@ -607,24 +514,12 @@ topic = "flat/{{site}}/{{meter}}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt5_persistent_session_keeps_messages_while_the_gateway_is_away() {
     const DB: &str = "v5";
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
+    let influx = Influxd::with_database(DB).await;
     let broker = Mosquitto::start(&MosquittoOptions::anonymous());
-    let mqtt = format!(
-        r#"
-[[mqtt]]
-id = "plant"
-host = "127.0.0.1"
-port = {port}
-protocol = "5"
-client_id = "emgate-v5"
-clean_session = false
-
-[[mqtt.subscriptions]]
-topic = "flat/{{site}}/{{meter}}"
-qos = 2
-"#,
-        port = broker.port()
+    let mqtt = plant(
+        broker.port(),
+        "protocol = \"5\"\nclient_id = \"emgate-v5\"\nclean_session = false",
+        "qos = 2",
     );
     let t = now_s() - 60;
     let reading = |i: i64| {

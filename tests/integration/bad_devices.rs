@@ -3,14 +3,14 @@
 //! frame, each on its own endpoint beside a healthy simulated meter.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use emgate::config::load::from_parts;
-use emgate::sim::Simulator;
-use emgate::stats::Stats;
+use emgate::sim::SimOptions;
+use emgate::telemetry::Stats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+
+use crate::support::config::{GatewayToml, Site, modbus};
+use crate::support::test_gateway::TestGateway;
 
 /// How the fake device misbehaves.
 #[derive(Clone, Copy)]
@@ -62,114 +62,46 @@ async fn bad_device(kind: Misbehaviour) -> u16 {
     port
 }
 
-fn config(
-    good_port: u16,
-    bad_port: u16,
-    out: &std::path::Path,
-    with_bad: bool,
-) -> emgate::config::Config {
-    let main = format!(
-        r#"
-[gateway]
-id = "test"
-data_dir = {data:?}
-
-[file_sink]
-path = {out:?}
-batch_size = 1
-flush_interval_ms = 100
-
-[[endpoints]]
-id = "good"
-host = "127.0.0.1"
-port = {good_port}
-timeout_ms = 500
-
-[[endpoints]]
-id = "bad"
-host = "127.0.0.1"
-port = {bad_port}
-timeout_ms = 500
-reconnect_initial_ms = 50
-reconnect_max_ms = 200
-"#,
-        out = out.display().to_string(),
-        data = out.parent().expect("dir").display().to_string()
-    );
-    let mut site = r#"
-[site]
-id = "S1"
-name = "test site"
-
-[[meters]]
-id = "good-1"
-energy = "electricity"
-level = 1
-profile = "eastron_sdm630"
-endpoint = "good"
-unit_id = 1
-poll_interval_secs = 1
-"#
-    .to_owned();
-    let bad = r#"
-[[meters]]
-id = "bad-1"
-energy = "electricity"
-level = 2
-profile = "eastron_sdm630"
-endpoint = "bad"
-unit_id = 1
-poll_interval_secs = 1
-"#;
+/// The good meter on the simulator, and with `with_bad` the bad one on
+/// the test's own device at `bad_port`; the output is a line file.
+fn gateway(bad_port: u16, with_bad: bool) -> GatewayToml {
+    let mut site = Site::new("S1", "test site").meter(modbus(
+        "good-1",
+        "electricity",
+        "eastron_sdm630",
+        "good",
+        1,
+    ));
     if with_bad {
-        site.push_str(bad);
+        site = site.meter(modbus("bad-1", "electricity", "eastron_sdm630", "bad", 1).level(2));
     }
-    from_parts(
-        &main,
-        &[("s1.toml", &site)],
-        emgate::profiles::load::builtin(),
-    )
-    .expect("valid config")
+    GatewayToml::new("test")
+        .section("file_sink", "batch_size = 1\nflush_interval_ms = 100")
+        .endpoint("good", "timeout_ms = 500")
+        .endpoint_at(
+            "bad",
+            bad_port,
+            "timeout_ms = 500\nreconnect_initial_ms = 50\nreconnect_max_ms = 200",
+        )
+        .site("s1.toml", site)
 }
 
 async fn run_against(kind: Misbehaviour) -> (Vec<String>, Arc<Stats>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("lines.lp");
     let bad_port = bad_device(kind).await;
-    // The simulator picks its own port for the good endpoint.
-    let good_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let good_port = good_listener.local_addr().expect("addr").port();
-    drop(good_listener);
-    let gateway_config = Arc::new(config(good_port, bad_port, &out, true));
     // The simulator serves the good meter only; the bad endpoint is ours.
-    let sim_config = config(good_port, bad_port, &out, false);
-    let stop_sim = CancellationToken::new();
-    let _sim = Simulator::start(&sim_config, stop_sim.clone())
-        .await
-        .expect("simulator");
-
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let gw = tokio::spawn(emgate::app::run(
-        Arc::clone(&gateway_config),
-        Arc::clone(&stats),
-        shutdown.clone(),
-    ));
+    let mut gw = TestGateway::prepare(&gateway(bad_port, false), SimOptions::default()).await;
+    gw.files.rewrite(&gateway(bad_port, true));
+    gw.run();
     // Four rounds of both meters, bounded in time so a stall fails the test.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while Stats::get(&stats.readings) < 8 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gateway stalled: {} readings after 30 s",
-            Stats::get(&stats.readings)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    shutdown.cancel();
-    gw.await.expect("join").expect("gateway run");
-    stop_sim.cancel();
+    gw.wait_readings(8).await;
+    gw.stop().await;
+    gw.sim.stop();
+    let out = gw.files.data_dir().join("lines.lp");
     let text = std::fs::read_to_string(&out).expect("lines file");
-    (text.lines().map(str::to_owned).collect(), stats)
+    (
+        text.lines().map(str::to_owned).collect(),
+        Arc::clone(gw.stats()),
+    )
 }
 
 fn check(lines: &[String], stats: &Stats) {

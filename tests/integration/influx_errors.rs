@@ -13,7 +13,7 @@ use emgate::config::{InfluxApi, InfluxConfig, OutputConfig, Secret};
 use emgate::sinks::influx::{WriteError, Writer};
 use emgate::sinks::uploader::{SinkSummary, UploaderOptions, run as run_uploader};
 use emgate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig};
-use emgate::stats::Stats;
+use emgate::telemetry::Stats;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;

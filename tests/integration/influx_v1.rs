@@ -3,15 +3,13 @@
 //! "partial write" whose valid lines *are* stored; an unknown database is a
 //! permanent 404.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::influxd::Influxd;
 use emgate::config::{InfluxApi, InfluxConfig, Secret};
 use emgate::sinks::influx::classify::dropped_lines;
 use emgate::sinks::influx::{WriteError, Writer};
 use serde_json::json;
-use support::influxd::Influxd;
 
 const T0: i64 = 1_700_000_000;
 
@@ -93,8 +91,7 @@ async fn writes_exact_points_with_and_without_gzip() {
 
 #[tokio::test]
 async fn partial_write_is_permanent_and_stores_the_valid_lines() {
-    let influxd = Influxd::start();
-    influxd.create_database("db").await;
+    let influxd = Influxd::with_database("db").await;
     let writer = Writer::new(&config(&influxd.url(), "db", false)).expect("writer");
     writer
         .write(format!("reading,meter=a value=1.5 {T0}\n").as_bytes(), 1)
@@ -156,8 +153,7 @@ async fn unknown_database_is_permanent_404() {
 
 #[tokio::test]
 async fn unparsable_line_is_permanent_400_quoting_it() {
-    let influxd = Influxd::start();
-    influxd.create_database("db").await;
+    let influxd = Influxd::with_database("db").await;
     let writer = Writer::new(&config(&influxd.url(), "db", false)).expect("writer");
     match writer.write(b"reading,meter=a value= 1\n", 1).await {
         Err(WriteError::Permanent {

@@ -399,13 +399,14 @@ fn sigkill_child_process() {
 fn sigkill_loses_nothing_appended() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("spool");
+    // The child's full test name: libtest names tests by their module path
+    // without the crate, e.g. `spool_recovery::sigkill_child_process`.
+    let module = module_path!()
+        .split_once("::")
+        .map_or("", |(_crate, module)| module);
+    let child_test = format!("{module}::sigkill_child_process");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sigkill_child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", &child_test, "--nocapture", "--test-threads=1"])
         .env("EMGATE_SPOOL_CHILD_DIR", &dir)
         .stdout(Stdio::piped())
         .spawn()

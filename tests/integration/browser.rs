@@ -14,25 +14,24 @@
 //!
 //! The meter rows' test hooks are `<tr data-meter="ID" data-state="...">`.
 
-mod support;
-
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use emgate::config::SimFault;
-use emgate::model::MeterId;
-use emgate::sim::Simulator;
+use emgate::sim::SimOptions;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use support::chromium::{dump_dom, meter_rows, strip_tags, text_of_id};
-use support::gateway::Gateway;
+use crate::support::chromium::{dump_dom, meter_rows, strip_tags, text_of_id};
+use crate::support::config::{GatewayToml, Site, modbus};
+use crate::support::test_gateway::TestGateway;
+use crate::support::{lazy, wait_for};
 
 /// The page as the gateway serves it.
-const PAGE: &str = include_str!("../src/api/page.html");
+const PAGE: &str = include_str!("../../src/api/page.html");
 
 // ---------------------------------------------------------------------------
 // Mock API
@@ -81,10 +80,12 @@ struct Seen {
 }
 
 /// A mock gateway API on a free loopback port, one thread per connection;
-/// lives until the test process ends.
+/// it stops accepting when dropped (all tests share one process, so it must
+/// not outlive its test).
 struct MockApi {
     port: u16,
     seen: Arc<Seen>,
+    closed: Arc<AtomicBool>,
 }
 
 impl MockApi {
@@ -92,18 +93,30 @@ impl MockApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock API");
         let port = listener.local_addr().expect("mock addr").port();
         let seen = Arc::new(Seen::default());
-        let accept_seen = Arc::clone(&seen);
+        let closed = Arc::new(AtomicBool::new(false));
+        let (accept_seen, accept_closed) = (Arc::clone(&seen), Arc::clone(&closed));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                if accept_closed.load(Ordering::Relaxed) {
+                    return;
+                }
                 let seen = Arc::clone(&accept_seen);
                 std::thread::spawn(move || serve_one(stream, mode, &seen));
             }
         });
-        MockApi { port, seen }
+        MockApi { port, seen, closed }
     }
 
     fn url(&self, fragment: &str) -> String {
         format!("http://127.0.0.1:{}/{fragment}", self.port)
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+        // Wakes the accept loop, which then sees the flag and ends.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
@@ -302,40 +315,12 @@ async fn page_shows_connection_lost_when_the_api_does_not_answer() {
 // ---------------------------------------------------------------------------
 // The real gateway
 
-const WATER_METER: &str = include_str!("../config/profiles/water_meter.toml");
-
-const SITE: &str = r#"
-[site]
-id = "B1"
-name = "browser test works"
-
-[[meters]]
-id = "good"
-energy = "water"
-level = 1
-profile = "water_meter"
-endpoint = "a"
-unit_id = 1
-poll_interval_secs = 1
-
-[[meters]]
-id = "broken"
-energy = "water"
-level = 2
-profile = "water_meter"
-endpoint = "a"
-unit_id = 2
-poll_interval_secs = 1
-
-[[meters]]
-id = "silent"
-energy = "water"
-level = 2
-profile = "water_meter"
-endpoint = "b"
-unit_id = 1
-poll_interval_secs = 1
-"#;
+fn site() -> Site {
+    Site::new("B1", "browser test works")
+        .meter(modbus("good", "water", "water_meter", "a", 1))
+        .meter(modbus("broken", "water", "water_meter", "a", 2).level(2))
+        .meter(modbus("silent", "water", "water_meter", "b", 1).level(2))
+}
 
 /// GET `url` as JSON; None while the API is not up (yet).
 async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
@@ -365,74 +350,24 @@ fn states(meters: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_gateway_page_shows_the_failing_meters_as_down() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (port_a, port_b, api_port) = (
-        support::free_port(),
-        support::free_port(),
-        support::free_port(),
-    );
-    let main = format!(
-        r#"
-[aggregation]
-windows = []
-
-[gateway]
-id = "browser"
-data_dir = {data:?}
-
-[file_sink]
-path = {lines:?}
-batch_size = 1
-flush_interval_ms = 100
-
-[api]
-listen = "127.0.0.1:{api_port}"
-
-[[endpoints]]
-id = "a"
-host = "127.0.0.1"
-port = {port_a}
-timeout_ms = 300
-
-[[endpoints]]
-id = "b"
-host = "127.0.0.1"
-port = {port_b}
-timeout_ms = 300
-"#,
-        data = dir.path().join("data").display().to_string(),
-        lines = dir.path().join("lines.lp").display().to_string(),
-    );
-    let main_path = dir.path().join("emgate.toml");
-    for (path, text) in [
-        (main_path.clone(), main.as_str()),
-        (dir.path().join("sites/b1.toml"), SITE),
-        (dir.path().join("profiles/water_meter.toml"), WATER_METER),
-    ] {
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("config dir");
-        std::fs::write(&path, text).expect("write config");
-    }
+    let api_port = crate::support::free_port();
+    let toml = GatewayToml::new("browser")
+        .readings_only()
+        .section("file_sink", "batch_size = 1\nflush_interval_ms = 100")
+        .section("api", &format!("listen = \"127.0.0.1:{api_port}\""))
+        .endpoint("a", "timeout_ms = 300")
+        .endpoint("b", "timeout_ms = 300")
+        .site("b1.toml", site());
     // The simulator reads the same files the gateway will.
-    let config = emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
-    let id = |name: &str| {
-        MeterId(
-            config
-                .meters
-                .iter()
-                .position(|m| m.id == name)
-                .expect("meter") as u32,
-        )
-    };
-    let stop_sim = CancellationToken::new();
-    let sim = Simulator::start(&config, stop_sim.clone())
-        .await
-        .expect("simulator");
+    let gw = TestGateway::prepare(&toml, SimOptions::default()).await;
     // One meter answers with Modbus exception 4, one never answers.
-    sim.set_fault(id("broken"), Some(SimFault::Exception));
-    sim.set_fault(id("silent"), Some(SimFault::NoResponse));
+    gw.sim
+        .set_fault(gw.meter("broken"), Some(SimFault::Exception));
+    gw.sim
+        .set_fault(gw.meter("silent"), Some(SimFault::NoResponse));
 
     // The real binary, as an operator runs it.
-    let mut gateway = Gateway::run(&main_path, dir.path().join("emgate.log"));
+    let mut gateway = gw.spawn("emgate");
 
     // The page reads what the API says: wait until the API itself shows the
     // states, then the page must show the same.
@@ -442,27 +377,27 @@ timeout_ms = 300
         .build()
         .expect("http client");
     let meters_url = format!("http://127.0.0.1:{api_port}/api/meters");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut last = None;
-    loop {
-        if let Some(meters) = get_json(&client, &meters_url).await {
-            if states(&meters) == expected {
-                break;
-            }
-            last = Some(meters);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "after 30 s, {meters_url} does not show {expected:?}; last answer: {last:#?}\n\
-             gateway log:\n{}",
+    let last = RefCell::new(None);
+    let what = lazy(|| {
+        format!(
+            "{meters_url} to show {expected:?}; last answer: {:#?}\ngateway log:\n{}",
+            last.borrow(),
             gateway.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        )
+    });
+    wait_for(&what, Duration::from_secs(30), async || {
+        let Some(meters) = get_json(&client, &meters_url).await else {
+            return false;
+        };
+        let done = states(&meters) == expected;
+        *last.borrow_mut() = Some(meters);
+        done
+    })
+    .await;
 
     let dom = load(format!("http://127.0.0.1:{api_port}/")).await;
     gateway.terminate().await;
-    stop_sim.cancel();
+    gw.sim.stop();
 
     // Worst first: the two failing meters in configuration order, then the good one.
     assert_eq!(

@@ -6,8 +6,6 @@
 //! The simulator's clock is frozen where exact values are asserted, so no
 //! assertion depends on when a request happens to be served.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,10 +21,11 @@ use tokio_modbus::slave::SlaveContext;
 use tokio_modbus::{ExceptionCode, Slave};
 use tokio_util::sync::CancellationToken;
 
-use support::pymodbus::{
+use crate::support::pymodbus::{
     DTSD1352_POINTS, Framer, PymodbusServer, SDM630_POINTS, dtsd1352_device, dtsd1352_profile,
     sdm630_device, sdm630_profile,
 };
+use crate::support::wait_for;
 
 /// Meter 0: SDM630 float map, unit 1, hashed load.
 const SDM: MeterId = MeterId(0);
@@ -71,7 +70,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
     let profiles: Vec<Profile> = vec![sdm630_profile(), dtsd1352_profile()];
     Config {
-        source: "tests/sim.rs".into(),
+        source: "tests/integration/sim.rs".into(),
         gateway: GatewayConfig {
             id: "sim-test".to_owned(),
             timezone: jiff::tz::TimeZone::UTC,
@@ -100,7 +99,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             id: "site".to_owned(),
             name: "Test site".to_owned(),
             timezone: jiff::tz::TimeZone::UTC,
-            file: "tests/sim.rs".into(),
+            file: "tests/integration/sim.rs".into(),
         }],
         meters: vec![
             meter("sdm-1", 0, 1, 1.0, 1.0),
@@ -406,13 +405,11 @@ async fn shutdown_closes_the_listener() {
     let addr = r.addr;
     r.shutdown.cancel();
     // The listener task ends soon after; poll until connecting fails.
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("simulator still accepts connections on {addr} after shutdown");
+    let what = format!("the simulator to stop accepting connections on {addr}");
+    wait_for(what, Duration::from_secs(2), async || {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
 }
 
 #[tokio::test]

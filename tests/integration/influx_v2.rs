@@ -2,14 +2,12 @@
 //! VictoriaMetrics `/api/v2/write`: exact samples and timestamps come back,
 //! with and without gzip, so `precision=s` and our compression both work.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::victoria::{Series, Victoria};
 use emgate::config::{InfluxApi, InfluxConfig, Secret};
 use emgate::sinks::influx::Writer;
-use support::victoria::{Series, Victoria};
 
 const T0: i64 = 1_700_000_000;
 

@@ -10,50 +10,31 @@
 //! * `/ready` turns 503 when InfluxDB is gone and the spool nearly full, and
 //!   200 again when it is back.
 
-mod support;
-
-use std::fmt::Write as _;
-use std::path::Path;
-use std::sync::Arc;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use emgate::app::{Control, run_with};
+use emgate::app::Control;
 use emgate::config::SimFault;
 use emgate::model::MeterId;
-use emgate::sim::Simulator;
-use emgate::stats::Stats;
+use emgate::sim::SimOptions;
+use emgate::telemetry::Stats;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use support::influxd::Influxd;
+use crate::support::config::{GatewayToml, Site, modbus};
+use crate::support::influxd::Influxd;
+use crate::support::test_gateway::TestGateway;
+use crate::support::{lazy, wait_for};
 
 const DB: &str = "ops";
 const TOKEN: &str = "s3cret-token";
 
-const SITE: &str = r#"[site]
-id = "R1"
-name = "ops test"
-
-[[meters]]
-id = "good"
-energy = "water"
-level = 1
-profile = "water_meter"
-endpoint = "a"
-unit_id = 1
-poll_interval_secs = 1
-
-[[meters]]
-id = "dead"
-energy = "water"
-level = 1
-profile = "water_meter"
-endpoint = "a"
-unit_id = 2
-poll_interval_secs = 1
-"#;
+/// The site: the answering meter `good`, and `dead` (silenced by the test).
+fn site() -> Site {
+    Site::new("R1", "ops test")
+        .meter(modbus("good", "water", "water_meter", "a", 1))
+        .meter(modbus("dead", "water", "water_meter", "a", 2))
+}
 
 /// The value of the sample `name{labels}` (labels exactly as rendered, or
 /// none) in a Prometheus text exposition.
@@ -91,132 +72,74 @@ async fn reload(client: &reqwest::Client, base: &str) -> (u16, Value) {
 /// A gateway running in this process, with its HTTP API and reload channel,
 /// on configuration files in a temporary directory, polling the simulator.
 struct Running {
-    dir: tempfile::TempDir,
-    sim: Simulator,
-    sim_stop: CancellationToken,
-    stats: Arc<Stats>,
-    shutdown: CancellationToken,
-    gateway: tokio::task::JoinHandle<
-        Result<emgate::sinks::uploader::SinkSummary, emgate::app::AppError>,
-    >,
+    gw: TestGateway,
     client: reqwest::Client,
     base: String,
-    points_per_reading: u64,
 }
 
 impl Running {
-    /// Writes the main file (`extra` holds the test's own sections) and
-    /// `sites/site.toml`, starts the simulator and the gateway.
-    async fn start(influx: &Influxd, extra: &str, site: &str) -> Running {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
-        let (sim_port, api_port) = (support::free_port(), support::free_port());
-        let main = format!(
-            r#"
-[gateway]
-id = "ops"
-data_dir = {data:?}
-profiles_dir = {profiles:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-batch_size = 20
-flush_interval_ms = 100
-retry_initial_ms = 100
-retry_max_ms = 300
-
-# Exact line counts below: readings only.
-[aggregation]
-windows = []
-
-[[endpoints]]
-id = "a"
-host = "127.0.0.1"
-port = {sim_port}
-timeout_ms = 300
-
-[api]
-listen = "127.0.0.1:{api_port}"
-{extra}
-"#,
-            data = dir.path().join("data").display().to_string(),
-            profiles = profiles.display().to_string(),
-            url = influx.url(),
-        );
-        std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
-        std::fs::write(dir.path().join("sites/site.toml"), site).expect("site file");
-        let main_path = dir.path().join("emgate.toml");
-        std::fs::write(&main_path, main).expect("main file");
-        let config =
-            emgate::config::load::load(&main_path).unwrap_or_else(|e| panic!("config: {e}"));
-        let sim_stop = CancellationToken::new();
-        let sim = Simulator::start(&config, sim_stop.clone())
-            .await
-            .expect("simulator");
-        let points_per_reading = config.profile_of(MeterId(0)).points.len() as u64;
-        let stats = Arc::new(Stats::default());
-        let shutdown = CancellationToken::new();
+    /// The main file (`api_keys` go to `[api]`, `sections` are the test's
+    /// own) and `sites/site.toml`; starts the simulator and the gateway.
+    async fn start(influx: &Influxd, api_keys: &str, sections: &str, site: Site) -> Running {
+        let api_port = crate::support::free_port();
+        let toml = GatewayToml::new("ops")
+            .influx_v1(
+                &influx.url(),
+                DB,
+                "batch_size = 20\nflush_interval_ms = 100\nretry_initial_ms = 100\nretry_max_ms = 300",
+            )
+            .readings_only()
+            .endpoint("a", "timeout_ms = 300")
+            .section(
+                "api",
+                &format!("listen = \"127.0.0.1:{api_port}\"\n{api_keys}"),
+            )
+            .toml(sections)
+            .site("site.toml", site);
+        let mut gw = TestGateway::prepare(&toml, SimOptions::default()).await;
         let (tx, rx) = mpsc::channel(4);
-        let gateway = tokio::spawn(run_with(
-            Arc::new(config),
-            Arc::clone(&stats),
-            shutdown.clone(),
-            Control {
-                reload: Some(rx),
-                api: Some(tx),
-            },
-        ));
+        gw.run_with(Control {
+            reload: Some(rx),
+            api: Some(tx),
+        });
         Running {
-            dir,
-            sim,
-            sim_stop,
-            stats,
-            shutdown,
-            gateway,
+            gw,
             client: reqwest::Client::new(),
             base: format!("http://127.0.0.1:{api_port}"),
-            points_per_reading,
         }
     }
 
     /// Rewrites the site file (for a reload).
-    fn write_site(&self, text: &str) {
-        std::fs::write(self.dir.path().join("sites/site.toml"), text).expect("site file");
+    fn write_site(&self, text: impl std::fmt::Display) {
+        self.gw.files.write_site("site.toml", text);
     }
 
     /// Stops the gateway (it must end without error) and the simulator.
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.gateway
-            .await
-            .expect("gateway task")
-            .expect("gateway ran without error");
-        self.sim_stop.cancel();
+    async fn stop(mut self) {
+        self.gw.stop().await;
+        self.gw.sim.stop();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_token_views_reload_and_exact_metrics() {
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
-    let gw = Running::start(&influx, &format!("token = \"{TOKEN}\""), SITE).await;
+    let influx = Influxd::with_database(DB).await;
+    let gw = Running::start(&influx, &format!("token = \"{TOKEN}\""), "", site()).await;
     // Set at run time, not in `[simulator]`: the reload below removes the meter.
-    gw.sim.set_fault(MeterId(1), Some(SimFault::NoResponse));
-    let (client, base, stats) = (&gw.client, gw.base.as_str(), &gw.stats);
+    gw.gw.sim.set_fault(MeterId(1), Some(SimFault::NoResponse));
+    let (client, base, stats) = (&gw.client, gw.base.as_str(), gw.gw.stats());
+    let points_per_reading = gw.gw.config.profile_of(MeterId(0)).points.len() as u64;
 
     // The API comes up; /health needs no token, everything else does.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await
-            && r.status().as_u16() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the API never answered /health");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        "the API to answer /health",
+        Duration::from_secs(15),
+        async || {
+            let health = client.get(format!("{base}/health")).send().await;
+            health.is_ok_and(|r| r.status().as_u16() == 200)
+        },
+    )
+    .await;
     let (status, page) = get(client, &format!("{base}/"), None).await;
     assert_eq!(status, 200, "the status page holds no data and is open");
     assert!(
@@ -237,8 +160,9 @@ async fn api_token_views_reload_and_exact_metrics() {
     }
 
     // The good meter comes up, the silent one goes down.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let last = RefCell::new(String::new());
+    let what = lazy(|| format!("meters to show good=up, dead=down: {}", last.borrow()));
+    wait_for(&what, Duration::from_secs(20), async || {
         let (status, body) = get(client, &format!("{base}/api/meters"), Some(TOKEN)).await;
         assert_eq!(status, 200, "{body}");
         let meters: Value = serde_json::from_str(&body).expect("JSON");
@@ -248,15 +172,10 @@ async fn api_token_views_reload_and_exact_metrics() {
                 .and_then(|a| a.iter().find(|m| m["id"] == id))
                 .map(|m| m["state"].as_str().unwrap_or("").to_owned())
         };
-        if state("good").as_deref() == Some("up") && state("dead").as_deref() == Some("down") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "meters never showed good=up, dead=down: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        *last.borrow_mut() = body;
+        state("good").as_deref() == Some("up") && state("dead").as_deref() == Some("down")
+    })
+    .await;
     let (_, body) = get(client, &format!("{base}/api/meters/dead"), Some(TOKEN)).await;
     let dead: Value = serde_json::from_str(&body).expect("JSON");
     assert!(
@@ -284,17 +203,17 @@ async fn api_token_views_reload_and_exact_metrics() {
 
     // A few more slots, then a valid reload that removes every meter:
     // polling stops after a last flush.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Stats::get(&stats.readings) < 10 {
-        assert!(Instant::now() < deadline, "polling stalled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    gw.write_site("[site]\nid = \"R1\"\nname = \"ops test\"\n");
+    gw.gw
+        .wait_for("polling", Duration::from_secs(20), |s| {
+            Stats::get(&s.readings) >= 10
+        })
+        .await;
+    gw.write_site(Site::new("R1", "ops test"));
     let (status, answer) = reload(client, base).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["ok"], true, "{answer}");
     // An invalid one is refused with the error; the gateway runs on.
-    gw.write_site("[site]\nid = \"R1\"\nname = \"ops test\"\nnmae = \"typo\"\n");
+    gw.write_site(format!("{}nmae = \"typo\"\n", Site::new("R1", "ops test")));
     let (status, answer) = reload(client, base).await;
     assert_eq!(status, 422, "{answer}");
     let errors = answer["errors"].to_string();
@@ -303,20 +222,22 @@ async fn api_token_views_reload_and_exact_metrics() {
     assert_eq!(status, 200);
 
     // Everything polled reaches InfluxDB; then the metrics must agree exactly.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let stored = loop {
-        let n = influx.count(DB, "SELECT count(q) FROM reading").await;
-        if n > 0 && n == Stats::get(&stats.lines_written) && n == Stats::get(&stats.readings) {
-            break n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "InfluxDB holds {n}, gateway read {} and wrote {}",
+    let stored = Cell::new(0);
+    let what = lazy(|| {
+        format!(
+            "InfluxDB to hold every reading: it holds {}, the gateway read {} and wrote {}",
+            stored.get(),
             Stats::get(&stats.readings),
             Stats::get(&stats.lines_written)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        )
+    });
+    wait_for(&what, Duration::from_secs(30), async || {
+        let n = influx.count(DB, "SELECT count(q) FROM reading").await;
+        stored.set(n);
+        n > 0 && n == Stats::get(&stats.lines_written) && n == Stats::get(&stats.readings)
+    })
+    .await;
+    let stored = stored.get();
     let (status, text) = get(client, &format!("{base}/metrics"), Some(TOKEN)).await;
     assert_eq!(status, 200);
     #[allow(clippy::cast_precision_loss)]
@@ -341,7 +262,7 @@ async fn api_token_views_reload_and_exact_metrics() {
         "every reading of the silent meter is q=1"
     );
     #[allow(clippy::cast_precision_loss)]
-    let dead_points = (dead_total * gw.points_per_reading) as f64;
+    let dead_points = (dead_total * points_per_reading) as f64;
     assert_eq!(
         sample(&text, "emgate_points_flagged_total{reason=\"timeout\"}"),
         Some(dead_points),
@@ -359,40 +280,37 @@ async fn ready_becomes(
     want: u16,
     within: Duration,
 ) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let (status, body) = match client.get(format!("{base}/ready")).send().await {
+    let last = RefCell::new((0, String::new()));
+    let what = lazy(|| {
+        let (status, body) = &*last.borrow();
+        format!("/ready to answer {want}; it answered {status}: {body}")
+    });
+    wait_for(&what, within, async || {
+        let answer = match client.get(format!("{base}/ready")).send().await {
             Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
             Err(e) => (0, e.to_string()),
         };
-        if status == want {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/ready stayed {status} (wanted {want}): {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let done = answer.0 == want;
+        *last.borrow_mut() = answer;
+        done
+    })
+    .await;
+    last.into_inner().1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_sink_and_the_spool() {
-    let mut influx = Influxd::start();
-    influx.create_database(DB).await;
+    let mut influx = Influxd::with_database(DB).await;
     // A small spool that ten meters fill within seconds while InfluxDB is away.
-    let mut site = String::from("[site]\nid = \"R2\"\nname = \"readiness\"\n");
+    let mut site = Site::new("R2", "readiness");
     for unit in 1..=10 {
-        let _ = write!(
-            site,
-            "\n[[meters]]\nid = \"w{unit}\"\nenergy = \"water\"\nlevel = 2\nprofile = \"water_meter\"\n\
-             endpoint = \"a\"\nunit_id = {unit}\npoll_interval_secs = 1\n"
-        );
+        site = site.meter(modbus(&format!("w{unit}"), "water", "water_meter", "a", unit).level(2));
     }
     let gw = Running::start(
         &influx,
-        "\n[spool]\nmax_bytes = 8192\npolicy = \"block\"\n",
-        &site,
+        "",
+        "[spool]\nmax_bytes = 8192\npolicy = \"block\"",
+        site,
     )
     .await;
     let (client, base) = (&gw.client, gw.base.as_str());

@@ -18,20 +18,20 @@
 //! stored must have been acknowledged, and the broker must redeliver exactly
 //! the rest.
 
-mod support;
-
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use emgate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig};
-use emgate::stats::Stats;
+use emgate::telemetry::Stats;
 use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
-use support::mosquitto::{Mosquitto, MosquittoOptions, publish_all};
+use crate::support::config::{GatewayToml, Site, mqtt};
+use crate::support::influxd::Influxd;
+use crate::support::mosquitto::{Mosquitto, MosquittoOptions, publish_all};
+use crate::support::spool::{lines, meter_slot, pending_records};
+use crate::support::test_gateway::InProcess;
+use crate::support::{lazy, wait_for};
 
 const SITE: &str = "D1";
 const METER: &str = "w1";
@@ -40,48 +40,20 @@ fn now_s() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-fn site_file() -> String {
-    format!(
-        r#"
-[site]
-id = "{SITE}"
-name = "mqtt delivery test"
-
-[[meters]]
-id = "{METER}"
-energy = "water"
-level = 1
-profile = "water_meter"
-broker = "plant"
-poll_interval_secs = 1
-"#
-    )
-}
-
-fn main_file(data: &Path, influx: &Influxd, db: &str, broker_port: u16) -> String {
-    format!(
-        r#"
-[spool]
-max_bytes = 4096
-segment_bytes = 4096
-policy = "block"
-
-[gateway]
-id = "delivery"
-data_dir = {data:?}
-profiles_dir = {profiles:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{db}"
-batch_size = 100
-flush_interval_ms = 100
-
-# Exact line counts below: readings only.
-[aggregation]
-windows = []
-
+fn gateway(influx: &Influxd, db: &str, broker_port: u16) -> GatewayToml {
+    GatewayToml::new("delivery")
+        .section(
+            "spool",
+            "max_bytes = 4096\nsegment_bytes = 4096\npolicy = \"block\"",
+        )
+        .influx_v1(
+            &influx.url(),
+            db,
+            "batch_size = 100\nflush_interval_ms = 100",
+        )
+        .readings_only()
+        .toml(&format!(
+            r#"
 [[mqtt]]
 id = "plant"
 host = "127.0.0.1"
@@ -94,14 +66,17 @@ reconnect_max_ms = 1000
 [[mqtt.subscriptions]]
 topic = "energy/{{site}}/{{meter}}/up"
 qos = 1
-"#,
-        data = data.display().to_string(),
-        profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/profiles")
-            .display()
-            .to_string(),
-        url = influx.url(),
-    )
+"#
+        ))
+        .site(
+            "site.toml",
+            Site::new(SITE, "mqtt delivery test").meter(mqtt(
+                METER,
+                "water",
+                "water_meter",
+                "plant",
+            )),
+        )
 }
 
 /// Message `i` of a stream starting at `base`: its own second, an
@@ -128,26 +103,29 @@ fn messages(base: i64, range: std::ops::Range<i64>) -> Vec<(String, Vec<u8>)> {
 
 /// Waits (bounded) until InfluxDB holds `n` readings of the meter.
 async fn wait_for_count(influx: &Influxd, db: &str, n: u64, what: &dyn Fn() -> String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(2);
-    loop {
-        let got = influx
-            .count(db, "SELECT count(flow_m3h) FROM reading")
-            .await;
-        if got == n {
-            return;
-        }
-        assert!(
-            got < n,
-            "more points ({got}) than messages published ({n}): {}",
+    let got = Cell::new(0);
+    let message = lazy(|| {
+        format!(
+            "{n} readings in InfluxDB (it holds {}): {}",
+            got.get(),
             what()
+        )
+    });
+    wait_for(&message, Duration::from_mins(2), async || {
+        got.set(
+            influx
+                .count(db, "SELECT count(flow_m3h) FROM reading")
+                .await,
         );
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {got} of {n} readings in InfluxDB after 120 s: {}",
+            got.get() <= n,
+            "more points ({}) than messages published ({n}): {}",
+            got.get(),
             what()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        got.get() == n
+    })
+    .await;
 }
 
 /// Every published reading exactly once, with its values.
@@ -203,46 +181,26 @@ async fn assert_exactly(influx: &Influxd, db: &str, base: i64, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
     const DB: &str = "restart";
-    let mut influx = Influxd::start();
-    influx.create_database(DB).await;
+    let mut influx = Influxd::with_database(DB).await;
     let mut broker = Mosquitto::start(&MosquittoOptions::anonymous());
-    let data = tempfile::tempdir().expect("tempdir");
-    let config = Arc::new(
-        emgate::config::load::from_parts(
-            &main_file(data.path(), &influx, DB, broker.port()),
-            &[("site.toml", &site_file())],
-            emgate::profiles::load::builtin(),
-        )
-        .unwrap_or_else(|e| panic!("config: {e}")),
-    );
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let gateway = tokio::spawn(emgate::app::run(
-        Arc::clone(&config),
-        Arc::clone(&stats),
-        shutdown.clone(),
-    ));
+    let gw = InProcess::start_files(gateway(&influx, DB, broker.port()).write());
+    let stats = std::sync::Arc::clone(&gw.stats);
     // The session (and its subscription) must exist before the first
     // publish, or the broker has nobody to queue for.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while Stats::get(&stats.mqtt_subscriptions) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.wait_for("a subscription", Duration::from_secs(30), |s| {
+        Stats::get(&s.mqtt_subscriptions) > 0
+    })
+    .await;
 
     let base = now_s() - 3600;
     let (first, total) = (400, 700);
     influx.stop();
     publish_all(broker.port(), None, "pub-1", &messages(base, 0..first)).await;
     // The spool is full: messages are in flight between broker and spool.
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    while Stats::get(&stats.spool_full_waits) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "spool never filled: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.wait_for("a full spool", Duration::from_mins(1), |s| {
+        Stats::get(&s.spool_full_waits) > 0
+    })
+    .await;
     broker.stop();
     broker.start_again();
     influx.start_again();
@@ -250,8 +208,7 @@ async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
 
     let log = || format!("stats {stats:?}\n--- mosquitto log ---\n{}", broker.log());
     wait_for_count(&influx, DB, u64::try_from(total).expect("n"), &log).await;
-    shutdown.cancel();
-    let summary = gateway.await.expect("join").expect("gateway");
+    let (summary, _) = gw.stop().await;
     assert_eq!(summary.lines_rejected, 0);
     assert_exactly(&influx, DB, base, total).await;
     assert!(
@@ -264,33 +221,24 @@ async fn broker_restart_mid_stream_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_gateway_gets_every_message_redelivered() {
     const DB: &str = "killed";
-    let mut influx = Influxd::start();
-    influx.create_database(DB).await;
+    let mut influx = Influxd::with_database(DB).await;
     let broker = Mosquitto::start(&MosquittoOptions::anonymous());
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
-    std::fs::write(dir.path().join("sites/site.toml"), site_file()).expect("site file");
-    let main_path = dir.path().join("emgate.toml");
-    std::fs::write(
-        &main_path,
-        main_file(&dir.path().join("data"), &influx, DB, broker.port()),
-    )
-    .expect("main file");
+    let files = gateway(&influx, DB, broker.port()).write();
 
-    let mut gw = Gateway::run(&main_path, dir.path().join("first.log"));
-    wait_for_log(&gw, "mqtt subscribed").await;
+    let mut gw = files.spawn("first");
+    gw.wait_log("mqtt subscribed", 1).await;
 
     let base = now_s() - 3600;
     let (first, second, total) = (300, 600, 900);
     influx.stop();
     publish_all(broker.port(), None, "pub-1", &messages(base, 0..first)).await;
     // Killed with the spool full: messages in flight, not acked.
-    wait_for_log(&gw, "spool full (policy block)").await;
+    gw.wait_log("spool full (policy block)", 1).await;
     gw.kill9();
     influx.start_again();
     // Queued by the broker for the persistent session while nobody listens.
     publish_all(broker.port(), None, "pub-2", &messages(base, first..second)).await;
-    let mut gw = Gateway::run(&main_path, dir.path().join("second.log"));
+    let mut gw = files.spawn("second");
     publish_all(broker.port(), None, "pub-3", &messages(base, second..total)).await;
 
     let log = || format!("--- gateway log ---\n{}", gw.log());
@@ -299,46 +247,29 @@ async fn sigkilled_gateway_gets_every_message_redelivered() {
     assert_exactly(&influx, DB, base, total).await;
 }
 
-async fn wait_for_log(gw: &Gateway, message: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !gw.log().contains(message) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no {message:?} in the gateway log:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The shutdown deadline of the full-spool shutdown test: the encoder may
 /// wait half of it (15 s) for the spool before giving up.
 const LONG_SHUTDOWN_SECS: u64 = 30;
 
 /// A gateway with a 4 KiB spool (policy `block`) writing to a file sink at
 /// `output`, and a 30 s shutdown deadline.
-fn full_spool_main_file(data: &Path, output: &Path, broker_port: u16) -> String {
-    format!(
-        r#"
-[spool]
-max_bytes = 4096
-segment_bytes = 4096
-policy = "block"
-
-[gateway]
-id = "shutdown"
-data_dir = {data:?}
-profiles_dir = {profiles:?}
-shutdown_timeout_secs = {LONG_SHUTDOWN_SECS}
-
-[file_sink]
-path = {output:?}
-batch_size = 100
-flush_interval_ms = 100
-
-[aggregation]
-windows = []
-
+fn full_spool_gateway(output: &std::path::Path, broker_port: u16) -> GatewayToml {
+    GatewayToml::new("shutdown")
+        .gateway_keys(&format!("shutdown_timeout_secs = {LONG_SHUTDOWN_SECS}"))
+        .section(
+            "spool",
+            "max_bytes = 4096\nsegment_bytes = 4096\npolicy = \"block\"",
+        )
+        .section(
+            "file_sink",
+            &format!(
+                "path = {:?}\nbatch_size = 100\nflush_interval_ms = 100",
+                output.display().to_string()
+            ),
+        )
+        .readings_only()
+        .toml(&format!(
+            r#"
 [[mqtt]]
 id = "plant"
 host = "127.0.0.1"
@@ -351,45 +282,17 @@ reconnect_max_ms = 1000
 [[mqtt.subscriptions]]
 topic = "energy/{{site}}/{{meter}}/up"
 qos = 1
-"#,
-        data = data.display().to_string(),
-        output = output.display().to_string(),
-        profiles = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/profiles")
-            .display()
-            .to_string(),
-    )
-}
-
-/// The slot (last field, epoch seconds) of every `reading` line in `lines`.
-fn line_slots(lines: &[u8], into: &mut Vec<i64>) {
-    for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let text = std::str::from_utf8(line).expect("line protocol is UTF-8");
-        let slot = text
-            .rsplit(' ')
-            .next()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or_else(|| panic!("no timestamp in {text:?}"));
-        into.push(slot);
-    }
-}
-
-/// The slots of the lines still in the (closed) spool, read without acknowledging.
-fn spooled_slots(dir: &Path, into: &mut Vec<i64>) {
-    let (spool, _recovery) = Spool::open(SpoolConfig {
-        dir: dir.to_path_buf(),
-        max_bytes: 4096,
-        segment_bytes: 4096,
-        policy: FullPolicy::Block,
-        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
-    })
-    .expect("open the spool");
-    let mut records = Vec::new();
-    while spool.read(1024, usize::MAX, &mut records).is_some() {
-        for r in records.drain(..) {
-            line_slots(&r, into);
-        }
-    }
+"#
+        ))
+        .site(
+            "site.toml",
+            Site::new(SITE, "mqtt delivery test").meter(mqtt(
+                METER,
+                "water",
+                "water_meter",
+                "plant",
+            )),
+        )
 }
 
 /// Connects as `client_id` to its persistent session and returns the `ts`
@@ -435,21 +338,17 @@ async fn redelivered(port: u16, client_id: &str) -> Vec<i64> {
 /// what was spooled after that was stored *and* redelivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_a_full_spool_acks_what_is_spooled_late() {
+    // The shares of the deadline are timed: not beside the CPU-heavy tests.
+    let _timed = crate::support::timed().await;
     let broker = Mosquitto::start(&MosquittoOptions::anonymous());
-    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = tempfile::tempdir().expect("tempdir");
     // The output's directory is a plain file: every write fails (retryable)
     // until the test removes it.
-    let blocker = dir.path().join("out");
+    let blocker = out_dir.path().join("out");
     std::fs::write(&blocker, b"not a directory").expect("blocker file");
     let output = blocker.join("lines.lp");
-    let config = Arc::new(
-        emgate::config::load::from_parts(
-            &full_spool_main_file(&dir.path().join("data"), &output, broker.port()),
-            &[("site.toml", &site_file())],
-            emgate::profiles::load::builtin(),
-        )
-        .unwrap_or_else(|e| panic!("config: {e}")),
-    );
+    let files = full_spool_gateway(&output, broker.port()).write();
+    let config = Arc::new(files.load());
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
     let gateway = tokio::spawn(emgate::app::run(
@@ -457,27 +356,27 @@ async fn shutdown_with_a_full_spool_acks_what_is_spooled_late() {
         Arc::clone(&stats),
         shutdown.clone(),
     ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while Stats::get(&stats.mqtt_subscriptions) == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "never subscribed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(
+        "the MQTT subscription",
+        Duration::from_secs(30),
+        async || Stats::get(&stats.mqtt_subscriptions) > 0,
+    )
+    .await;
 
     let base = now_s() - 3600;
     let total = 200;
     publish_all(broker.port(), None, "pub", &messages(base, 0..total)).await;
     // The spool is full and messages wait in the channel: received, not
     // spooled, not acknowledged.
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    while Stats::get(&stats.spool_full_waits) == 0
-        || Stats::get(&stats.mqtt_messages) <= Stats::get(&stats.lines_spooled)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "spool never filled with messages waiting: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(
+        lazy(|| format!("a full spool with messages waiting: {stats:?}")),
+        Duration::from_mins(1),
+        async || {
+            Stats::get(&stats.spool_full_waits) > 0
+                && Stats::get(&stats.mqtt_messages) > Stats::get(&stats.lines_spooled)
+        },
+    )
+    .await;
 
     let cancelled = tokio::time::Instant::now();
     shutdown.cancel();
@@ -500,9 +399,12 @@ async fn shutdown_with_a_full_spool_acks_what_is_spooled_late() {
         "the output came back before the encoder gave up: {stats:?}"
     );
 
-    let mut stored = Vec::new();
-    line_slots(&std::fs::read(&output).unwrap_or_default(), &mut stored);
-    spooled_slots(&dir.path().join("data/spool"), &mut stored);
+    let written = std::fs::read(&output).unwrap_or_default();
+    let pending = pending_records(&files.spool_dir());
+    let stored: Vec<i64> = lines(&written)
+        .chain(pending.iter().flat_map(|r| lines(r)))
+        .map(|l| meter_slot(l).1)
+        .collect();
     let stored_set: BTreeSet<i64> = stored.iter().copied().collect();
     assert_eq!(stored_set.len(), stored.len(), "a reading stored twice");
     let again = redelivered(broker.port(), "emgate-shutdown").await;

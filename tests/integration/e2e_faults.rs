@@ -11,19 +11,17 @@
 //! (1000 m³/h × 1.5). Expectations are derived from the stored rows, never
 //! from when a request happened to be served.
 
-mod support;
-
-use std::sync::Arc;
 use std::time::Duration;
 
 use emgate::config::SimFault;
-use emgate::config::load::from_parts;
 use emgate::model::{MeterId, Quality};
-use emgate::sim::{LoadShape, SPIKE_JUMP, SimOptions, Simulator};
-use emgate::stats::Stats;
-use tokio_util::sync::CancellationToken;
+use emgate::sim::{LoadShape, SPIKE_JUMP, SimOptions};
+use emgate::telemetry::Stats;
 
-use support::influxd::Influxd;
+use crate::support::config::{GatewayToml, Site, modbus};
+use crate::support::influxd::Influxd;
+use crate::support::test_gateway::TestGateway;
+use crate::support::{reason_count, timed, wait_for};
 
 const DB: &str = "faults";
 
@@ -57,38 +55,13 @@ frozen_after = 3
 rate_of = "volume_m3"
 "#;
 
-const SITE: &str = r#"
-[site]
-id = "F1"
-name = "fault test"
-
-[[meters]]
-id = "good"
-energy = "water"
-level = 1
-profile = "water_rules"
-endpoint = "a"
-unit_id = 1
-poll_interval_secs = 1
-
-[[meters]]
-id = "frozen"
-energy = "water"
-level = 2
-profile = "water_rules"
-endpoint = "a"
-unit_id = 2
-poll_interval_secs = 1
-
-[[meters]]
-id = "spike"
-energy = "water"
-level = 2
-profile = "water_rules"
-endpoint = "a"
-unit_id = 3
-poll_interval_secs = 1
-"#;
+fn site() -> Site {
+    let meter = |id: &str, unit: usize| modbus(id, "water", "water_rules", "a", unit).level(2);
+    Site::new("F1", "fault test")
+        .meter(meter("good", 1).level(1))
+        .meter(meter("frozen", 2))
+        .meter(meter("spike", 3))
+}
 
 /// 360 m³/h ± 20 % with a 60 s ripple, from 1000 m³ at the simulator's epoch.
 fn rippled(phase: f64) -> LoadShape {
@@ -97,18 +70,6 @@ fn rippled(phase: f64) -> LoadShape {
         ripple_period_s: 60.0,
         ripple_phase: phase,
         ..LoadShape::constant(360.0, 1000.0)
-    }
-}
-
-/// Waits until `done` holds, polling every 20 ms; panics with `what` after 20 s.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after 20 s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -153,92 +114,63 @@ fn counts(v: f64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_and_spiked_meters_carry_the_right_bits_into_influxdb() {
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
-    let data = tempfile::tempdir().expect("tempdir");
-    let port = support::free_port();
-    let main = format!(
-        r#"
-# Exact line counts below: readings only.
-[aggregation]
-windows = []
-
-[gateway]
-id = "faults"
-data_dir = {data:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-batch_size = 10
-flush_interval_ms = 200
-
-[[endpoints]]
-id = "a"
-host = "127.0.0.1"
-port = {port}
-timeout_ms = 500
-"#,
-        url = influx.url(),
-        data = data.path().display().to_string()
-    );
-    let config = Arc::new(
-        from_parts(&main, &[("site.toml", SITE)], &[("water_rules", PROFILE)])
-            .expect("valid config"),
-    );
-    let id = |name: &str| {
-        MeterId(
-            config
-                .meters
-                .iter()
-                .position(|m| m.id == name)
-                .expect("meter") as u32,
+    // The spike must be cleared within one poll of its first request: no
+    // CPU-heavy test runs meanwhile.
+    let _timed = timed().await;
+    let influx = Influxd::with_database(DB).await;
+    let toml = GatewayToml::new("faults")
+        .readings_only()
+        .influx_v1(
+            &influx.url(),
+            DB,
+            "batch_size = 10\nflush_interval_ms = 200",
         )
+        .endpoint("a", "timeout_ms = 500")
+        .profile("water_rules", PROFILE)
+        .site("site.toml", site());
+    // The meters' ids in file order: good, frozen, spike.
+    let (good, frozen, spike) = (MeterId(0), MeterId(1), MeterId(2));
+    let options = SimOptions {
+        loads: vec![
+            (good, rippled(0.0)),
+            (frozen, rippled(2.0)),
+            (spike, rippled(4.0)),
+        ],
+        frozen_time: None,
     };
-    let (good, frozen, spike) = (id("good"), id("frozen"), id("spike"));
-    let stop_sim = CancellationToken::new();
-    let sim = Simulator::start_with(
-        &config,
-        stop_sim.clone(),
-        SimOptions {
-            loads: vec![
-                (good, rippled(0.0)),
-                (frozen, rippled(2.0)),
-                (spike, rippled(4.0)),
-            ],
-            frozen_time: None,
-        },
-    )
-    .await
-    .expect("simulator");
-
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let gateway = tokio::spawn(emgate::app::run(
-        Arc::clone(&config),
-        Arc::clone(&stats),
-        shutdown.clone(),
-    ));
-    let readings = || Stats::get(&stats.readings);
+    let mut gw = TestGateway::prepare(&toml, options).await;
+    assert_eq!(
+        (gw.meter("good"), gw.meter("frozen"), gw.meter("spike")),
+        (good, frozen, spike)
+    );
+    gw.run();
 
     // Three good rounds, then the frozen meter stops and the spike meter
     // serves one spiked poll.
-    wait_until("3 rounds of readings", || readings() >= 9).await;
-    sim.set_fault(frozen, Some(SimFault::Frozen));
-    sim.set_fault(spike, Some(SimFault::Spike));
-    wait_until("one poll of the spiked meter", || {
-        sim.requests_under_fault(spike) >= 1
+    gw.wait_for("3 rounds of readings", Duration::from_secs(20), |s| {
+        Stats::get(&s.readings) >= 9
     })
     .await;
-    sim.set_fault(spike, None);
-    let after_spike = readings();
+    gw.sim.set_fault(frozen, Some(SimFault::Frozen));
+    gw.sim.set_fault(spike, Some(SimFault::Spike));
+    let sim = &gw.sim;
+    wait_for(
+        "one poll of the spiked meter",
+        Duration::from_secs(20),
+        async || sim.requests_under_fault(spike) >= 1,
+    )
+    .await;
+    gw.sim.set_fault(spike, None);
+    let after_spike = gw.readings();
     // Enough rounds for the frozen rules to fire and the spike meter to recover.
-    wait_until("8 more rounds", || readings() >= after_spike + 24).await;
-    shutdown.cancel();
-    let summary = gateway.await.expect("join").expect("gateway");
-    stop_sim.cancel();
-    let total = readings();
+    gw.wait_for("8 more rounds", Duration::from_secs(20), |s| {
+        Stats::get(&s.readings) >= after_spike + 24
+    })
+    .await;
+    let summary = gw.stop().await;
+    gw.sim.stop();
+    let total = gw.readings();
+    let stats = gw.stats();
     assert_eq!(summary.lines_written, total);
 
     let good_rows = rows_of(&influx, "good").await;
@@ -350,13 +282,7 @@ timeout_ms = 500
             bit.0
         );
     }
-    let count = |bit: Quality| {
-        let i = Quality::REASONS
-            .iter()
-            .position(|(b, _)| *b == bit)
-            .expect("bit");
-        Stats::get(&stats.quality_counts[i])
-    };
+    let count = |bit: Quality| reason_count(stats, bit);
     // One frozen volume, then a frozen volume and flow on every later reading.
     let after_freeze = (frozen_rows.len() - k - 1) as u64;
     assert_eq!(count(Quality::FROZEN), 2 * after_freeze - 1);

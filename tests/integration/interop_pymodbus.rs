@@ -3,8 +3,6 @@
 //! and an Acrel DTSD1352-style integer map, and must produce exactly the
 //! values whose register words were worked out in Python and by hand.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +15,11 @@ use emgate::model::{
 };
 use emgate::profiles::{DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
 use emgate::sources::modbus::poller::EndpointPoller;
-use emgate::stats::Stats;
+use emgate::telemetry::Stats;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use support::pymodbus::{
+use crate::support::pymodbus::{
     CanonicalPoint, DTSD1352_POINTS, PymodbusServer, SDM630_POINTS, dtsd1352_device,
     dtsd1352_profile, sdm630_device, sdm630_profile,
 };
@@ -52,7 +50,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 
 fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config {
     Config {
-        source: "tests/interop_pymodbus.rs".into(),
+        source: "tests/integration/interop_pymodbus.rs".into(),
         gateway: GatewayConfig {
             id: "interop".to_owned(),
             timezone: jiff::tz::TimeZone::UTC,
@@ -81,7 +79,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
             id: "S1".to_owned(),
             name: "interop".to_owned(),
             timezone: jiff::tz::TimeZone::UTC,
-            file: "tests/interop_pymodbus.rs".into(),
+            file: "tests/integration/interop_pymodbus.rs".into(),
         }],
         meters,
         profiles,
@@ -100,11 +98,13 @@ async fn poll_one_round(config: Config) -> (ReadingBatch, Arc<Stats>) {
     let stats = Arc::new(Stats::default());
     let (tx, mut rx) = mpsc::channel(4);
     let poller = EndpointPoller::new(
-        Arc::clone(&config),
+        &emgate::sources::SourceContext {
+            board: Arc::new(emgate::telemetry::StatusBoard::new(&config)),
+            config,
+            out: tx,
+            stats: Arc::clone(&stats),
+        },
         EndpointId(0),
-        tx,
-        Arc::clone(&stats),
-        Arc::new(emgate::status::StatusBoard::new(&config)),
     );
     let stop = CancellationToken::new();
     let task = tokio::spawn(poller.run(stop.clone()));

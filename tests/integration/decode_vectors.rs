@@ -13,8 +13,8 @@
 //! Python's results of `raw * scale * ratio + offset` in that order.
 
 use emgate::model::Quality;
+use emgate::profiles::codec::{decode_point, decode_raw, encode_point, encode_raw};
 use emgate::profiles::{ByteOrder, DataType, PointDef, PointKind, RatioScaling, RegisterKind};
-use emgate::sources::modbus::decode::{decode_point, decode_raw, encode_point, encode_raw};
 use proptest::prelude::*;
 
 const ORDERS: [ByteOrder; 4] = [

@@ -9,8 +9,6 @@
 //! fails the test with an install hint. Waits are bounded; nothing asserts
 //! how long anything took.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -24,7 +22,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use support::mosquitto::{Mosquitto, MosquittoOptions};
+use crate::support::mosquitto::{Mosquitto, MosquittoOptions};
 
 const W_JSON: MeterId = MeterId(0);
 const E_LP: MeterId = MeterId(1);
@@ -307,7 +305,7 @@ async fn publishes_every_format_and_fault() {
 #[tokio::test]
 async fn unreachable_broker_is_retried_and_payloads_follow_faults() {
     // A port nobody listens on: the publisher retries in the background.
-    let config = test_config(support::free_port());
+    let config = test_config(crate::support::free_port());
     let shutdown = CancellationToken::new();
     let t0 = 1_767_225_600.0;
     let sim = Simulator::start_with(

@@ -4,6 +4,10 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+
+use crate::support::config::{GatewayToml, Site, modbus};
+use crate::support::wait_for;
 
 fn emgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_emgate"))
@@ -134,96 +138,48 @@ fn demo_writes_line_protocol_to_data_dir() {
     );
 }
 
-/// Finds `"fields": {"message": msg, ...}` in JSON log lines.
-fn json_log_fields(stderr: &str, message: &str) -> serde_json::Value {
-    stderr
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["fields"]["message"] == message)
-        .map_or_else(
-            || panic!("no {message:?} log line in:\n{stderr}"),
-            |v| v["fields"].clone(),
-        )
-}
-
 /// `emgate simulate` and `emgate run` as two processes, the way an operator
 /// tries the example: `run` polls until SIGTERM, flushes, logs its final
 /// counters and exits 0; the file holds exactly the readings it counted.
-#[test]
-fn run_polls_until_sigterm_then_flushes_and_exits_0() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
-    let out = dir.path().join("out.lp");
-    std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
-    std::fs::write(
-        dir.path().join("emgate.toml"),
-        format!(
-            "[aggregation]\nwindows = []\n\n[gateway]\nid = \"cli\"\ndata_dir = {:?}\nprofiles_dir = {:?}\n\n[file_sink]\npath = {:?}\nbatch_size = 1\nflush_interval_ms = 100\n\n\
-             [[endpoints]]\nid = \"ep\"\nhost = \"127.0.0.1\"\nport = {port}\n",
-            dir.path().join("data").display().to_string(),
-            profiles.display().to_string(),
-            out.display().to_string()
-        ),
-    )
-    .expect("main file");
-    std::fs::write(
-        dir.path().join("sites/s.toml"),
-        "[site]\nid = \"S1\"\nname = \"cli test\"\n\n\
-         [[meters]]\nid = \"w1\"\nenergy = \"water\"\nlevel = 1\nprofile = \"water_meter\"\nendpoint = \"ep\"\nunit_id = 1\npoll_interval_secs = 1\n\n\
-         [[meters]]\nid = \"e1\"\nenergy = \"electricity\"\nlevel = 2\nprofile = \"eastron_sdm630\"\nendpoint = \"ep\"\nunit_id = 2\npoll_interval_secs = 1\n",
-    )
-    .expect("site file");
-    let config = dir.path().join("emgate.toml");
+#[tokio::test]
+async fn run_polls_until_sigterm_then_flushes_and_exits_0() {
+    let files = GatewayToml::new("cli")
+        .readings_only()
+        .section("file_sink", "batch_size = 1\nflush_interval_ms = 100")
+        .endpoint("ep", "")
+        .site(
+            "s.toml",
+            Site::new("S1", "cli test")
+                .meter(modbus("w1", "water", "water_meter", "ep", 1))
+                .meter(modbus("e1", "electricity", "eastron_sdm630", "ep", 2).level(2)),
+        )
+        .write();
+    // The file sink's default place.
+    let out = files.data_dir().join("lines.lp");
     let mut sim = emgate()
         .args(["--log-level", "warn", "simulate", "--config"])
-        .arg(&config)
+        .arg(files.main_file())
         .spawn()
         .expect("start simulate");
-    let run = emgate()
-        .args([
-            "--log-format",
-            "json",
-            "run",
-            "--stats-interval",
-            "0",
-            "--config",
-        ])
-        .arg(&config)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start run");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let lines = std::fs::read_to_string(&out).map_or(0, |t| t.lines().count());
-        if lines >= 6 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no readings after 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let term = |pid: u32| {
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill -TERM")
-    };
-    assert!(term(run.id()).success());
-    let output = run.wait_with_output().expect("wait run");
-    assert!(term(sim.id()).success());
+    let mut run = files.spawn("run");
+    wait_for(
+        "6 readings in the output file",
+        Duration::from_secs(30),
+        async || std::fs::read_to_string(&out).map_or(0, |t| t.lines().count()) >= 6,
+    )
+    .await;
+    // SIGTERM; `terminate` checks the exit code 0.
+    run.terminate().await;
+    let term = Command::new("kill")
+        .args(["-TERM", &sim.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
     assert_eq!(sim.wait().expect("wait simulate").code(), Some(0));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let starting = json_log_fields(&stderr, "starting");
+    let starting = run.log_fields("starting");
     assert_eq!(starting["meters"], 2);
     assert_eq!(starting["output"], format!("file {}", out.display()));
-    let stats = json_log_fields(&stderr, "final stats");
+    let stats = run.log_fields("final stats");
     let text = std::fs::read_to_string(&out).expect("output file");
     let lines = text.lines().count() as u64;
     assert_eq!(

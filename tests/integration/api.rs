@@ -15,8 +15,8 @@ use emgate::api::{self, ApiState, ReloadRequest};
 use emgate::config::{Config, Secret, from_parts};
 use emgate::model::{EndpointId, MeterId, Quality};
 use emgate::profiles::load::builtin;
-use emgate::stats::Stats;
-use emgate::status::{PollOutcome, StatusBoard};
+use emgate::telemetry::Stats;
+use emgate::telemetry::{PollOutcome, StatusBoard};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -551,7 +551,7 @@ async fn reload_is_forwarded_and_answered() {
 async fn status_command_renders_from_the_api() {
     let api = start(Some(TOKEN), None).await;
     feed(&api.board);
-    let text = emgate::status_cli::run(&api.base, Some(TOKEN))
+    let text = emgate::telemetry::client::run(&api.base, Some(TOKEN))
         .await
         .expect("status");
     let lines: Vec<Vec<&str>> = text
@@ -587,11 +587,11 @@ async fn status_command_renders_from_the_api() {
     assert!(text.ends_with(
         "meters: 0 up, 2 down, 0 bad of 2\nbacklog: 0 records, 0 bytes in the spool; output accepting writes (0 lines written)\n"
     ), "{text}");
-    let err = emgate::status_cli::run(&api.base, Some("wrong")).await;
+    let err = emgate::telemetry::client::run(&api.base, Some("wrong")).await;
     assert!(
         matches!(
             err,
-            Err(emgate::status_cli::StatusCliError::Status { status: 401, .. })
+            Err(emgate::telemetry::client::StatusCliError::Status { status: 401, .. })
         ),
         "{err:?}"
     );

@@ -3,11 +3,11 @@
 //! `replacements` and `[meters.rules.<point>]`; how they become the
 //! validator's rules, and the errors for each kind of mistake.
 
+use emgate::app::stages::rules;
 use emgate::config::load::from_parts;
 use emgate::config::{DeclaredReplacement, PointOverride};
 use emgate::model::PointValue;
 use emgate::model::{MeterId, Quality, ReadingBatch};
-use emgate::pipeline::stage::rules;
 use emgate::pipeline::validate::{TimeRules, Validator};
 
 const MAIN: &str = r#"

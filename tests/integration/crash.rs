@@ -15,25 +15,23 @@
 //!   `emgate run` then starts, logs the recovery report ("spool opened") with
 //!   exactly those two damages, and delivers exactly the undamaged records.
 
-mod support;
-
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use emgate::config::Config;
-use emgate::model::MeterId;
-use emgate::sim::Simulator;
+use emgate::sim::SimOptions;
 use emgate::spool::{FsyncPolicy, FullPolicy, Spool, SpoolConfig};
-use emgate::stats::Stats;
+use emgate::telemetry::Stats;
 use serde_json::Value;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use support::gateway::Gateway;
-use support::influxd::Influxd;
+use crate::support::config::{GatewayToml, Site, modbus};
+use crate::support::influxd::Influxd;
+use crate::support::spool;
+use crate::support::test_gateway::{Sim, TestGateway};
+use crate::support::{lazy, wait_for};
 
 const DB: &str = "crash";
 const SITE: &str = "E3501020077";
@@ -43,141 +41,56 @@ const MAX_BYTES: u64 = 64 << 20;
 /// Slots per meter: (meter id, slot seconds).
 type Slots = BTreeMap<String, BTreeSet<i64>>;
 
-/// A configuration on disk for `emgate run`, and the same loaded in-process
-/// for the simulator.
-struct Setup {
-    dir: tempfile::TempDir,
-    config: Config,
-}
+/// A meter of these tests: (id, energy, profile, endpoint index, extra keys).
+type MeterSpec<'a> = (&'a str, &'a str, &'a str, usize, &'a str);
 
-impl Setup {
-    /// `meters`: (id, energy, profile, endpoint index, extra keys);
-    /// `ports`: one per endpoint.
-    fn new(
-        url: &str,
-        segment_bytes: u64,
-        ports: &[u16],
-        meters: &[(&str, &str, &str, usize, &str)],
-    ) -> Setup {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/profiles");
-        let mut main = format!(
-            r#"# Exact line counts below: readings only.
-[aggregation]
-windows = []
-
-[gateway]
-id = "crash"
-data_dir = {data:?}
-profiles_dir = {profiles:?}
-
-[influxdb]
-api = "v1"
-url = "{url}"
-database = "{DB}"
-batch_size = 20
-flush_interval_ms = 100
-timeout_ms = 2000
-retry_initial_ms = 100
-retry_max_ms = 500
-
-[spool]
-max_bytes = {MAX_BYTES}
-segment_bytes = {segment_bytes}
-policy = "block"
-fsync = "interval"
-fsync_interval_ms = 200
-"#,
-            data = dir.path().join("data").display().to_string(),
-            profiles = profiles.display().to_string(),
-        );
-        for (i, port) in ports.iter().enumerate() {
-            let _ = write!(
-                main,
-                "\n[[endpoints]]\nid = \"ep{i}\"\nhost = \"127.0.0.1\"\nport = {port}\ntimeout_ms = 1000\n"
-            );
-        }
-        let mut site = format!("[site]\nid = \"{SITE}\"\nname = \"crash test\"\n");
-        let mut units = vec![0u8; ports.len()];
-        for (id, energy, profile, ep, extra) in meters {
-            units[*ep] += 1;
-            let _ = write!(
-                site,
-                "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = 1\nprofile = \"{profile}\"\n\
-                 endpoint = \"ep{ep}\"\nunit_id = {}\npoll_interval_secs = 1\n{extra}\n",
-                units[*ep]
-            );
-        }
-        std::fs::create_dir(dir.path().join("sites")).expect("sites dir");
-        std::fs::write(dir.path().join("sites/site.toml"), site).expect("site file");
-        let main_path = dir.path().join("emgate.toml");
-        std::fs::write(&main_path, main).expect("main file");
-        let config = emgate::config::load::load(&main_path)
-            .unwrap_or_else(|e| panic!("test configuration: {e}"));
-        Setup { dir, config }
-    }
-
-    fn main_file(&self) -> PathBuf {
-        self.dir.path().join("emgate.toml")
-    }
-
-    fn spool_dir(&self) -> PathBuf {
-        self.dir.path().join("data/spool")
-    }
-
-    /// Starts `emgate run` with JSON logs to `name`.log in the test's directory.
-    fn run(&self, name: &str) -> Gateway {
-        Gateway::run(
-            &self.main_file(),
-            self.dir.path().join(format!("{name}.log")),
+/// The crash tests' gateway: readings only into `url`, a spool of
+/// `segment_bytes` segments, `endpoints` endpoints `ep0`, `ep1`, ... and
+/// `meters` on them (unit ids counted per endpoint).
+fn gateway(url: &str, segment_bytes: u64, endpoints: usize, meters: &[MeterSpec]) -> GatewayToml {
+    let mut toml = GatewayToml::new("crash")
+        .readings_only()
+        .influx_v1(
+            url,
+            DB,
+            "batch_size = 20\nflush_interval_ms = 100\ntimeout_ms = 2000\n\
+             retry_initial_ms = 100\nretry_max_ms = 500",
         )
+        .section(
+            "spool",
+            &format!(
+                "max_bytes = {MAX_BYTES}\nsegment_bytes = {segment_bytes}\npolicy = \"block\"\n\
+                 fsync = \"interval\"\nfsync_interval_ms = 200"
+            ),
+        );
+    for i in 0..endpoints {
+        toml = toml.endpoint(&format!("ep{i}"), "timeout_ms = 1000");
     }
-}
-
-/// The (meter, slot) of one `reading` line: the `meter` tag and the
-/// trailing timestamp (seconds).
-fn meter_slot(line: &[u8]) -> (String, i64) {
-    let text = std::str::from_utf8(line).expect("line protocol is UTF-8");
-    let series = text.split(' ').next().expect("series");
-    let meter = series
-        .split(',')
-        .find_map(|t| t.strip_prefix("meter="))
-        .unwrap_or_else(|| panic!("no meter tag in {text:?}"));
-    let slot = text
-        .rsplit(' ')
-        .next()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no timestamp in {text:?}"));
-    (meter.to_owned(), slot)
+    let mut site = Site::new(SITE, "crash test");
+    let mut units = vec![0; endpoints];
+    for (id, energy, profile, ep, extra) in meters {
+        units[*ep] += 1;
+        let endpoint = format!("ep{ep}");
+        site = site.meter(modbus(id, energy, profile, &endpoint, units[*ep]).keys(extra));
+    }
+    toml.site("site.toml", site)
 }
 
 fn add_lines(slots: &mut Slots, record: &[u8]) -> u64 {
     let mut n = 0;
-    for line in record.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let (meter, slot) = meter_slot(line);
+    for line in spool::lines(record) {
+        let (meter, slot) = spool::meter_slot(line);
         slots.entry(meter).or_default().insert(slot);
         n += 1;
     }
     n
 }
 
-/// What a closed spool holds, read through the spool's own API without
-/// acknowledging anything; the spool is closed again afterwards.
+/// What a closed spool holds, read without acknowledging anything.
 fn spool_slots(dir: &Path) -> Slots {
-    let (spool, _recovery) = Spool::open(SpoolConfig {
-        dir: dir.to_path_buf(),
-        max_bytes: MAX_BYTES,
-        segment_bytes: 1 << 20,
-        policy: FullPolicy::Block,
-        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
-    })
-    .expect("open the spool");
     let mut slots = Slots::new();
-    let mut records = Vec::new();
-    while spool.read(1024, usize::MAX, &mut records).is_some() {
-        for r in records.drain(..) {
-            add_lines(&mut slots, &r);
-        }
+    for r in spool::pending_records(dir) {
+        add_lines(&mut slots, &r);
     }
     slots
 }
@@ -211,47 +124,17 @@ fn missing(accepted: &Slots, stored: &Slots) -> Slots {
 
 /// Every value of every `reading` point equals the simulator's at its slot,
 /// and every reading is good (q = 0). Returns the number of points.
-async fn check_values(influx: &Influxd, config: &Config, sim: &Simulator) -> u64 {
-    let answer = influx.query(DB, "SELECT * FROM reading").await;
-    let series = &answer["results"][0]["series"][0];
-    let columns: Vec<&str> = series["columns"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .map(|c| c.as_str().expect("column name"))
-        .collect();
-    let col = |name: &str| {
-        columns
-            .iter()
-            .position(|c| *c == name)
-            .unwrap_or_else(|| panic!("column {name} in {columns:?}"))
-    };
-    let rows = series["values"].as_array().expect("rows");
-    for row in rows {
-        let meter_id = row[col("meter")].as_str().expect("meter tag");
-        let index = config
-            .meters
-            .iter()
-            .position(|m| m.id == meter_id)
-            .expect("known meter");
-        assert_eq!(row[col("q")], Value::from(0), "all good: {row:?}");
-        let slot = row[col("time")].as_i64().expect("epoch seconds");
-        let id = MeterId(index as u32);
-        for (p, point) in config.profile_of(id).points.iter().enumerate() {
-            let want = sim.value_at(id, p, slot as f64);
-            assert_eq!(
-                row[col(&point.name)].as_f64(),
-                Some(want),
-                "{meter_id} {} at {slot}",
-                point.name
-            );
-        }
+async fn check_values(influx: &Influxd, config: &Config, sim: &Sim) -> u64 {
+    let table = influx.table(DB, "SELECT * FROM reading").await;
+    for row in &table.rows {
+        assert_eq!(row[table.col("q")], Value::from(0), "all good: {row:?}");
+        sim.assert_reading(config, &table, row);
     }
-    rows.len() as u64
+    table.rows.len() as u64
 }
 
 /// Meters of the crash test: one endpoint, several profiles.
-const CRASH_METERS: [(&str, &str, &str, usize, &str); 6] = [
+const CRASH_METERS: [MeterSpec; 6] = [
     (
         "e-main",
         "electricity",
@@ -268,18 +151,9 @@ const CRASH_METERS: [(&str, &str, &str, usize, &str); 6] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_no_appended_slot() {
-    let mut influx = Influxd::start();
-    influx.create_database(DB).await;
-    let setup = Setup::new(
-        &influx.url(),
-        64 * 1024,
-        &[support::free_port()],
-        &CRASH_METERS,
-    );
-    let stop_sim = CancellationToken::new();
-    let sim = Simulator::start(&setup.config, stop_sim.clone())
-        .await
-        .expect("simulator");
+    let mut influx = Influxd::with_database(DB).await;
+    let toml = gateway(&influx.url(), 64 * 1024, 1, &CRASH_METERS);
+    let gw = TestGateway::prepare(&toml, SimOptions::default()).await;
 
     let mut rng = fastrand::Rng::with_seed(0x00e6_6a7e);
     let mut accepted = Slots::new();
@@ -292,12 +166,12 @@ async fn sigkill_at_random_moments_loses_no_appended_slot() {
         } else if !up && influx.is_running() {
             tokio::task::block_in_place(|| influx.stop());
         }
-        let mut gw = setup.run(&format!("run{round}"));
+        let mut process = gw.spawn(&format!("run{round}"));
         let ms = rng.u64(300..=2000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        gw.kill9();
+        process.kill9();
 
-        let in_spool = spool_slots(&setup.spool_dir());
+        let in_spool = spool_slots(&gw.files.spool_dir());
         merge(&mut accepted, &in_spool);
         if up {
             let stored = influx.meter_slots(DB, "reading", "q").await;
@@ -323,28 +197,28 @@ async fn sigkill_at_random_moments_loses_no_appended_slot() {
     if !influx.is_running() {
         tokio::task::block_in_place(|| influx.start_again());
     }
-    let mut gw = setup.run("final");
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
+    let mut process = gw.spawn("final");
+    let gone = RefCell::new(Slots::new());
+    let what = lazy(|| {
+        format!(
+            "every accepted slot in InfluxDB; still missing: {:?}\n{report}\nlog:\n{}",
+            gone.borrow(),
+            process.log()
+        )
+    });
+    wait_for(&what, Duration::from_mins(1), async || {
         let stored = influx.meter_slots(DB, "reading", "q").await;
-        let gone = missing(&accepted, &stored);
-        if gone.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after 60 s, accepted slots still missing from InfluxDB: {gone:?}\n{report}\nlog:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    gw.terminate().await;
-    let final_stats = gw.log_fields("final stats");
-    stop_sim.cancel();
+        *gone.borrow_mut() = missing(&accepted, &stored);
+        gone.borrow().is_empty()
+    })
+    .await;
+    process.terminate().await;
+    let final_stats = process.log_fields("final stats");
+    gw.sim.stop();
 
     // The spool is drained: the last run delivered its own slots too.
     let (spool, recovery) = Spool::open(SpoolConfig {
-        dir: setup.spool_dir(),
+        dir: gw.files.spool_dir(),
         max_bytes: MAX_BYTES,
         segment_bytes: 1 << 20,
         policy: FullPolicy::Block,
@@ -366,19 +240,14 @@ async fn sigkill_at_random_moments_loses_no_appended_slot() {
     );
     assert_eq!(stored.len(), CRASH_METERS.len());
     for (meter, slots) in &stored {
-        let count = influx
-            .count(
-                DB,
-                &format!("SELECT count(q) FROM reading WHERE meter = '{meter}'"),
-            )
-            .await;
+        let count = influx.meter_count(DB, meter).await;
         assert_eq!(
             count,
             slots.len() as u64,
             "{meter}: exactly one point per slot"
         );
     }
-    let points = check_values(&influx, &setup.config, &sim).await;
+    let points = check_values(&influx, &gw.config, &gw.sim).await;
     assert_eq!(points as usize, total(&stored));
 }
 
@@ -407,46 +276,32 @@ fn records_of(segment: &[u8]) -> Vec<(usize, usize)> {
 async fn damaged_segments_are_reported_and_the_rest_delivered() {
     // Eight endpoints of one small meter each: one-line records, several
     // to a 4 KiB segment.
-    let ports: Vec<u16> = (0..8).map(|_| support::free_port()).collect();
     let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
-    let meters: Vec<(&str, &str, &str, usize, &str)> = names
+    let meters: Vec<MeterSpec> = names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.as_str(), "water", "water_meter", i, ""))
         .collect();
-    let closed = format!("http://127.0.0.1:{}", support::free_port());
-    let setup = Setup::new(&closed, 4096, &ports, &meters);
-    let stop_sim = CancellationToken::new();
-    let _sim = Simulator::start(&setup.config, stop_sim.clone())
-        .await
-        .expect("simulator");
+    let closed = format!("http://127.0.0.1:{}", crate::support::free_port());
+    let mut gw =
+        TestGateway::prepare(&gateway(&closed, 4096, 8, &meters), SimOptions::default()).await;
 
     // Fill a few segments while the output is down (in-process, to read
     // the counters), then stop.
-    let stats = Arc::new(Stats::default());
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(emgate::app::run(
-        Arc::new(setup.config.clone()),
-        Arc::clone(&stats),
-        shutdown.clone(),
-    ));
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while Stats::get(&stats.lines_spooled) < 64 {
-        assert!(Instant::now() < deadline, "nothing spooled in 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("stops within 30 s")
-        .expect("join")
-        .expect("gateway");
+    gw.run();
+    gw.wait_for("64 lines spooled", Duration::from_mins(1), |s| {
+        Stats::get(&s.lines_spooled) >= 64
+    })
+    .await;
+    // "stops within 30 s"
+    gw.stop_within(Duration::from_secs(30)).await;
+    let stats = gw.stats();
     let spooled = Stats::get(&stats.lines_spooled);
     assert_eq!(Stats::get(&stats.lines_written), 0);
     let first_run_end = jiff::Timestamp::now().as_second();
 
     // Every record on disk, then the damage.
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(setup.spool_dir())
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(gw.files.spool_dir())
         .expect("spool dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "seg"))
@@ -515,32 +370,26 @@ async fn damaged_segments_are_reported_and_the_rest_delivered() {
     assert!(undamaged < spooled && undamaged > 0);
 
     // The gateway as a process against a real InfluxDB, on the damaged spool.
-    let influx = Influxd::start();
-    influx.create_database(DB).await;
-    let main = std::fs::read_to_string(setup.main_file()).expect("main file");
-    std::fs::write(setup.main_file(), main.replace(&closed, &influx.url())).expect("main file");
-    let mut gw = setup.run("recovered");
+    let influx = Influxd::with_database(DB).await;
+    gw.files.rewrite(&gateway(&influx.url(), 4096, 8, &meters));
+    let mut process = gw.spawn("recovered");
     let old_points = format!("SELECT count(q) FROM reading WHERE time <= {first_run_end}s");
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while influx.count(DB, &old_points).await < undamaged {
-        assert!(
-            Instant::now() < deadline,
-            "the undamaged records were not delivered within 60 s; log:\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    gw.terminate().await;
-    stop_sim.cancel();
+    let what = lazy(|| format!("the undamaged records delivered; log:\n{}", process.log()));
+    wait_for(&what, Duration::from_mins(1), async || {
+        influx.count(DB, &old_points).await >= undamaged
+    })
+    .await;
+    process.terminate().await;
+    gw.sim.stop();
 
-    let opened = gw.log_fields("spool opened");
+    let opened = process.log_fields("spool opened");
     let recovery = opened["recovery"].as_str().expect("recovery report");
     eprintln!("recovery report: {recovery}");
     assert!(
         recovery.contains(&format!("; {torn_bytes} torn bytes truncated; 1 corrupt regions ({corrupt_bytes} bytes) skipped; 0 segments with a bad header skipped; ack position intact")),
         "{recovery}"
     );
-    let final_stats = gw.log_fields("final stats");
+    let final_stats = process.log_fields("final stats");
     assert_eq!(final_stats["lines_rejected"], 0);
 
     // Exactly the undamaged records of the first run, and everything the

@@ -1,0 +1,90 @@
+//! Every integration test of emgate, in one test binary: the crate is linked
+//! once, and libtest spreads all tests over the machine's cores instead of
+//! running one binary after the other. Tests are named `module::test`, so
+//! `scripts/test --test integration -- sim::` runs one area.
+//!
+//! The real peers (`influxd`, VictoriaMetrics, Mosquitto, pymodbus,
+//! Chromium), the gateway in-process or as a process, the configuration
+//! builder and the one `wait_for` live in `tests/support/`.
+//!
+//! Modules, one area each:
+//! - `aggregate`: the aggregation stage on hand-made streams, plus lateness and checkpoint properties;
+//! - `aggregate_restart`: `emgate run` SIGKILLed mid-window neither loses nor double-counts a minute;
+//! - `api`: the HTTP API over a status board fed in a known order, and `emgate status`;
+//! - `bad_devices`: devices that answer garbage or close mid-frame never stop the other meters;
+//! - `browser`: the status page in headless Chromium, against a mock API and the real gateway;
+//! - `cli`: the `emgate` binary: `check-config`, `demo`, and `run` until SIGTERM;
+//! - `coefficients`: the shipped standard-coal coefficient table;
+//! - `config`: configuration loading, exact error messages, environment overrides, secrets;
+//! - `config_validation`: the validation keys in profiles, sites and `[validation]`;
+//! - `crash`: SIGKILL at random moments and damaged spool segments, against a real `influxd`;
+//! - `decode_vectors`: register decoding against independently computed vectors;
+//! - `e2e_aggregate`: a simulated day through validation, aggregation and encoding into `influxd`;
+//! - `e2e_faults`: the simulator's `frozen` and `spike` faults through the gateway into `influxd`;
+//! - `e2e_influx_v1`: simulator, whole gateway and `influxd`: one exact point per polled slot;
+//! - `e2e_mqtt`: MQTT ingestion through Mosquitto into `influxd`: formats, credentials, TLS, bad payloads;
+//! - `e2e_quality`: simulator faults carry the right quality bits into `influxd`; a restart keeps a rollover;
+//! - `energy`: standard-coal conversion of window amounts;
+//! - `influx_errors`: writer and uploader error paths against a fake HTTP server;
+//! - `influx_v1`: the v1 writer against a real `influxd`;
+//! - `influx_v2`: the v2 writer against a real VictoriaMetrics;
+//! - `interop_pymodbus`: the poller against a pymodbus server (a Modbus stack we did not write);
+//! - `lineproto`: line-protocol escaping against hand-written bytes;
+//! - `mqtt_delivery`: QoS 1 through a broker restart and a SIGKILLed gateway, nothing lost or doubled;
+//! - `mqtt_payload`: the MQTT payload decoder alone: formats, time stamps, rejections;
+//! - `ops_e2e`: a running gateway's API: token, meter views, reload, exact metrics, readiness;
+//! - `outage`: an `influxd` outage while the gateway runs loses no slot;
+//! - `plan`: the Modbus request planner against hand-worked plans;
+//! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
+//! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
+//! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
+//! - `sim_mqtt`: the simulator's MQTT publisher through a real Mosquitto;
+//! - `spool_full`: a full spool under `block` and `drop_oldest`, drained into `influxd`;
+//! - `spool_model`: the spool against an in-memory model (proptest);
+//! - `spool_recovery`: hand-made spool damage and its exact recovery report; a real SIGKILL;
+//! - `steam`: steam properties against the IAPWS-IF97 reference values;
+//! - `validate_props`: property test of the validator's consumption arithmetic;
+//! - `validate_rules`: one test per validation rule with exact quality bits;
+//! - `window`: window alignment in real time zones, and a telescoping property.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod aggregate;
+mod aggregate_restart;
+mod api;
+mod bad_devices;
+mod browser;
+mod cli;
+mod coefficients;
+mod config;
+mod config_validation;
+mod crash;
+mod decode_vectors;
+mod e2e_aggregate;
+mod e2e_faults;
+mod e2e_influx_v1;
+mod e2e_mqtt;
+mod e2e_quality;
+mod energy;
+mod influx_errors;
+mod influx_v1;
+mod influx_v2;
+mod interop_pymodbus;
+mod lineproto;
+mod mqtt_delivery;
+mod mqtt_payload;
+mod ops_e2e;
+mod outage;
+mod plan;
+mod reload;
+mod shutdown;
+mod sim;
+mod sim_mqtt;
+mod spool_full;
+mod spool_model;
+mod spool_recovery;
+mod steam;
+mod validate_props;
+mod validate_rules;
+mod window;

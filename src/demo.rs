@@ -259,7 +259,7 @@ pub const MQTT_BROKER: (&str, u16) = ("127.0.0.1", 1883);
 /// How long the broker gets to accept a TCP connection.
 const MQTT_PROBE: Duration = Duration::from_millis(300);
 
-/// MQTT meters added when a broker answers: (site index in [`SITES`], id,
+/// MQTT meters added when a broker answers: (site index in `SITES`, id,
 /// energy, level, profile, interval s). The k-th publishes through the
 /// (k mod 3)-th subscription (see `sim::mqtt`): JSON, line protocol, CSV, JSON.
 pub const MQTT_METERS: [(usize, &str, &str, u8, &str, u32); 4] = [

@@ -4,22 +4,36 @@
 //! to InfluxDB without losing what it accepted.
 //!
 //! # Layout
-//! * [`check`]: reading TOML strictly and reporting every problem, with "did you mean".
-//! * [`model`]: ids, quality bits, reading batches: the data every module shares.
-//! * [`config`]: TOML files and environment overrides to a validated [`config::Config`].
-//! * [`profiles`]: meter register maps as data.
-//! * [`sources`]: where readings enter ([`sources::modbus`]).
-//! * [`pipeline`]: pure stages on reading batches: [`pipeline::validate`] judges every value.
+//! Each module imports only from those listed after it in its group or in a
+//! group below; nothing imports from `app` but the binary and the demo.
+//!
+//! Wiring (top):
+//! * [`app`]: builds a running gateway from a config: generations, reload,
+//!   the stages as the gateway runs them, the spool appender; owns shutdown.
+//! * [`api`]: the HTTP API (health, readiness, metrics, status, reload) and the status page.
+//! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
+//!
+//! Components:
+//! * [`sources`]: where readings enter ([`sources::modbus`], [`sources::mqtt`]), as [`sources::Input`].
 //! * [`sinks`]: where they leave: line protocol, InfluxDB v1/v2, a local file.
-//! * [`spool`]: the durable on-disk buffer between the pipeline and the writer.
-//! * [`sim`]: simulated meters with exact, known consumption.
+//! * [`sim`]: simulated meters with exact, known consumption (Modbus and MQTT).
 //! * [`telemetry`]: counters, the status board, its snapshots, Prometheus exposition and the `emgate status` client.
-//! * [`backoff`]: capped exponential backoff with jitter for every retry.
+//!
+//! Configuration:
+//! * [`config`]: TOML files and environment overrides to a validated [`config::Config`], one file per section.
+//!
+//! Data and pure stages:
+//! * [`pipeline`]: pure stages on reading batches: validation, windows, aggregation, kgce, steam.
+//! * [`spool`]: the durable on-disk buffer between the pipeline and the writer.
+//! * [`profiles`]: meter register maps as data, and the register codec.
+//! * [`model`]: ids, quality bits, reading batches: the data every module shares.
+//!
+//! Leaves (import nothing of the crate):
+//! * [`check`]: reading TOML strictly and reporting every problem, with "did you mean".
+//! * [`checkpoint`]: versioned, checksummed state files and their durable atomic replacement.
 //! * [`clock`]: "now" in Unix milliseconds, one clock that tests can run on paused time.
 //! * [`shutdown`]: the shutdown deadline and every task's share of it; SIGINT/SIGTERM.
-//! * [`checkpoint`]: versioned, checksummed state files and their durable atomic replacement.
-//! * [`app`]: builds a running gateway from a config and owns its shutdown.
-//! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
+//! * [`backoff`]: capped exponential backoff with jitter for every retry.
 
 pub mod api;
 pub mod app;

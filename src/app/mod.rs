@@ -6,7 +6,7 @@
 //!                     ├─Input─▶ validate ─▶ aggregate ─▶ encode ──append──▶ spool (disk) ──read/ack──▶ uploader ──▶ InfluxDB | file
 //! BrokerClient ×M ────┘   ◀── spooled (true/false) ──┘
 //! ```
-//! An [`Input`] carries a batch and, for MQTT, a one-shot sender the encoder
+//! An [`Input`](crate::sources::Input) carries a batch and, for MQTT, a one-shot sender the encoder
 //! answers once the batch's lines are in the spool: only then does the
 //! broker client acknowledge the message, so the broker keeps (and
 //! redelivers) whatever the gateway has not made durable.
@@ -20,7 +20,7 @@
 //! Generations: the sources (pollers, broker clients) and the encoder task
 //! of one configuration form a generation; the spool and the uploader
 //! outlive them. A reload (SIGHUP, `POST /api/reload`) loads the file again
-//! and, when valid, replaces the generation (see [`reload`]); settings of
+//! and, when valid, replaces the generation (see `app::reload`); settings of
 //! the long-lived parts (output, spool, data directory, API, shutdown
 //! deadline) cannot change that way and such a reload is refused with
 //! "… changed: restart the gateway".
@@ -157,8 +157,8 @@ pub async fn run(
 /// [`run`], with configuration reloads taken from `control`.
 ///
 /// The spool and the uploader live as long as the process; the sources and
-/// the pipeline stages of one configuration form a [`Generation`], which a
-/// reload replaces (see [`reload`]).
+/// the pipeline stages of one configuration form a generation (`generation::Generation`), which a
+/// reload replaces (see `app::reload`).
 ///
 /// # Errors
 /// When the spool or the output cannot start, or a task fails.

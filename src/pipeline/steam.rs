@@ -1,7 +1,7 @@
 //! Steam and hot water by heat content (IAPWS-IF97, through `seuif97`).
 //!
 //! GB/T 2589 converts heat at 0.034 12 kgce/MJ. For steam the recommended
-//! route is its heat content: Q [MJ] = m [kg] × (h − h_ref) [kJ/kg] / 1000,
+//! route is its heat content: Q \[MJ\] = m \[kg\] × (h − h_ref) \[kJ/kg\] / 1000,
 //! with h from the measured pressure and temperature and h_ref the enthalpy
 //! of the water it came from (condensate return, or make-up water at 20 °C:
 //! 84.0 kJ/kg), recorded per installation. The fixed 0.1286 kgce/kg row of

@@ -25,7 +25,7 @@ const WOBBLE_PERIOD: f64 = 300.0;
 /// What the `spike` fault adds to a counter, in the point's own unit: far
 /// above what any metered unit consumes in one poll, yet small enough that a
 /// U32 ×0.01 register (wrap 42 949 672.96) still holds it below its top for
-/// the first 97 % of its range. See [`spike_ceiling`] for the rest.
+/// the first 97 % of its range. See `spike_ceiling` for the rest.
 pub const SPIKE_JUMP: f64 = 1_000_000.0;
 
 /// How a point's registers are produced, beyond its model value: the faults

@@ -1,7 +1,7 @@
 //! The InfluxDB writer: sends one batch of line protocol and says what the
 //! server's answer means for it ([`WriteError`]).
 //!
-//! It exists so the sink task ([`crate::sinks::queue`]) deals only in three
+//! It exists so the sink task ([`crate::sinks::uploader`]) deals only in three
 //! outcomes (retry later, never retry, split) whatever the API flavour:
 //!
 //! * **v2** (`/api/v2/write`: InfluxDB 2.x/3.x/Cloud, 1.8+, VictoriaMetrics)

@@ -3,7 +3,7 @@
 //! position). They must survive a crash or a power failure as either the old
 //! or the new file, never a torn mix, and be read back only when they are
 //! whole and of a version this build understands. One envelope, one
-//! little-endian [`Writer`]/[`Reader`] and one durable [`write_atomic`], so
+//! little-endian [`BodyWriter`]/[`BodyReader`] and one durable [`write_atomic`], so
 //! the codecs cannot drift apart in how they frame, check or replace a file.
 //!
 //! A leaf module: it imports nothing from the crate, and knows nothing of
@@ -65,7 +65,7 @@ pub struct Kind {
     pub name: &'static str,
     /// First four bytes of every file of this kind.
     pub magic: [u8; 4],
-    /// The body layout [`Writer::new`] writes, and the newest one read.
+    /// The body layout [`BodyWriter::new`] writes, and the newest one read.
     pub version: u16,
     /// The oldest body layout still read in the envelope.
     pub oldest: u16,
@@ -193,15 +193,15 @@ pub enum CheckpointError {
     },
 }
 
-/// A checked file: its version, framing, and a [`Reader`] over its body.
+/// A checked file: its version, framing, and a [`BodyReader`] over its body.
 #[derive(Debug, Clone)]
 pub struct Decoded<'a> {
     /// The body layout.
     pub version: u16,
     /// Envelope or a file from before it.
     pub framing: Framing,
-    /// The body; call [`Reader::finish`] after the last field.
-    pub body: Reader<'a>,
+    /// The body; call [`BodyReader::finish`] after the last field.
+    pub body: BodyReader<'a>,
 }
 
 /// Checks `bytes` as a checkpoint of `kind` and returns its body.
@@ -223,7 +223,7 @@ pub fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Decoded<'a>, Checkpoin
         return Err(too_short);
     };
     let (content, trailer) = bytes.split_at(content_len);
-    let mut head = Reader::new(name, content);
+    let mut head = BodyReader::new(name, content);
     let found: [u8; 4] = head.take()?;
     if found != kind.magic {
         return Err(CheckpointError::WrongMagic {
@@ -232,7 +232,7 @@ pub fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Decoded<'a>, Checkpoin
             found,
         });
     }
-    let stored = Reader::new(name, trailer).u32()?;
+    let stored = BodyReader::new(name, trailer).u32()?;
     let computed = crc32c::crc32c(content);
     if stored != computed {
         return Err(CheckpointError::ChecksumMismatch {
@@ -243,7 +243,7 @@ pub fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Decoded<'a>, Checkpoin
     }
     let version = head.u16()?;
     let actual = content_len.saturating_sub(HEADER_LEN);
-    let declared = Reader::new(name, content.get(LEGACY_HEADER_LEN..).unwrap_or(&[]))
+    let declared = BodyReader::new(name, content.get(LEGACY_HEADER_LEN..).unwrap_or(&[]))
         .u32()
         .ok();
     let legacy = kind.legacy.contains(&version);
@@ -278,7 +278,7 @@ pub fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Decoded<'a>, Checkpoin
     Ok(Decoded {
         version,
         framing,
-        body: Reader {
+        body: BodyReader {
             kind: name,
             bytes: &content[start..],
             at: 0,
@@ -288,27 +288,27 @@ pub fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Decoded<'a>, Checkpoin
 }
 
 /// Builds a checkpoint of one kind: the header, then little-endian fields,
-/// then [`Writer::finish`] adds the body length and the checksum.
+/// then [`BodyWriter::finish`] adds the body length and the checksum.
 #[derive(Debug, Clone)]
-pub struct Writer {
+pub struct BodyWriter {
     buf: Vec<u8>,
 }
 
-impl Writer {
+impl BodyWriter {
     /// A checkpoint of `kind` at its current version.
     #[must_use]
-    pub fn new(kind: &Kind) -> Writer {
-        Writer::with_capacity(kind, 0)
+    pub fn new(kind: &Kind) -> BodyWriter {
+        BodyWriter::with_capacity(kind, 0)
     }
 
-    /// Like [`Writer::new`], with room for a body of `body` bytes.
+    /// Like [`BodyWriter::new`], with room for a body of `body` bytes.
     #[must_use]
-    pub fn with_capacity(kind: &Kind, body: usize) -> Writer {
+    pub fn with_capacity(kind: &Kind, body: usize) -> BodyWriter {
         let mut buf = Vec::with_capacity(HEADER_LEN + body + TRAILER_LEN);
         buf.extend_from_slice(&kind.magic);
         buf.extend_from_slice(&kind.version.to_le_bytes());
         buf.extend_from_slice(&[0; 4]);
-        Writer { buf }
+        BodyWriter { buf }
     }
 
     /// Appends a `u8`.
@@ -377,7 +377,7 @@ impl Writer {
 /// [`CheckpointError::Truncated`] at the end instead of panicking, and
 /// errors carry the offset in the file.
 #[derive(Debug, Clone)]
-pub struct Reader<'a> {
+pub struct BodyReader<'a> {
     kind: &'static str,
     bytes: &'a [u8],
     at: usize,
@@ -385,12 +385,12 @@ pub struct Reader<'a> {
     base: usize,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> BodyReader<'a> {
     /// A reader over `bytes` (offsets in errors count from their start);
     /// `kind` names the state in errors.
     #[must_use]
-    pub fn new(kind: &'static str, bytes: &'a [u8]) -> Reader<'a> {
-        Reader {
+    pub fn new(kind: &'static str, bytes: &'a [u8]) -> BodyReader<'a> {
+        BodyReader {
             kind,
             bytes,
             at: 0,
@@ -468,7 +468,7 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    /// Reads a string written by [`Writer::str`].
+    /// Reads a string written by [`BodyWriter::str`].
     ///
     /// # Errors
     /// [`CheckpointError::Truncated`] at the end, [`CheckpointError::Invalid`]

@@ -19,7 +19,7 @@ const KIND: Kind = Kind {
 
 fn file(version: u16, body: &[u8]) -> Vec<u8> {
     let kind = Kind { version, ..KIND };
-    let mut w = Writer::new(&kind);
+    let mut w = BodyWriter::new(&kind);
     w.bytes(body);
     w.finish()
 }
@@ -43,7 +43,7 @@ fn reseal(bytes: &mut [u8]) {
 
 #[test]
 fn every_field_round_trips() {
-    let mut w = Writer::new(&KIND);
+    let mut w = BodyWriter::new(&KIND);
     w.u8(0xAB);
     w.u16(0xBEEF);
     w.u32(0xDEAD_BEEF);
@@ -79,7 +79,7 @@ fn every_field_round_trips() {
 
 #[test]
 fn every_read_fails_cleanly_at_the_end() {
-    type Read = fn(&mut Reader<'_>) -> Result<(), CheckpointError>;
+    type Read = fn(&mut BodyReader<'_>) -> Result<(), CheckpointError>;
     let reads: [(usize, Read); 8] = [
         (1, |r| r.u8().map(drop)),
         (2, |r| r.u16().map(drop)),
@@ -93,7 +93,7 @@ fn every_read_fails_cleanly_at_the_end() {
     let data = [0x02, 0, 0, 0, b'o', b'k', 0xFF, 0xFF, 0xFF];
     for (size, read) in reads {
         for have in 0..size {
-            let mut r = Reader::new("test", &data[..have]);
+            let mut r = BodyReader::new("test", &data[..have]);
             let err = read(&mut r).expect_err("short read");
             assert!(
                 matches!(err, CheckpointError::Truncated { kind: "test", .. }),
@@ -113,7 +113,7 @@ fn every_read_fails_cleanly_at_the_end() {
             wanted: 3
         })
     );
-    let mut r = Reader::new("test", &[0x02, 0, 0, 0, 0xC3, 0x28]);
+    let mut r = BodyReader::new("test", &[0x02, 0, 0, 0, 0xC3, 0x28]);
     assert!(matches!(
         r.str(),
         Err(CheckpointError::Invalid {

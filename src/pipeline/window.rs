@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 
-use crate::checkpoint::{CheckpointError, Reader, Writer};
+use crate::checkpoint::{BodyReader, BodyWriter, CheckpointError};
 
 /// Default for [`WindowAccumulator::with_max_gap`]: readings further apart
 /// than this do not count as coverage, and a boundary interpolated across such
@@ -495,7 +495,7 @@ impl CounterWindows {
     /// (for checkpoints): a flag and the last reading (`t`, value), then a
     /// flag and the open window (start, end, start value, estimated flag,
     /// covered seconds); zeros where there is none.
-    pub fn write_to(&self, w: &mut Writer) {
+    pub fn write_to(&self, w: &mut BodyWriter) {
         match self.track.last() {
             Some((t, v)) => {
                 w.u8(1);
@@ -524,8 +524,8 @@ impl CounterWindows {
     /// [`COUNTER_WINDOWS_BYTES`] remain, [`CheckpointError::Invalid`] when
     /// the state is inconsistent (a reading without an open window or the
     /// reverse).
-    pub fn read_from(r: &mut Reader<'_>) -> Result<CounterWindows, CheckpointError> {
-        let mut b = Reader::new("window state", r.bytes(COUNTER_WINDOWS_BYTES)?);
+    pub fn read_from(r: &mut BodyReader<'_>) -> Result<CounterWindows, CheckpointError> {
+        let mut b = BodyReader::new("window state", r.bytes(COUNTER_WINDOWS_BYTES)?);
         let mut track = CounterTrack::new();
         let has_last = b.u8()? == 1;
         let (t, v) = (b.i64()?, b.f64()?);
@@ -733,7 +733,7 @@ mod tests {
             legacy: &[],
         };
         let round_trip = |st: &CounterWindows| {
-            let mut w = Writer::new(&KIND);
+            let mut w = BodyWriter::new(&KIND);
             st.write_to(&mut w);
             assert_eq!(w.body().len(), COUNTER_WINDOWS_BYTES);
             let bytes = w.finish();
@@ -749,12 +749,12 @@ mod tests {
         let (bytes, back) = round_trip(&st);
         assert_eq!(back, Ok(st));
         let body = &bytes[10..10 + COUNTER_WINDOWS_BYTES];
-        let short = CounterWindows::read_from(&mut Reader::new("test", &body[1..]));
+        let short = CounterWindows::read_from(&mut BodyReader::new("test", &body[1..]));
         assert!(matches!(short, Err(CheckpointError::Truncated { .. })));
         // A reading without an open window.
         let mut odd = body.to_vec();
         odd[17] = 0;
-        let odd = CounterWindows::read_from(&mut Reader::new("test", &odd));
+        let odd = CounterWindows::read_from(&mut BodyReader::new("test", &odd));
         assert!(matches!(odd, Err(CheckpointError::Invalid { .. })));
     }
 }

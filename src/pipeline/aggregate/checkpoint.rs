@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::gauges::{GaugeWin, Stat};
 use super::sites::{SiteAcc, SiteKey};
 use super::{AggOutput, Aggregator, Feed};
-use crate::checkpoint::{self, CheckpointError, Kind, Reader, Writer};
+use crate::checkpoint::{self, BodyReader, BodyWriter, CheckpointError, Kind};
 use crate::pipeline::window::{CounterWindows, WindowSize};
 
 /// The aggregation checkpoint's magic and versions. Version 1 was written
@@ -34,7 +34,7 @@ pub struct AggRestoreReport {
 }
 
 /// Writes gauge statistics: count `u32`, sum, min, max `f64`.
-fn write_stat(w: &mut Writer, s: &Stat) {
+fn write_stat(w: &mut BodyWriter, s: &Stat) {
     w.u32(s.n);
     w.f64(s.sum);
     w.f64(s.min);
@@ -42,7 +42,7 @@ fn write_stat(w: &mut Writer, s: &Stat) {
 }
 
 /// Reads what [`write_stat`] wrote.
-fn read_stat(r: &mut Reader<'_>) -> Result<Stat, CheckpointError> {
+fn read_stat(r: &mut BodyReader<'_>) -> Result<Stat, CheckpointError> {
     Ok(Stat {
         n: r.u32()?,
         sum: r.f64()?,
@@ -70,7 +70,7 @@ impl Aggregator {
     #[must_use]
     pub fn checkpoint(&self) -> Vec<u8> {
         let n_sizes = self.settings.windows.len();
-        let mut w = Writer::with_capacity(&KIND, 64 + self.meters.len() * 256);
+        let mut w = BodyWriter::with_capacity(&KIND, 64 + self.meters.len() * 256);
         w.u8(u8::try_from(n_sizes).unwrap_or(u8::MAX));
         for size in &self.settings.windows {
             w.u8(size_code(*size));

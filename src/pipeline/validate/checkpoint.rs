@@ -18,7 +18,7 @@
 
 use super::Validator;
 use super::state::PointState;
-use crate::checkpoint::{self, CheckpointError, Framing, Kind, Writer};
+use crate::checkpoint::{self, BodyWriter, CheckpointError, Framing, Kind};
 
 /// The validation checkpoint's magic and versions.
 pub(super) const KIND: Kind = Kind {
@@ -112,7 +112,7 @@ impl Validator {
     #[must_use]
     pub fn checkpoint(&self) -> Vec<u8> {
         let body = self.meters.len() * METER_BYTES + self.states.len() * POINT_BYTES;
-        let mut w = Writer::with_capacity(&KIND, body);
+        let mut w = BodyWriter::with_capacity(&KIND, body);
         for m in &self.meters {
             w.u64(m.key);
             w.u32(m.n_points as u32);

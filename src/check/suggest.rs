@@ -100,6 +100,8 @@ pub(crate) fn unknown_ref<'a>(
 ) -> String {
     let mut sorted: Vec<&str> = known.collect();
     sorted.sort_unstable();
+    let shown = shorten(name);
+    let name = shown.as_ref();
     if let Some(s) = suggest(name, sorted.iter().copied()) {
         format!("unknown {kind} \"{name}\"; did you mean \"{s}\"?")
     } else if sorted.is_empty() {

@@ -14,7 +14,7 @@ use std::fmt;
 use config::{Value, ValueKind};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
-use super::suggest::suggest;
+use super::suggest::{shorten, suggest};
 use super::{Problems, join};
 
 /// Parses a TOML document into the `config` crate's value tree.
@@ -178,7 +178,7 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
     match path {
         P::Root => String::new(),
         P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
-        P::Map { parent, key } => join(&ignored_path(parent), key),
+        P::Map { parent, key } => join(&ignored_path(parent), &shorten(key)),
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
             ignored_path(parent)
         }

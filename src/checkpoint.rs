@@ -727,5 +727,18 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     Fs.sync_dir(dir)
 }
 
+/// `bytes` (an envelope) with `extra` appended to its body, the length and
+/// the checksum made right again: for tests of a body's own checks.
+#[cfg(test)]
+pub(crate) fn resealed_with(bytes: &[u8], extra: &[u8]) -> Vec<u8> {
+    let mut long = bytes[..bytes.len() - TRAILER_LEN].to_vec();
+    long.extend_from_slice(extra);
+    let body = (long.len() - HEADER_LEN) as u32;
+    long[6..10].copy_from_slice(&body.to_le_bytes());
+    let crc = crc32c::crc32c(&long);
+    long.extend_from_slice(&crc.to_le_bytes());
+    long
+}
+
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,27 @@ fn now_s() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// Broker `plant` with a persistent session for `client_id`, subscribed
+/// with QoS 1 to the meters' topics.
+fn plant_broker(broker_port: u16, client_id: &str) -> String {
+    format!(
+        r#"
+[[mqtt]]
+id = "plant"
+host = "127.0.0.1"
+port = {broker_port}
+client_id = "{client_id}"
+clean_session = false
+reconnect_initial_ms = 100
+reconnect_max_ms = 1000
+
+[[mqtt.subscriptions]]
+topic = "energy/{{site}}/{{meter}}/up"
+qos = 1
+"#
+    )
+}
+
 fn gateway(influx: &Influxd, db: &str, broker_port: u16) -> GatewayToml {
     GatewayToml::new("delivery")
         .section(
@@ -52,22 +73,7 @@ fn gateway(influx: &Influxd, db: &str, broker_port: u16) -> GatewayToml {
             "batch_size = 100\nflush_interval_ms = 100",
         )
         .readings_only()
-        .toml(&format!(
-            r#"
-[[mqtt]]
-id = "plant"
-host = "127.0.0.1"
-port = {broker_port}
-client_id = "emgate-delivery"
-clean_session = false
-reconnect_initial_ms = 100
-reconnect_max_ms = 1000
-
-[[mqtt.subscriptions]]
-topic = "energy/{{site}}/{{meter}}/up"
-qos = 1
-"#
-        ))
+        .toml(&plant_broker(broker_port, "emgate-delivery"))
         .site(
             "site.toml",
             Site::new(SITE, "mqtt delivery test").meter(mqtt(
@@ -268,22 +274,7 @@ fn full_spool_gateway(output: &std::path::Path, broker_port: u16) -> GatewayToml
             ),
         )
         .readings_only()
-        .toml(&format!(
-            r#"
-[[mqtt]]
-id = "plant"
-host = "127.0.0.1"
-port = {broker_port}
-client_id = "emgate-shutdown"
-clean_session = false
-reconnect_initial_ms = 100
-reconnect_max_ms = 1000
-
-[[mqtt.subscriptions]]
-topic = "energy/{{site}}/{{meter}}/up"
-qos = 1
-"#
-        ))
+        .toml(&plant_broker(broker_port, "emgate-shutdown"))
         .site(
             "site.toml",
             Site::new(SITE, "mqtt delivery test").meter(mqtt(

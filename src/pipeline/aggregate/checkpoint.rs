@@ -474,12 +474,7 @@ mod tests {
     #[test]
     fn bytes_after_the_sites_are_refused() {
         let bytes = fixture().checkpoint();
-        let mut long = bytes[..bytes.len() - 4].to_vec();
-        long.push(0);
-        let body = (long.len() - 10) as u32;
-        long[6..10].copy_from_slice(&body.to_le_bytes());
-        let crc = crc32c::crc32c(&long);
-        long.extend_from_slice(&crc.to_le_bytes());
+        let long = crate::checkpoint::resealed_with(&bytes, &[0]);
         let mut fresh = aggregator();
         assert!(matches!(
             fresh.restore(&long),

@@ -41,7 +41,8 @@ pub(super) struct GenEnv {
 /// A generation whose broker clients are built (the step that can fail)
 /// but nothing runs yet.
 pub(super) struct Prepared {
-    /// What the sources share; it holds the only sender of the channel.
+    /// What the sources share. Its `out` is the sender every source clones;
+    /// it is dropped once they run, so the encoder ends when they all have.
     pub(super) sources: SourceContext,
     pub(super) rx: mpsc::Receiver<Input>,
     pub(super) brokers: Vec<BrokerClient>,

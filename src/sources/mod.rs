@@ -2,7 +2,6 @@
 //!
 //! * [`modbus`]: polls meters over Modbus TCP.
 //! * [`mqtt`]: receives readings that meters and loggers publish to MQTT brokers.
-
 //!
 //! Every source hands its readings to the pipeline as an [`Input`] over one
 //! bounded channel, so backpressure reaches the sources and nothing queues

@@ -143,7 +143,8 @@ pub struct GatewayConfig {
     pub timezone: jiff::tz::TimeZone,
     /// Name of the time zone as configured.
     pub timezone_name: String,
-    /// Directory for local data (file sink, later the spool).
+    /// Directory for local data: the spool, the validation and aggregation
+    /// checkpoints, and the file sink by default.
     pub data_dir: PathBuf,
     /// Longest orderly shutdown after SIGINT/SIGTERM (`shutdown_timeout_secs`,
     /// default 10 s, 1..=300): polling stops, the pipeline drains into the

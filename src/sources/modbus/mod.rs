@@ -1,11 +1,11 @@
 //! The Modbus source: pure planning and decoding, a thin I/O shell around them.
 //!
 //! * [`plan`]: merges a meter's points into as few reads as possible.
+//! * [`schedule`]: slots aligned to the poll interval, overrun accounting.
+//! * [`poller`]: one task per endpoint: connection, reconnect, requests, timeouts.
 //!
 //! Registers become numbers in [`crate::profiles::codec`], shared with the
 //! pipeline and the simulator.
-//! * [`schedule`]: slots aligned to the poll interval, overrun accounting.
-//! * [`poller`]: one task per endpoint: connection, reconnect, requests, timeouts.
 
 pub mod plan;
 pub mod poller;

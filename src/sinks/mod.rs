@@ -2,6 +2,8 @@
 //!
 //! * [`lineproto`]: the InfluxDB line-protocol encoder (pure, reused buffers).
 //! * [`encode`]: the schema of SCHEMA.md: readings become `reading` lines.
+//! * [`aggregates`]: closed windows become `consumption`, `gauge_stats` and
+//!   `site_consumption` lines.
 //! * [`influx`]: the InfluxDB writer (v2 through the `influxdb2` crate, v1 by
 //!   plain HTTP), response classification and retries.
 //! * [`file`]: appends line protocol to a local file (the demo's fallback).

@@ -40,10 +40,16 @@ fn now_s() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// Broker `plant` with a persistent session for `client_id`, subscribed
-/// with QoS 1 to the meters' topics.
-fn plant_broker(broker_port: u16, client_id: &str) -> String {
-    format!(
+/// What both gateways of this file share: a 4 KiB spool (policy `block`),
+/// readings only, broker `plant` with a persistent session for `client_id`
+/// subscribed with QoS 1, and the one MQTT meter.
+fn with_plant(toml: GatewayToml, broker_port: u16, client_id: &str) -> GatewayToml {
+    toml.section(
+        "spool",
+        "max_bytes = 4096\nsegment_bytes = 4096\npolicy = \"block\"",
+    )
+    .readings_only()
+    .toml(&format!(
         r#"
 [[mqtt]]
 id = "plant"
@@ -58,31 +64,23 @@ reconnect_max_ms = 1000
 topic = "energy/{{site}}/{{meter}}/up"
 qos = 1
 "#
+    ))
+    .site(
+        "site.toml",
+        Site::new(SITE, "mqtt delivery test").meter(mqtt(METER, "water", "water_meter", "plant")),
     )
 }
 
 fn gateway(influx: &Influxd, db: &str, broker_port: u16) -> GatewayToml {
-    GatewayToml::new("delivery")
-        .section(
-            "spool",
-            "max_bytes = 4096\nsegment_bytes = 4096\npolicy = \"block\"",
-        )
-        .influx_v1(
+    with_plant(
+        GatewayToml::new("delivery").influx_v1(
             &influx.url(),
             db,
             "batch_size = 100\nflush_interval_ms = 100",
-        )
-        .readings_only()
-        .toml(&plant_broker(broker_port, "emgate-delivery"))
-        .site(
-            "site.toml",
-            Site::new(SITE, "mqtt delivery test").meter(mqtt(
-                METER,
-                "water",
-                "water_meter",
-                "plant",
-            )),
-        )
+        ),
+        broker_port,
+        "emgate-delivery",
+    )
 }
 
 /// Message `i` of a stream starting at `base`: its own second, an
@@ -260,30 +258,19 @@ const LONG_SHUTDOWN_SECS: u64 = 30;
 /// A gateway with a 4 KiB spool (policy `block`) writing to a file sink at
 /// `output`, and a 30 s shutdown deadline.
 fn full_spool_gateway(output: &std::path::Path, broker_port: u16) -> GatewayToml {
-    GatewayToml::new("shutdown")
-        .gateway_keys(&format!("shutdown_timeout_secs = {LONG_SHUTDOWN_SECS}"))
-        .section(
-            "spool",
-            "max_bytes = 4096\nsegment_bytes = 4096\npolicy = \"block\"",
-        )
-        .section(
-            "file_sink",
-            &format!(
-                "path = {:?}\nbatch_size = 100\nflush_interval_ms = 100",
-                output.display().to_string()
+    with_plant(
+        GatewayToml::new("shutdown")
+            .gateway_keys(&format!("shutdown_timeout_secs = {LONG_SHUTDOWN_SECS}"))
+            .section(
+                "file_sink",
+                &format!(
+                    "path = {:?}\nbatch_size = 100\nflush_interval_ms = 100",
+                    output.display().to_string()
+                ),
             ),
-        )
-        .readings_only()
-        .toml(&plant_broker(broker_port, "emgate-shutdown"))
-        .site(
-            "site.toml",
-            Site::new(SITE, "mqtt delivery test").meter(mqtt(
-                METER,
-                "water",
-                "water_meter",
-                "plant",
-            )),
-        )
+        broker_port,
+        "emgate-shutdown",
+    )
 }
 
 /// Connects as `client_id` to its persistent session and returns the `ts`

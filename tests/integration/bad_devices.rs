@@ -1,6 +1,9 @@
 //! Meters that misbehave on the wire never stop the others: a device that
-//! answers garbage, and one that closes the connection in the middle of a
-//! frame, each on its own endpoint beside a healthy simulated meter.
+//! answers garbage, one that closes the connection in the middle of a
+//! frame, and ones that answer a well-formed frame with more or fewer
+//! registers than asked, each on its own endpoint beside a healthy
+//! simulated meter. An answer that does not answer the request is never a
+//! value.
 
 use std::sync::Arc;
 
@@ -19,6 +22,9 @@ enum Misbehaviour {
     Garbage,
     /// Sends the first bytes of a valid-looking answer, then closes.
     CloseMidFrame,
+    /// Answers a read with a well-formed frame holding this many registers
+    /// more (positive) or fewer (negative) than requested.
+    WrongCount(i16),
 }
 
 /// A TCP server that reads Modbus TCP requests and misbehaves on each.
@@ -53,6 +59,32 @@ async fn bad_device(kind: Misbehaviour) -> u16 {
                         Misbehaviour::CloseMidFrame => {
                             let _ = sock.write_all(&[req[0], req[1], 0, 0, 0]).await;
                             return;
+                        }
+                        Misbehaviour::WrongCount(delta) => {
+                            // Read request PDU: function, start (2), count (2).
+                            let asked = i16::from_be_bytes([req[10], req[11]]);
+                            let regs = usize::try_from(asked + delta).expect("a count");
+                            let bytes = regs * 2;
+                            let mut answer = vec![req[0], req[1], 0, 0];
+                            answer.extend_from_slice(
+                                &u16::try_from(3 + bytes).expect("len").to_be_bytes(),
+                            );
+                            answer.extend_from_slice(&[
+                                req[6],
+                                req[7],
+                                u8::try_from(bytes).expect("bytes"),
+                            ]);
+                            // Every register pair is the f32 50.0 (0x4248_0000).
+                            for i in 0..regs {
+                                answer.extend_from_slice(if i % 2 == 0 {
+                                    &[0x42, 0x48]
+                                } else {
+                                    &[0, 0]
+                                });
+                            }
+                            if sock.write_all(&answer).await.is_err() {
+                                return;
+                            }
                         }
                     }
                 }
@@ -151,4 +183,53 @@ async fn garbage_answers_do_not_stop_other_meters() {
 async fn connection_closed_mid_frame_does_not_stop_other_meters() {
     let (lines, stats) = run_against(Misbehaviour::CloseMidFrame).await;
     check(&lines, &stats);
+}
+
+/// A well-formed answer with more or with fewer registers than the request
+/// asked for (tokio-modbus only checks the count in debug builds): every
+/// point of such a read is `exception` (q = 2 exactly, the link kept), and
+/// no field of the bad meter carries a value.
+fn check_wrong_count(lines: &[String], stats: &Stats) {
+    check(lines, stats);
+    for l in lines.iter().filter(|l| l.contains("meter=bad-1")) {
+        let fields = l
+            .split(' ')
+            .nth(1)
+            .unwrap_or_else(|| panic!("fields in {l}"));
+        let detail_end = fields
+            .find("q_detail=\"")
+            .and_then(|at| fields[at + 10..].find('"').map(|end| at + 10 + end + 1))
+            .unwrap_or_else(|| panic!("q_detail in {l}"));
+        let without_detail = fields[detail_end..].trim_start_matches(',');
+        let keys: Vec<&str> = without_detail
+            .split(',')
+            .chain(fields[..fields.find("q_detail").unwrap_or(0)].split(','))
+            .filter(|f| !f.is_empty())
+            .map(|f| f.split('=').next().unwrap_or_default())
+            .collect();
+        assert!(
+            keys.iter().all(|k| *k == "q" || *k == "lag_ms"),
+            "only q, q_detail and lag_ms on the bad meter: {l}"
+        );
+        assert!(
+            l.contains(" q=2i") || l.contains(",q=2i"),
+            "exception, nothing else: {l}"
+        );
+        assert!(
+            !l.contains(":timeout"),
+            "an answer came: not a timeout: {l}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_answer_with_more_registers_than_asked_is_never_a_value() {
+    let (lines, stats) = run_against(Misbehaviour::WrongCount(2)).await;
+    check_wrong_count(&lines, &stats);
+}
+
+#[tokio::test]
+async fn an_answer_with_fewer_registers_than_asked_is_never_a_value() {
+    let (lines, stats) = run_against(Misbehaviour::WrongCount(-1)).await;
+    check_wrong_count(&lines, &stats);
 }

@@ -17,8 +17,13 @@
 //!   not acceptable (codes 2 and 3) and the read was merged, the read is split
 //!   into one read per point and the split is kept for the meter's life, so
 //!   one bad register never costs the good ones;
-//! * a **protocol error** (garbage, wrong length) counts as an exception and
-//!   reconnects.
+//! * a **protocol error** (garbage, a frame that cannot be parsed) counts
+//!   as an exception and reconnects;
+//! * a well-formed answer that **does not answer the request** (more or
+//!   fewer registers than asked) marks the read's points with
+//!   [`Quality::EXCEPTION`] and keeps the link: its length kept the stream
+//!   in step. tokio-modbus checks the count only in debug builds, so reads
+//!   go through `call` and `answered_words` checks it always.
 //!
 //! A reading is produced for every meter and every slot, even when nothing
 //! answered (`q = 1`): completeness must be visible downstream.
@@ -31,9 +36,10 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_modbus::client::{Context, Reader};
+use tokio_modbus::client::{Client, Context};
 use tokio_modbus::prelude::SlaveContext;
 use tokio_modbus::{ExceptionCode, Slave};
+use tokio_modbus::{Request, Response};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -85,6 +91,9 @@ enum ReadOutcome {
     Data,
     /// The device answered with an exception; the read's points are marked.
     Exception(ExceptionCode),
+    /// A well-formed answer that does not answer the request (another count
+    /// of registers); its points are marked, the link is kept.
+    Mismatch,
     /// The link failed (timeout, reset, garbage); the connection was dropped.
     LinkLost {
         /// The device answered garbage rather than nothing.
@@ -345,6 +354,10 @@ impl EndpointPoller {
                         continue;
                     }
                 }
+                ReadOutcome::Mismatch => {
+                    answered = true;
+                    outcome = PollOutcome::ProtocolError;
+                }
                 ReadOutcome::LinkLost { protocol } => {
                     outcome = if protocol {
                         PollOutcome::ProtocolError
@@ -392,45 +405,48 @@ impl EndpointPoller {
         ctx.set_slave(Slave(m.unit));
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let (start, count) = (read.start, read.count);
-        let answer = tokio::time::timeout(timeout, async {
-            match read.kind {
-                RegisterKind::Holding => ctx.read_holding_registers(start, count).await,
-                RegisterKind::Input => ctx.read_input_registers(start, count).await,
-                RegisterKind::Coil => ctx
-                    .read_coils(start, count)
-                    .await
-                    .map(|r| r.map(|bits| bits.into_iter().map(u16::from).collect())),
-                RegisterKind::Discrete => ctx
-                    .read_discrete_inputs(start, count)
-                    .await
-                    .map(|r| r.map(|bits| bits.into_iter().map(u16::from).collect())),
-            }
-        })
-        .await;
+        // `call` rather than `read_*`: those check the answer's count only
+        // with a `debug_assert` (a panic in debug builds, a silently
+        // accepted frame in release); `answered_words` checks it always.
+        let request = match read.kind {
+            RegisterKind::Holding => Request::ReadHoldingRegisters(start, count),
+            RegisterKind::Input => Request::ReadInputRegisters(start, count),
+            RegisterKind::Coil => Request::ReadCoils(start, count),
+            RegisterKind::Discrete => Request::ReadDiscreteInputs(start, count),
+        };
+        let answer = tokio::time::timeout(timeout, ctx.call(request)).await;
         let profile = &self.config.profiles[m.profile];
         match answer {
-            Ok(Ok(Ok(words))) => {
+            Ok(Ok(Ok(response))) => {
+                let Some(words) = answered_words(response, count) else {
+                    // A well-formed frame that does not answer the request
+                    // (another count of registers): no value, the link kept
+                    // (the frame's own length kept the stream in step).
+                    self.stats
+                        .requests_exception
+                        .fetch_add(1, Ordering::Relaxed);
+                    for slot in &read.points {
+                        m.scratch[usize::from(slot.point)] =
+                            PointValue::missing(Quality::EXCEPTION);
+                    }
+                    warn!(
+                        meter = %self.config.meters[m.id.index()].id,
+                        start, count,
+                        "wrong_count: the answer does not hold the number of registers requested"
+                    );
+                    return ReadOutcome::Mismatch;
+                };
                 self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
-                let mut short = false;
                 for slot in &read.points {
                     let point = &profile.points[usize::from(slot.point)];
                     let from = usize::from(slot.offset);
                     let to = from + usize::from(point.width());
-                    m.scratch[usize::from(slot.point)] = if let Some(regs) = words.get(from..to) {
-                        decode_point(point, regs, m.pt, m.ct)
-                    } else {
-                        short = true;
-                        PointValue::missing(Quality::EXCEPTION)
-                    };
-                }
-                if short {
-                    // A well-formed frame with too few registers: the device
-                    // and we disagree about the map; keep the link.
-                    warn!(
-                        meter = %self.config.meters[m.id.index()].id,
-                        start, count, got = words.len(),
-                        "short answer: fewer registers than requested"
-                    );
+                    // In range: `answered_words` checked the count against the plan.
+                    m.scratch[usize::from(slot.point)] = words
+                        .get(from..to)
+                        .map_or(PointValue::missing(Quality::EXCEPTION), |regs| {
+                            decode_point(point, regs, m.pt, m.ct)
+                        });
                 }
                 ReadOutcome::Data
             }
@@ -486,5 +502,22 @@ impl EndpointPoller {
                 ReadOutcome::LinkLost { protocol: false }
             }
         }
+    }
+}
+
+/// The registers (or bits, one per word) of `response` when it holds
+/// exactly the `count` that was requested; `None` when it holds another
+/// number (a coil answer carries whole bytes, so up to 7 padding bits more
+/// are cut off, as the standard says).
+fn answered_words(response: Response, count: u16) -> Option<Vec<u16>> {
+    let count = usize::from(count);
+    match response {
+        Response::ReadHoldingRegisters(words) | Response::ReadInputRegisters(words) => {
+            (words.len() == count).then_some(words)
+        }
+        Response::ReadCoils(bits) | Response::ReadDiscreteInputs(bits) => (bits.len() >= count
+            && bits.len() < count + 8)
+            .then(|| bits.into_iter().take(count).map(u16::from).collect()),
+        _ => None,
     }
 }

@@ -20,6 +20,8 @@ use crate::support::test_gateway::TestGateway;
 enum Misbehaviour {
     /// Answers every request with bytes that are not a Modbus frame for it.
     Garbage,
+    /// Answers with a frame whose MBAP length is zero: it cannot be parsed.
+    Unparseable,
     /// Sends the first bytes of a valid-looking answer, then closes.
     CloseMidFrame,
     /// Answers a read with a well-formed frame holding this many registers
@@ -52,6 +54,12 @@ async fn bad_device(kind: Misbehaviour) -> u16 {
                         Misbehaviour::Garbage => {
                             // Right transaction id, absurd length and function code.
                             let answer = [req[0], req[1], 0, 0, 0, 3, req[6], 0x77, 0xAB];
+                            if sock.write_all(&answer).await.is_err() {
+                                return;
+                            }
+                        }
+                        Misbehaviour::Unparseable => {
+                            let answer = [req[0], req[1], 0, 0, 0, 0, req[6], 0x03, 0x00];
                             if sock.write_all(&answer).await.is_err() {
                                 return;
                             }
@@ -177,6 +185,28 @@ fn check(lines: &[String], stats: &Stats) {
 async fn garbage_answers_do_not_stop_other_meters() {
     let (lines, stats) = run_against(Misbehaviour::Garbage).await;
     check(&lines, &stats);
+    first_read_is_exception(&lines);
+}
+
+/// Garbage is an answer, just not a usable one: `exception` for the read it
+/// answered (the first, holding voltage_l1_v), not `timeout`; the rest of
+/// that poll was never asked once the link was dropped.
+fn first_read_is_exception(lines: &[String]) {
+    for l in lines.iter().filter(|l| l.contains("meter=bad-1")) {
+        assert!(
+            l.contains("q_detail=\"voltage_l1_v:exception,"),
+            "garbage is exception, not timeout: {l}"
+        );
+    }
+}
+
+/// A frame tokio-modbus cannot parse at all (it reports an I/O error of
+/// kind `InvalidData`, which used to be taken for no answer, `timeout`).
+#[tokio::test]
+async fn an_unparseable_answer_is_exception_not_timeout() {
+    let (lines, stats) = run_against(Misbehaviour::Unparseable).await;
+    check(&lines, &stats);
+    first_read_is_exception(&lines);
 }
 
 #[tokio::test]

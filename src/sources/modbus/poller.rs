@@ -467,8 +467,16 @@ impl EndpointPoller {
             Ok(Err(err)) => {
                 // Transport errors mean no (usable) answer; protocol errors
                 // mean the device answered garbage.
-                let bit = match err {
+                // A frame that cannot be parsed is an answer, just not a
+                // usable one: tokio-modbus reports it as a transport error
+                // of kind `InvalidData`.
+                let bit = match &err {
                     tokio_modbus::Error::Protocol(_) => Quality::EXCEPTION,
+                    tokio_modbus::Error::Transport(e)
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
+                        Quality::EXCEPTION
+                    }
                     tokio_modbus::Error::Transport(_) => Quality::TIMEOUT,
                 };
                 if bit == Quality::EXCEPTION {

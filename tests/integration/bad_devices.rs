@@ -27,6 +27,31 @@ enum Misbehaviour {
     /// Answers a read with a well-formed frame holding this many registers
     /// more (positive) or fewer (negative) than requested.
     WrongCount(i16),
+    /// Answers with the right registers under another transaction id.
+    WrongTransaction,
+    /// Answers with the right registers from another unit id.
+    WrongUnit,
+}
+
+/// A well-formed answer to the read request `req` (MBAP + PDU) with `delta`
+/// registers more than asked, its transaction id's low byte and its unit id
+/// moved by `tid` and `unit`; every register pair is the f32 50.0.
+fn read_answer(req: &[u8], delta: i16, tid: u8, unit: u8) -> Vec<u8> {
+    // Read request PDU: function, start (2), count (2).
+    let asked = i16::from_be_bytes([req[10], req[11]]);
+    let regs = usize::try_from(asked + delta).expect("a count");
+    let bytes = regs * 2;
+    let mut answer = vec![req[0], req[1].wrapping_add(tid), 0, 0];
+    answer.extend_from_slice(&u16::try_from(3 + bytes).expect("len").to_be_bytes());
+    answer.extend_from_slice(&[
+        req[6].wrapping_add(unit),
+        req[7],
+        u8::try_from(bytes).expect("bytes"),
+    ]);
+    for i in 0..regs {
+        answer.extend_from_slice(if i % 2 == 0 { &[0x42, 0x48] } else { &[0, 0] });
+    }
+    answer
 }
 
 /// A TCP server that reads Modbus TCP requests and misbehaves on each.
@@ -69,28 +94,21 @@ async fn bad_device(kind: Misbehaviour) -> u16 {
                             return;
                         }
                         Misbehaviour::WrongCount(delta) => {
-                            // Read request PDU: function, start (2), count (2).
-                            let asked = i16::from_be_bytes([req[10], req[11]]);
-                            let regs = usize::try_from(asked + delta).expect("a count");
-                            let bytes = regs * 2;
-                            let mut answer = vec![req[0], req[1], 0, 0];
-                            answer.extend_from_slice(
-                                &u16::try_from(3 + bytes).expect("len").to_be_bytes(),
-                            );
-                            answer.extend_from_slice(&[
-                                req[6],
-                                req[7],
-                                u8::try_from(bytes).expect("bytes"),
-                            ]);
-                            // Every register pair is the f32 50.0 (0x4248_0000).
-                            for i in 0..regs {
-                                answer.extend_from_slice(if i % 2 == 0 {
-                                    &[0x42, 0x48]
-                                } else {
-                                    &[0, 0]
-                                });
+                            if sock
+                                .write_all(&read_answer(&req, delta, 0, 0))
+                                .await
+                                .is_err()
+                            {
+                                return;
                             }
-                            if sock.write_all(&answer).await.is_err() {
+                        }
+                        Misbehaviour::WrongTransaction => {
+                            if sock.write_all(&read_answer(&req, 0, 1, 0)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Misbehaviour::WrongUnit => {
+                            if sock.write_all(&read_answer(&req, 0, 0, 1)).await.is_err() {
                                 return;
                             }
                         }
@@ -262,4 +280,20 @@ async fn an_answer_with_more_registers_than_asked_is_never_a_value() {
 async fn an_answer_with_fewer_registers_than_asked_is_never_a_value() {
     let (lines, stats) = run_against(Misbehaviour::WrongCount(-1)).await;
     check_wrong_count(&lines, &stats);
+}
+
+/// An answer under another transaction id, or from another unit, answers
+/// another question: `exception` for the read, never its registers.
+#[tokio::test]
+async fn an_answer_to_another_transaction_is_never_a_value() {
+    let (lines, stats) = run_against(Misbehaviour::WrongTransaction).await;
+    check(&lines, &stats);
+    first_read_is_exception(&lines);
+}
+
+#[tokio::test]
+async fn an_answer_from_another_unit_is_never_a_value() {
+    let (lines, stats) = run_against(Misbehaviour::WrongUnit).await;
+    check(&lines, &stats);
+    first_read_is_exception(&lines);
 }

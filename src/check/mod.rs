@@ -47,8 +47,8 @@ pub(crate) use suggest::{suggest, unknown_ref};
 pub(crate) use tables::field_names;
 pub(crate) use tables::{array, kind_name, parse_toml, table};
 pub(crate) use values::{
-    choice, choice_ci, int, is_valid_id, millis, path_key, ratio, required_id, required_text,
-    timezone,
+    backoff_range, choice, choice_ci, int, is_valid_id, millis, path_key, ratio, required_id,
+    required_text, timezone,
 };
 
 /// A secret (token, password): never printed by `Debug` or `Display`.

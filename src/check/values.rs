@@ -200,3 +200,32 @@ pub(crate) fn choice_ci<T: Copy>(
     });
     choice(v, key, what, options, Some(default), p).unwrap_or(default)
 }
+
+/// A backoff's first delay and cap, `<table>.<name>_initial_ms` (default
+/// 500) and `<table>.<name>_max_ms` (default 30 000); the cap must be at
+/// least the first delay.
+pub(crate) fn backoff_range(
+    initial: Option<Int>,
+    max: Option<Int>,
+    table: &str,
+    name: &str,
+    p: &mut Problems,
+) -> (Option<Duration>, Option<Duration>) {
+    let initial_key = format!("{name}_initial_ms");
+    let max_key = format!("{table}.{name}_max_ms");
+    let first = millis(initial, &format!("{table}.{initial_key}"), 500, 1, p);
+    let cap = millis(max, &max_key, 30_000, 1, p);
+    if let (Some(i), Some(c)) = (first, cap)
+        && c < i
+    {
+        p.push(
+            max_key,
+            format!(
+                "{} is below {initial_key} ({}); the cap must be at least the first delay",
+                c.as_millis(),
+                i.as_millis()
+            ),
+        );
+    }
+    (first, cap)
+}

@@ -38,12 +38,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::files::{SourceText, file_stem, io_message, read_dir};
-use super::main_file::{Main, parse_main};
+use super::main_file::parse_main;
+use super::main_state::Main;
 use super::simulator::simulator;
-use super::sites::SiteState;
+use super::sites::{Loaded, SiteState};
 use super::{Config, ConfigError, ConfigErrors, EndpointConfig, MqttBroker};
 use crate::check::Problems;
-use crate::profiles::Profile;
 use crate::profiles::load::load_profile;
 
 /// File name used for environment overrides in [`ConfigError::file`].
@@ -175,22 +175,6 @@ fn attribute_to_env(errors: &mut [ConfigError], main: &Main) {
             e.message = format!("{} (set by {var})", e.message);
         }
     }
-}
-
-/// A profile file's outcome: valid, or broken (its problems are reported already).
-pub(super) enum Loaded {
-    /// The profile, checked.
-    Valid(Profile),
-    /// The profile has problems.
-    Broken,
-}
-
-/// Where a meter was declared: file and key of its `id`.
-pub(super) struct Declared {
-    /// The site file.
-    pub(super) file: PathBuf,
-    /// Key of the meter's `id`, e.g. `meters[3].id`.
-    pub(super) key: String,
 }
 
 /// Profiles, then site files, then `[simulator]` (its faults name meters),

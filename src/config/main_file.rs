@@ -12,56 +12,21 @@ use std::time::Duration;
 
 use config::Value;
 
+use super::main_state::Main;
 use super::modbus::endpoints;
 use super::mqtt::brokers;
 use super::output::output;
 use super::pipeline::{aggregation, validation};
 use super::raw::{ApiRaw, GatewayRaw, MainFile, SimulatorRaw};
 use super::spool::spool;
-use super::{
-    AggregationSettings, ApiSettings, EndpointConfig, GatewayConfig, MqttBroker, OutputConfig,
-    Secret, ValidationSettings,
-};
-use crate::check::{self, Flag, Int, Problems, Text, int, millis, path_key, required_id, timezone};
-use crate::spool::SpoolConfig;
+use super::{ApiSettings, GatewayConfig, Secret};
+use crate::check::{self, Flag, Problems, Text, int, path_key, required_id, timezone};
 
 /// Prefix of environment overrides, with its separator.
 const ENV_PREFIX: &str = "emgate__";
 
 /// Default time zone of sites.
 const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
-
-/// The main file, checked as far as it can be on its own.
-pub(super) struct Main {
-    /// The main file's path (`emgate.toml` for texts given in code).
-    pub(super) file: PathBuf,
-    /// Its problems so far.
-    pub(super) problems: Problems,
-    /// `(key path, variable name)` of every environment override.
-    pub(super) env_keys: Vec<(String, String)>,
-    /// The main file alone, without the overrides (parsed only when there
-    /// are overrides): tells which keys the file itself has.
-    pub(super) file_table: Option<toml::Table>,
-    /// `[gateway]`, with defaults where it is broken (later checks need a time zone).
-    pub(super) gateway: GatewayConfig,
-    /// `gateway.sites_dir`, relative to the main file's directory.
-    pub(super) sites_dir: PathBuf,
-    /// `gateway.profiles_dir`, relative to the main file's directory.
-    pub(super) profiles_dir: PathBuf,
-    /// The output; `None` where it is broken (its problems are recorded).
-    pub(super) output: Option<OutputConfig>,
-    /// Every declared endpoint id (valid or not) with its config when valid.
-    pub(super) endpoints: Vec<(String, Option<EndpointConfig>)>,
-    /// Every declared MQTT broker id (valid or not) with its config when valid.
-    pub(super) brokers: Vec<(String, Option<MqttBroker>)>,
-    /// `[simulator]` as written: checked after the site files, since its faults name meters.
-    pub(super) simulator: Option<SimulatorRaw>,
-    /// The other sections; `None` where broken.
-    pub(super) spool: Option<SpoolConfig>,
-    pub(super) validation: Option<ValidationSettings>,
-    pub(super) aggregation: Option<AggregationSettings>,
-    pub(super) api: Option<ApiSettings>,
-}
 
 /// Reads the main file `text` (at `path`) with the environment overrides
 /// `env` applied, and checks each of its sections.
@@ -255,33 +220,4 @@ fn api(v: Option<Value>, p: &mut Problems) -> Option<ApiSettings> {
         listen: if enabled { listen } else { None },
         token,
     })
-}
-
-/// A backoff's first delay and cap, `<table>.<name>_initial_ms` (default
-/// 500) and `<table>.<name>_max_ms` (default 30 000); the cap must be at
-/// least the first delay.
-pub(super) fn backoff_range(
-    initial: Option<Int>,
-    max: Option<Int>,
-    table: &str,
-    name: &str,
-    p: &mut Problems,
-) -> (Option<Duration>, Option<Duration>) {
-    let initial_key = format!("{name}_initial_ms");
-    let max_key = format!("{table}.{name}_max_ms");
-    let first = millis(initial, &format!("{table}.{initial_key}"), 500, 1, p);
-    let cap = millis(max, &max_key, 30_000, 1, p);
-    if let (Some(i), Some(c)) = (first, cap)
-        && c < i
-    {
-        p.push(
-            max_key,
-            format!(
-                "{} is below {initial_key} ({}); the cap must be at least the first delay",
-                c.as_millis(),
-                i.as_millis()
-            ),
-        );
-    }
-    (first, cap)
 }

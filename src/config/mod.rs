@@ -22,6 +22,7 @@
 mod files;
 pub mod load;
 mod main_file;
+mod main_state;
 mod meter;
 mod modbus;
 mod mqtt;

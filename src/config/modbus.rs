@@ -7,8 +7,9 @@
 use config::Value;
 
 use super::EndpointConfig;
-use super::main_file::{Main, backoff_range};
+use super::main_state::Main;
 use super::raw::EndpointRaw;
+use crate::check::backoff_range;
 use crate::check::{self, int, millis, required_id, required_text};
 
 /// Every `[[endpoints]]` element, each checked on its own into [`Main::endpoints`].

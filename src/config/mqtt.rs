@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use config::Value;
 
-use super::main_file::{Main, backoff_range};
+use super::main_state::Main;
 use super::raw::{MqttRaw, MqttTlsRaw};
 use super::subscription::subscription;
 use super::{MqttBroker, MqttProtocol, MqttTls, Secret};
+use crate::check::backoff_range;
 use crate::check::{self, Flag, Problems, Text, int, path_key, required_id, required_text};
 
 /// Default port without and with TLS.

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use config::Value;
 
-use super::main_file::backoff_range;
 use super::raw::{FileSinkRaw, InfluxRaw};
 use super::{FileSinkConfig, InfluxApi, InfluxConfig, OutputConfig, Secret};
+use crate::check::backoff_range;
 use crate::check::{self, Flag, Problems, Text, choice, int, millis, path_key, required_text};
 
 /// The output: `[influxdb]`, `[file_sink]`, or with neither `lines.lp` in

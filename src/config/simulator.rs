@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::load::Declared;
 use super::raw::{FaultRaw, SimulatorRaw};
+use super::sites::Declared;
 use super::{SimFault, SimulatorConfig};
 use crate::check::{self, Problems, Text, choice, millis, unknown_ref};
 use crate::model::MeterId;

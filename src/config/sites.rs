@@ -15,8 +15,7 @@ use std::time::Duration;
 use config::Value;
 
 use super::files::SourceText;
-use super::load::{Declared, Loaded};
-use super::main_file::Main;
+use super::main_state::Main;
 use super::meter::{EnergyKeys, meter_energy, meter_validation};
 use super::raw::{MeterRaw, SiteFile, SiteRaw};
 use super::{EndpointConfig, MeterConfig, MeterSource, SiteConfig};
@@ -26,6 +25,22 @@ use crate::check::{
 };
 use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use crate::profiles::{Profile, RatioScaling};
+
+/// A profile file's outcome: valid, or broken (its problems are reported already).
+pub(super) enum Loaded {
+    /// The profile, checked.
+    Valid(Profile),
+    /// The profile has problems.
+    Broken,
+}
+
+/// Where a meter was declared: file and key of its `id`.
+pub(super) struct Declared {
+    /// The site file.
+    pub(super) file: PathBuf,
+    /// Key of the meter's `id`, e.g. `meters[3].id`.
+    pub(super) key: String,
+}
 
 /// Sites and meters being read, with the indexes that intern their ids.
 pub(super) struct SiteState<'a> {

@@ -244,19 +244,16 @@ fn check_wrong_count(lines: &[String], stats: &Stats) {
             .split(' ')
             .nth(1)
             .unwrap_or_else(|| panic!("fields in {l}"));
-        let detail_end = fields
-            .find("q_detail=\"")
-            .and_then(|at| fields[at + 10..].find('"').map(|end| at + 10 + end + 1))
-            .unwrap_or_else(|| panic!("q_detail in {l}"));
-        let without_detail = fields[detail_end..].trim_start_matches(',');
-        let keys: Vec<&str> = without_detail
+        // The field keys, once the quoted q_detail value (which holds commas
+        // and colons) is taken out: every other piece of the split is outside quotes.
+        let unquoted: String = fields.split('"').step_by(2).collect();
+        let keys: Vec<&str> = unquoted
             .split(',')
-            .chain(fields[..fields.find("q_detail").unwrap_or(0)].split(','))
-            .filter(|f| !f.is_empty())
             .map(|f| f.split('=').next().unwrap_or_default())
             .collect();
         assert!(
-            keys.iter().all(|k| *k == "q" || *k == "lag_ms"),
+            keys.iter().all(|k| ["q", "q_detail", "lag_ms"].contains(k))
+                && keys.contains(&"q_detail"),
             "only q, q_detail and lag_ms on the bad meter: {l}"
         );
         assert!(

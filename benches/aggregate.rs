@@ -101,10 +101,7 @@ fn fill(batch: &mut ReadingBatch, n: i64) {
             } else {
                 ((n + i64::from(m) + p as i64) % 97) as f64 - 40.0
             };
-            *v = PointValue {
-                value: x,
-                quality: Quality::GOOD,
-            };
+            *v = PointValue::new(x, Quality::GOOD);
         }
         batch.push(MeterId(m), slot, 0, &values);
     }

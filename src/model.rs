@@ -168,6 +168,58 @@ impl fmt::Display for Quality {
     }
 }
 
+/// Why a point has no value, more precisely than its quality bit: which
+/// check an answer failed, or why no request could be sent. Written after
+/// the reason in `q_detail` (`import_kwh:exception:wrong_count`) and
+/// counted per detail in the metrics. [`Detail::NONE`] adds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Detail(pub u8);
+
+impl Detail {
+    /// No detail beyond the quality bit.
+    pub const NONE: Detail = Detail(0);
+    /// A well-formed answer with another number of registers or bits than asked.
+    pub const WRONG_COUNT: Detail = Detail(1);
+    /// A well-formed answer from another unit id than the one asked.
+    pub const WRONG_UNIT: Detail = Detail(2);
+    /// A well-formed answer to another function code.
+    pub const WRONG_FUNCTION: Detail = Detail(3);
+    /// A Modbus TCP answer under another transaction id (a late answer).
+    pub const WRONG_TRANSACTION: Detail = Detail(4);
+    /// An RTU frame whose CRC does not fit.
+    pub const BAD_CRC: Detail = Detail(5);
+    /// A frame whose lengths disagree (MBAP length against the byte count).
+    pub const BAD_LENGTH: Detail = Detail(6);
+    /// Bytes arrived, but no frame that answers the request.
+    pub const GARBAGE: Detail = Detail(7);
+    /// The link closed in the middle of an answer.
+    pub const TRUNCATED: Detail = Detail(8);
+    /// No request was sent: the wire (a dial-in DTU) is not connected.
+    pub const NOT_CONNECTED: Detail = Detail(9);
+
+    /// Every detail but [`Detail::NONE`], with its word.
+    pub const NAMES: [(Detail, &'static str); 9] = [
+        (Detail::WRONG_COUNT, "wrong_count"),
+        (Detail::WRONG_UNIT, "wrong_unit"),
+        (Detail::WRONG_FUNCTION, "wrong_function"),
+        (Detail::WRONG_TRANSACTION, "wrong_transaction"),
+        (Detail::BAD_CRC, "bad_crc"),
+        (Detail::BAD_LENGTH, "bad_length"),
+        (Detail::GARBAGE, "garbage"),
+        (Detail::TRUNCATED, "truncated"),
+        (Detail::NOT_CONNECTED, "not_connected"),
+    ];
+
+    /// The word written to `q_detail`; `None` for [`Detail::NONE`].
+    #[must_use]
+    pub fn name(self) -> Option<&'static str> {
+        Detail::NAMES
+            .iter()
+            .find(|(d, _)| *d == self)
+            .map(|(_, n)| *n)
+    }
+}
+
 /// The energy carried by a meter; one vocabulary for tags, config and the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -245,15 +297,38 @@ pub struct PointValue {
     pub value: f64,
     /// Quality bits of this point.
     pub quality: Quality,
+    /// Why there is no value, when a check says more than the bit.
+    pub detail: Detail,
 }
 
 impl PointValue {
+    /// A value with its quality.
+    #[must_use]
+    pub fn new(value: f64, quality: Quality) -> PointValue {
+        PointValue {
+            value,
+            quality,
+            detail: Detail::NONE,
+        }
+    }
+
     /// A point with no value, marked with `quality`.
     #[must_use]
     pub fn missing(quality: Quality) -> PointValue {
         PointValue {
             value: f64::NAN,
             quality,
+            detail: Detail::NONE,
+        }
+    }
+
+    /// A point with no value, marked with `quality` and `detail`.
+    #[must_use]
+    pub fn failed(quality: Quality, detail: Detail) -> PointValue {
+        PointValue {
+            value: f64::NAN,
+            quality,
+            detail,
         }
     }
 
@@ -366,10 +441,7 @@ mod tests {
     #[test]
     fn batch_slices_values_per_reading() {
         let mut b = ReadingBatch::default();
-        let v = |x| PointValue {
-            value: x,
-            quality: Quality::GOOD,
-        };
+        let v = |x| PointValue::new(x, Quality::GOOD);
         b.push(MeterId(0), 60, 5, &[v(1.0), v(2.0)]);
         b.push(MeterId(1), 60, 7, &[v(3.0)]);
         assert_eq!(b.values_of(&b.readings[1]), &[v(3.0)]);

@@ -41,7 +41,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use scalars::{Flag, Float, Int, Text};
-pub(crate) use suggest::{suggest, unknown_ref};
+pub(crate) use suggest::{shorten, suggest, unknown_ref};
 // For the tests that pin the field lists of raw structs.
 #[cfg(test)]
 pub(crate) use tables::field_names;

@@ -248,6 +248,7 @@ fn assemble(
         Some(validation),
         Some(aggregation),
         Some(api),
+        Some(dtu),
     ) = (
         endpoints,
         mqtt,
@@ -257,6 +258,7 @@ fn assemble(
         main.validation,
         main.aggregation,
         main.api,
+        main.dtu,
     )
     else {
         // Unreachable in practice: every `None` above comes with a recorded problem.
@@ -271,6 +273,7 @@ fn assemble(
         gateway: main.gateway,
         output,
         endpoints,
+        dtu,
         sites,
         meters,
         profiles,

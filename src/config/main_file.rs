@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use config::Value;
 
+use super::dtu::dtu_settings;
 use super::main_state::Main;
 use super::modbus::endpoints;
 use super::mqtt::brokers;
@@ -70,6 +71,7 @@ pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> M
         validation: None,
         aggregation: None,
         api: None,
+        dtu: None,
     };
 
     let root = if check::parse_toml(text, &mut p).is_some() {
@@ -108,6 +110,7 @@ pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> M
     main.spool = spool(top.spool, &main.gateway.data_dir, &mut main.problems);
     main.validation = validation(top.validation, &mut main.problems);
     main.api = api(top.api, &mut main.problems);
+    main.dtu = dtu_settings(top.dtu, &mut main.problems);
     main.aggregation = aggregation(
         top.aggregation,
         path.parent().unwrap_or(Path::new("")),

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use super::raw::SimulatorRaw;
 use super::{
-    AggregationSettings, ApiSettings, EndpointConfig, GatewayConfig, MqttBroker, OutputConfig,
-    ValidationSettings,
+    AggregationSettings, ApiSettings, DtuSettings, EndpointConfig, GatewayConfig, MqttBroker,
+    OutputConfig, ValidationSettings,
 };
 use crate::check::Problems;
 use crate::spool::SpoolConfig;
@@ -44,4 +44,5 @@ pub(super) struct Main {
     pub(super) validation: Option<ValidationSettings>,
     pub(super) aggregation: Option<AggregationSettings>,
     pub(super) api: Option<ApiSettings>,
+    pub(super) dtu: Option<DtuSettings>,
 }

@@ -42,6 +42,17 @@ pub struct MainFile {
     pub mqtt: Option<Value>,
     /// `[api]`.
     pub api: Option<Value>,
+    /// `[dtu]`.
+    pub dtu: Option<Value>,
+}
+
+/// `[dtu]` as written.
+#[derive(Debug, Deserialize)]
+pub struct DtuRaw {
+    /// `IP:port` DTUs dial in to.
+    pub listen: Option<Text>,
+    /// How long a new connection may take to send its registration, ms.
+    pub registration_timeout_ms: Option<Int>,
 }
 
 /// `[api]` as written.
@@ -267,6 +278,30 @@ pub struct EndpointRaw {
     pub max_registers: Option<Int>,
     /// Pause between requests, ms.
     pub inter_request_delay_ms: Option<Int>,
+    /// `tcp`, `rtu_over_tcp`, `serial`, `dtu`.
+    pub transport: Option<Text>,
+    /// Serial device path (`serial`).
+    pub device: Option<Text>,
+    /// Line speed, bits per second (serial-framed transports).
+    pub baud: Option<Int>,
+    /// `none`, `even`, `odd`.
+    pub parity: Option<Text>,
+    /// 7 or 8.
+    pub data_bits: Option<Int>,
+    /// 1 or 2.
+    pub stop_bits: Option<Int>,
+    /// Pause after an answer before the next request, ms.
+    pub turnaround_ms: Option<Int>,
+    /// DTU registration packet as text.
+    pub registration: Option<Text>,
+    /// DTU registration packet as hex.
+    pub registration_hex: Option<Text>,
+    /// `connect` or `every_packet`.
+    pub registration_mode: Option<Text>,
+    /// DTU heartbeat packet as text.
+    pub heartbeat: Option<Text>,
+    /// DTU heartbeat packet as hex.
+    pub heartbeat_hex: Option<Text>,
 }
 
 /// `[simulator]` as written.

@@ -214,10 +214,7 @@ pub fn decode_point(point: &PointDef, regs: &[u16], pt: f64, ct: f64) -> PointVa
     if is_sentinel(point, raw) {
         return PointValue::missing(Quality::SENTINEL);
     }
-    PointValue {
-        value: scale_raw(point, raw.value, pt, ct),
-        quality: Quality::GOOD,
-    }
+    PointValue::new(scale_raw(point, raw.value, pt, ct), Quality::GOOD)
 }
 
 /// Encodes a scaled value of `point` into its registers (the simulator's side).

@@ -82,7 +82,7 @@ use tokio_util::sync::CancellationToken;
 pub use load::{EPOCH, LoadShape};
 pub use meter::SPIKE_JUMP;
 
-use crate::config::{Config, SimFault};
+use crate::config::{Config, SimFault, Transport};
 use crate::model::{EndpointId, MeterId};
 use meter::SimMeter;
 
@@ -357,12 +357,16 @@ impl Simulator {
             {
                 continue;
             }
+            // Serial-framed transports are served by the field-bus simulator.
+            let Transport::Tcp { host, port } = &ep.transport else {
+                continue;
+            };
             let bind_err = |source| SimError::Bind {
                 endpoint: ep.id.clone(),
-                addr: format!("{}:{}", ep.host, ep.port),
+                addr: ep.address(),
                 source,
             };
-            let listener = TcpListener::bind((ep.host.as_str(), ep.port))
+            let listener = TcpListener::bind((host.as_str(), *port))
                 .await
                 .map_err(bind_err)?;
             addrs[e] = Some(listener.local_addr().map_err(bind_err)?);

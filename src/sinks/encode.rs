@@ -8,7 +8,8 @@
 //!
 //! A point without a value (timeout, exception, sentinel) has no field in
 //! the line: line protocol cannot carry NaN, and inventing a number is worse.
-//! Its absence is explained by `q` and `q_detail`. Every reading has at
+//! Its absence is explained by `q` and `q_detail` (`point:reason`, and
+//! `point:reason:detail` when a source knows more, e.g. `wrong_count`). Every reading has at
 //! least the `q` and `lag_ms` fields, so a slot in which a meter did not
 //! answer is still visible as a point with `q = 1`.
 
@@ -91,13 +92,25 @@ impl ReadingEncoder {
                 }
                 if !v.quality.is_good() {
                     q |= v.quality;
-                    for reason in v.quality.reasons() {
+                    // The detail belongs to the bit a source set (timeout
+                    // or exception); validation bits carry none.
+                    let detail = v.detail.name();
+                    for (bit, reason) in Quality::REASONS {
+                        if !v.quality.contains(bit) {
+                            continue;
+                        }
                         if !self.detail.is_empty() {
                             self.detail.push(',');
                         }
                         self.detail.push_str(&names[i]);
                         self.detail.push(':');
                         self.detail.push_str(reason);
+                        if let Some(d) = detail
+                            && (bit == Quality::TIMEOUT || bit == Quality::EXCEPTION)
+                        {
+                            self.detail.push(':');
+                            self.detail.push_str(d);
+                        }
                     }
                 }
             }

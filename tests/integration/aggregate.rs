@@ -61,14 +61,8 @@ fn feed(
             t,
             0,
             &[
-                PointValue {
-                    value: c,
-                    quality: Quality::GOOD,
-                },
-                PointValue {
-                    value: g,
-                    quality: Quality::GOOD,
-                },
+                PointValue::new(c, Quality::GOOD),
+                PointValue::new(g, Quality::GOOD),
             ],
         );
         cont.extend([c, f64::NAN]);

@@ -86,7 +86,11 @@ fn example_config_loads_with_every_profile() {
     );
     let ep = &c.endpoints[1];
     assert_eq!(
-        (ep.id.as_str(), ep.host.as_str(), ep.port),
+        (
+            ep.id.as_str(),
+            ep.tcp_address().expect("tcp").0,
+            ep.tcp_address().expect("tcp").1
+        ),
         ("xm02-gw", "127.0.0.1", 15021)
     );
     assert_eq!(ep.timeout, Duration::from_secs(1));

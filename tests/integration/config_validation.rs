@@ -135,10 +135,7 @@ fn readings_after_the_due_date_carry_the_calibration_bit() {
             reorder_window_secs: 0,
         },
     );
-    let good = |x| PointValue {
-        value: x,
-        quality: Quality::GOOD,
-    };
+    let good = |x| PointValue::new(x, Quality::GOOD);
     let mut batch = ReadingBatch::default();
     batch.push(MeterId(0), due - 60, 0, &[good(10.0), good(1.0)]);
     batch.push(MeterId(0), due, 0, &[good(10.01), good(1.0)]);

@@ -116,10 +116,9 @@ async fn a_simulated_day_adds_up_in_influxdb() {
             let n = config.profiles[meter.profile.index()].points.len();
             values.clear();
             #[allow(clippy::cast_precision_loss)]
-            values.extend((0..n).map(|p| PointValue {
-                value: sim.value_at(id, p, t as f64),
-                quality: Quality::GOOD,
-            }));
+            values.extend(
+                (0..n).map(|p| PointValue::new(sim.value_at(id, p, t as f64), Quality::GOOD)),
+            );
             batch.push(id, t, 0, &values);
         }
         validation.process(&mut batch);

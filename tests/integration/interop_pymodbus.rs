@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use emgate::config::{
-    Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource, OutputConfig,
-    SimulatorConfig, SiteConfig, default_spool,
+    Config, DtuSettings, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource,
+    OutputConfig, SimulatorConfig, SiteConfig, Transport, default_spool,
 };
 use emgate::model::{
     EndpointId, EnergyType, Level, MeterId, ProfileId, Quality, ReadingBatch, SiteId,
@@ -50,6 +50,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 
 fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config {
     Config {
+        dtu: DtuSettings::default(),
         source: "tests/integration/interop_pymodbus.rs".into(),
         gateway: GatewayConfig {
             id: "interop".to_owned(),
@@ -65,8 +66,11 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         }),
         endpoints: vec![EndpointConfig {
             id: "pymodbus".to_owned(),
-            host: "127.0.0.1".to_owned(),
-            port,
+            transport: Transport::Tcp {
+                host: "127.0.0.1".to_owned(),
+                port,
+            },
+            line: None,
             timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
             reconnect_initial: Duration::from_millis(100),

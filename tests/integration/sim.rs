@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use emgate::config::{
-    Config, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource, OutputConfig,
-    SimFault, SimulatorConfig, SiteConfig, default_spool,
+    Config, DtuSettings, EndpointConfig, FileSinkConfig, GatewayConfig, MeterConfig, MeterSource,
+    OutputConfig, SimFault, SimulatorConfig, SiteConfig, Transport, default_spool,
 };
 use emgate::model::{EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
 use emgate::profiles::Profile;
@@ -70,6 +70,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
     let profiles: Vec<Profile> = vec![sdm630_profile(), dtsd1352_profile()];
     Config {
+        dtu: DtuSettings::default(),
         source: "tests/integration/sim.rs".into(),
         gateway: GatewayConfig {
             id: "sim-test".to_owned(),
@@ -85,8 +86,11 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
         }),
         endpoints: vec![EndpointConfig {
             id: "sim".to_owned(),
-            host: "127.0.0.1".to_owned(),
-            port: 0,
+            transport: Transport::Tcp {
+                host: "127.0.0.1".to_owned(),
+                port: 0,
+            },
+            line: None,
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             reconnect_initial: Duration::from_millis(100),

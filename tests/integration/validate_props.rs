@@ -170,10 +170,7 @@ proptest! {
         let mut batch = ReadingBatch::default();
         let mut cont = Vec::new();
         for (n, &(slot, now, value, _)) in deliveries.iter().enumerate() {
-            let pv = value.map_or(PointValue::missing(Quality::TIMEOUT), |x| PointValue {
-                value: x,
-                quality: Quality::GOOD,
-            });
+            let pv = value.map_or(PointValue::missing(Quality::TIMEOUT), |x| PointValue::new(x, Quality::GOOD));
             batch.clear();
             batch.push(MeterId(0), slot, 0, &[pv]);
             v.validate(&mut batch, now, &mut cont);
@@ -302,7 +299,7 @@ proptest! {
         start in 0u64..WRAP_CENTS,
         steps in prop::collection::vec(ordered_step(), 1..120),
     ) {
-        let good = |x: f64| PointValue { value: x, quality: Quality::GOOD };
+        let good = |x: f64| PointValue::new(x, Quality::GOOD);
         // The in-order stream: register value (or timeout) and gauge per slot.
         let mut register = start;
         let mut delivered: Vec<[PointValue; 2]> = Vec::with_capacity(steps.len());

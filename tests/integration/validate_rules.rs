@@ -43,10 +43,7 @@ fn meter(points: Vec<PointRules>) -> MeterRules {
 }
 
 fn good(x: f64) -> PointValue {
-    PointValue {
-        value: x,
-        quality: Quality::GOOD,
-    }
+    PointValue::new(x, Quality::GOOD)
 }
 
 /// Validates one reading of meter 0 at `slot` (wall clock = slot) and returns (bits, continuous).

@@ -394,10 +394,7 @@ mod tests {
     }
 
     fn good(x: f64) -> PointValue {
-        PointValue {
-            value: x,
-            quality: Quality::GOOD,
-        }
+        PointValue::new(x, Quality::GOOD)
     }
 
     /// Readings every 5 minutes, `k` from `from` to `to`: the electricity

@@ -287,10 +287,7 @@ mod tests {
     }
 
     fn good(x: f64) -> PointValue {
-        PointValue {
-            value: x,
-            quality: Quality::GOOD,
-        }
+        PointValue::new(x, Quality::GOOD)
     }
 
     /// One reading per meter at `T0 + 60 i`; returns the bits and continuous values.

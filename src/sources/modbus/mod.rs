@@ -7,6 +7,7 @@
 //! Registers become numbers in [`crate::profiles::codec`], shared with the
 //! pipeline and the simulator.
 
+pub mod frame;
 pub mod plan;
 pub mod poller;
 pub mod schedule;

@@ -170,7 +170,7 @@ impl EndpointPoller {
         let ep = self.endpoint_config();
         info!(
             endpoint = %ep.id,
-            addr = %format_args!("{}:{}", ep.host, ep.port),
+            addr = %ep.address(),
             meters = self.meters.len(),
             requests_per_round = self.requests_per_round(),
             "polling endpoint"
@@ -265,11 +265,11 @@ impl EndpointPoller {
             return false;
         }
         let ep = self.endpoint_config().clone();
-        let attempt = tokio::time::timeout(
-            ep.connect_timeout,
-            TcpStream::connect((ep.host.as_str(), ep.port)),
-        )
-        .await;
+        let Some((host, port)) = ep.tcp_address() else {
+            return false;
+        };
+        let attempt =
+            tokio::time::timeout(ep.connect_timeout, TcpStream::connect((host, port))).await;
         match attempt {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
@@ -300,7 +300,7 @@ impl EndpointPoller {
         self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
         warn!(
             endpoint = %ep.id,
-            addr = %format_args!("{}:{}", ep.host, ep.port),
+            addr = %ep.address(),
             error = why,
             retry_in_ms = delay.as_millis() as u64,
             "cannot connect to modbus endpoint"

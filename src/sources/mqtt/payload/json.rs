@@ -119,10 +119,7 @@ impl Ctx<'_, '_> {
                     Some(m.id),
                 ));
             };
-            out.values[start + f.point] = PointValue {
-                value: x * f.scale,
-                quality: Quality::GOOD,
-            };
+            out.values[start + f.point] = PointValue::new(x * f.scale, Quality::GOOD);
             found += 1;
         }
         self.require_points(m, found)?;

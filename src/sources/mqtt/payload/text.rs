@@ -85,10 +85,7 @@ impl Ctx<'_, '_> {
             };
             match value {
                 LpValue::Number(x) => {
-                    out.values[start + point] = PointValue {
-                        value: x * scale,
-                        quality: Quality::GOOD,
-                    };
+                    out.values[start + point] = PointValue::new(x * scale, Quality::GOOD);
                     found += 1;
                 }
                 LpValue::Bool => {
@@ -184,10 +181,7 @@ impl Ctx<'_, '_> {
                     Some(m.id),
                 ));
             };
-            out.values[start + point] = PointValue {
-                value: x * scale,
-                quality: Quality::GOOD,
-            };
+            out.values[start + point] = PointValue::new(x * scale, Quality::GOOD);
             found += 1;
         }
         self.require_points(m, found)?;

@@ -1,15 +1,16 @@
-//! The read side of the status board: per-meter and per-site snapshots,
-//! state counts and readiness, as the API, the status page and `emgate
-//! status` show them.
+//! The read side of the status board: per-meter, per-site and per-endpoint
+//! (bus) snapshots, state counts and readiness, as the API, the status page
+//! and `emgate status` show them.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::Stats;
 use super::board::{
-    COMPLETENESS_TARGET, MeterDyn, MeterRow, NONE, QUARTER_SECS, SPOOL_READY_SHARE, SiteRow,
-    StatusBoard, is_bad, local_day, lock,
+    COMPLETENESS_TARGET, EndpointRow, MeterDyn, MeterRow, NONE, QUARTER_SECS, SPOOL_READY_SHARE,
+    SiteRow, StatusBoard, UNSET, is_bad, local_day, lock,
 };
-use super::board::{MeterSnapshot, Readiness, SiteSnapshot};
+use super::board::{EndpointSnapshot, MeterSnapshot, Readiness, SiteSnapshot};
 
 impl StatusBoard {
     /// Every meter, in configuration order, as of `now` (Unix seconds).
@@ -128,6 +129,29 @@ impl StatusBoard {
             .collect()
     }
 
+    /// Every endpoint (bus), in configuration order: its planned and last
+    /// measured poll round against the shortest poll interval of its meters.
+    #[must_use]
+    pub fn endpoints(&self) -> Vec<EndpointSnapshot> {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let last = e.last_round();
+                EndpointSnapshot {
+                    id: e.id.clone(),
+                    transport: e.transport.to_owned(),
+                    meters: e.meters,
+                    requests: Some(e.planned_requests.load(Ordering::Relaxed))
+                        .filter(|&n| n != UNSET),
+                    round_ms: last.map(millis),
+                    planned_round_ms: e.planned_round().map(millis),
+                    budget_ms: e.budget.map(|b| b.as_millis() as u64),
+                    utilisation: e.utilisation(),
+                }
+            })
+            .collect()
+    }
+
     /// Meters per state as of `now`: `(up, down, bad, unknown)`.
     #[must_use]
     pub fn state_counts(&self, now: i64) -> (u32, u32, u32, u32) {
@@ -173,6 +197,34 @@ impl StatusBoard {
     pub fn sink_reachable(&self) -> bool {
         self.sink_reachable.load(Ordering::Relaxed)
     }
+}
+
+impl EndpointRow {
+    /// Duration of the last poll round, once there was one.
+    pub(super) fn last_round(&self) -> Option<Duration> {
+        duration(self.last_round_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Wire time of one planned round, when planned with a wire model.
+    pub(super) fn planned_round(&self) -> Option<Duration> {
+        duration(self.planned_round_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Last measured round / budget.
+    pub(super) fn utilisation(&self) -> Option<f64> {
+        let (round, budget) = (self.last_round()?, self.budget?);
+        (!budget.is_zero()).then(|| round.as_secs_f64() / budget.as_secs_f64())
+    }
+}
+
+/// A stored nanosecond count as a duration; `None` for [`UNSET`].
+fn duration(nanos: u64) -> Option<Duration> {
+    (nanos != UNSET).then(|| Duration::from_nanos(nanos))
+}
+
+/// A duration in milliseconds, to the microsecond.
+fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
 }
 
 /// The body of `GET /api/summary`: totals the status page turns into rates.

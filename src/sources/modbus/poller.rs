@@ -175,6 +175,7 @@ impl EndpointPoller {
             requests_per_round = self.requests_per_round(),
             "polling endpoint"
         );
+        super::timing::publish(&self.config, self.endpoint, &self.board);
         loop {
             // Checked here too: a round cut short by the shutdown leaves due
             // meters behind, and without this the loop would spin on them.
@@ -196,6 +197,7 @@ impl EndpointPoller {
                 }
                 continue;
             }
+            let round_started = Instant::now();
             let mut batch = ReadingBatch::with_capacity(self.meters.len(), 16);
             for i in 0..self.meters.len() {
                 if shutdown.is_cancelled() {
@@ -226,6 +228,8 @@ impl EndpointPoller {
             if batch.is_empty() {
                 continue;
             }
+            self.board
+                .round_done(self.endpoint, round_started.elapsed());
             // Backpressure: a full pipeline makes this await, and the slots
             // that pass meanwhile are counted as missed on the next round.
             // The stall itself is counted and logged as it starts, so a

@@ -247,3 +247,184 @@ impl ModbusLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::config::{Parity, SerialLine};
+    use crate::profiles::RegisterKind;
+    use crate::sources::modbus::frame::push_with_crc;
+
+    const LINE: SerialLine = SerialLine {
+        baud: 115_200,
+        parity: Parity::None,
+        data_bits: 8,
+        stop_bits: 1,
+        turnaround: Duration::ZERO,
+    };
+
+    fn rtu(strip: Vec<Vec<u8>>) -> (ModbusLink, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let link = Link::new(Box::new(ours), Vec::new(), strip, Some(&LINE));
+        (ModbusLink::new(link, Framing::Rtu), theirs)
+    }
+
+    fn answer(unit: u8, words: &[u16]) -> Vec<u8> {
+        let mut body = vec![unit, 3, (words.len() * 2) as u8];
+        for w in words {
+            body.extend_from_slice(&w.to_be_bytes());
+        }
+        let mut out = Vec::new();
+        push_with_crc(&mut out, &body);
+        out
+    }
+
+    async fn request(peer: &mut DuplexStream) -> [u8; 8] {
+        let mut req = [0u8; 8];
+        peer.read_exact(&mut req).await.expect("request");
+        req
+    }
+
+    const Q: Question = Question {
+        unit: 1,
+        function: 3,
+        start: 0,
+        count: 1,
+    };
+
+    #[tokio::test]
+    async fn heartbeats_and_a_split_answer_still_give_the_value() {
+        let (mut wire, mut peer) = rtu(vec![b"www.usr.cn".to_vec()]);
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            peer.write_all(b"www.usr.cn").await.expect("write");
+            for b in answer(1, &[0x1234]) {
+                peer.write_all(&[b]).await.expect("write");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            peer
+        });
+        let got = wire.read(&Q, Duration::from_secs(2)).await;
+        assert_eq!(got, Exchange::Data);
+        assert_eq!(wire.words(), &[0x1234]);
+        assert_eq!(wire.take_stripped(), 1);
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_followed_by_the_right_one_is_not_taken() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            // The previous request's answer, late, then this one's.
+            let mut both = answer(1, &[0xAAAA]);
+            both.extend(answer(1, &[0x0007]));
+            peer.write_all(&both).await.expect("write");
+            peer
+        });
+        assert_eq!(wire.read(&Q, Duration::from_secs(2)).await, Exchange::Data);
+        assert_eq!(wire.words(), &[0x0007]);
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn another_units_answer_is_skipped_and_named_at_the_deadline() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            peer.write_all(&answer(2, &[5])).await.expect("write");
+            peer
+        });
+        let got = wire.read(&Q, Duration::from_millis(200)).await;
+        assert_eq!(
+            got,
+            Exchange::Failed {
+                quality: Quality::EXCEPTION,
+                detail: Detail::WRONG_UNIT,
+                link_lost: false
+            }
+        );
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn stale_bytes_are_drained_before_the_request() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        peer.write_all(&answer(1, &[0xDEAD])).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            peer.write_all(&answer(1, &[1])).await.expect("write");
+            peer
+        });
+        assert_eq!(wire.read(&Q, Duration::from_secs(2)).await, Exchange::Data);
+        assert_eq!(wire.words(), &[1]);
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn bad_crc_garbage_and_truncation_are_named() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            let mut bad = answer(1, &[9]);
+            bad[4] ^= 0xFF;
+            peer.write_all(&bad).await.expect("write");
+            request(&mut peer).await;
+            peer.write_all(&[0x55; 40]).await.expect("write");
+            request(&mut peer).await;
+            peer.write_all(&answer(1, &[9])[..4]).await.expect("write");
+            drop(peer);
+        });
+        let timeout = Duration::from_millis(150);
+        let failed = |detail, link_lost| Exchange::Failed {
+            quality: Quality::EXCEPTION,
+            detail,
+            link_lost,
+        };
+        assert_eq!(wire.read(&Q, timeout).await, failed(Detail::BAD_CRC, false));
+        assert_eq!(wire.read(&Q, timeout).await, failed(Detail::GARBAGE, false));
+        assert_eq!(
+            wire.read(&Q, timeout).await,
+            failed(Detail::TRUNCATED, true)
+        );
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn mbap_wrong_count_under_our_transaction_is_final_at_once() {
+        let (ours, mut peer) = tokio::io::duplex(4096);
+        let mut wire = ModbusLink::new(
+            Link::new(Box::new(ours), Vec::new(), Vec::new(), None),
+            Framing::Mbap,
+        );
+        let server = tokio::spawn(async move {
+            let mut req = [0u8; 12];
+            peer.read_exact(&mut req).await.expect("request");
+            let answer = [req[0], req[1], 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2];
+            peer.write_all(&answer).await.expect("write");
+            peer
+        });
+        let q = Question::read(RegisterKind::Holding, 1, 0, 1);
+        // A read waiting for its deadline (an hour) would never end here.
+        let got = tokio::time::timeout(
+            Duration::from_mins(1),
+            wire.read(&q, Duration::from_hours(1)),
+        )
+        .await
+        .expect("the wrong answer ends the read");
+        assert_eq!(
+            got,
+            Exchange::Failed {
+                quality: Quality::EXCEPTION,
+                detail: Detail::WRONG_COUNT,
+                link_lost: false
+            }
+        );
+        drop(server.await);
+    }
+}

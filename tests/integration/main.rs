@@ -67,6 +67,7 @@ mod e2e_influx_v1;
 mod e2e_mqtt;
 mod e2e_quality;
 mod energy;
+mod fieldbus_config;
 mod influx_errors;
 mod influx_v1;
 mod influx_v2;

@@ -227,9 +227,10 @@ fn duration(nanos: u64) -> Option<Duration> {
     (nanos != UNSET).then(|| Duration::from_nanos(nanos))
 }
 
-/// A duration in milliseconds, to the microsecond.
+/// A duration in milliseconds, rounded to the microsecond (a planned wire
+/// time of 149.999994 ms is 150 ms, as `check-config` prints it).
 fn millis(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
+    (d.as_nanos() as f64 / 1000.0).round() / 1000.0
 }
 
 /// The body of `GET /api/summary`: totals the status page turns into rates.
@@ -257,4 +258,49 @@ pub struct Summary {
     pub bad: u32,
     /// The output answered its last write request (InfluxDB accepting writes).
     pub sink_reachable: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EndpointId;
+
+    #[test]
+    fn endpoint_rounds_planned_and_measured() {
+        let main = "[gateway]\nid = \"gw\"\n\n[[endpoints]]\nid = \"rs485\"\n\
+                    transport = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\n\n\
+                    [[endpoints]]\nid = \"idle\"\nhost = \"127.0.0.1\"\n";
+        let site = "[site]\nid = \"s\"\nname = \"S\"\n\n[[meters]]\nid = \"m1\"\n\
+                    energy = \"water\"\nlevel = 1\nprofile = \"water_meter\"\n\
+                    endpoint = \"rs485\"\nunit_id = 1\npoll_interval_secs = 4\n\n\
+                    [[meters]]\nid = \"m2\"\nenergy = \"water\"\nlevel = 2\n\
+                    profile = \"water_meter\"\nendpoint = \"rs485\"\nunit_id = 2\n\
+                    poll_interval_secs = 2\n";
+        let config =
+            crate::config::from_parts(main, &[("s.toml", site)], crate::profiles::load::builtin())
+                .unwrap_or_else(|e| panic!("{e}"));
+        let board = StatusBoard::new(&config);
+        let before = board.endpoints();
+        assert_eq!(
+            before[0],
+            EndpointSnapshot {
+                id: "rs485".into(),
+                transport: "rtu_over_tcp".into(),
+                meters: 2,
+                requests: None,
+                round_ms: None,
+                planned_round_ms: None,
+                budget_ms: Some(2000),
+                utilisation: None,
+            }
+        );
+        assert_eq!((before[1].meters, before[1].budget_ms), (0, None));
+        board.set_planned_round(EndpointId(0), 2, Some(Duration::from_nanos(49_999_994)));
+        board.round_done(EndpointId(0), Duration::from_millis(500));
+        let after = &board.endpoints()[0];
+        assert_eq!(after.requests, Some(2));
+        assert_eq!(after.planned_round_ms, Some(50.0));
+        assert_eq!(after.round_ms, Some(500.0));
+        assert_eq!(after.utilisation, Some(0.25));
+    }
 }

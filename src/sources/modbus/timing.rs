@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::plan::{PlanLimits, PlannedRead, plan};
-use crate::config::{Config, EndpointConfig, MeterSource, Parity, SerialLine};
+use crate::config::{Config, EndpointConfig, MeterSource, Parity, SerialLine, Transport};
 use crate::model::{EndpointId, MeterId};
 use crate::telemetry::StatusBoard;
 
@@ -166,7 +166,11 @@ impl BusTiming {
     #[must_use]
     pub fn line(&self, config: &Config) -> String {
         let ep = &config.endpoints[self.endpoint.index()];
-        let mut s = format!("bus {} ({} {}", ep.id, ep.transport.name(), ep.address());
+        // `address()` of a DTU already says `dtu "REGISTRATION"`.
+        let mut s = match ep.transport {
+            Transport::Dtu(_) => format!("bus {} ({}", ep.id, ep.address()),
+            _ => format!("bus {} ({} {}", ep.id, ep.transport.name(), ep.address()),
+        };
         if let Some(line) = &ep.line {
             let _ = write!(s, ", {}", line_settings(line));
         }
@@ -421,6 +425,32 @@ unit = "kw"
         assert!(
             w.contains("5 meter(s) (m01, m02, m03, m04, m05), 15 request(s), 3000.0 ms"),
             "{w}"
+        );
+    }
+
+    #[test]
+    fn serial_and_dtu_lines_name_their_wire() {
+        let c = config(
+            "transport = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nbaud = 19200\nstop_bits = 2\n",
+            1,
+            1,
+        );
+        let t = BusTiming::of(&c, EndpointId(0)).expect("bus timing");
+        assert!(
+            t.line(&c).starts_with(
+                "bus bus (serial /dev/ttyUSB0, 19200 8N2): 1 meter(s), 3 request(s), round "
+            ),
+            "{}",
+            t.line(&c)
+        );
+        let c = config("transport = \"dtu\"\nregistration = \"DTU-7\"\n", 1, 1);
+        let t = BusTiming::of(&c, EndpointId(0)).expect("bus timing");
+        assert!(
+            t.line(&c).starts_with(
+                "bus bus (dtu \"DTU-7\", 9600 8N1): 1 meter(s), 3 request(s), round 75.0 ms"
+            ),
+            "{}",
+            t.line(&c)
         );
     }
 

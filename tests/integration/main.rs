@@ -25,6 +25,7 @@
 //! - `e2e_mqtt`: MQTT ingestion through Mosquitto into `influxd`: formats, credentials, TLS, bad payloads;
 //! - `e2e_quality`: simulator faults carry the right quality bits into `influxd`; a restart keeps a rollover;
 //! - `energy`: standard-coal conversion of window amounts;
+//! - `fieldbus_config`: the field-bus keys of `[[endpoints]]` and `[dtu]`: what they become, line timing by hand, error messages;
 //! - `fieldbus_timing`: a bus's poll round on the wire by hand, in `check-config` and in a running gateway's status;
 //! - `influx_errors`: writer and uploader error paths against a fake HTTP server;
 //! - `influx_v1`: the v1 writer against a real `influxd`;

@@ -47,7 +47,7 @@ use tracing::{debug, info, warn};
 use super::client::{Exchange, ModbusLink};
 use super::connect;
 use super::frame::Question;
-use super::plan::{PlanLimits, PlannedRead, plan, split};
+use super::plan::{PlannedRead, plan, split};
 use super::schedule::MeterSchedule;
 use crate::backoff::Backoff;
 use crate::clock::now_ms;
@@ -131,11 +131,7 @@ impl EndpointPoller {
             dtu,
         } = ctx.clone();
         let ep = &config.endpoints[endpoint.index()];
-        let limits = PlanLimits {
-            max_gap: ep.max_gap,
-            max_registers: ep.max_registers,
-            max_bits: 2000,
-        };
+        let limits = super::timing::plan_limits(ep);
         let now = now_ms();
         let meters = config
             .meters_on(endpoint)

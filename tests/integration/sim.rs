@@ -116,6 +116,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
         simulator: SimulatorConfig {
             time_step: Duration::from_secs(1),
             faults,
+            ..SimulatorConfig::default()
         },
         aggregation: emgate::config::AggregationSettings::default(),
         mqtt: Vec::new(),

@@ -25,6 +25,7 @@
 //! - `e2e_mqtt`: MQTT ingestion through Mosquitto into `influxd`: formats, credentials, TLS, bad payloads;
 //! - `e2e_quality`: simulator faults carry the right quality bits into `influxd`; a restart keeps a rollover;
 //! - `energy`: standard-coal conversion of window amounts;
+//! - `fieldbus_timing`: a bus's poll round on the wire by hand, in `check-config` and in a running gateway's status;
 //! - `influx_errors`: writer and uploader error paths against a fake HTTP server;
 //! - `influx_v1`: the v1 writer against a real `influxd`;
 //! - `influx_v2`: the v2 writer against a real VictoriaMetrics;
@@ -68,6 +69,8 @@ mod e2e_influx_v1;
 mod e2e_mqtt;
 mod e2e_quality;
 mod energy;
+mod fieldbus_config;
+mod fieldbus_timing;
 mod influx_errors;
 mod influx_v1;
 mod influx_v2;

@@ -1,6 +1,6 @@
 //! The simulator as a Modbus RTU slave on a byte stream: what a serial
 //! server in transparent mode (`rtu_over_tcp`) or a DTU (`dtu`) forwards
-//! from an RS-485 bus, served with the same [`server::answer`] as Modbus TCP,
+//! from an RS-485 bus, served with the same `answer` of [`server`] as Modbus TCP,
 //! so the values are the same to the bit.
 //!
 //! Why our own slave rather than tokio-modbus's RTU server: the bytes
@@ -16,8 +16,8 @@
 //!   complete waits for more bytes. Frames of other lengths (writes of
 //!   several registers, diagnostics without data) are never recognised and
 //!   are dropped as garbage, unanswered;
-//! * functions 1-4 are answered as [`server::answer`] decides (data or an
-//!   exception, see [`server`]); any other function in an 8-byte frame
+//! * functions 1-4 are answered as `answer` of [`server`] decides (data or
+//!   an exception); any other function in an 8-byte frame
 //!   answers exception 01 (IllegalFunction);
 //! * **an unknown unit id gets no answer at all**: on a real RS-485 bus
 //!   nobody answers an address nobody has, so the master times out. This

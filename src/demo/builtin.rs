@@ -403,6 +403,8 @@ mod tests {
     #[test]
     fn one_serial_server_and_one_dtu_among_the_enterprises() {
         use crate::config::{RegistrationMode, Transport};
+        use crate::model::EndpointId;
+        use crate::sources::modbus::timing::BusTiming;
         let dir = tempfile::tempdir().expect("temp dir");
         let c = demo_config(dir.path(), &dir.path().join("demo.lp"), false).expect("loads");
         let ids: Vec<&str> = c.endpoints.iter().map(|e| e.id.as_str()).collect();
@@ -429,6 +431,9 @@ mod tests {
                 .map(|m| m.id.as_str())
                 .collect();
             assert_eq!(on, bus.meters, "{}", bus.id);
+            // The round fits its interval on the wire, as check-config computes it.
+            let timing = BusTiming::of(&c, EndpointId(e as u32)).expect("a serial-framed bus");
+            assert!(timing.fits(), "{}", timing.line(&c));
             // Heartbeats fit between the polls of the bus.
             for m in c
                 .meters

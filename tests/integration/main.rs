@@ -40,6 +40,7 @@
 //! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
 //! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
+//! - `sim_fieldbus`: the simulator over RTU over TCP (read by pymodbus) and as a dial-in DTU;
 //! - `sim_mqtt`: the simulator's MQTT publisher through a real Mosquitto;
 //! - `spool_full`: a full spool under `block` and `drop_oldest`, drained into `influxd`;
 //! - `spool_model`: the spool against an in-memory model (proptest);
@@ -84,6 +85,7 @@ mod plan;
 mod reload;
 mod shutdown;
 mod sim;
+mod sim_fieldbus;
 mod sim_mqtt;
 mod spool_full;
 mod spool_model;

@@ -55,8 +55,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Serve the configured meters as simulated Modbus TCP devices on their
-    /// endpoints, and publish the MQTT meters to their brokers.
+    /// Serve the configured meters as simulated devices on their endpoints
+    /// (Modbus TCP, RTU over TCP, or a DTU dialling in to the gateway's
+    /// `[dtu] listen`), and publish the MQTT meters to their brokers.
     Simulate {
         /// Main configuration file (its endpoints, meters and `[simulator]` section).
         #[arg(long, short)]

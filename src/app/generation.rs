@@ -17,6 +17,7 @@ use crate::shutdown::Shutdown;
 use crate::sinks::LineChunk;
 use crate::sinks::aggregates::AggregateEncoder;
 use crate::sinks::encode::ReadingEncoder;
+use crate::sources::bus::dtu::DtuHub;
 use crate::sources::modbus::poller::EndpointPoller;
 use crate::sources::mqtt::client::BrokerClient;
 use crate::sources::{Input, SourceContext};
@@ -53,6 +54,7 @@ impl Prepared {
         let (tx, rx) = mpsc::channel::<Input>(READING_CHANNEL);
         let sources = SourceContext {
             board: Arc::new(StatusBoard::new(&config)),
+            dtu: Arc::new(DtuHub::new(&config, Arc::clone(stats))),
             config,
             out: tx,
             stats: Arc::clone(stats),
@@ -104,6 +106,8 @@ impl Prepared {
             t.wait().await;
         }
         let modbus = TaskTracker::new();
+        // Bound after the previous generation's listener has closed.
+        modbus.spawn(Arc::clone(&sources.dtu).run(stop.clone()));
         for i in 0..config.endpoints.len() {
             let id = EndpointId(u32::try_from(i).unwrap_or(u32::MAX));
             let poller = EndpointPoller::new(&sources, id);

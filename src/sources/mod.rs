@@ -7,6 +7,7 @@
 //! bounded channel, so backpressure reaches the sources and nothing queues
 //! without limit.
 
+pub mod bus;
 pub mod modbus;
 pub mod mqtt;
 
@@ -32,6 +33,8 @@ pub struct SourceContext {
     pub stats: Arc<Stats>,
     /// The generation's status board.
     pub board: Arc<StatusBoard>,
+    /// Where dial-in DTUs arrive, and the channels to their pollers.
+    pub dtu: Arc<bus::dtu::DtuHub>,
 }
 
 /// What a source hands to the pipeline: a batch of readings and, when the

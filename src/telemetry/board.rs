@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::config::{Config, MeterSource};
-use crate::model::{EndpointId, MeterId, PointValue, Quality};
+use crate::model::{Detail, EndpointId, MeterId, PointValue, Quality};
 
 /// Length of a completeness slot (the online monitoring rule's 15 minutes).
 pub(super) const QUARTER_SECS: i64 = 900;
@@ -83,7 +83,8 @@ pub struct MeterSnapshot {
     pub last_good_age_secs: Option<i64>,
     /// Quality bits of the last reading (OR over its points).
     pub quality: u16,
-    /// Reason words of those bits.
+    /// Reason words of those bits, then the source's detail when it gave
+    /// one (`not_connected`, `wrong_count`, …; see [`crate::model::Detail`]).
     pub reasons: Vec<String>,
     /// Failed polls in a row (Modbus meters).
     pub consecutive_failures: u32,
@@ -173,6 +174,8 @@ pub(super) struct MeterDyn {
     pub(super) last_value_slot: Option<i64>,
     pub(super) last_good_slot: Option<i64>,
     pub(super) quality: Quality,
+    /// The source's detail of the last reading (the first point's that has one).
+    pub(super) detail: Detail,
     pub(super) consecutive_failures: u32,
     /// Local day the quarter bits belong to: `[day_start, day_end)`, Unix seconds.
     pub(super) day_start: i64,
@@ -448,6 +451,11 @@ impl StatusBoard {
     pub fn reading_values(&self, meter: MeterId, slot: i64, values: &[PointValue]) {
         let mut quality = Quality::GOOD;
         let mut any_value = false;
+        let detail = values
+            .iter()
+            .map(|v| v.detail)
+            .find(|d| *d != Detail::NONE)
+            .unwrap_or_default();
         if let Some(m) = self.meters.get(meter.index()) {
             m.points.fetch_add(values.len() as u64, Ordering::Relaxed);
             for v in values {
@@ -463,6 +471,12 @@ impl StatusBoard {
             }
         }
         self.reading(meter, slot, quality, any_value);
+        if let Some(m) = self.meters.get(meter.index()) {
+            let mut d = lock(&m.dynamic);
+            if d.last_slot == Some(slot) {
+                d.detail = detail;
+            }
+        }
     }
 
     /// Sets (or clears, with `None`) the end of `endpoint`'s reconnect

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::Stats;
 use super::board::{EndpointCounter, Histogram, NONE, STATUS_CLASSES, StatusBoard, lock};
 use crate::clock::now_ms;
-use crate::model::Quality;
+use crate::model::{Detail, Quality};
 
 impl StatusBoard {
     /// Appends every metric in the Prometheus text exposition format 0.0.4.
@@ -240,6 +240,66 @@ impl StatusBoard {
         for ((_, reason), c) in Quality::REASONS.iter().zip(&stats.quality_counts) {
             w.sample(name, &[("reason", reason)], Stats::get(c));
         }
+
+        // Field buses.
+        let name = "emgate_modbus_answers_rejected_total";
+        w.header(
+            name,
+            "Answers that failed a check (no value was taken from them), per check.",
+            "counter",
+        );
+        for ((_, reason), c) in Detail::NAMES.iter().zip(&stats.answers_rejected) {
+            if *reason != "not_connected" {
+                w.sample(name, &[("reason", reason)], Stats::get(c));
+            }
+        }
+        let bus: [(&str, &str, &AtomicU64); 5] = [
+            (
+                "emgate_bus_bytes_dropped_total",
+                "Bytes discarded on field-bus links: stale before a request, garbage around frames.",
+                &stats.bus_bytes_dropped,
+            ),
+            (
+                "emgate_dtu_packets_stripped_total",
+                "DTU heartbeats and per-packet registrations stripped between frames.",
+                &stats.dtu_packets_stripped,
+            ),
+            (
+                "emgate_dtu_connections_total",
+                "DTU connections that registered.",
+                &stats.dtu_connections,
+            ),
+            (
+                "emgate_dtu_replaced_total",
+                "DTU connections replaced by a newer one with the same registration.",
+                &stats.dtu_replaced,
+            ),
+            (
+                "emgate_dtu_registration_timeouts_total",
+                "Connections closed for sending nothing within the registration timeout.",
+                &stats.dtu_registration_timeouts,
+            ),
+        ];
+        for (name, help, c) in bus {
+            w.header(name, help, "counter");
+            w.sample(name, &[], Stats::get(c));
+        }
+        let name = "emgate_dtu_rejected_total";
+        w.header(
+            name,
+            "DTU connections closed before registering, per reason.",
+            "counter",
+        );
+        w.sample(
+            name,
+            &[("reason", "unknown_registration")],
+            Stats::get(&stats.dtu_unknown_registrations),
+        );
+        w.sample(
+            name,
+            &[("reason", "no_registration")],
+            Stats::get(&stats.dtu_registration_timeouts),
+        );
 
         // MQTT.
         let mqtt: [(&str, &str, &AtomicU64); 6] = [

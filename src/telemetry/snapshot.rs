@@ -68,7 +68,12 @@ impl StatusBoard {
             last_slot: d.last_slot,
             last_good_age_secs: d.last_good_slot.map(|s| (now - s).max(0)),
             quality: d.quality.0,
-            reasons: d.quality.reasons().map(str::to_owned).collect(),
+            reasons: d
+                .quality
+                .reasons()
+                .chain(d.detail.name())
+                .map(str::to_owned)
+                .collect(),
             consecutive_failures: d.consecutive_failures,
             backoff_until,
             calibration_due: m.calibration_due.as_ref().map(|(s, _)| s.clone()),

@@ -35,6 +35,21 @@ pub struct Stats {
     pub pipeline_stalls: AtomicU64,
     /// Lines given up at shutdown because the spool stayed full (`block`).
     pub lines_not_spooled: AtomicU64,
+    /// Answers that failed a check, per detail (order of [`crate::model::Detail::NAMES`]).
+    pub answers_rejected: [AtomicU64; 9],
+    /// Bytes discarded on field-bus links: stale before a request, garbage
+    /// around frames.
+    pub bus_bytes_dropped: AtomicU64,
+    /// DTU heartbeats and per-packet registrations stripped from the byte stream.
+    pub dtu_packets_stripped: AtomicU64,
+    /// DTU connections that registered.
+    pub dtu_connections: AtomicU64,
+    /// DTU connections replaced by a newer one with the same registration.
+    pub dtu_replaced: AtomicU64,
+    /// Connections closed for an unknown registration.
+    pub dtu_unknown_registrations: AtomicU64,
+    /// Connections closed for sending nothing within the registration timeout.
+    pub dtu_registration_timeouts: AtomicU64,
     /// Connections established.
     pub connects: AtomicU64,
     /// Connection attempts or links that failed.

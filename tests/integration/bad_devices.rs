@@ -203,28 +203,30 @@ fn check(lines: &[String], stats: &Stats) {
 async fn garbage_answers_do_not_stop_other_meters() {
     let (lines, stats) = run_against(Misbehaviour::Garbage).await;
     check(&lines, &stats);
-    first_read_is_exception(&lines);
+    // Its MBAP header is well formed; its function code answers nothing asked.
+    first_read_is_exception(&lines, "wrong_function");
 }
 
 /// Garbage is an answer, just not a usable one: `exception` for the read it
-/// answered (the first, holding voltage_l1_v), not `timeout`; the rest of
-/// that poll was never asked once the link was dropped.
-fn first_read_is_exception(lines: &[String]) {
+/// answered (the first, holding voltage_l1_v), with the check it failed as
+/// the detail, not `timeout`; the rest of that poll was never asked once
+/// the link was dropped.
+fn first_read_is_exception(lines: &[String], detail: &str) {
     for l in lines.iter().filter(|l| l.contains("meter=bad-1")) {
         assert!(
-            l.contains("q_detail=\"voltage_l1_v:exception,"),
-            "garbage is exception, not timeout: {l}"
+            l.contains(&format!("q_detail=\"voltage_l1_v:exception:{detail},")),
+            "exception:{detail}, not timeout: {l}"
         );
     }
 }
 
-/// A frame tokio-modbus cannot parse at all (it reports an I/O error of
-/// kind `InvalidData`, which used to be taken for no answer, `timeout`).
+/// A frame that cannot be parsed at all (an MBAP length of 0; tokio-modbus
+/// reported it as an I/O error, which used to be taken for `timeout`).
 #[tokio::test]
 async fn an_unparseable_answer_is_exception_not_timeout() {
     let (lines, stats) = run_against(Misbehaviour::Unparseable).await;
     check(&lines, &stats);
-    first_read_is_exception(&lines);
+    first_read_is_exception(&lines, "garbage");
 }
 
 #[tokio::test]
@@ -264,6 +266,10 @@ fn check_wrong_count(lines: &[String], stats: &Stats) {
             !l.contains(":timeout"),
             "an answer came: not a timeout: {l}"
         );
+        assert!(
+            l.contains("voltage_l1_v:exception:wrong_count"),
+            "the failed check is named: {l}"
+        );
     }
 }
 
@@ -285,12 +291,12 @@ async fn an_answer_with_fewer_registers_than_asked_is_never_a_value() {
 async fn an_answer_to_another_transaction_is_never_a_value() {
     let (lines, stats) = run_against(Misbehaviour::WrongTransaction).await;
     check(&lines, &stats);
-    first_read_is_exception(&lines);
+    first_read_is_exception(&lines, "wrong_transaction");
 }
 
 #[tokio::test]
 async fn an_answer_from_another_unit_is_never_a_value() {
     let (lines, stats) = run_against(Misbehaviour::WrongUnit).await;
     check(&lines, &stats);
-    first_read_is_exception(&lines);
+    first_read_is_exception(&lines, "wrong_unit");
 }

@@ -104,6 +104,10 @@ async fn poll_one_round(config: Config) -> (ReadingBatch, Arc<Stats>) {
     let poller = EndpointPoller::new(
         &emgate::sources::SourceContext {
             board: Arc::new(emgate::telemetry::StatusBoard::new(&config)),
+            dtu: Arc::new(emgate::sources::bus::dtu::DtuHub::new(
+                &config,
+                Arc::clone(&stats),
+            )),
             config,
             out: tx,
             stats: Arc::clone(&stats),

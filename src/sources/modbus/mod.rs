@@ -7,6 +7,8 @@
 //! Registers become numbers in [`crate::profiles::codec`], shared with the
 //! pipeline and the simulator.
 
+pub mod client;
+pub mod connect;
 pub mod frame;
 pub mod plan;
 pub mod poller;

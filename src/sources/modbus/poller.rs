@@ -1,29 +1,35 @@
-//! The Modbus TCP poller: one task per endpoint, one conversation on its wire.
+//! The Modbus poller: one task per endpoint, one conversation on its wire.
 //!
-//! An endpoint is one TCP connection (a meter, or a serial server with many
-//! unit ids behind it). ARCHITECTURE.md decision 3: one request at a time per
+//! An endpoint is one wire: a Modbus TCP connection, a serial server (RTU
+//! over TCP), a local serial port or a dial-in DTU, with one meter or many
+//! unit ids behind it. ARCHITECTURE.md decision 3: one request at a time per
 //! wire; concurrency comes from many endpoints running as separate tasks, so
-//! thousands of meters are many small tasks, not a special case.
+//! thousands of meters are many small tasks, not a special case. The wire
+//! is opened in [`super::connect`] and spoken to through
+//! [`super::client::ModbusLink`], which checks every answer against its
+//! question.
 //!
 //! Each round the task polls every meter whose slot has started, in
 //! configuration order, and sends one [`ReadingBatch`] downstream. What goes
 //! wrong is judged per point, never per endpoint:
-//! * a **timeout** or a broken link marks the affected meter's points with
-//!   [`Quality::TIMEOUT`] and drops the connection: tokio-modbus has no
-//!   timeout of its own, and a late reply would otherwise surface as a header
-//!   mismatch on the next request;
+//! * **no answer** in time marks the read's points with
+//!   [`Quality::TIMEOUT`]; on Modbus TCP the connection is then dropped and
+//!   redialled (a late reply can then never meet the next request), on
+//!   serial-framed wires it is kept (one dead meter must not cost the bus);
+//!   the meter's remaining reads are skipped this slot;
 //! * a **Modbus exception** marks the read's points with
 //!   [`Quality::EXCEPTION`]; when the exception says the address range is
 //!   not acceptable (codes 2 and 3) and the read was merged, the read is split
 //!   into one read per point and the split is kept for the meter's life, so
 //!   one bad register never costs the good ones;
-//! * a **protocol error** (garbage, a frame that cannot be parsed) counts
-//!   as an exception and reconnects;
-//! * a well-formed answer that **does not answer the request** (more or
-//!   fewer registers than asked) marks the read's points with
-//!   [`Quality::EXCEPTION`] and keeps the link: its length kept the stream
-//!   in step. tokio-modbus checks the count only in debug builds, so reads
-//!   go through `call` and `answered_words` checks it always.
+//! * an answer that **does not answer the request** (wrong count, unit,
+//!   function, transaction, CRC, lengths; garbage; a frame cut by a close)
+//!   marks the read's points [`Quality::EXCEPTION`] with the failed check
+//!   as their [`Detail`], counted per detail;
+//! * a **DTU that is not connected** marks every point of its meters
+//!   [`Quality::TIMEOUT`] with [`Detail::NOT_CONNECTED`] at once, sending
+//!   nothing (no timeout storm); a newer connection of the DTU replaces the
+//!   current one as soon as it registers.
 //!
 //! A reading is produced for every meter and every slot, even when nothing
 //! answered (`q = 1`): completeness must be visible downstream.
@@ -33,27 +39,30 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_modbus::client::{Client, Context};
-use tokio_modbus::prelude::SlaveContext;
-use tokio_modbus::{ExceptionCode, Slave};
-use tokio_modbus::{Request, Response};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::client::{Exchange, ModbusLink};
+use super::connect;
+use super::frame::Question;
 use super::plan::{PlanLimits, PlannedRead, plan, split};
 use super::schedule::MeterSchedule;
 use crate::backoff::Backoff;
 use crate::clock::now_ms;
-use crate::config::{Config, EndpointConfig};
-use crate::model::{EndpointId, MeterId, PointValue, Quality, ReadingBatch};
-use crate::profiles::RegisterKind;
+use crate::config::{Config, EndpointConfig, Transport};
+use crate::model::{Detail, EndpointId, MeterId, PointValue, Quality, ReadingBatch};
 use crate::profiles::codec::decode_point;
+use crate::sources::bus::dtu::{DtuConn, DtuHub};
 use crate::sources::{Input, SourceContext};
 use crate::telemetry::Stats;
 use crate::telemetry::{PollOutcome, StatusBoard};
+
+/// Modbus exception codes that say the address range is not acceptable:
+/// a merged read is then split into one read per point.
+const ILLEGAL_DATA_ADDRESS: u8 = 2;
+const ILLEGAL_DATA_VALUE: u8 = 3;
 
 /// One meter as the poller sees it.
 struct PolledMeter {
@@ -78,27 +87,35 @@ pub struct EndpointPoller {
     out: mpsc::Sender<Input>,
     stats: Arc<Stats>,
     board: Arc<StatusBoard>,
-    conn: Option<Context>,
+    dtu: Arc<DtuHub>,
+    /// Where this endpoint's DTU connections arrive (DTU endpoints only).
+    dtu_rx: Option<mpsc::Receiver<DtuConn>>,
+    wire: Option<ModbusLink>,
     backoff: Backoff,
     /// No connection attempt before this instant (reconnect backoff).
     retry_at: Option<Instant>,
     /// Last "pipeline full" warning, to rate-limit it.
     last_stall_warn: Option<Instant>,
+    /// Whether "DTU not connected" was logged since it last was.
+    dtu_down_logged: bool,
 }
 
 /// What happened to one request.
 enum ReadOutcome {
     Data,
     /// The device answered with an exception; the read's points are marked.
-    Exception(ExceptionCode),
-    /// A well-formed answer that does not answer the request (another count
-    /// of registers); its points are marked, the link is kept.
-    Mismatch,
-    /// The link failed (timeout, reset, garbage); the connection was dropped.
+    Exception(u8),
+    /// An answer that does not answer the request (a failed check); its
+    /// points are marked with the detail, the link is kept.
+    Rejected,
+    /// No usable answer and the link is gone or out of step; the meter's
+    /// remaining reads are skipped this slot.
     LinkLost {
-        /// The device answered garbage rather than nothing.
+        /// Something came back, just not an answer.
         protocol: bool,
     },
+    /// No answer in time on a link that stays up.
+    Timeout,
 }
 
 impl EndpointPoller {
@@ -111,6 +128,7 @@ impl EndpointPoller {
             out,
             stats,
             board,
+            dtu,
         } = ctx.clone();
         let ep = &config.endpoints[endpoint.index()];
         let limits = PlanLimits {
@@ -138,6 +156,7 @@ impl EndpointPoller {
             })
             .collect();
         let backoff = Backoff::new(ep.reconnect_initial, ep.reconnect_max);
+        let dtu_rx = dtu.take_receiver(endpoint);
         EndpointPoller {
             config,
             endpoint,
@@ -145,10 +164,13 @@ impl EndpointPoller {
             out,
             stats,
             board,
-            conn: None,
+            dtu,
+            dtu_rx,
+            wire: None,
             backoff,
             retry_at: None,
             last_stall_warn: None,
+            dtu_down_logged: false,
         }
     }
 
@@ -170,6 +192,7 @@ impl EndpointPoller {
         let ep = self.endpoint_config();
         info!(
             endpoint = %ep.id,
+            transport = ep.transport.name(),
             addr = %ep.address(),
             meters = self.meters.len(),
             requests_per_round = self.requests_per_round(),
@@ -190,8 +213,20 @@ impl EndpointPoller {
                 .unwrap_or(now);
             if next > now {
                 let wait = Duration::from_millis((next - now) as u64);
+                // A DTU that (re)connects meanwhile is taken at once, so
+                // its old connection does not linger until the next slot.
+                let dtu = async {
+                    match self.dtu_rx.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
+                    conn = dtu => match conn {
+                        Some(conn) => self.attach_dtu(conn),
+                        None => self.dtu_rx = None,
+                    },
                     () = shutdown.cancelled() => break,
                 }
                 continue;
@@ -254,40 +289,67 @@ impl EndpointPoller {
         debug!(endpoint = %self.endpoint_config().id, "poller stopped");
     }
 
-    /// Makes sure a connection exists, honouring the reconnect backoff.
-    async fn ensure_connected(&mut self) -> bool {
-        if self.conn.is_some() {
-            return true;
+    /// Takes a newly registered DTU connection; it replaces the current one.
+    fn attach_dtu(&mut self, conn: DtuConn) {
+        let ep = &self.config.endpoints[self.endpoint.index()];
+        if self.wire.is_some() {
+            self.stats.dtu_replaced.fetch_add(1, Ordering::Relaxed);
+            info!(endpoint = %ep.id, peer = %conn.peer, "DTU reconnected; the new connection replaces the old");
+        } else {
+            info!(endpoint = %ep.id, peer = %conn.peer, "DTU connected");
+        }
+        self.wire = Some(connect::from_dtu(conn, ep));
+        self.dtu.set_connected(self.endpoint, true);
+        self.dtu_down_logged = false;
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Makes sure the wire is open, honouring the reconnect backoff. `Err`
+    /// says why no request can be sent: [`Detail::NOT_CONNECTED`] for a
+    /// DTU that has not dialled in, [`Detail::NONE`] while dialling fails.
+    async fn ensure_connected(&mut self) -> Result<(), Detail> {
+        if let Some(rx) = self.dtu_rx.as_mut() {
+            // The newest registered connection wins.
+            let mut newest = None;
+            while let Ok(conn) = rx.try_recv() {
+                if newest.is_some() {
+                    self.stats.dtu_replaced.fetch_add(1, Ordering::Relaxed);
+                }
+                newest = Some(conn);
+            }
+            if let Some(conn) = newest {
+                self.attach_dtu(conn);
+            }
+        }
+        if self.wire.is_some() {
+            return Ok(());
+        }
+        let ep = self.endpoint_config().clone();
+        if matches!(ep.transport, Transport::Dtu(_)) {
+            if !self.dtu_down_logged {
+                warn!(endpoint = %ep.id, dtu = %ep.address(), "DTU not connected; its meters are down (not_connected) until it dials in");
+                self.dtu_down_logged = true;
+            }
+            return Err(Detail::NOT_CONNECTED);
         }
         if let Some(at) = self.retry_at
             && Instant::now() < at
         {
-            return false;
+            return Err(Detail::NONE);
         }
-        let ep = self.endpoint_config().clone();
-        let Some((host, port)) = ep.tcp_address() else {
-            return false;
-        };
-        let attempt =
-            tokio::time::timeout(ep.connect_timeout, TcpStream::connect((host, port))).await;
-        match attempt {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                self.conn = Some(tokio_modbus::client::tcp::attach_slave(stream, Slave(1)));
+        match connect::open(&ep).await {
+            Ok(wire) => {
+                self.wire = Some(wire);
                 self.backoff.reset();
                 self.retry_at = None;
                 self.board.set_backoff(self.endpoint, None);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 debug!(endpoint = %ep.id, "connected");
-                true
+                Ok(())
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.connect_failed(&ep, &e.to_string());
-                false
-            }
-            Err(_) => {
-                self.connect_failed(&ep, "connect timed out");
-                false
+                Err(Detail::NONE)
             }
         }
     }
@@ -300,17 +362,21 @@ impl EndpointPoller {
         self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
         warn!(
             endpoint = %ep.id,
+            transport = ep.transport.name(),
             addr = %ep.address(),
             error = why,
             retry_in_ms = delay.as_millis() as u64,
-            "cannot connect to modbus endpoint"
+            "cannot open the endpoint's wire"
         );
     }
 
-    /// Drops the connection after a link failure; the next request reconnects
-    /// at once (the link worked until now), later failures back off.
+    /// Drops the wire after a link failure; the next request reconnects
+    /// at once (the link worked until now), later failures back off. A DTU
+    /// waits for its DTU to dial in again.
     fn drop_connection(&mut self) {
-        self.conn = None;
+        if self.wire.take().is_some() && self.dtu_rx.is_some() {
+            self.dtu.set_connected(self.endpoint, false);
+        }
     }
 
     /// Polls one meter for `slot_ms` and appends its reading to `batch`.
@@ -323,7 +389,10 @@ impl EndpointPoller {
         let mut outcome = PollOutcome::Ok;
         let mut r = 0;
         while r < self.meters[idx].reads.len() {
-            if !self.ensure_connected().await {
+            if let Err(detail) = self.ensure_connected().await {
+                self.meters[idx]
+                    .scratch
+                    .fill(PointValue::failed(Quality::TIMEOUT, detail));
                 outcome = PollOutcome::Timeout;
                 break;
             }
@@ -334,10 +403,8 @@ impl EndpointPoller {
                     outcome = PollOutcome::Exception;
                     let m = &self.meters[idx];
                     let read = &m.reads[r];
-                    let splittable = matches!(
-                        code,
-                        ExceptionCode::IllegalDataAddress | ExceptionCode::IllegalDataValue
-                    ) && read.points.len() > 1;
+                    let splittable = matches!(code, ILLEGAL_DATA_ADDRESS | ILLEGAL_DATA_VALUE)
+                        && read.points.len() > 1;
                     if splittable {
                         let profile = &self.config.profiles[m.profile];
                         let parts = split(read, &profile.points);
@@ -346,7 +413,7 @@ impl EndpointPoller {
                         self.stats.reads_split.fetch_add(1, Ordering::Relaxed);
                         info!(
                             meter = %self.config.meters[self.meters[idx].id.index()].id,
-                            exception = %code,
+                            exception = code,
                             parts = n,
                             "merged read refused; reading its points separately from now on"
                         );
@@ -354,9 +421,13 @@ impl EndpointPoller {
                         continue;
                     }
                 }
-                ReadOutcome::Mismatch => {
+                ReadOutcome::Rejected => {
                     answered = true;
                     outcome = PollOutcome::ProtocolError;
+                }
+                ReadOutcome::Timeout => {
+                    outcome = PollOutcome::Timeout;
+                    break;
                 }
                 ReadOutcome::LinkLost { protocol } => {
                     outcome = if protocol {
@@ -372,6 +443,10 @@ impl EndpointPoller {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+        }
+        if let Some(wire) = self.wire.as_mut() {
+            Stats::add(&self.stats.bus_bytes_dropped, wire.take_dropped());
+            Stats::add(&self.stats.dtu_packets_stripped, wire.take_stripped());
         }
         let lag_ms = now_ms() - slot_ms;
         self.board.poll_result(
@@ -397,51 +472,26 @@ impl EndpointPoller {
     /// Sends read `r` of meter `idx` and decodes its answer into the meter's scratch values.
     async fn do_read(&mut self, idx: usize, r: usize) -> ReadOutcome {
         let timeout = self.endpoint_config().timeout;
-        let Some(ctx) = self.conn.as_mut() else {
+        let Some(wire) = self.wire.as_mut() else {
             return ReadOutcome::LinkLost { protocol: false };
         };
         let m = &mut self.meters[idx];
         let read = &m.reads[r];
-        ctx.set_slave(Slave(m.unit));
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let (start, count) = (read.start, read.count);
-        // `call` rather than `read_*`: those check the answer's count only
-        // with a `debug_assert` (a panic in debug builds, a silently
-        // accepted frame in release); `answered_words` checks it always.
-        let request = match read.kind {
-            RegisterKind::Holding => Request::ReadHoldingRegisters(start, count),
-            RegisterKind::Input => Request::ReadInputRegisters(start, count),
-            RegisterKind::Coil => Request::ReadCoils(start, count),
-            RegisterKind::Discrete => Request::ReadDiscreteInputs(start, count),
-        };
-        let answer = tokio::time::timeout(timeout, ctx.call(request)).await;
+        let question = Question::read(read.kind, m.unit, start, count);
+        let exchange = wire.read(&question, timeout).await;
         let profile = &self.config.profiles[m.profile];
-        match answer {
-            Ok(Ok(Ok(response))) => {
-                let Some(words) = answered_words(response, count) else {
-                    // A well-formed frame that does not answer the request
-                    // (another count of registers): no value, the link kept
-                    // (the frame's own length kept the stream in step).
-                    self.stats
-                        .requests_exception
-                        .fetch_add(1, Ordering::Relaxed);
-                    for slot in &read.points {
-                        m.scratch[usize::from(slot.point)] =
-                            PointValue::missing(Quality::EXCEPTION);
-                    }
-                    warn!(
-                        meter = %self.config.meters[m.id.index()].id,
-                        start, count,
-                        "wrong_count: the answer does not hold the number of registers requested"
-                    );
-                    return ReadOutcome::Mismatch;
-                };
+        let meter_id = &self.config.meters[m.id.index()].id;
+        match exchange {
+            Exchange::Data => {
                 self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
+                let words = wire.words();
                 for slot in &read.points {
                     let point = &profile.points[usize::from(slot.point)];
                     let from = usize::from(slot.offset);
                     let to = from + usize::from(point.width());
-                    // In range: `answered_words` checked the count against the plan.
+                    // In range: the answer's count was checked against the plan.
                     m.scratch[usize::from(slot.point)] = words
                         .get(from..to)
                         .map_or(PointValue::missing(Quality::EXCEPTION), |regs| {
@@ -450,82 +500,57 @@ impl EndpointPoller {
                 }
                 ReadOutcome::Data
             }
-            Ok(Ok(Err(code))) => {
+            Exchange::Exception(code) => {
                 self.stats
                     .requests_exception
                     .fetch_add(1, Ordering::Relaxed);
                 for slot in &read.points {
                     m.scratch[usize::from(slot.point)] = PointValue::missing(Quality::EXCEPTION);
                 }
-                debug!(
-                    meter = %self.config.meters[m.id.index()].id,
-                    start, count, exception = %code,
-                    "modbus exception"
-                );
+                debug!(meter = %meter_id, unit = m.unit, start, count, exception = code, "modbus exception");
                 ReadOutcome::Exception(code)
             }
-            Ok(Err(err)) => {
-                // Transport errors mean no (usable) answer; protocol errors
-                // mean the device answered garbage.
-                // A frame that cannot be parsed is an answer, just not a
-                // usable one: tokio-modbus reports it as a transport error
-                // of kind `InvalidData`.
-                let bit = match &err {
-                    tokio_modbus::Error::Protocol(_) => Quality::EXCEPTION,
-                    tokio_modbus::Error::Transport(e)
-                        if e.kind() == std::io::ErrorKind::InvalidData =>
-                    {
-                        Quality::EXCEPTION
-                    }
-                    tokio_modbus::Error::Transport(_) => Quality::TIMEOUT,
-                };
-                if bit == Quality::EXCEPTION {
+            Exchange::Failed {
+                quality,
+                detail,
+                link_lost,
+            } => {
+                for slot in &read.points {
+                    m.scratch[usize::from(slot.point)] = PointValue::failed(quality, detail);
+                }
+                if quality == Quality::EXCEPTION {
                     self.stats
                         .requests_exception
                         .fetch_add(1, Ordering::Relaxed);
+                    if let Some(i) = Detail::NAMES.iter().position(|(d, _)| *d == detail) {
+                        self.stats.answers_rejected[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                    warn!(
+                        meter = %meter_id, unit = m.unit, start, count,
+                        detail = detail.name().unwrap_or("exception"),
+                        "the answer does not answer the request; no value"
+                    );
                 } else {
                     self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
+                    debug!(
+                        meter = %meter_id, unit = m.unit, start, count,
+                        timeout_ms = timeout.as_millis() as u64,
+                        "modbus request timed out"
+                    );
                 }
-                for slot in &read.points {
-                    m.scratch[usize::from(slot.point)] = PointValue::missing(bit);
+                if link_lost {
+                    debug!(endpoint = %self.config.endpoints[self.endpoint.index()].id, "link dropped; reconnecting");
+                    self.drop_connection();
+                    return ReadOutcome::LinkLost {
+                        protocol: quality == Quality::EXCEPTION,
+                    };
                 }
-                warn!(
-                    meter = %self.config.meters[m.id.index()].id,
-                    error = %err,
-                    "modbus link error; reconnecting"
-                );
-                self.drop_connection();
-                ReadOutcome::LinkLost {
-                    protocol: bit == Quality::EXCEPTION,
+                if quality == Quality::EXCEPTION {
+                    ReadOutcome::Rejected
+                } else {
+                    ReadOutcome::Timeout
                 }
             }
-            Err(_elapsed) => {
-                self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
-                debug!(
-                    meter = %self.config.meters[m.id.index()].id,
-                    start, count, timeout_ms = timeout.as_millis() as u64,
-                    "modbus request timed out"
-                );
-                self.drop_connection();
-                ReadOutcome::LinkLost { protocol: false }
-            }
         }
-    }
-}
-
-/// The registers (or bits, one per word) of `response` when it holds
-/// exactly the `count` that was requested; `None` when it holds another
-/// number (a coil answer carries whole bytes, so up to 7 padding bits more
-/// are cut off, as the standard says).
-fn answered_words(response: Response, count: u16) -> Option<Vec<u16>> {
-    let count = usize::from(count);
-    match response {
-        Response::ReadHoldingRegisters(words) | Response::ReadInputRegisters(words) => {
-            (words.len() == count).then_some(words)
-        }
-        Response::ReadCoils(bits) | Response::ReadDiscreteInputs(bits) => (bits.len() >= count
-            && bits.len() < count + 8)
-            .then(|| bits.into_iter().take(count).map(u16::from).collect()),
-        _ => None,
     }
 }

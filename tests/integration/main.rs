@@ -25,6 +25,8 @@
 //! - `e2e_mqtt`: MQTT ingestion through Mosquitto into `influxd`: formats, credentials, TLS, bad payloads;
 //! - `e2e_quality`: simulator faults carry the right quality bits into `influxd`; a restart keeps a rollover;
 //! - `energy`: standard-coal conversion of window amounts;
+//! - `fieldbus_common`: what the field-bus tests share (reading lines, metrics, profiles);
+//! - `fieldbus_interop`: RTU over TCP, a serial pty and dial-in DTUs against pymodbus: exact values, DTU replacement, refusal, not_connected;
 //! - `influx_errors`: writer and uploader error paths against a fake HTTP server;
 //! - `influx_v1`: the v1 writer against a real `influxd`;
 //! - `influx_v2`: the v2 writer against a real VictoriaMetrics;
@@ -67,6 +69,8 @@ mod e2e_influx_v1;
 mod e2e_mqtt;
 mod e2e_quality;
 mod energy;
+mod fieldbus_common;
+mod fieldbus_interop;
 mod influx_errors;
 mod influx_v1;
 mod influx_v2;

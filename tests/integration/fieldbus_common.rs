@@ -111,7 +111,11 @@ pub fn parse_line(text: &str) -> Line {
         } else if let Some(i) = value.strip_suffix('i') {
             Field::Int(i.parse().unwrap_or_else(|e| panic!("{key}: {e} in {text}")))
         } else {
-            Field::Float(value.parse().unwrap_or_else(|e| panic!("{key}: {e} in {text}")))
+            Field::Float(
+                value
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{key}: {e} in {text}")),
+            )
         };
         fields.insert(key.to_owned(), value);
     }
@@ -214,7 +218,13 @@ pub fn expected(profile: &Profile, p: &CanonicalPoint, pt: f64, ct: f64) -> f64 
 }
 
 /// Asserts that `line` is good and carries exactly the canonical values.
-pub fn assert_canonical(line: &Line, profile: &Profile, points: &[CanonicalPoint], pt: f64, ct: f64) {
+pub fn assert_canonical(
+    line: &Line,
+    profile: &Profile,
+    points: &[CanonicalPoint],
+    pt: f64,
+    ct: f64,
+) {
     assert_eq!(line.q(), 0, "good reading: {}", line.text);
     for p in points {
         assert_eq!(

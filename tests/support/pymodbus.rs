@@ -15,7 +15,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use emgate::profiles::{ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
+use emgate::profiles::{
+    ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind,
+};
 
 use super::peer::{Peer, PeerKind, accepts};
 
@@ -205,11 +207,6 @@ impl PymodbusServer {
         self.peer.port(0)
     }
 
-    /// What it printed so far (pymodbus logs every frame it rejects).
-    pub fn log(&self) -> String {
-        self.peer.log()
-    }
-
     /// Address it listens on.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port()))
@@ -238,8 +235,13 @@ struct DtuKind {
     dir: Mutex<Option<PathBuf>>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+/// `bytes` as upper-case hex, as `registration_hex` takes them.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02X}");
+        s
+    })
 }
 
 impl PeerKind for DtuKind {
@@ -316,11 +318,6 @@ impl DtuClient {
     /// True once the gateway closed its link.
     pub fn closed_by_gateway(&self) -> bool {
         self.log().contains("closed by gateway")
-    }
-
-    /// Stops it (SIGTERM): the link closes as when a DTU loses power.
-    pub fn stop(&mut self) {
-        self.peer.stop();
     }
 }
 
@@ -691,8 +688,8 @@ pub fn sdm630_profile() -> Profile {
 /// holding registers, word order CDAB.
 pub fn sdm630_cdab_profile() -> Profile {
     let mut profile = sdm630_profile();
-    profile.id = "sdm630_cdab".to_owned();
-    profile.description = "SDM630 map, CDAB floats in holding registers (test)".to_owned();
+    "sdm630_cdab".clone_into(&mut profile.id);
+    "SDM630 map, CDAB floats in holding registers (test)".clone_into(&mut profile.description);
     for p in &mut profile.points {
         p.register = RegisterKind::Holding;
         p.order = ByteOrder::Cdab;

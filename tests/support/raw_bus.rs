@@ -84,13 +84,16 @@ pub enum Act {
 }
 
 /// One unit on the bus: its registers and its script, cycled request by
-/// request (`[Late, Right]`: every other request of this unit is late).
+/// request (`[Late, Right]`: every other request of this unit is late),
+/// unless the read's first address has an act of its own.
 #[derive(Debug, Clone)]
 pub struct RawDevice {
     /// Registers (unit id, holding and input blocks).
     pub device: PeerDevice,
     /// What to do, request after request, cycled.
     pub script: Vec<Act>,
+    /// Acts for reads starting at an address, before the script.
+    pub at: Vec<(u16, Act)>,
 }
 
 impl RawDevice {
@@ -100,7 +103,16 @@ impl RawDevice {
         RawDevice {
             device,
             script: script.to_vec(),
+            at: Vec::new(),
         }
+    }
+
+    /// Every read starting at `start` gets `act` (e.g. always late, whatever
+    /// the gateway does between reads).
+    #[must_use]
+    pub fn at(mut self, start: u16, act: Act) -> RawDevice {
+        self.at.push((start, act));
+        self
     }
 }
 
@@ -118,7 +130,6 @@ struct Shared {
     devices: Vec<RawDevice>,
     state: Mutex<State>,
     requests: AtomicU64,
-    links: AtomicU64,
 }
 
 /// A running raw bus; stops when dropped.
@@ -135,7 +146,6 @@ impl RawBus {
             devices,
             state: Mutex::new(State::default()),
             requests: AtomicU64::new(0),
-            links: AtomicU64::new(0),
         })
     }
 
@@ -229,11 +239,6 @@ impl RawBus {
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
     }
-
-    /// Links served so far (accepted connections, DTU dials, pty opens).
-    pub fn links(&self) -> u64 {
-        self.shared.links.load(Ordering::Relaxed)
-    }
 }
 
 impl Drop for RawBus {
@@ -319,12 +324,17 @@ fn take_request(buf: &mut Vec<u8>, framing: Framing) -> Option<Request> {
 
 impl Shared {
     /// The unit's device and what to do with this request.
-    fn act(&self, r: &Request) -> Option<(&RawDevice, Act)> {
+    fn act(&self, r: Request) -> Option<(&RawDevice, Act)> {
         let device = self.devices.iter().find(|d| d.device.unit == r.unit)?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let n = state.per_unit.entry(r.unit).or_insert(0);
-        let act = device.script[*n % device.script.len()];
+        let scripted = device.script[*n % device.script.len()];
         *n += 1;
+        let act = device
+            .at
+            .iter()
+            .find_map(|(start, act)| (*start == r.start).then_some(*act))
+            .unwrap_or(scripted);
         Some((device, act))
     }
 
@@ -373,7 +383,7 @@ impl Shared {
     }
 
     /// The answer `act` asks for (for the acts that send one frame).
-    fn answer(&self, r: &Request, device: &RawDevice, act: Act) -> Vec<u8> {
+    fn answer(&self, r: Request, device: &RawDevice, act: Act) -> Vec<u8> {
         if !matches!(r.function, 3 | 4) {
             // Illegal function: only register reads are scripted.
             return self.frame(r.tid, r.unit, &[r.function | 0x80, 1]);
@@ -431,7 +441,6 @@ async fn serve<L>(mut link: L, shared: &Shared, stop: &CancellationToken) -> io:
 where
     L: AsyncRead + AsyncWrite + Unpin,
 {
-    shared.links.fetch_add(1, Ordering::Relaxed);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
     let mut held_here: Option<Vec<u8>> = None;
@@ -452,7 +461,7 @@ where
             if let Some(late) = late {
                 link.write_all(&late).await?;
             }
-            let Some((device, act)) = shared.act(&r) else {
+            let Some((device, act)) = shared.act(r) else {
                 // No such unit on this bus: silence, as on a real line.
                 continue;
             };
@@ -462,7 +471,7 @@ where
                     garbage.get_or_insert(Garbage(u32::from(r.start) + 7));
                 }
                 Act::Late => {
-                    let answer = shared.answer(&r, device, Act::Right);
+                    let answer = shared.answer(r, device, Act::Right);
                     match shared.framing {
                         Framing::Mbap => held_here = Some(answer),
                         Framing::Rtu => {
@@ -475,21 +484,21 @@ where
                     }
                 }
                 Act::Split => {
-                    for b in shared.answer(&r, device, Act::Right) {
+                    for b in shared.answer(r, device, Act::Right) {
                         link.write_all(&[b]).await?;
                         link.flush().await?;
                         tokio::time::sleep(SPLIT_PAUSE).await;
                     }
                 }
                 Act::CloseMidFrame => {
-                    let answer = shared.answer(&r, device, Act::Right);
+                    let answer = shared.answer(r, device, Act::Right);
                     link.write_all(&answer[..answer.len() / 2]).await?;
                     link.flush().await?;
                     let _ = link.shutdown().await;
                     return Ok(());
                 }
                 _ => {
-                    link.write_all(&shared.answer(&r, device, act)).await?;
+                    link.write_all(&shared.answer(r, device, act)).await?;
                 }
             }
             link.flush().await?;

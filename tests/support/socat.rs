@@ -72,9 +72,4 @@ impl PtyPair {
     pub fn b(&self) -> PathBuf {
         self.peer.dir().join("ttyB")
     }
-
-    /// What socat printed (`-d -d`: the ptys it opened, why it ended).
-    pub fn log(&self) -> String {
-        self.peer.log()
-    }
 }

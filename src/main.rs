@@ -165,6 +165,18 @@ fn print_conversions(c: &emgate::config::Config) {
     }
 }
 
+/// One line per bus with its planned round against the shortest poll
+/// interval of its meters, and a warning (stderr) for every round that does
+/// not fit: a warning, not an error (the exit code stays 0).
+fn print_bus_timings(c: &Config) {
+    for bus in emgate::sources::modbus::timing::bus_timings(c) {
+        println!("{}", bus.line(c));
+        if let Some(warning) = bus.warning(c) {
+            eprintln!("{warning}");
+        }
+    }
+}
+
 fn print_config_errors(errors: &ConfigErrors) {
     for e in &errors.0 {
         eprintln!("{e}");
@@ -240,6 +252,7 @@ fn main() -> ExitCode {
                     c.profiles.len(),
                     emgate::app::describe_output(&c.output)
                 );
+                print_bus_timings(&c);
                 print_conversions(&c);
                 ExitCode::SUCCESS
             }

@@ -592,13 +592,32 @@ pub struct PointOverride {
 }
 
 /// `[simulator]`: how `emgate simulate` serves the configured meters.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimulatorConfig {
     /// Simulated values change in steps of this length (default 1 s), so a
     /// poll anywhere inside a step reads the value of the step's start.
     pub time_step: Duration,
     /// Faults active from the start.
     pub faults: Vec<(MeterId, SimFault)>,
+    /// A simulated DTU whose endpoint has a heartbeat sends it after its
+    /// link has been this long without traffic (`dtu_heartbeat_ms`, default 30 s).
+    pub dtu_heartbeat: Duration,
+}
+
+impl SimulatorConfig {
+    /// Default of [`SimulatorConfig::dtu_heartbeat`]: 30 s, a common DTU factory setting.
+    pub const DEFAULT_DTU_HEARTBEAT: Duration = Duration::from_secs(30);
+}
+
+impl Default for SimulatorConfig {
+    /// No faults, `time_step` zero (the simulator then steps by 1 s), heartbeats every 30 s of idle.
+    fn default() -> SimulatorConfig {
+        SimulatorConfig {
+            time_step: Duration::ZERO,
+            faults: Vec::new(),
+            dtu_heartbeat: SimulatorConfig::DEFAULT_DTU_HEARTBEAT,
+        }
+    }
 }
 
 /// A fault the simulator can inject into one meter.

@@ -309,6 +309,8 @@ pub struct EndpointRaw {
 pub struct SimulatorRaw {
     /// Length of a simulation step, ms.
     pub time_step_ms: Option<Int>,
+    /// Idle time after which a simulated DTU sends its heartbeat, ms.
+    pub dtu_heartbeat_ms: Option<Int>,
     /// `faults = [{ meter = "...", fault = "..." }]`.
     pub faults: Option<Value>,
 }

@@ -1,8 +1,27 @@
-//! Simulated meters with exact, known consumption: a Modbus TCP server that
-//! serves the configured meters from the same profiles the gateway polls, and
+//! Simulated meters with exact, known consumption: Modbus servers that
+//! serve the configured meters from the same profiles the gateway polls, and
 //! an MQTT publisher for the meters configured with `broker = "…"` (see
 //! [`mqtt`]: one message per meter at each multiple of its `poll_interval`,
 //! stamped with that slot and carrying the values of that slot).
+//!
+//! # Transports
+//! Each endpoint with meters is served the way its `transport` says:
+//! * `tcp`: a Modbus TCP server on `host:port` (tokio-modbus; see [`server`]);
+//! * `rtu_over_tcp`: a listener on `host:port` whose connections carry RTU
+//!   frames with CRC, as a serial server in transparent mode forwards its
+//!   RS-485 bus (see [`rtu`]; an unknown unit id gets silence there, not 0x0B);
+//! * `dtu`: the simulator is the DTU: it dials the gateway's `[dtu] listen`,
+//!   registers, and serves RTU requests on that connection, with the
+//!   endpoint's heartbeat after `[simulator] dtu_heartbeat_ms` of idle
+//!   (see [`dtu`]);
+//! * `serial`: **not served**. The gateway opens the device itself and a
+//!   simulator cannot sit behind a local serial port; such an endpoint is
+//!   skipped with one warning naming it. To test a serial bus, bridge a
+//!   `socat` pty pair to an `rtu_over_tcp` endpoint of a second configuration.
+//!
+//! [`Simulator::local_addr`] gives the bound address of `tcp` and
+//! `rtu_over_tcp` endpoints; [`Simulator::dtu_connects`] and
+//! [`Simulator::dtu_heartbeats`] show what a DTU has done.
 //!
 //! `emgate simulate` and `emgate demo` run it, and the integration tests poll
 //! it and compare what the gateway stored with what the simulator knows.
@@ -64,11 +83,13 @@
 //! it publishes each wall-clock slot with the values of that slot.
 //!
 //! Protocol choices (exceptions for unknown units, uncovered addresses,
-//! oversized reads) are documented in [`server`].
+//! oversized reads) are documented in [`server`], and for RTU framing in [`rtu`].
 
+pub mod dtu;
 mod load;
 mod meter;
 pub mod mqtt;
+pub mod rtu;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -84,6 +105,7 @@ pub use meter::SPIKE_JUMP;
 
 use crate::config::{Config, SimFault, Transport};
 use crate::model::{EndpointId, MeterId};
+use dtu::{DtuCounters, DtuLink};
 use meter::SimMeter;
 
 /// Why the simulator could not start.
@@ -251,6 +273,8 @@ fn fault_code(fault: Option<SimFault>) -> u8 {
 pub struct Simulator {
     shared: Arc<Shared>,
     addrs: Arc<Vec<Option<SocketAddr>>>,
+    /// Per endpoint, the counters of its simulated DTU (`dtu` endpoints with meters).
+    dtus: Arc<Vec<Option<Arc<DtuCounters>>>>,
     mqtt: Arc<MqttState>,
 }
 
@@ -272,12 +296,16 @@ impl std::fmt::Debug for Simulator {
 }
 
 impl Simulator {
-    /// Binds one listener per endpoint in `config` that has meters
-    /// (`host:port`; port 0 picks a free port) and serves every meter on it by
-    /// unit id, until `shutdown` is cancelled. MQTT meters are published to
+    /// Binds one listener per `tcp` and `rtu_over_tcp` endpoint in `config`
+    /// that has meters (`host:port`; port 0 picks a free port) and serves
+    /// every meter on it by unit id, and starts one simulated DTU per `dtu`
+    /// endpoint with meters, dialling `config.dtu.listen` (see [`dtu`]),
+    /// until `shutdown` is cancelled. `serial` endpoints are skipped with a
+    /// warning. MQTT meters are published to
     /// their brokers (see [`mqtt`]); a broker that cannot be reached is
     /// retried with backoff and logged, never an error here, and a meter that
-    /// cannot be published is skipped with a warning.
+    /// cannot be published is skipped with a warning. A gateway that does
+    /// not accept a DTU yet is redialled likewise.
     ///
     /// # Errors
     /// A listener that cannot be bound, or two meters sharing a unit id on one endpoint.
@@ -348,7 +376,10 @@ impl Simulator {
 
         // Bind everything before serving anything, so a failure leaves nothing running.
         let mut listeners = Vec::new();
+        let mut rtu_listeners = Vec::new();
+        let mut dtu_links = Vec::new();
         let mut addrs = vec![None; config.endpoints.len()];
+        let mut dtus = vec![None; config.endpoints.len()];
         for (e, ep) in config.endpoints.iter().enumerate() {
             if !config
                 .meters
@@ -357,20 +388,59 @@ impl Simulator {
             {
                 continue;
             }
-            // Serial-framed transports are served by the field-bus simulator.
-            let Transport::Tcp { host, port } = &ep.transport else {
-                continue;
+            let (host, port) = match &ep.transport {
+                Transport::Tcp { host, port } | Transport::RtuOverTcp { host, port } => {
+                    (host, *port)
+                }
+                Transport::Serial { device } => {
+                    tracing::warn!(endpoint = %ep.id, device = %device.display(),
+                        "simulator: serial endpoint not served (the gateway opens the device itself; \
+                         serve these meters over rtu_over_tcp to simulate them)");
+                    continue;
+                }
+                Transport::Dtu(d) => {
+                    let counters = Arc::new(DtuCounters::default());
+                    dtus[e] = Some(Arc::clone(&counters));
+                    dtu_links.push((e, d.clone(), counters));
+                    continue;
+                }
             };
             let bind_err = |source| SimError::Bind {
                 endpoint: ep.id.clone(),
                 addr: ep.address(),
                 source,
             };
-            let listener = TcpListener::bind((host.as_str(), *port))
+            let listener = TcpListener::bind((host.as_str(), port))
                 .await
                 .map_err(bind_err)?;
             addrs[e] = Some(listener.local_addr().map_err(bind_err)?);
-            listeners.push((e, listener));
+            if matches!(ep.transport, Transport::RtuOverTcp { .. }) {
+                rtu_listeners.push((e, listener));
+            } else {
+                listeners.push((e, listener));
+            }
+        }
+        for (e, listener) in rtu_listeners {
+            rtu::spawn_listener(
+                Arc::clone(&shared),
+                e,
+                config.endpoints[e].id.clone(),
+                listener,
+                shutdown.clone(),
+            );
+        }
+        let gateway = dtu::dial_address(config.dtu.listen);
+        for (e, d, counters) in dtu_links {
+            let link = DtuLink {
+                shared: Arc::clone(&shared),
+                endpoint: e,
+                endpoint_id: config.endpoints[e].id.clone(),
+                gateway,
+                dtu: d,
+                heartbeat_every: config.simulator.dtu_heartbeat,
+                counters,
+            };
+            dtu::spawn(link, shutdown.clone());
         }
         for (e, listener) in listeners {
             let service = server::EndpointService {
@@ -409,13 +479,33 @@ impl Simulator {
         Ok(Simulator {
             shared,
             addrs: Arc::new(addrs),
+            dtus: Arc::new(dtus),
             mqtt: Arc::new(MqttState { counters, plans }),
         })
     }
 
-    /// Address endpoint `endpoint` listens on, if it has meters.
+    /// Address endpoint `endpoint` listens on, if it has meters and is a
+    /// `tcp` or `rtu_over_tcp` endpoint.
     pub fn local_addr(&self, endpoint: EndpointId) -> Option<SocketAddr> {
         self.addrs.get(endpoint.index()).copied().flatten()
+    }
+
+    /// Connections the simulated DTU of `endpoint` has made to the gateway
+    /// (0 for an endpoint that is not a `dtu` endpoint with meters): 1 while
+    /// all is well, one more per redial.
+    pub fn dtu_connects(&self, endpoint: EndpointId) -> u64 {
+        self.dtu_counters(endpoint)
+            .map_or(0, |c| c.connects.load(Ordering::Relaxed))
+    }
+
+    /// Heartbeat packets the simulated DTU of `endpoint` has sent.
+    pub fn dtu_heartbeats(&self, endpoint: EndpointId) -> u64 {
+        self.dtu_counters(endpoint)
+            .map_or(0, |c| c.heartbeats.load(Ordering::Relaxed))
+    }
+
+    fn dtu_counters(&self, endpoint: EndpointId) -> Option<&DtuCounters> {
+        self.dtus.get(endpoint.index())?.as_deref()
     }
 
     /// The scaled value point `point` (index in its profile) of `meter` holds

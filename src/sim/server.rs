@@ -15,7 +15,11 @@
 //!   that touches at least one point is served, with registers no point covers
 //!   reading 0 (what most meters do inside a documented block);
 //! * an unknown unit id answers 0x0B (GatewayTargetDevice failed to respond),
-//!   as a Modbus TCP-to-RTU gateway does when nobody on its bus answers.
+//!   as a Modbus TCP-to-RTU gateway does when nobody on its bus answers
+//!   (over RTU framing, [`super::rtu`] stays silent instead, as a bus does).
+//!
+//! `answer` serves the RTU slave of [`super::rtu`] too, so both framings
+//! serve the same registers.
 
 use std::future::{Ready, ready};
 use std::sync::atomic::Ordering;

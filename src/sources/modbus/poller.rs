@@ -47,7 +47,7 @@ use tracing::{debug, info, warn};
 use super::client::{Exchange, ModbusLink};
 use super::connect;
 use super::frame::Question;
-use super::plan::{PlanLimits, PlannedRead, plan, split};
+use super::plan::{PlannedRead, plan, split};
 use super::schedule::MeterSchedule;
 use crate::backoff::Backoff;
 use crate::clock::now_ms;
@@ -131,11 +131,7 @@ impl EndpointPoller {
             dtu,
         } = ctx.clone();
         let ep = &config.endpoints[endpoint.index()];
-        let limits = PlanLimits {
-            max_gap: ep.max_gap,
-            max_registers: ep.max_registers,
-            max_bits: 2000,
-        };
+        let limits = super::timing::plan_limits(ep);
         let now = now_ms();
         let meters = config
             .meters_on(endpoint)
@@ -198,6 +194,7 @@ impl EndpointPoller {
             requests_per_round = self.requests_per_round(),
             "polling endpoint"
         );
+        super::timing::publish(&self.config, self.endpoint, &self.board);
         loop {
             // Checked here too: a round cut short by the shutdown leaves due
             // meters behind, and without this the loop would spin on them.
@@ -231,6 +228,7 @@ impl EndpointPoller {
                 }
                 continue;
             }
+            let round_started = Instant::now();
             let mut batch = ReadingBatch::with_capacity(self.meters.len(), 16);
             for i in 0..self.meters.len() {
                 if shutdown.is_cancelled() {
@@ -261,6 +259,8 @@ impl EndpointPoller {
             if batch.is_empty() {
                 continue;
             }
+            self.board
+                .round_done(self.endpoint, round_started.elapsed());
             // Backpressure: a full pipeline makes this await, and the slots
             // that pass meanwhile are counted as missed on the next round.
             // The stall itself is counted and logged as it starts, so a

@@ -63,6 +63,10 @@ pub struct ModbusLink {
     words: Vec<u16>,
     /// Bytes dropped (stale or garbage) since [`ModbusLink::take_dropped`].
     dropped: u64,
+    /// RTU: the last question that got no fitting answer, until when its
+    /// late answer is still to be feared. A frame that would answer it as
+    /// well as the current question is held until the current deadline.
+    suspect: Option<(Question, Instant)>,
 }
 
 impl ModbusLink {
@@ -76,6 +80,7 @@ impl ModbusLink {
             out: Vec::with_capacity(frame::RTU_REQUEST_LEN + 4),
             words: Vec::with_capacity(125),
             dropped: 0,
+            suspect: None,
         }
     }
 
@@ -106,7 +111,14 @@ impl ModbusLink {
             return lost;
         }
         // From here on, a dropped byte is garbage received for this read.
-        self.dropped += self.link.take_dropped();
+        let stale = self.link.take_dropped();
+        self.dropped += stale;
+        if let Some((late, until)) = self.suspect
+            && (Instant::now() > until || stale >= late.rtu_answer_len() as u64)
+        {
+            // Expired, or (most likely) its late answer was just drained.
+            self.suspect = None;
+        }
         self.out.clear();
         self.tid = self.tid.wrapping_add(1);
         match self.framing {
@@ -147,8 +159,8 @@ impl ModbusLink {
                     }
                     match self.link.fill(deadline).await {
                         Fill::Data => {}
-                        Fill::Deadline => return self.give_up(rejected, false),
-                        Fill::Closed => return self.give_up(rejected, true),
+                        Fill::Deadline => return self.give_up(*q, timeout, rejected, false),
+                        Fill::Closed => return self.give_up(*q, timeout, rejected, true),
                         Fill::Failed(_) => return lost,
                     }
                 }
@@ -188,7 +200,11 @@ impl ModbusLink {
     }
 
     /// RTU only: holds a found answer for one inter-frame silence; a later
-    /// fitting frame in that time replaces it (the first was late).
+    /// fitting frame in that time replaces it (the first was late). When
+    /// the found frame could also be the late answer to the last question
+    /// that went unanswered (same unit, function and byte count), it is held
+    /// until the deadline: a device that flushes a late answer when the next
+    /// request arrives sends the right one after its own answer delay.
     async fn linger(
         &mut self,
         q: &Question,
@@ -199,8 +215,14 @@ impl ModbusLink {
         if self.framing != Framing::Rtu {
             return (answer, end);
         }
-        let until =
-            (Instant::now() + self.link.silence().max(Duration::from_millis(1))).min(deadline);
+        let ambiguous = self.suspect.take().is_some_and(|(late, _)| {
+            late.unit == q.unit && late.function == q.function && late.data_len() == q.data_len()
+        });
+        let until = if ambiguous {
+            deadline
+        } else {
+            (Instant::now() + self.link.silence().max(Duration::from_millis(1))).min(deadline)
+        };
         loop {
             if let Scan::Found {
                 answer: later,
@@ -221,8 +243,18 @@ impl ModbusLink {
     }
 
     /// The outcome when the deadline passed (`closed`: the link closed)
-    /// without a fitting answer.
-    fn give_up(&mut self, rejected: Detail, closed: bool) -> Exchange {
+    /// without a fitting answer to `q`.
+    fn give_up(
+        &mut self,
+        q: Question,
+        timeout: Duration,
+        rejected: Detail,
+        closed: bool,
+    ) -> Exchange {
+        if self.framing == Framing::Rtu {
+            // Its answer may still come, during a later read.
+            self.suspect = Some((q, Instant::now() + timeout * 3));
+        }
         let garbage = self.link.take_dropped();
         self.dropped += garbage;
         let got_bytes = !self.link.buf().is_empty() || garbage > 0;
@@ -326,6 +358,34 @@ mod tests {
             peer.write_all(&both).await.expect("write");
             peer
         });
+        assert_eq!(wire.read(&Q, Duration::from_secs(2)).await, Exchange::Data);
+        assert_eq!(wire.words(), &[0x0007]);
+        drop(server.await);
+    }
+
+    /// A device that flushes its late answer when the next request arrives
+    /// and answers that request after its own delay: the late frame fits
+    /// the new question too, and must not be taken for its answer.
+    #[tokio::test]
+    async fn a_late_answer_flushed_before_a_slow_right_one_is_not_taken() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            // No answer in time; then, at the next request, the late one.
+            request(&mut peer).await;
+            peer.write_all(&answer(1, &[0xAAAA])).await.expect("write");
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            peer.write_all(&answer(1, &[0x0007])).await.expect("write");
+            peer
+        });
+        let first = wire.read(&Q, Duration::from_millis(100)).await;
+        assert!(matches!(
+            first,
+            Exchange::Failed {
+                quality: Quality::TIMEOUT,
+                ..
+            }
+        ));
         assert_eq!(wire.read(&Q, Duration::from_secs(2)).await, Exchange::Data);
         assert_eq!(wire.words(), &[0x0007]);
         drop(server.await);

@@ -283,7 +283,9 @@ impl StatusBoard {
             "counter",
         );
         for ((_, reason), c) in Detail::NAMES.iter().zip(&stats.answers_rejected) {
-            if *reason != "not_connected" {
+            // Failed checks only: not a wire that was down, not a
+            // meter's own error answer.
+            if *reason != "not_connected" && !reason.starts_with("dlt645:") {
                 w.sample(name, &[("reason", reason)], Stats::get(c));
             }
         }

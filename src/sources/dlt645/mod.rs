@@ -1,0 +1,10 @@
+//! The DL/T 645-2007 source: electricity meters on RS-485 buses, the
+//! protocol China's grid companies and most enterprise incomers use.
+//!
+//! * [`frame`]: pure: addresses, data identifiers, BCD formats, frames
+//!   encoded and answers checked against their question.
+//!
+//! DL/T 645 meters share the field-bus links ([`crate::sources::bus`]) and
+//! the endpoint pollers with Modbus RTU meters.
+
+pub mod frame;

@@ -133,7 +133,7 @@ impl Config {
         self.meters
             .iter()
             .enumerate()
-            .filter(move |(_, m)| m.modbus().is_some_and(|(e, _)| e == endpoint))
+            .filter(move |(_, m)| m.endpoint() == Some(endpoint))
             .map(|(i, m)| (MeterId(u32::try_from(i).unwrap_or(u32::MAX)), m))
     }
 }
@@ -519,6 +519,13 @@ pub enum MeterSource {
         /// Modbus unit id (slave address).
         unit_id: u8,
     },
+    /// Polled over DL/T 645-2007 through a serial-framed endpoint.
+    Dlt645 {
+        /// Bus it is polled through.
+        endpoint: EndpointId,
+        /// Its address (`address = "123456789012"` in the site file).
+        address: crate::profiles::dlt645::Address,
+    },
     /// Publishes to an MQTT broker (`broker = "<id>"` in the site file).
     Mqtt {
         /// The broker its subscription is on.
@@ -527,12 +534,32 @@ pub enum MeterSource {
 }
 
 impl MeterConfig {
+    /// The endpoint a polled meter (Modbus or DL/T 645) is read through.
+    #[must_use]
+    pub fn endpoint(&self) -> Option<EndpointId> {
+        match self.source {
+            MeterSource::Modbus { endpoint, .. } | MeterSource::Dlt645 { endpoint, .. } => {
+                Some(endpoint)
+            }
+            MeterSource::Mqtt { .. } => None,
+        }
+    }
+
+    /// The DL/T 645 endpoint and address, for a DL/T 645 meter.
+    #[must_use]
+    pub fn dlt645(&self) -> Option<(EndpointId, crate::profiles::dlt645::Address)> {
+        match self.source {
+            MeterSource::Dlt645 { endpoint, address } => Some((endpoint, address)),
+            MeterSource::Modbus { .. } | MeterSource::Mqtt { .. } => None,
+        }
+    }
+
     /// The Modbus endpoint and unit id, for a polled meter.
     #[must_use]
     pub fn modbus(&self) -> Option<(EndpointId, u8)> {
         match self.source {
             MeterSource::Modbus { endpoint, unit_id } => Some((endpoint, unit_id)),
-            MeterSource::Mqtt { .. } => None,
+            MeterSource::Mqtt { .. } | MeterSource::Dlt645 { .. } => None,
         }
     }
 
@@ -541,7 +568,7 @@ impl MeterConfig {
     pub fn broker(&self) -> Option<BrokerId> {
         match self.source {
             MeterSource::Mqtt { broker } => Some(broker),
-            MeterSource::Modbus { .. } => None,
+            MeterSource::Modbus { .. } | MeterSource::Dlt645 { .. } => None,
         }
     }
 }

@@ -362,6 +362,8 @@ pub struct MeterRaw {
     pub endpoint: Option<Text>,
     /// Modbus unit id.
     pub unit_id: Option<Int>,
+    /// DL/T 645 meter address, 12 digits as on the nameplate.
+    pub address: Option<Text>,
     /// MQTT broker id (instead of `endpoint` and `unit_id`).
     pub broker: Option<Text>,
     /// Poll interval, seconds.

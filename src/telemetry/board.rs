@@ -322,6 +322,10 @@ impl StatusBoard {
                         format!("modbus:{}/{unit_id}", config.endpoints[endpoint.index()].id),
                         Some(endpoint.index()),
                     ),
+                    MeterSource::Dlt645 { endpoint, address } => (
+                        format!("dlt645:{}/{address}", config.endpoints[endpoint.index()].id),
+                        Some(endpoint.index()),
+                    ),
                     MeterSource::Mqtt { broker } => {
                         (format!("mqtt:{}", config.mqtt[broker.index()].id), None)
                     }

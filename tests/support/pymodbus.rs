@@ -638,6 +638,7 @@ pub fn sdm630_profile() -> Profile {
     use RegisterKind::Input;
     Profile {
         id: "sdm630".to_owned(),
+        protocol: emgate::profiles::Protocol::Modbus,
         description: "Eastron SDM630 (test copy)".to_owned(),
         points: vec![
             point("voltage_l1_v", Input, 0x0000, F32, 1.0, NoRatio, Gauge, "v"),
@@ -705,6 +706,7 @@ pub fn dtsd1352_profile() -> Profile {
     use RatioScaling::{Ct, None as NoRatio, Pt, PtCt};
     use RegisterKind::Holding;
     Profile {
+        protocol: emgate::profiles::Protocol::Modbus,
         id: "dtsd1352".to_owned(),
         description: "Acrel DTSD1352 (test copy)".to_owned(),
         points: vec![

@@ -8,3 +8,7 @@
 //! the endpoint pollers with Modbus RTU meters.
 
 pub mod frame;
+
+/// Wake-up bytes (`FE`) sent before every request: four, as the standard's
+/// examples and most masters do.
+pub const PREAMBLE: usize = 4;

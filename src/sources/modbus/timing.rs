@@ -65,6 +65,17 @@ impl Exchange {
         }
     }
 
+    /// A DL/T 645 read of one data identifier: the wake-up preamble and 16
+    /// bytes out (`68 A×6 68 C L DI×4 CS 16`); back 16 bytes and the
+    /// value (answers' own preambles are not counted: makers send 0 to 4).
+    #[must_use]
+    pub fn dlt645_read(preamble: usize, value_bytes: u8) -> Exchange {
+        Exchange {
+            request: preamble + 16,
+            answer: 16 + usize::from(value_bytes),
+        }
+    }
+
     /// Time of this exchange on `line`: both frames on the wire, the
     /// silence after each, the turnaround and the endpoint's `delay`
     /// between requests.
@@ -100,6 +111,13 @@ pub fn meter_exchanges(config: &Config, meter: MeterId) -> Vec<Exchange> {
                 .map(Exchange::modbus_read)
                 .collect()
         }
+        MeterSource::Dlt645 { .. } => config
+            .profile_of(meter)
+            .points
+            .iter()
+            .filter_map(|pt| pt.dlt645)
+            .map(|d| Exchange::dlt645_read(crate::sources::dlt645::PREAMBLE, d.format.bytes))
+            .collect(),
         MeterSource::Mqtt { .. } => Vec::new(),
     }
 }

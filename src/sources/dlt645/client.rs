@@ -128,3 +128,56 @@ impl Dlt645Reader {
         }
     }
 }
+
+/// Why the address of the meter on a link could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressError {
+    /// The endpoint is a dial-in DTU or Modbus TCP: no point-to-point link to open.
+    #[error(
+        "endpoint \"{0}\" is not a serial port or a serial server; the address is read on a point-to-point link (transport = \"serial\" or \"rtu_over_tcp\")"
+    )]
+    Transport(String),
+    /// The link could not be opened.
+    #[error("cannot open endpoint \"{endpoint}\": {source}")]
+    Open {
+        /// The endpoint id.
+        endpoint: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The link failed.
+    #[error("the link failed: {0}")]
+    Link(std::io::Error),
+    /// Nothing fitting came back in time.
+    #[error(
+        "no read-address answer within {0:?}: is exactly one DL/T 645 meter on the link, at the endpoint's baud rate and parity?"
+    )]
+    NoAnswer(Duration),
+}
+
+/// Sends the read-address command (0x13 to `AAAAAAAAAAAA`) on `link` and
+/// waits up to `timeout` for the one meter's answer (0x93).
+///
+/// # Errors
+/// The link failed, or no fitting answer came in time.
+pub async fn read_address(
+    link: &mut Link,
+    timeout: Duration,
+) -> Result<frame::Address, AddressError> {
+    link.drain().await.map_err(AddressError::Link)?;
+    let mut out = Vec::new();
+    frame::encode_read_address(&mut out, PREAMBLE);
+    link.send(&out).await.map_err(AddressError::Link)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some((address, end)) = frame::scan_address(link.buf()) {
+            link.consume(end);
+            return Ok(address);
+        }
+        match link.fill(deadline).await {
+            Fill::Data => {}
+            Fill::Failed(e) => return Err(AddressError::Link(e)),
+            Fill::Deadline | Fill::Closed => return Err(AddressError::NoAnswer(timeout)),
+        }
+    }
+}

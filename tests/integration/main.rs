@@ -21,6 +21,7 @@
 //! - `decode_vectors`: register decoding against independently computed vectors;
 //! - `dlt645_adversarial`: our own misbehaving DL/T 645 meter on every serial-framed transport: exact quality and detail, never a value;
 //! - `dlt645_interop`: the `dlt645` PyPI meter server (a peer we did not write) over TCP and a pty: hand-worked frames, exact values in `influxd`, error answers;
+//! - `dlt645_mixed_bus`: Modbus RTU and DL/T 645 meters on one pty (pymodbus and dlt645 answering): exact values, requests never interleaved;
 //! - `e2e_aggregate`: a simulated day through validation, aggregation and encoding into `influxd`;
 //! - `e2e_faults`: the simulator's `frozen` and `spike` faults through the gateway into `influxd`;
 //! - `e2e_influx_v1`: simulator, whole gateway and `influxd`: one exact point per polled slot;
@@ -72,6 +73,7 @@ mod crash;
 mod decode_vectors;
 mod dlt645_adversarial;
 mod dlt645_interop;
+mod dlt645_mixed_bus;
 mod e2e_aggregate;
 mod e2e_faults;
 mod e2e_influx_v1;

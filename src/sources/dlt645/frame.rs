@@ -140,6 +140,8 @@ fn keep(current: &mut Detail, new: Detail) {
 #[must_use]
 pub fn scan_read(buf: &[u8], q: &Question) -> Scan {
     let mut rejected = Detail::NONE;
+    // The verdict when a frame started arriving.
+    let mut arriving = None;
     let mut i = 0;
     while i < buf.len() {
         let Some(len) = frame_at(buf, i) else {
@@ -147,9 +149,12 @@ pub fn scan_read(buf: &[u8], q: &Question) -> Scan {
             continue;
         };
         if buf.len() < i + len {
-            // A frame is arriving (or garbage that looks like one: it will
-            // fail its checksum once complete, or the deadline ends it).
-            return Scan::Pending { rejected };
+            // A frame is arriving, or garbage that looks like one (a stray
+            // 0x68 before an address holding 0x68): a whole fitting frame
+            // behind it still answers; the verdict stays as it was.
+            arriving.get_or_insert(rejected);
+            i += 1;
+            continue;
         }
         let frame = &buf[i..i + len];
         if !checksum_fits(frame) {
@@ -183,7 +188,9 @@ pub fn scan_read(buf: &[u8], q: &Question) -> Scan {
         }
         i = next;
     }
-    Scan::Pending { rejected }
+    Scan::Pending {
+        rejected: arriving.unwrap_or(rejected),
+    }
 }
 
 /// Searches `buf` for a read-address answer (`0x93`, six address bytes);

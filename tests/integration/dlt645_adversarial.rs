@@ -4,7 +4,8 @@
 //! address, for another DI, with a bad checksum, with a value one byte too
 //! long, with a non-BCD digit, cut short (with the link closed, or not),
 //! with wake-up bytes and no frame, with random bytes, with an error answer
-//! (0xD1) and its error byte, split into 1-byte writes, or not at all. Each
+//! (0xD1) and its error byte, split into 1-byte writes, after a stray 0x68
+//! that makes a false frame header, or not at all. Each
 //! misbehaving meter is alone on its own endpoint, beside a good simulated
 //! Modbus meter on another.
 //!
@@ -105,6 +106,8 @@ use Want::{Exception, Timeout, Value};
 /// what `import_kwh` and `voltage_a_v` must carry.
 struct Case {
     name: &'static str,
+    /// The meter's nameplate address.
+    nameplate: &'static str,
     meter: RawMeter,
     first: Want,
     second: Want,
@@ -113,6 +116,7 @@ struct Case {
 fn case(name: &'static str, act: Act, first: Want, second: Want) -> Case {
     Case {
         name,
+        nameplate: ADDRESS,
         meter: RawMeter::new(ADDRESS, &values(), &[act]),
         first,
         second,
@@ -149,6 +153,7 @@ fn cases() -> Vec<Case> {
         // One DI failing does not stop the other's read (a timeout does).
         Case {
             name: "energy_bad_checksum",
+            nameplate: ADDRESS,
             meter: RawMeter::new(ADDRESS, &values(), &[Act::Right])
                 .at(0x0001_0000, Act::BadChecksum),
             first: Exception("bad_checksum"),
@@ -156,10 +161,23 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "voltage_no_data",
+            nameplate: ADDRESS,
             meter: RawMeter::new(ADDRESS, &values(), &[Act::Right])
                 .at(0x0201_0100, Act::Error(0x02)),
             first: Value(ENERGY),
             second: Exception("dlt645:no_data"),
+        },
+        // Addresses may hold 0x68 (domain.md, fieldbus.md §6): a stray
+        // 0x68 before the answer of meter 680000000001 (on the wire
+        // 01 00 00 00 00 68) makes `68 | 68 01 00 00 00 00 | 68 | 68 91`:
+        // a header claiming 0x91 data bytes that never come. The whole
+        // answer behind it must still be found.
+        Case {
+            name: "stray_68",
+            nameplate: "680000000001",
+            meter: RawMeter::new("680000000001", &values(), &[Act::Stray68]),
+            first: Value(ENERGY),
+            second: Value(VOLTAGE),
         },
     ]
 }
@@ -201,7 +219,7 @@ fn gateway(api: u16, extra: &str, bad: Option<(&str, &[Case])>) -> GatewayToml {
     if let Some((tables, cases)) = bad {
         toml = toml.toml(extra).toml(tables);
         for c in cases {
-            site.push_str(&dlt645_meter(c.name, "dlt_pair", c.name, ADDRESS));
+            site.push_str(&dlt645_meter(c.name, "dlt_pair", c.name, c.nameplate));
         }
     }
     toml.site("s1.toml", site)

@@ -3,7 +3,8 @@
 //! from another address, for another DI, with a bad checksum, with a value
 //! one byte too long, with a non-BCD digit, cut short and the link closed,
 //! cut short, wake-up bytes and no frame, random bytes, an error answer
-//! 0xD1 with a given error byte, split into 1-byte writes, or not at all).
+//! 0xD1 with a given error byte, split into 1-byte writes, after a stray
+//! 0x68, or not at all).
 //!
 //! Why our own: the `dlt645` package and the simulator only ever answer
 //! right, and the gateway must prove it never takes a wrong answer for a
@@ -81,6 +82,12 @@ pub enum Act {
     Error(u8),
     /// The right answer, one byte per write, [`SPLIT_PAUSE`] apart.
     Split,
+    /// The right answer with a stray 0x68 (line noise) between its wake-up
+    /// bytes and its frame. With an address
+    /// whose top byte is 0x68 (nameplate `68…`) the stray byte and the
+    /// answer's first bytes look like a frame header: 68, six bytes, 68,
+    /// and an L of 0x91 that the line never completes.
+    Stray68,
     /// No answer.
     Silence,
 }
@@ -450,6 +457,11 @@ where
                 Act::Silence => {}
                 Act::PreambleOnly => link.write_all(&[0xFE; 4]).await?,
                 Act::Random => link.write_all(&shared.random()).await?,
+                Act::Stray68 => {
+                    let mut a = answer(meter, r, Act::Right);
+                    a.insert(meter.preamble, START);
+                    link.write_all(&a).await?;
+                }
                 Act::Split => {
                     for b in answer(meter, r, Act::Right) {
                         link.write_all(&[b]).await?;

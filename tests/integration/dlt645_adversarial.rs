@@ -5,7 +5,9 @@
 //! long, with a non-BCD digit, cut short (with the link closed, or not),
 //! with wake-up bytes and no frame, with random bytes, with an error answer
 //! (0xD1) and its error byte, split into 1-byte writes, after a stray 0x68
-//! that makes a false frame header, or not at all. Each
+//! that makes a false frame header, after an echo of the request, under
+//! the follow-up control code 0xB1, from an address full of 0x68 and 0x16
+//! without wake-up bytes, or not at all. Each
 //! misbehaving meter is alone on its own endpoint, beside a good simulated
 //! Modbus meter on another.
 //!
@@ -133,6 +135,20 @@ fn cases() -> Vec<Case> {
     vec![
         case("right", Act::Right, Value(ENERGY), Value(VOLTAGE)),
         case("split", Act::Split, Value(ENERGY), Value(VOLTAGE)),
+        case("follow_up", Act::FollowUp, Value(ENERGY), Value(VOLTAGE)),
+        case("echo", Act::Echo, Value(ENERGY), Value(VOLTAGE)),
+        // 0x68 and 0x16 in the address, and no wake-up bytes: framing
+        // by length, not by searching for 68 and 16.
+        Case {
+            name: "address_68_16",
+            nameplate: "681668166816",
+            meter: RawMeter {
+                preamble: 0,
+                ..RawMeter::new("681668166816", &values(), &[Act::Right])
+            },
+            first: Value(ENERGY),
+            second: Value(VOLTAGE),
+        },
         both(
             "wrong_address",
             Act::WrongAddress,

@@ -4,7 +4,8 @@
 //! one byte too long, with a non-BCD digit, cut short and the link closed,
 //! cut short, wake-up bytes and no frame, random bytes, an error answer
 //! 0xD1 with a given error byte, split into 1-byte writes, after a stray
-//! 0x68, or not at all).
+//! 0x68, after an echo of the request, under the follow-up control code
+//! 0xB1, or not at all).
 //!
 //! Why our own: the `dlt645` package and the simulator only ever answer
 //! right, and the gateway must prove it never takes a wrong answer for a
@@ -53,6 +54,8 @@ pub const READ: u8 = 0x11;
 pub const READ_ANSWER: u8 = 0x91;
 /// See [`READ`].
 pub const READ_ERROR: u8 = 0xD1;
+/// A normal answer with follow-up frames to come.
+pub const READ_FOLLOW_UP: u8 = 0xB1;
 
 /// What the meter does with one read request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,11 @@ pub enum Act {
     Error(u8),
     /// The right answer, one byte per write, [`SPLIT_PAUSE`] apart.
     Split,
+    /// The right value under control code 0xB1 (follow-up frames exist).
+    FollowUp,
+    /// The request echoed back (as a half-duplex converter with local echo
+    /// does), then the right answer.
+    Echo,
     /// The right answer with a stray 0x68 (line noise) between its wake-up
     /// bytes and its frame. With an address
     /// whose top byte is 0x68 (nameplate `68…`) the stray byte and the
@@ -315,7 +323,12 @@ fn answer(meter: &RawMeter, r: Request, act: Act) -> Vec<u8> {
     }
     let mut data = di_bytes(di).to_vec();
     data.extend_from_slice(&value);
-    let mut f = frame(meter.preamble, address, READ_ANSWER, &data);
+    let control = if act == Act::FollowUp {
+        READ_FOLLOW_UP
+    } else {
+        READ_ANSWER
+    };
+    let mut f = frame(meter.preamble, address, control, &data);
     if act == Act::BadChecksum {
         let n = f.len();
         f[n - 2] = f[n - 2].wrapping_add(1);
@@ -457,6 +470,11 @@ where
                 Act::Silence => {}
                 Act::PreambleOnly => link.write_all(&[0xFE; 4]).await?,
                 Act::Random => link.write_all(&shared.random()).await?,
+                Act::Echo => {
+                    link.write_all(&frame(4, r.address, READ, &di_bytes(r.di)))
+                        .await?;
+                    link.write_all(&answer(meter, r, Act::Right)).await?;
+                }
                 Act::Stray68 => {
                     let mut a = answer(meter, r, Act::Right);
                     a.insert(meter.preamble, START);

@@ -17,6 +17,8 @@
 //! * Its error answers (a DI it does not know; a read addressed to
 //!   another meter, which it answers instead of ignoring) land in
 //!   `influxd` as `exception` with their decoded reason, never a value.
+//! * `emgate dlt645-address` reads its address (read-address 0x13 to the
+//!   wildcard) as the nameplate number.
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
@@ -382,6 +384,62 @@ fn the_dlt645_server_answers_as_worked_out_by_hand() {
     ];
     let want = [&fe4[..], &broadcast[..], &value[..]].concat();
     assert_eq!(exchange(&mut s, &request), want);
+
+    // Read address (0x13, no data) to the wildcard AA…AA: CS 2 × 0x68 +
+    // 6 × 0xAA + 0x13 = 1247 → DF. Answered 0x93 from its own address
+    // with that address as data, wire order again, +0x33: 45 C3 AB 89 67
+    // 45 (sum 744); CS 646 + 0x93 + 6 + 744 = 1543 → 07.
+    let wildcard = [0x68, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0xAA, 0x68];
+    let request = [&fe4[..], &wildcard[..], &[0x13, 0x00, 0xDF, 0x16]].concat();
+    let data = [0x93, 0x06, 0x45, 0xC3, 0xAB, 0x89, 0x67, 0x45, 0x07, 0x16];
+    let want = [&fe4[..], &head[..], &data[..]].concat();
+    assert_eq!(exchange(&mut s, &request), want);
+}
+
+/// `emgate dlt645-address` on `endpoint` (an `[[endpoints]]` table with id
+/// `bus`): its exit status, stdout and stderr.
+fn dlt645_address(endpoint: &str) -> (bool, String, String) {
+    let files = GatewayToml::new("dlt645-address")
+        .readings_only()
+        .toml(endpoint)
+        .write();
+    let out = Command::new(env!("CARGO_BIN_EXE_emgate"))
+        .arg("dlt645-address")
+        .arg("--config")
+        .arg(files.main_file())
+        .args(["--endpoint", "bus"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run emgate dlt645-address");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `emgate dlt645-address` reads the library's meter as its nameplate
+/// number, over a serial server's link and on a serial port: the read-
+/// address answer carries the address in wire order, and emgate turns it
+/// back into the digits printed on the meter.
+#[test]
+fn emgate_dlt645_address_reads_the_library_meter_as_its_nameplate() {
+    let server = Dlt645Server::start(Target::Tcp);
+    let (ok, stdout, stderr) = dlt645_address(&format!(
+        "[[endpoints]]\nid = \"bus\"\ntransport = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\nport = {}\ntimeout_ms = 500",
+        server.port()
+    ));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, format!("{NAMEPLATE}\n"), "{stderr}");
+
+    let pty = PtyPair::start();
+    let _server = Dlt645Server::start(Target::Serial(pty.a()));
+    let (ok, stdout, stderr) = dlt645_address(&format!(
+        "[[endpoints]]\nid = \"bus\"\ntransport = \"serial\"\ndevice = {}\nbaud = 9600\nparity = \"none\"\ntimeout_ms = 500",
+        toml::Value::String(pty.b().display().to_string())
+    ));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, format!("{NAMEPLATE}\n"), "{stderr}");
 }
 
 /// The value emgate must write for `p`: the double nearest to its decimal

@@ -39,6 +39,8 @@ answers worked out by hand from the standard:
 * A read (C = 0x11) for its own address is answered 0x91 with the DI
   echoed (DI0 first, +0x33) and the value BCD lowest byte first, +0x33,
   CS = byte sum from the first 0x68, 0x16: as the standard says.
+* Read address (C = 0x13 to AAAAAAAAAAAA) is answered 0x93 from its own
+  address, with that address as the data, wire order, +0x33.
 * Formats per DI: energy (DI3 = 00, e.g. 00010000) XXXXXX.XX, 4 bytes;
   voltage 0201xx00 XXX.X, 2 bytes; current 0202xx00 XXX.XXX, 3 bytes;
   active power 0203xx00 XX.XXXX, 3 bytes; power factor 0206xx00 X.XXX,

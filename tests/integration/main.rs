@@ -45,6 +45,7 @@
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
 //! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
 //! - `sim_fieldbus`: the simulator over RTU over TCP (read by pymodbus) and as a dial-in DTU;
+//! - `sim_dlt645`: the simulator's DL/T 645 meters read by the `dlt645` package, by hand-written frames, on a mixed bus and behind a DTU, and stored exactly by the gateway;
 //! - `sim_mqtt`: the simulator's MQTT publisher through a real Mosquitto;
 //! - `spool_full`: a full spool under `block` and `drop_oldest`, drained into `influxd`;
 //! - `spool_model`: the spool against an in-memory model (proptest);

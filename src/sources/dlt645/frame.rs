@@ -286,6 +286,10 @@ mod tests {
         assert_eq!(kw.decode(&[0x45, 0x23, 0x81]), Some(-1.2345));
         assert_eq!(kw.encode(-1.2345), Some(vec![0x45, 0x23, 0x81]));
         assert_eq!(kw.decode(&[0x4A, 0x23, 0x01]), None);
+        // 36 kW fits (top digit 3); 79.9999 is the largest; 80 does not fit.
+        assert_eq!(kw.encode(36.0), Some(vec![0x00, 0x00, 0x36]));
+        assert_eq!(kw.encode(79.9999), Some(vec![0x99, 0x99, 0x79]));
+        assert_eq!(kw.encode(80.0), None);
         assert_eq!(
             Format::parse("XXX.X", false).map(|f| (f.bytes, f.decimals)),
             Some((2, 1))

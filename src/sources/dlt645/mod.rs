@@ -1,12 +1,15 @@
 //! The DL/T 645-2007 source: electricity meters on RS-485 buses, the
 //! protocol China's grid companies and most enterprise incomers use.
 //!
-//! * [`frame`]: pure: addresses, data identifiers, BCD formats, frames
-//!   encoded and answers checked against their question.
+//! * [`frame`]: pure: frames encoded and answers checked against their
+//!   question (the data types, addresses, DIs and BCD formats, are in
+//!   [`crate::profiles::dlt645`], shared with profiles and the simulator);
+//! * [`client`]: one read on a field-bus link.
 //!
 //! DL/T 645 meters share the field-bus links ([`crate::sources::bus`]) and
 //! the endpoint pollers with Modbus RTU meters.
 
+pub mod client;
 pub mod frame;
 
 /// Wake-up bytes (`FE`) sent before every request: four, as the standard's

@@ -95,6 +95,11 @@ impl ModbusLink {
         std::mem::take(&mut self.dropped) + self.link.take_dropped()
     }
 
+    /// The link, for another protocol's reads on the same bus (DL/T 645).
+    pub fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
     /// Known packets (DTU heartbeats, registrations) stripped since the last call.
     pub fn take_stripped(&mut self) -> u64 {
         self.link.take_stripped()

@@ -95,6 +95,7 @@ mod plan;
 mod reload;
 mod shutdown;
 mod sim;
+mod sim_dlt645;
 mod sim_fieldbus;
 mod sim_mqtt;
 mod spool_full;

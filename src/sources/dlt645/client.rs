@@ -107,20 +107,10 @@ impl Dlt645Reader {
     }
 
     fn give_up(&mut self, link: &mut Link, rejected: Detail, closed: bool) -> Reading {
-        let garbage = link.take_dropped();
-        self.dropped += garbage;
         // Bytes that never became a frame (wake-up bytes alone included)
         // are an answer that cannot be used, not silence.
-        let got_bytes = !link.buf().is_empty() || garbage > 0;
-        let (quality, detail) = if rejected != Detail::NONE {
-            (Quality::EXCEPTION, rejected)
-        } else if closed && got_bytes {
-            (Quality::EXCEPTION, Detail::TRUNCATED)
-        } else if got_bytes {
-            (Quality::EXCEPTION, Detail::GARBAGE)
-        } else {
-            (Quality::TIMEOUT, Detail::NONE)
-        };
+        let (quality, detail, garbage) = link.verdict(rejected, closed);
+        self.dropped += garbage;
         Reading::Failed {
             quality,
             detail,

@@ -260,18 +260,8 @@ impl ModbusLink {
             // Its answer may still come, during a later read.
             self.suspect = Some((q, Instant::now() + timeout * 3));
         }
-        let garbage = self.link.take_dropped();
+        let (quality, detail, garbage) = self.link.verdict(rejected, closed);
         self.dropped += garbage;
-        let got_bytes = !self.link.buf().is_empty() || garbage > 0;
-        let (quality, detail) = if rejected != Detail::NONE {
-            (Quality::EXCEPTION, rejected)
-        } else if closed && got_bytes {
-            (Quality::EXCEPTION, Detail::TRUNCATED)
-        } else if got_bytes {
-            (Quality::EXCEPTION, Detail::GARBAGE)
-        } else {
-            (Quality::TIMEOUT, Detail::NONE)
-        };
         // Modbus TCP reconnects after a failed read (as before field
         // buses): a late answer then cannot reach the next request, and an
         // out-of-step stream starts afresh. RTU links stay up (one dead

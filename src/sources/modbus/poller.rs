@@ -561,38 +561,47 @@ impl EndpointPoller {
                     m.scratch[usize::from(slot.point)] = PointValue::failed(quality, detail);
                 }
                 if quality == Quality::EXCEPTION {
-                    self.stats
-                        .requests_exception
-                        .fetch_add(1, Ordering::Relaxed);
-                    if let Some(i) = Detail::NAMES.iter().position(|(d, _)| *d == detail) {
-                        self.stats.answers_rejected[i].fetch_add(1, Ordering::Relaxed);
-                    }
                     warn!(
                         meter = %meter_id, unit = m.unit, start, count,
                         detail = detail.name().unwrap_or("exception"),
                         "the answer does not answer the request; no value"
                     );
                 } else {
-                    self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
                     debug!(
                         meter = %meter_id, unit = m.unit, start, count,
                         timeout_ms = timeout.as_millis() as u64,
                         "modbus request timed out"
                     );
                 }
-                if link_lost {
-                    debug!(endpoint = %self.config.endpoints[self.endpoint.index()].id, "link dropped; reconnecting");
-                    self.drop_connection();
-                    return ReadOutcome::LinkLost {
-                        protocol: quality == Quality::EXCEPTION,
-                    };
-                }
-                if quality == Quality::EXCEPTION {
-                    ReadOutcome::Rejected
-                } else {
-                    ReadOutcome::Timeout
-                }
+                self.failed_read(quality, detail, link_lost)
             }
+        }
+    }
+
+    /// Counts a read that got no fitting answer, drops the link when it is
+    /// lost, and says how the poll goes on.
+    fn failed_read(&mut self, quality: Quality, detail: Detail, link_lost: bool) -> ReadOutcome {
+        if quality == Quality::EXCEPTION {
+            self.stats
+                .requests_exception
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(i) = Detail::NAMES.iter().position(|(d, _)| *d == detail) {
+                self.stats.answers_rejected[i].fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
+        }
+        if link_lost {
+            debug!(endpoint = %self.config.endpoints[self.endpoint.index()].id, "link dropped; reconnecting");
+            self.drop_connection();
+            return ReadOutcome::LinkLost {
+                protocol: quality == Quality::EXCEPTION,
+            };
+        }
+        if quality == Quality::EXCEPTION {
+            ReadOutcome::Rejected
+        } else {
+            ReadOutcome::Timeout
         }
     }
 
@@ -646,32 +655,15 @@ impl EndpointPoller {
             } => {
                 m.scratch[point_idx] = PointValue::failed(quality, detail);
                 if quality == Quality::EXCEPTION {
-                    self.stats
-                        .requests_exception
-                        .fetch_add(1, Ordering::Relaxed);
-                    if let Some(i) = Detail::NAMES.iter().position(|(x, _)| *x == detail) {
-                        self.stats.answers_rejected[i].fetch_add(1, Ordering::Relaxed);
-                    }
                     warn!(
                         meter = %meter_id, address = %address, di = %d.di,
                         detail = detail.name().unwrap_or("exception"),
                         "the answer does not answer the request; no value"
                     );
                 } else {
-                    self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
                     debug!(meter = %meter_id, address = %address, di = %d.di, "DL/T 645 request timed out");
                 }
-                if link_lost {
-                    self.drop_connection();
-                    return ReadOutcome::LinkLost {
-                        protocol: quality == Quality::EXCEPTION,
-                    };
-                }
-                if quality == Quality::EXCEPTION {
-                    ReadOutcome::Rejected
-                } else {
-                    ReadOutcome::Timeout
-                }
+                self.failed_read(quality, detail, link_lost)
             }
         }
     }

@@ -19,6 +19,7 @@
 //! - `config_validation`: the validation keys in profiles, sites and `[validation]`;
 //! - `crash`: SIGKILL at random moments and damaged spool segments, against a real `influxd`;
 //! - `decode_vectors`: register decoding against independently computed vectors;
+//! - `dlt645_frames`: DL/T 645 frames and BCD formats against hand-worked vectors; adversarial frames; scanner properties;
 //! - `e2e_aggregate`: a simulated day through validation, aggregation and encoding into `influxd`;
 //! - `e2e_faults`: the simulator's `frozen` and `spike` faults through the gateway into `influxd`;
 //! - `e2e_influx_v1`: simulator, whole gateway and `influxd`: one exact point per polled slot;
@@ -69,6 +70,7 @@ mod config;
 mod config_validation;
 mod crash;
 mod decode_vectors;
+mod dlt645_frames;
 mod e2e_aggregate;
 mod e2e_faults;
 mod e2e_influx_v1;

@@ -108,6 +108,17 @@ fn frame_at(buf: &[u8], i: usize) -> Option<usize> {
     Some(12 + usize::from(rest[9]))
 }
 
+/// Whether the incomplete frame starting `rest` (at least 10 bytes) can be
+/// the answer to `q`: its address, control and length fit.
+fn awaited(rest: &[u8], q: &Question) -> bool {
+    rest[1..7] == q.address.0
+        && match rest[8] {
+            0x91 | 0xB1 => usize::from(rest[9]) == 4 + usize::from(q.value_bytes),
+            0xD1 => rest[9] == 1,
+            _ => false,
+        }
+}
+
 fn checksum_fits(frame: &[u8]) -> bool {
     let n = frame.len();
     frame[n - 1] == END
@@ -147,9 +158,14 @@ pub fn scan_read(buf: &[u8], q: &Question) -> Scan {
             continue;
         };
         if buf.len() < i + len {
-            // A frame is arriving (or garbage that looks like one: it will
-            // fail its checksum once complete, or the deadline ends it).
-            return Scan::Pending { rejected };
+            if awaited(&buf[i..], q) {
+                // The answer is arriving.
+                return Scan::Pending { rejected };
+            }
+            // Anything else that looks like a frame start (a stray 0x68
+            // seven bytes before the answer) must not hide what follows.
+            i += 1;
+            continue;
         }
         let frame = &buf[i..i + len];
         if !checksum_fits(frame) {

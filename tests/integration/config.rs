@@ -53,8 +53,8 @@ fn example_config_loads_with_every_profile() {
     assert_eq!(c.gateway.timezone_name, "Asia/Shanghai");
     assert_eq!(c.gateway.data_dir, Path::new("data"));
     assert_eq!(c.sites.len(), 2);
-    assert_eq!(c.meters.len(), 11);
-    assert_eq!(c.endpoints.len(), 2);
+    assert_eq!(c.meters.len(), 12);
+    assert_eq!(c.endpoints.len(), 3);
 
     // Profiles are interned in order of first use (fz01 first, then xm02).
     let used: Vec<&str> = c.profiles.iter().map(|p| p.id.as_str()).collect();
@@ -69,6 +69,7 @@ fn example_config_loads_with_every_profile() {
             "water_meter",
             "heat_meter",
             "belt_scale",
+            "dlt645_3phase",
         ]
     );
     let mut sorted = used.clone();

@@ -12,7 +12,9 @@
 //! really sit on ([`SERIAL_BUS`], [`DTU_BUS`]):
 //! * the cement works' utility meters on an RS-485 bus behind a serial
 //!   server (`rtu-2`: `transport = "rtu_over_tcp"`, 9600 baud), polled
-//!   every 5 s;
+//!   every 5 s, and on the same bus its two grid incomers, DL/T 645-2007
+//!   meters ([`DLT645_METERS`], profile [`DLT645_PROFILE`]): Modbus RTU and
+//!   DL/T 645 requests share the one conversation of the bus;
 //! * the hospital's utility meters behind a 4G DTU that dials in to the
 //!   gateway's `[dtu] listen` (`dtu-3`: registration `865123456789012`, the
 //!   USR factory heartbeat `www.usr.cn` after [`DTU_HEARTBEAT_MS`] of idle,
@@ -40,8 +42,8 @@ use crate::sim::Simulator;
 use crate::sinks::influx::Writer;
 use crate::telemetry::Stats;
 pub use builtin::{
-    DTU_BUS, DTU_HEARTBEAT_MS, DTU_REGISTRATION, DemoBus, MQTT_BROKER, MQTT_METERS, SERIAL_BUS,
-    demo_config,
+    DLT645_METERS, DLT645_PROFILE, DTU_BUS, DTU_HEARTBEAT_MS, DTU_REGISTRATION, DemoBus,
+    MQTT_BROKER, MQTT_METERS, SERIAL_BUS, demo_config,
 };
 use builtin::{SITES, faults};
 
@@ -220,11 +222,13 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         .await
         .map_err(|e| DemoError::Sim(e.to_string()))?;
     let n_meters = config.meters.len();
-    // `meters_up` counts polled meters; MQTT meters have no connection state.
-    let n_modbus = config
+    // `meters_up` counts polled meters (Modbus and DL/T 645); MQTT meters
+    // have no connection state. The progress line keeps its "Modbus meters
+    // up" label, which scripts and tests look for.
+    let n_polled = config
         .meters
         .iter()
-        .filter(|m| m.modbus().is_some())
+        .filter(|m| m.endpoint().is_some())
         .count();
     let n_tcp = config
         .endpoints
@@ -280,7 +284,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         }
         let readings = Stats::get(&stats.readings);
         println!(
-            "[{:>4}s] Modbus meters up {:>2}/{n_modbus} | {:>4} readings/s | points {} ({} flagged) | lines written {}, in spool {} KiB",
+            "[{:>4}s] Modbus meters up {:>2}/{n_polled} | {:>4} readings/s | points {} ({} flagged) | lines written {}, in spool {} KiB",
             started.elapsed().as_secs(),
             stats.meters_up.load(Ordering::Relaxed),
             readings - last_readings,
@@ -386,11 +390,22 @@ fn field_bus_lines(config: &Config, sim: &Simulator) -> Vec<String> {
             .local_addr(e)
             .map_or_else(|| "?".to_owned(), |a| a.to_string());
         let baud = config.endpoints[e.index()].line.map_or(0, |l| l.baud);
+        let dlt645 = config
+            .meters_on(e)
+            .filter(|(_, m)| m.dlt645().is_some())
+            .count();
         lines.push(format!(
-            "field bus {}: {} meters of {} on RS-485 behind a serial server at {addr} (RTU over TCP, {baud} baud)",
+            "field bus {}: {} meters of {} on RS-485 behind a serial server at {addr} (RTU over TCP, {baud} baud): \
+             {} Modbus RTU, {dlt645} DL/T 645 (incomers {})",
             SERIAL_BUS.id,
             SERIAL_BUS.meters.len(),
-            site_name(&SERIAL_BUS)
+            site_name(&SERIAL_BUS),
+            SERIAL_BUS.meters.len() - dlt645,
+            DLT645_METERS
+                .iter()
+                .map(|(id, address)| format!("{id} at {address}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if endpoint_index(config, DTU_BUS.id).is_some() {

@@ -66,8 +66,9 @@ enum Command {
         config: PathBuf,
     },
     /// Serve the configured meters as simulated devices on their endpoints
-    /// (Modbus TCP, RTU over TCP, or a DTU dialling in to the gateway's
-    /// `[dtu] listen`), and publish the MQTT meters to their brokers.
+    /// (Modbus TCP; RTU over TCP or a DTU dialling in to the gateway's
+    /// `[dtu] listen`, carrying Modbus RTU and DL/T 645 meters), and
+    /// publish the MQTT meters to their brokers.
     Simulate {
         /// Main configuration file (its endpoints, meters and `[simulator]` section).
         #[arg(long, short)]

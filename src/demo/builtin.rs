@@ -1,7 +1,8 @@
 //! The demo's built-in configuration: four enterprises with about fifty
-//! meters, the buses they sit on (Modbus TCP gateways, one serial server,
-//! one dial-in DTU), the optional MQTT meters and the injected faults, as
-//! TOML text loaded through the same checks as a user's files.
+//! meters, the buses they sit on (Modbus TCP gateways, one serial server
+//! carrying Modbus RTU meters and the cement works' DL/T 645 incomers, one
+//! dial-in DTU), the optional MQTT meters and the injected faults, as TOML
+//! text loaded through the same checks as a user's files.
 //!
 //! Why a file of its own: the tables are long and change for reasons of
 //! their own (a new profile, a new transport); `demo` runs them.
@@ -105,13 +106,23 @@ pub(super) const SITES: [(&str, &str, &[DemoMeter]); 4] = [
         "E3508020003",
         "Longyan Cement Works",
         &[
+            // The grid incomers: DL/T 645 meters, as at most Chinese plants
+            // (see `DLT645_METERS`), on the serial-server bus.
             (
-                "cm-e-main",
+                "cm-e-in1",
                 "electricity",
                 1,
-                "acrel_dtsd1352",
+                DLT645_PROFILE,
+                5,
+                Some((1.0, 20.0)),
+            ),
+            (
+                "cm-e-in2",
+                "electricity",
                 1,
-                Some((350.0, 100.0)),
+                DLT645_PROFILE,
+                5,
+                Some((1.0, 20.0)),
             ),
             (
                 "cm-e-kiln",
@@ -193,12 +204,15 @@ pub struct DemoBus {
 }
 
 /// The serial server: the cement works' 5 s meters on one RS-485 bus at
-/// 9600 baud, reached as RTU over TCP. Six meters of one or two reads each
-/// take well under a second of wire time, far inside their 5 s interval.
+/// 9600 baud, reached as RTU over TCP: its two DL/T 645 incomers (one
+/// request per DI, 17 each) and six Modbus RTU meters (one or two reads
+/// each), about two seconds of wire time, inside their 5 s interval.
 pub const SERIAL_BUS: DemoBus = DemoBus {
     site: 2,
     id: "rtu-2",
     meters: &[
+        "cm-e-in1",
+        "cm-e-in2",
         "cm-c-kiln",
         "cm-c-dryer",
         "cm-w-main",
@@ -222,6 +236,196 @@ pub const DTU_BUS: DemoBus = DemoBus {
         "hs-w-hot",
     ],
 };
+
+/// The DL/T 645 meters of the demo and their addresses (the 12 digits on
+/// the nameplate): the cement works' two low-voltage incomers, behind
+/// 100/5 A current transformers (CT 20), on [`SERIAL_BUS`].
+pub const DLT645_METERS: [(&str, &str); 2] =
+    [("cm-e-in1", "220811000157"), ("cm-e-in2", "220811000158")];
+
+/// The profile of the DL/T 645 incomers: the shipped three-phase
+/// multi-function meter, or [`DLT645_PROFILE_TEXT`] while none is shipped.
+pub const DLT645_PROFILE: &str = "dlt645_3phase";
+
+/// A three-phase multi-function DL/T 645-2007 meter with the DIs of the
+/// standard's appendix, used by the demo only when no profile
+/// [`DLT645_PROFILE`] is shipped (`config/profiles/dlt645_3phase.toml`
+/// replaces it). Secondary values × PT/CT.
+const DLT645_PROFILE_TEXT: &str = r#"
+protocol = "dlt645"
+description = "DL/T 645-2007 three-phase multi-function meter (demo's own), secondary values x PT/CT"
+consumption = "import_kwh"
+
+[[points]]
+name = "import_kwh"
+di = "00010000"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kwh"
+min = 0
+
+[[points]]
+name = "import_t1_kwh"
+di = "00010100"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kwh"
+min = 0
+
+[[points]]
+name = "import_t2_kwh"
+di = "00010200"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kwh"
+min = 0
+
+[[points]]
+name = "import_t3_kwh"
+di = "00010300"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kwh"
+min = 0
+
+[[points]]
+name = "import_t4_kwh"
+di = "00010400"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kwh"
+min = 0
+
+[[points]]
+name = "export_kwh"
+di = "00020000"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kwh"
+min = 0
+
+[[points]]
+name = "import_kvarh"
+di = "00030000"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kvarh"
+min = 0
+
+[[points]]
+name = "export_kvarh"
+di = "00040000"
+format = "XXXXXX.XX"
+ratio = "pt_ct"
+kind = "counter"
+unit = "kvarh"
+min = 0
+
+[[points]]
+name = "voltage_l1_v"
+di = "02010100"
+format = "XXX.X"
+ratio = "pt"
+unit = "v"
+
+[[points]]
+name = "voltage_l2_v"
+di = "02010200"
+format = "XXX.X"
+ratio = "pt"
+unit = "v"
+
+[[points]]
+name = "voltage_l3_v"
+di = "02010300"
+format = "XXX.X"
+ratio = "pt"
+unit = "v"
+
+[[points]]
+name = "current_l1_a"
+di = "02020100"
+format = "XXX.XXX"
+signed = true
+ratio = "ct"
+unit = "a"
+
+[[points]]
+name = "current_l2_a"
+di = "02020200"
+format = "XXX.XXX"
+signed = true
+ratio = "ct"
+unit = "a"
+
+[[points]]
+name = "current_l3_a"
+di = "02020300"
+format = "XXX.XXX"
+signed = true
+ratio = "ct"
+unit = "a"
+
+[[points]]
+name = "power_kw"
+di = "02030000"
+format = "XX.XXXX"
+signed = true
+ratio = "pt_ct"
+unit = "kw"
+
+[[points]]
+name = "power_factor"
+di = "02060000"
+format = "X.XXX"
+signed = true
+unit = "1"
+min = -1
+max = 1
+
+[[points]]
+name = "frequency_hz"
+di = "02800002"
+format = "XX.XX"
+unit = "hz"
+min = 45
+max = 65
+"#;
+
+/// The profiles the demo loads: the shipped ones, and
+/// [`DLT645_PROFILE_TEXT`] as [`DLT645_PROFILE`] when that is not shipped.
+fn demo_profiles() -> Vec<(&'static str, &'static str)> {
+    let mut profiles = crate::profiles::load::builtin().to_vec();
+    if !profiles.iter().any(|(id, _)| *id == DLT645_PROFILE) {
+        profiles.push((DLT645_PROFILE, DLT645_PROFILE_TEXT));
+    }
+    profiles
+}
+
+/// Whether profile `id` scales values by the PT and by the CT ratio, so
+/// that a meter gives exactly the ratios its profile needs (giving one it
+/// does not use is a configuration error).
+fn ratios_used(profiles: &[(&str, &str)], id: &str) -> (bool, bool) {
+    use crate::profiles::RatioScaling::{Ct, Pt, PtCt};
+    let Some((_, text)) = profiles.iter().find(|(p, _)| *p == id) else {
+        return (false, false);
+    };
+    let Ok(profile) = crate::profiles::load::load_profile(id, std::path::Path::new(id), text)
+    else {
+        // Loading the configuration reports it.
+        return (false, false);
+    };
+    let uses =
+        |r: &[crate::profiles::RatioScaling]| profile.points.iter().any(|p| r.contains(&p.ratio));
+    (uses(&[Pt, PtCt]), uses(&[Ct, PtCt]))
+}
 
 /// The DTU's registration packet (an IMEI, as USR DTUs send with `REGTP=IMEI`).
 pub const DTU_REGISTRATION: &str = "865123456789012";
@@ -324,6 +528,7 @@ pub fn demo_config(
     if mqtt {
         main.push_str(&mqtt_section());
     }
+    let profiles = demo_profiles();
     let mut sites = Vec::new();
     for (n, (site, name, meters)) in SITES.iter().enumerate() {
         let port = free_port()?;
@@ -355,12 +560,25 @@ pub fn demo_config(
             let _ = write!(
                 text,
                 "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = {level}\nprofile = \"{profile}\"\n\
-                 endpoint = \"{}\"\nunit_id = {}\npoll_interval_secs = {interval}\n",
+                 endpoint = \"{}\"\npoll_interval_secs = {interval}\n",
                 endpoint_of(n, id),
-                unit + 1
             );
+            match DLT645_METERS.iter().find(|(m, _)| m == id) {
+                Some((_, address)) => {
+                    let _ = writeln!(text, "address = \"{address}\"");
+                }
+                None => {
+                    let _ = writeln!(text, "unit_id = {}", unit + 1);
+                }
+            }
             if let Some((pt, ct)) = ratios {
-                let _ = writeln!(text, "pt = {pt:.1}\nct = {ct:.1}");
+                let (uses_pt, uses_ct) = ratios_used(&profiles, profile);
+                if uses_pt {
+                    let _ = writeln!(text, "pt = {pt:.1}");
+                }
+                if uses_ct {
+                    let _ = writeln!(text, "ct = {ct:.1}");
+                }
             }
         }
         for (_, id, energy, level, profile, interval) in
@@ -378,11 +596,7 @@ pub fn demo_config(
         .iter()
         .map(|(f, t)| (f.as_str(), t.as_str()))
         .collect();
-    Ok(config::load::from_parts(
-        &main,
-        &site_refs,
-        crate::profiles::load::builtin(),
-    )?)
+    Ok(config::load::from_parts(&main, &site_refs, &profiles)?)
 }
 
 #[cfg(test)]
@@ -392,12 +606,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_without_mqtt_has_modbus_meters_only() {
+    fn config_without_mqtt_has_polled_meters_only() {
         let dir = tempfile::tempdir().expect("temp dir");
         let c = demo_config(dir.path(), &dir.path().join("demo.lp"), false).expect("loads");
         assert!(c.mqtt.is_empty());
-        assert_eq!(c.meters.len(), 48);
-        assert!(c.meters.iter().all(|m| m.modbus().is_some()));
+        assert_eq!(c.meters.len(), 49);
+        assert!(c.meters.iter().all(|m| m.endpoint().is_some()));
+        assert_eq!(c.meters.iter().filter(|m| m.modbus().is_some()).count(), 47);
+    }
+
+    #[test]
+    fn the_cement_works_has_dlt645_incomers_on_the_serial_server() {
+        use crate::model::Level;
+        use crate::profiles::Protocol;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let c = demo_config(dir.path(), &dir.path().join("demo.lp"), false).expect("loads");
+        let rtu = c
+            .endpoints
+            .iter()
+            .position(|e| e.id == SERIAL_BUS.id)
+            .expect("rtu-2");
+        let incomers: Vec<(&str, String, usize)> = c
+            .meters
+            .iter()
+            .filter_map(|m| {
+                let (ep, address) = m.dlt645()?;
+                assert_eq!(m.level, Level(1), "{}", m.id);
+                assert_eq!(c.sites[m.site.index()].id, SITES[SERIAL_BUS.site].0);
+                let profile = &c.profiles[m.profile.index()];
+                assert_eq!(
+                    (profile.id.as_str(), profile.protocol),
+                    (DLT645_PROFILE, Protocol::Dlt645)
+                );
+                Some((m.id.as_str(), address.nameplate(), ep.index()))
+            })
+            .collect();
+        assert_eq!(
+            incomers,
+            [
+                ("cm-e-in1", "220811000157".to_owned(), rtu),
+                ("cm-e-in2", "220811000158".to_owned(), rtu)
+            ]
+        );
+        // The profile has the DIs of a three-phase multi-function meter.
+        let profile = &c.profiles[c
+            .meters
+            .iter()
+            .find(|m| m.id == "cm-e-in1")
+            .expect("in1")
+            .profile
+            .index()];
+        let dis: Vec<String> = profile
+            .points
+            .iter()
+            .filter_map(|p| p.dlt645.map(|d| d.di.to_string()))
+            .collect();
+        for di in [
+            "00010000", "00010100", "00010400", "00020000", "00030000", "00040000", "02010100",
+            "02010300", "02020100", "02020300", "02030000", "02060000", "02800002",
+        ] {
+            assert!(dis.iter().any(|d| d == di), "{di} missing from {dis:?}");
+        }
     }
 
     #[test]
@@ -427,7 +696,7 @@ mod tests {
             let on: Vec<&str> = c
                 .meters
                 .iter()
-                .filter(|m| m.modbus().is_some_and(|(ep, _)| ep.index() == e))
+                .filter(|m| m.endpoint().is_some_and(|ep| ep.index() == e))
                 .map(|m| m.id.as_str())
                 .collect();
             assert_eq!(on, bus.meters, "{}", bus.id);
@@ -452,7 +721,7 @@ mod tests {
         assert_eq!(c.mqtt.len(), 1);
         assert_eq!(c.mqtt[0].id, "local");
         assert_eq!((c.mqtt[0].host.as_str(), c.mqtt[0].port), MQTT_BROKER);
-        assert_eq!(c.meters.len(), 52);
+        assert_eq!(c.meters.len(), 53);
         let (plans, skipped) = crate::sim::mqtt::plan(&c);
         assert!(skipped.is_empty(), "{skipped:?}");
         let topics: Vec<(&str, &str)> = plans

@@ -145,15 +145,23 @@ impl Format {
     }
 
     /// `value` as wire data (before +0x33), rounded to the format's
-    /// resolution; `None` when it does not fit.
+    /// resolution; `None` when it does not fit (a signed format's top digit
+    /// goes to 7: `XX.XXXX` holds up to ±79.9999).
     #[must_use]
     pub fn encode(self, value: f64) -> Option<Vec<u8>> {
         if !value.is_finite() || (value < 0.0 && !self.signed) {
             return None;
         }
         let scaled = (value.abs() * 10f64.powi(i32::from(self.decimals))).round();
-        let max_digits = u32::from(self.bytes) * 2 - u32::from(self.signed);
-        if scaled >= 10f64.powi(max_digits as i32) {
+        // All digits of the format; in a signed one the top digit gives
+        // its top bit to the sign, so it goes to 7 at most.
+        let digits = i32::from(self.bytes) * 2;
+        let limit = if self.signed {
+            8.0 * 10f64.powi(digits - 1)
+        } else {
+            10f64.powi(digits)
+        };
+        if scaled >= limit {
             return None;
         }
         let mut n = scaled as u64;

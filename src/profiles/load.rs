@@ -39,6 +39,10 @@ pub fn builtin() -> &'static [(&'static str, &'static str)] {
             include_str!("../../config/profiles/belt_scale.toml"),
         ),
         (
+            "dlt645_3phase",
+            include_str!("../../config/profiles/dlt645_3phase.toml"),
+        ),
+        (
             "eastron_sdm630",
             include_str!("../../config/profiles/eastron_sdm630.toml"),
         ),

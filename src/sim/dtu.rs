@@ -2,8 +2,8 @@
 //! it plays the 4G DTU in front of that endpoint's RS-485 bus. It dials the
 //! gateway's `[dtu] listen` address (loopback when that is a wildcard such
 //! as `0.0.0.0`), sends the endpoint's registration packet first, then
-//! serves the bus's meters as an RTU slave ([`super::rtu`]) on that
-//! connection.
+//! serves the bus's meters (Modbus RTU and DL/T 645 alike, see
+//! [`super::bus`]) on that connection.
 //!
 //! Why it exists: a DTU is the one transport where the device connects to
 //! the gateway, so neither a listener nor a plain client can stand in for
@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::rtu::{self, Heartbeat, RtuSlave};
+use super::bus::{self, BusSlave, Heartbeat};
 use crate::backoff::Backoff;
 use crate::config::{DtuMatch, RegistrationMode};
 
@@ -107,7 +107,7 @@ async fn run(link: &DtuLink, shutdown: &CancellationToken) {
                 tracing::info!(endpoint = %link.endpoint_id, gateway = %link.gateway,
                     %registration, "simulated DTU connected to the gateway");
                 let since = Instant::now();
-                let mut slave = RtuSlave::new(Arc::clone(&link.shared), link.endpoint);
+                let mut slave = BusSlave::new(Arc::clone(&link.shared), link.endpoint);
                 let result = session(link, &mut slave, &mut stream, shutdown).await;
                 if shutdown.is_cancelled() {
                     return;
@@ -146,11 +146,11 @@ fn dial_failed(link: &DtuLink, failures: &mut u64, err: &str) {
     *failures += 1;
 }
 
-/// One connection: the registration, then RTU answers (prefixed in
+/// One connection: the registration, then answers (prefixed in
 /// `every_packet` mode) and heartbeats while idle.
 async fn session(
     link: &DtuLink,
-    slave: &mut RtuSlave,
+    slave: &mut BusSlave,
     stream: &mut TcpStream,
     shutdown: &CancellationToken,
 ) -> std::io::Result<()> {
@@ -164,7 +164,7 @@ async fn session(
         every: link.heartbeat_every,
         sent: &link.counters.heartbeats,
     });
-    rtu::serve(slave, stream, prefix, heartbeat, shutdown).await
+    bus::serve(slave, stream, prefix, heartbeat, shutdown).await
 }
 
 #[cfg(test)]

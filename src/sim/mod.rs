@@ -1,5 +1,6 @@
-//! Simulated meters with exact, known consumption: Modbus servers that
-//! serve the configured meters from the same profiles the gateway polls, and
+//! Simulated meters with exact, known consumption: Modbus servers and
+//! DL/T 645-2007 meters on simulated buses that serve the configured meters
+//! from the same profiles the gateway polls, and
 //! an MQTT publisher for the meters configured with `broker = "…"` (see
 //! [`mqtt`]: one message per meter at each multiple of its `poll_interval`,
 //! stamped with that slot and carrying the values of that slot).
@@ -7,13 +8,18 @@
 //! # Transports
 //! Each endpoint with meters is served the way its `transport` says:
 //! * `tcp`: a Modbus TCP server on `host:port` (tokio-modbus; see [`server`]);
-//! * `rtu_over_tcp`: a listener on `host:port` whose connections carry RTU
-//!   frames with CRC, as a serial server in transparent mode forwards its
-//!   RS-485 bus (see [`rtu`]; an unknown unit id gets silence there, not 0x0B);
+//! * `rtu_over_tcp`: a listener on `host:port` whose connections carry the
+//!   bytes of an RS-485 bus, as a serial server in transparent mode forwards
+//!   them: Modbus RTU frames with CRC and DL/T 645 frames, mixed on one bus
+//!   as real buses are (see [`bus`], which tells them apart; [`rtu`] and
+//!   [`dlt645`] answer them; an unknown unit id or meter address gets
+//!   silence there, not 0x0B);
 //! * `dtu`: the simulator is the DTU: it dials the gateway's `[dtu] listen`,
-//!   registers, and serves RTU requests on that connection, with the
-//!   endpoint's heartbeat after `[simulator] dtu_heartbeat_ms` of idle
-//!   (see [`dtu`]);
+//!   registers, and serves that bus's requests (both protocols) on that
+//!   connection, with the endpoint's heartbeat after
+//!   `[simulator] dtu_heartbeat_ms` of idle (see [`dtu`]);
+//! * DL/T 645 meters on a `tcp` endpoint (which configuration loading
+//!   refuses) are not served: Modbus TCP cannot carry them; one warning.
 //! * `serial`: **not served**. The gateway opens the device itself and a
 //!   simulator cannot sit behind a local serial port; such an endpoint is
 //!   skipped with one warning naming it. To test a serial bus, bridge a
@@ -37,6 +43,15 @@
 //! 2 % of the load, reactive ones 30 %; voltage, current, frequency, power
 //! factor, pressure and temperature serve plausible values for the energy type.
 //!
+//! DL/T 645 meters follow the same load, and their data identifiers refine
+//! the share: reverse active energy (`0002xxxx`) carries the export share,
+//! tariffs 1-4 (`0001 01 00`…`0001 04 00`: sharp, peak, flat, valley) 10 %,
+//! 30 %, 35 % and 25 % of the total (higher tariffs nothing), so the tariffs
+//! sum to the total; per-phase powers (`0203 01 00`…) a third. A value
+//! is served in the point's BCD format, counters rounded **down** to it
+//! (a register shows completed units) and gauges to the nearest (see
+//! [`dlt645`]); [`Simulator::value_at`] decodes those very digits.
+//!
 //! # Time steps
 //! Values change only at multiples of `simulator.time_step` (1 s when zero):
 //! a request at time `t` is served the values of `floor(t / step) × step`.
@@ -55,8 +70,12 @@
 //!   other unit ids on the same endpoint go on answering. The client sees a
 //!   timeout either way (and, with tokio-modbus, must reconnect before reusing
 //!   the connection, or a late reply would be mistaken for the next one).
-//! * `exception`: every read answers exception 04 (ServerDeviceFailure).
-//! * `sentinel`: float points serve NaN, integer points all ones (`0xFFFF…`).
+//! * `exception`: every read answers exception 04 (ServerDeviceFailure);
+//!   a DL/T 645 meter answers the error frame (`0xD1`) with error byte 0x01
+//!   (other error).
+//! * `sentinel`: float points serve NaN, integer points all ones (`0xFFFF…`);
+//!   DL/T 645 points serve bytes that are not BCD (`FF` before +0x33), so a
+//!   gateway must flag them (`bad_bcd`), never read a value.
 //! * `counter_reset`: counters restart from 0 at the step the fault is set
 //!   (the main counter's value then is subtracted from then on); clearing the
 //!   fault does not undo the reset, setting it again resets again.
@@ -83,8 +102,12 @@
 //! it publishes each wall-clock slot with the values of that slot.
 //!
 //! Protocol choices (exceptions for unknown units, uncovered addresses,
-//! oversized reads) are documented in [`server`], and for RTU framing in [`rtu`].
+//! oversized reads) are documented in [`server`], for RTU framing in
+//! [`rtu`], for DL/T 645 (addresses, error answers, the values rule) in
+//! [`dlt645`], and how one bus carries both in [`bus`].
 
+pub mod bus;
+pub mod dlt645;
 pub mod dtu;
 mod load;
 mod meter;
@@ -105,8 +128,9 @@ pub use meter::SPIKE_JUMP;
 
 use crate::config::{Config, SimFault, Transport};
 use crate::model::{EndpointId, MeterId};
+use crate::profiles::dlt645::Address;
 use dtu::{DtuCounters, DtuLink};
-use meter::SimMeter;
+use meter::{Serve, SimMeter};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +154,20 @@ pub enum SimError {
         endpoint: String,
         /// The unit id.
         unit: u8,
+        /// Meter seen first.
+        first: String,
+        /// Meter seen second.
+        second: String,
+    },
+    /// Two DL/T 645 meters on one endpoint share an address.
+    #[error(
+        "simulator: endpoint {endpoint:?}: meters {first:?} and {second:?} both use DL/T 645 address {address}"
+    )]
+    DuplicateAddress {
+        /// Endpoint id.
+        endpoint: String,
+        /// The address, as on the nameplate.
+        address: String,
         /// Meter seen first.
         first: String,
         /// Meter seen second.
@@ -161,6 +199,9 @@ pub(crate) struct Shared {
     meters: Vec<SimMeter>,
     /// Per endpoint, unit id → meter index.
     units: Vec<Box<[Option<usize>; 256]>>,
+    /// Per endpoint, its DL/T 645 meters: address (wire order) and meter
+    /// index, in configuration order (a bus has a few dozen at most).
+    dlt645: Vec<Vec<(Address, usize)>>,
     /// Per meter, the active fault (see [`fault_code`]).
     /// Its code in the top byte (see [`fault_code`]), below it the number of
     /// requests that have seen this fault since it was set: one atomic word,
@@ -220,6 +261,18 @@ impl Shared {
 
     fn reset_offset(&self, meter: usize) -> f64 {
         f64::from_bits(self.resets[meter].load(Ordering::Relaxed))
+    }
+
+    /// The instant and the kind of values a request for `meter` under
+    /// `fault` at stepped time `t` is served (both protocols alike).
+    fn serving(&self, meter: usize, fault: Option<SimFault>, t: f64) -> (f64, Serve) {
+        match fault {
+            Some(SimFault::Sentinel) => (t, Serve::Sentinel),
+            Some(SimFault::Spike) => (t, Serve::Spike),
+            // The instant of the freeze, re-encoded: the same registers, bit for bit.
+            Some(SimFault::Frozen) => (self.freeze_at(meter), Serve::Normal),
+            _ => (t, Serve::Normal),
+        }
     }
 
     fn set_fault(&self, meter: usize, fault: Option<SimFault>) {
@@ -298,7 +351,7 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     /// Binds one listener per `tcp` and `rtu_over_tcp` endpoint in `config`
     /// that has meters (`host:port`; port 0 picks a free port) and serves
-    /// every meter on it by unit id, and starts one simulated DTU per `dtu`
+    /// every meter on it by unit id (Modbus) or address (DL/T 645), and starts one simulated DTU per `dtu`
     /// endpoint with meters, dialling `config.dtu.listen` (see [`dtu`]),
     /// until `shutdown` is cancelled. `serial` endpoints are skipped with a
     /// warning. MQTT meters are published to
@@ -308,7 +361,8 @@ impl Simulator {
     /// not accept a DTU yet is redialled likewise.
     ///
     /// # Errors
-    /// A listener that cannot be bound, or two meters sharing a unit id on one endpoint.
+    /// A listener that cannot be bound, or two meters sharing a unit id or a
+    /// DL/T 645 address on one endpoint.
     pub async fn start(
         config: &Config,
         shutdown: CancellationToken,
@@ -358,6 +412,22 @@ impl Simulator {
             }
             *slot = Some(i);
         }
+        let mut dlt645: Vec<Vec<(Address, usize)>> = vec![Vec::new(); config.endpoints.len()];
+        for (i, m) in config.meters.iter().enumerate() {
+            let Some((endpoint, address)) = m.dlt645() else {
+                continue;
+            };
+            let on_bus = &mut dlt645[endpoint.index()];
+            if let Some(&(_, first)) = on_bus.iter().find(|(a, _)| *a == address) {
+                return Err(SimError::DuplicateAddress {
+                    endpoint: config.endpoints[endpoint.index()].id.clone(),
+                    address: address.nameplate(),
+                    first: config.meters[first].id.clone(),
+                    second: m.id.clone(),
+                });
+            }
+            on_bus.push((address, i));
+        }
 
         let step = config.simulator.time_step.as_secs_f64();
         let shared = Arc::new(Shared {
@@ -366,6 +436,7 @@ impl Simulator {
             freeze_at: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
             meters,
             units,
+            dlt645,
             frozen: AtomicU64::new(options.frozen_time.unwrap_or(f64::NAN).to_bits()),
             step: if step > 0.0 { step } else { 1.0 },
             served: AtomicU64::new(0),
@@ -381,17 +452,24 @@ impl Simulator {
         let mut addrs = vec![None; config.endpoints.len()];
         let mut dtus = vec![None; config.endpoints.len()];
         for (e, ep) in config.endpoints.iter().enumerate() {
-            if !config
-                .meters
-                .iter()
-                .any(|m| m.modbus().is_some_and(|(ep, _)| ep.index() == e))
-            {
+            // MQTT meters have no endpoint; the rest are served on theirs.
+            if config.meters_on(EndpointId(e as u32)).next().is_none() {
                 continue;
             }
             let (host, port) = match &ep.transport {
-                Transport::Tcp { host, port } | Transport::RtuOverTcp { host, port } => {
+                Transport::Tcp { host, port } => {
+                    let dlt = shared.dlt645[e].len();
+                    if dlt > 0 {
+                        tracing::warn!(endpoint = %ep.id, meters = dlt,
+                            "simulator: DL/T 645 meters on a Modbus TCP endpoint are not served \
+                             (they need a serial-framed endpoint: rtu_over_tcp or dtu)");
+                    }
+                    if dlt == config.meters_on(EndpointId(e as u32)).count() {
+                        continue;
+                    }
                     (host, *port)
                 }
+                Transport::RtuOverTcp { host, port } => (host, *port),
                 Transport::Serial { device } => {
                     tracing::warn!(endpoint = %ep.id, device = %device.display(),
                         "simulator: serial endpoint not served (the gateway opens the device itself; \
@@ -421,7 +499,7 @@ impl Simulator {
             }
         }
         for (e, listener) in rtu_listeners {
-            rtu::spawn_listener(
+            bus::spawn_listener(
                 Arc::clone(&shared),
                 e,
                 config.endpoints[e].id.clone(),
@@ -512,6 +590,12 @@ impl Simulator {
     /// at Unix time `t`, exactly as served: stepped, encoded into registers and
     /// decoded back with the gateway's formula (so ×0.01 kWh integer steps and
     /// f32 rounding are included). Faults, counter resets included, are ignored.
+    ///
+    /// For a DL/T 645 point: the BCD digits served (counters rounded down,
+    /// gauges to the nearest count of the format; see [`dlt645`]), decoded
+    /// by [`Format::decode`](crate::profiles::dlt645::Format::decode) and
+    /// scaled by [`scale_raw`](crate::profiles::codec::scale_raw) (× scale ×
+    /// ratio + offset), as the gateway does.
     pub fn value_at(&self, meter: MeterId, point: usize, t: f64) -> f64 {
         let s = &self.shared;
         s.meters[meter.index()].served_value(point, s.stepped(t))

@@ -108,6 +108,17 @@ fn frame_at(buf: &[u8], i: usize) -> Option<usize> {
     Some(12 + usize::from(rest[9]))
 }
 
+/// Whether the incomplete frame starting `rest` (at least 10 bytes) can be
+/// the answer to `q`: its address, control and length fit.
+fn awaited(rest: &[u8], q: &Question) -> bool {
+    rest[1..7] == q.address.0
+        && match rest[8] {
+            0x91 | 0xB1 => usize::from(rest[9]) == 4 + usize::from(q.value_bytes),
+            0xD1 => rest[9] == 1,
+            _ => false,
+        }
+}
+
 fn checksum_fits(frame: &[u8]) -> bool {
     let n = frame.len();
     frame[n - 1] == END
@@ -140,8 +151,6 @@ fn keep(current: &mut Detail, new: Detail) {
 #[must_use]
 pub fn scan_read(buf: &[u8], q: &Question) -> Scan {
     let mut rejected = Detail::NONE;
-    // The verdict when a frame started arriving.
-    let mut arriving = None;
     let mut i = 0;
     while i < buf.len() {
         let Some(len) = frame_at(buf, i) else {
@@ -149,10 +158,12 @@ pub fn scan_read(buf: &[u8], q: &Question) -> Scan {
             continue;
         };
         if buf.len() < i + len {
-            // A frame is arriving, or garbage that looks like one (a stray
-            // 0x68 before an address holding 0x68): a whole fitting frame
-            // behind it still answers; the verdict stays as it was.
-            arriving.get_or_insert(rejected);
+            if awaited(&buf[i..], q) {
+                // The answer is arriving.
+                return Scan::Pending { rejected };
+            }
+            // Anything else that looks like a frame start (a stray 0x68
+            // seven bytes before the answer) must not hide what follows.
             i += 1;
             continue;
         }
@@ -188,9 +199,7 @@ pub fn scan_read(buf: &[u8], q: &Question) -> Scan {
         }
         i = next;
     }
-    Scan::Pending {
-        rejected: arriving.unwrap_or(rejected),
-    }
+    Scan::Pending { rejected }
 }
 
 /// Searches `buf` for a read-address answer (`0x93`, six address bytes);
@@ -293,6 +302,10 @@ mod tests {
         assert_eq!(kw.decode(&[0x45, 0x23, 0x81]), Some(-1.2345));
         assert_eq!(kw.encode(-1.2345), Some(vec![0x45, 0x23, 0x81]));
         assert_eq!(kw.decode(&[0x4A, 0x23, 0x01]), None);
+        // 36 kW fits (top digit 3); 79.9999 is the largest; 80 does not fit.
+        assert_eq!(kw.encode(36.0), Some(vec![0x00, 0x00, 0x36]));
+        assert_eq!(kw.encode(79.9999), Some(vec![0x99, 0x99, 0x79]));
+        assert_eq!(kw.encode(80.0), None);
         assert_eq!(
             Format::parse("XXX.X", false).map(|f| (f.bytes, f.decimals)),
             Some((2, 1))

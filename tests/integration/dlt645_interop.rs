@@ -17,6 +17,8 @@
 //! * Its error answers (a DI it does not know; a read addressed to
 //!   another meter, which it answers instead of ignoring) land in
 //!   `influxd` as `exception` with their decoded reason, never a value.
+//! * The shipped profile `dlt645_3phase` reads every one of its DIs from
+//!   the library's meter exactly.
 //! * `emgate dlt645-address` reads its address (read-address 0x13 to the
 //!   wildcard) as the nameplate number.
 
@@ -200,13 +202,19 @@ struct Dlt645Server {
 }
 
 impl Dlt645Server {
+    /// Serves [`POINTS`]' values.
     fn start(target: Target) -> Dlt645Server {
-        let python = python();
-        check_dlt645(&python);
         let values = POINTS
             .iter()
             .map(|p| (p.di.to_owned(), p.value.parse().expect("decimal")))
             .collect();
+        Dlt645Server::start_with(target, values)
+    }
+
+    /// Serves `values` (DI as written, value).
+    fn start_with(target: Target, values: Vec<(String, f64)>) -> Dlt645Server {
+        let python = python();
+        check_dlt645(&python);
         Dlt645Server {
             peer: Peer::start(Kind {
                 python,
@@ -587,6 +595,107 @@ async fn the_dlt645_servers_error_answers_land_in_influxdb_as_exceptions() {
         assert_eq!(row[table.col("q_detail")], Value::from(want.as_str()));
         for p in POINTS {
             assert_eq!(row[table.col(p.name)], Value::Null, "{}: {row:?}", p.name);
+        }
+    }
+}
+
+/// A value in `format` as decimal text, varying with `i`: digits
+/// from a multiple of 123456789 below the library's range for the DI
+/// (top digit at most 6, so a sign bit fits; below 1 where all digits but
+/// one are decimals: a power factor), negative for odd `i` in a signed
+/// format.
+fn value_text(i: usize, format: emgate::profiles::dlt645::Format) -> String {
+    let digits = 2 * u32::from(format.bytes);
+    let decimals = u32::from(format.decimals);
+    let limit = if decimals + 1 == digits {
+        10u64.pow(digits - 1)
+    } else {
+        7 * 10u64.pow(digits - 1)
+    };
+    let n = (123_456_789 * (i as u64 + 1)) % limit;
+    let sign = if format.signed && i % 2 == 1 { "-" } else { "" };
+    let scale = 10u64.pow(decimals);
+    if decimals == 0 {
+        format!("{sign}{n}")
+    } else {
+        format!(
+            "{sign}{}.{:0width$}",
+            n / scale,
+            n % scale,
+            width = decimals as usize
+        )
+    }
+}
+
+/// The shipped profile `dlt645_3phase` against the library's meter: every
+/// DI of the profile is one the library knows, in the format it serves,
+/// and every value (inside the profile's plausible ranges, negative ones
+/// among them) lands in `influxd` exactly.
+#[tokio::test]
+async fn the_shipped_dlt645_profile_reads_the_dlt645_server_exactly() {
+    let influx = Influxd::with_database(DB).await;
+    let toml = |port: u16| {
+        let site = format!(
+            "{}{}",
+            Site::new("S1", "DL/T 645 shipped profile"),
+            dlt645_meter("m1", "dlt645_3phase", "bus", NAMEPLATE)
+        );
+        GatewayToml::new("dlt645-shipped")
+            .readings_only()
+            .influx_v1(&influx.url(), DB, "batch_size = 1\nflush_interval_ms = 100")
+            .toml(&format!(
+                "[[endpoints]]\nid = \"bus\"\ntransport = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\nport = {port}\ntimeout_ms = 500"
+            ))
+            .site("s1.toml", site)
+    };
+    // The values follow from the profile as the gateway loads it.
+    let mut files = toml(1).write();
+    let config = files.load();
+    let profile = config
+        .profiles
+        .iter()
+        .find(|p| p.id == "dlt645_3phase")
+        .expect("the shipped profile");
+    let mut values = Vec::new();
+    let mut want = Vec::new();
+    for (i, p) in profile.points.iter().enumerate() {
+        let d = p.dlt645.expect("a DL/T 645 point");
+        // The first of a run of candidates inside the point's plausible
+        // range (the profile's min and max), so the reading stays good.
+        let (text, v) = (0..1000)
+            .map(|k| {
+                let text = value_text(i + 31 * k, d.format);
+                let v: f64 = text.parse().expect("decimal");
+                (text, v)
+            })
+            .find(|(_, v)| p.min.is_none_or(|lo| *v >= lo) && p.max.is_none_or(|hi| *v <= hi))
+            .unwrap_or_else(|| panic!("no value of {} in its range", p.name));
+        values.push((d.di.to_string(), v));
+        want.push((p.name.clone(), d.di, text, v));
+    }
+    assert!(
+        want.iter().any(|(_, _, t, _)| t.starts_with('-')),
+        "a negative value among {want:?}"
+    );
+    let server = Dlt645Server::start_with(Target::Tcp, values);
+    files.rewrite(&toml(server.port()));
+    let gw = InProcess::start(Arc::new(files.load()));
+    gw.wait_readings(3).await;
+    let (summary, _) = gw.stop().await;
+    assert_eq!(summary.lines_rejected + summary.lines_left_in_spool, 0);
+
+    let table = influx
+        .table(DB, "SELECT * FROM reading WHERE meter = 'm1'")
+        .await;
+    assert!(table.rows.len() >= 3, "{} rows", table.rows.len());
+    for row in &table.rows {
+        assert_eq!(row[table.col("q")], Value::from(0), "good: {row:?}");
+        for (name, di, text, v) in &want {
+            assert_eq!(
+                row[table.col(name)].as_f64(),
+                Some(*v),
+                "{name} (DI {di}, set {text}): {row:?}"
+            );
         }
     }
 }

@@ -589,6 +589,13 @@ pub(super) fn dlt645_keys(
             );
             None
         }
+        Some(Text(a)) if a.trim() == "999999999999" => {
+            p.push(
+                k("address"),
+                "999999999999 is the broadcast address (meters do not answer reads to it); give the meter's own 12 digits",
+            );
+            None
+        }
         Some(Text(a)) => {
             let parsed = Address::from_nameplate(a.trim());
             if parsed.is_none() {

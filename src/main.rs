@@ -488,6 +488,7 @@ async fn dlt645_address(config: &Config, endpoint: &str) -> Result<String, Strin
         })?;
     read_address(
         wire.link_mut(),
+        usize::from(ep.dlt645_preamble),
         ep.timeout.max(std::time::Duration::from_secs(2)),
     )
     .await

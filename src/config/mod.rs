@@ -251,6 +251,9 @@ pub struct EndpointConfig {
     pub max_registers: u16,
     /// Pause between two requests on this connection (slow gateways and DTUs).
     pub inter_request_delay: Duration,
+    /// Wake-up bytes (`FE`) sent before each DL/T 645 request on this bus
+    /// (`dlt645_preamble`, default 4; serial-framed transports only).
+    pub dlt645_preamble: u8,
 }
 
 impl EndpointConfig {

@@ -280,6 +280,8 @@ pub struct EndpointRaw {
     pub inter_request_delay_ms: Option<Int>,
     /// `tcp`, `rtu_over_tcp`, `serial`, `dtu`.
     pub transport: Option<Text>,
+    /// Wake-up bytes before each DL/T 645 request.
+    pub dlt645_preamble: Option<Int>,
     /// Serial device path (`serial`).
     pub device: Option<Text>,
     /// Line speed, bits per second (serial-framed transports).

@@ -216,3 +216,28 @@ registration_mode = "always"
         ]
     );
 }
+
+/// `dlt645_preamble`: 4 wake-up bytes by default, 0..=8 on serial-framed
+/// endpoints, an error on Modbus TCP.
+#[test]
+fn the_dlt645_preamble_is_per_bus() {
+    let c = load(
+        "[[endpoints]]\nid = \"a\"\ntransport = \"rtu_over_tcp\"\nhost = \"h\"\n\n[[endpoints]]\nid = \"b\"\ntransport = \"serial\"\ndevice = \"/dev/ttyUSB0\"\ndlt645_preamble = 0\n",
+    );
+    assert_eq!(
+        (
+            c.endpoints[0].dlt645_preamble,
+            c.endpoints[1].dlt645_preamble
+        ),
+        (4, 0)
+    );
+    assert_eq!(
+        errors(
+            "[[endpoints]]\nid = \"a\"\nhost = \"h\"\ndlt645_preamble = 2\n\n[[endpoints]]\nid = \"b\"\ntransport = \"dtu\"\nregistration = \"r\"\ndlt645_preamble = 9\n"
+        ),
+        [
+            "emgate.toml: endpoints[0].dlt645_preamble: does not apply to transport = \"tcp\" (only to rtu_over_tcp, serial and dtu); remove it",
+            "emgate.toml: endpoints[1].dlt645_preamble: 9 is too large; the maximum is 8",
+        ]
+    );
+}

@@ -99,6 +99,7 @@ pub(crate) fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             max_gap: 10,
             max_registers: 125,
             inter_request_delay: Duration::ZERO,
+            dlt645_preamble: 4,
         }],
         sites: vec![SiteConfig {
             id: "site".to_owned(),

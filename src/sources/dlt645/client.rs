@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::PREAMBLE;
 use super::frame::{self, Answer, Format, Question, Scan};
 use crate::model::{Detail, Quality};
 use crate::sources::bus::{Fill, Link};
@@ -59,6 +58,7 @@ impl Dlt645Reader {
         link: &mut Link,
         q: &Question,
         format: Format,
+        preamble: usize,
         timeout: Duration,
     ) -> Reading {
         let lost = Reading::Failed {
@@ -71,7 +71,7 @@ impl Dlt645Reader {
         }
         self.dropped += link.take_dropped();
         self.out.clear();
-        frame::encode_read(&mut self.out, PREAMBLE, q.address, q.di);
+        frame::encode_read(&mut self.out, preamble, q.address, q.di);
         if link.send(&self.out).await.is_err() {
             return lost;
         }
@@ -145,18 +145,20 @@ pub enum AddressError {
     NoAnswer(Duration),
 }
 
-/// Sends the read-address command (0x13 to `AAAAAAAAAAAA`) on `link` and
-/// waits up to `timeout` for the one meter's answer (0x93).
+/// Sends the read-address command (0x13 to `AAAAAAAAAAAA`, after
+/// `preamble` wake-up bytes) on `link` and waits up to `timeout` for the
+/// one meter's answer (0x93).
 ///
 /// # Errors
 /// The link failed, or no fitting answer came in time.
 pub async fn read_address(
     link: &mut Link,
+    preamble: usize,
     timeout: Duration,
 ) -> Result<frame::Address, AddressError> {
     link.drain().await.map_err(AddressError::Link)?;
     let mut out = Vec::new();
-    frame::encode_read_address(&mut out, PREAMBLE);
+    frame::encode_read_address(&mut out, preamble);
     link.send(&out).await.map_err(AddressError::Link)?;
     let deadline = Instant::now() + timeout;
     loop {

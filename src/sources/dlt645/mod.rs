@@ -12,6 +12,7 @@
 pub mod client;
 pub mod frame;
 
-/// Wake-up bytes (`FE`) sent before every request: four, as the standard's
-/// examples and most masters do.
+/// Wake-up bytes (`FE`) sent before every request by default: four, as the
+/// standard's examples and most masters do (the endpoint's
+/// `dlt645_preamble`, whose default in `config/modbus.rs` is this value).
 pub const PREAMBLE: usize = 4;

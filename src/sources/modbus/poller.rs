@@ -629,7 +629,13 @@ impl EndpointPoller {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let reading = self
             .dlt645
-            .read(wire.link_mut(), &question, d.format, timeout)
+            .read(
+                wire.link_mut(),
+                &question,
+                d.format,
+                usize::from(self.config.endpoints[self.endpoint.index()].dlt645_preamble),
+                timeout,
+            )
             .await;
         let meter_id = &self.config.meters[m.id.index()].id;
         match reading {

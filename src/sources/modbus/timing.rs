@@ -111,13 +111,16 @@ pub fn meter_exchanges(config: &Config, meter: MeterId) -> Vec<Exchange> {
                 .map(Exchange::modbus_read)
                 .collect()
         }
-        MeterSource::Dlt645 { .. } => config
-            .profile_of(meter)
-            .points
-            .iter()
-            .filter_map(|pt| pt.dlt645)
-            .map(|d| Exchange::dlt645_read(crate::sources::dlt645::PREAMBLE, d.format.bytes))
-            .collect(),
+        MeterSource::Dlt645 { endpoint, .. } => {
+            let preamble = usize::from(config.endpoints[endpoint.index()].dlt645_preamble);
+            config
+                .profile_of(meter)
+                .points
+                .iter()
+                .filter_map(|pt| pt.dlt645)
+                .map(|d| Exchange::dlt645_read(preamble, d.format.bytes))
+                .collect()
+        }
         MeterSource::Mqtt { .. } => Vec::new(),
     }
 }

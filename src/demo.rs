@@ -1,12 +1,25 @@
 //! `emgate demo`: the whole job on one machine with nothing else running.
 //!
-//! It builds a configuration in code (four enterprises, one serial server
-//! each, about fifty meters covering every energy type and every shipped
-//! profile), serves those meters from the simulator on loopback, runs the
-//! real gateway against them and prints progress every second and a summary
-//! at the end. Points go to InfluxDB when one is given and answers its ping;
-//! otherwise to a line-protocol file under the data directory, and the demo
-//! says which.
+//! It builds a configuration in code (four enterprises, about fifty meters
+//! covering every energy type and every shipped profile), serves those
+//! meters from the simulator on loopback, runs the real gateway against them
+//! and prints progress every second and a summary at the end. Points go to
+//! InfluxDB when one is given and answers its ping; otherwise to a
+//! line-protocol file under the data directory, and the demo says which.
+//!
+//! Every enterprise has a Modbus TCP gateway (`tcp-N`) for its fast
+//! electricity meters; two of them also show the field buses most meters
+//! really sit on ([`SERIAL_BUS`], [`DTU_BUS`]):
+//! * the cement works' utility meters on an RS-485 bus behind a serial
+//!   server (`rtu-2`: `transport = "rtu_over_tcp"`, 9600 baud), polled
+//!   every 5 s, and on the same bus its two grid incomers, DL/T 645-2007
+//!   meters ([`DLT645_METERS`], profile [`DLT645_PROFILE`]): Modbus RTU and
+//!   DL/T 645 requests share the one conversation of the bus;
+//! * the hospital's utility meters behind a 4G DTU that dials in to the
+//!   gateway's `[dtu] listen` (`dtu-3`: registration `865123456789012`, the
+//!   USR factory heartbeat `www.usr.cn` after [`DTU_HEARTBEAT_MS`] of idle,
+//!   so heartbeats arrive between the 5 s polls). The simulator is the DTU;
+//!   the summary says how often it connected and beat.
 //!
 //! When an MQTT broker answers on 127.0.0.1:1883 (a local Mosquitto), the
 //! demo adds broker `local` with one JSON, one line-protocol and one CSV
@@ -15,7 +28,8 @@
 //! ingestion run side by side. Without a broker the demo says how to get one
 //! and runs with Modbus meters only.
 
-use std::fmt::Write as _;
+mod builtin;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,10 +37,15 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, ConfigErrors, InfluxApi, InfluxConfig, OutputConfig, Secret};
+use crate::config::{Config, ConfigErrors, InfluxApi, InfluxConfig, OutputConfig, Secret};
 use crate::sim::Simulator;
 use crate::sinks::influx::Writer;
 use crate::telemetry::Stats;
+pub use builtin::{
+    DLT645_METERS, DLT645_PROFILE, DTU_BUS, DTU_HEARTBEAT_MS, DTU_REGISTRATION, DemoBus,
+    MQTT_BROKER, MQTT_METERS, SERIAL_BUS, demo_config,
+};
+use builtin::{SITES, faults};
 
 /// Where the demo should write, as given on the command line.
 #[derive(Debug, Clone)]
@@ -83,205 +102,8 @@ pub enum DemoError {
     App(#[from] crate::app::AppError),
 }
 
-/// One demo enterprise: id, name, and its meters as (id, energy, level, profile, interval s, pt, ct).
-type DemoMeter = (
-    &'static str,
-    &'static str,
-    u8,
-    &'static str,
-    u32,
-    Option<(f64, f64)>,
-);
-
-/// The built-in enterprises. Ids look like the institute's enterprise codes.
-const SITES: [(&str, &str, &[DemoMeter]); 4] = [
-    (
-        "E3501020001",
-        "Minjiang Textile Printing & Dyeing Co.",
-        &[
-            (
-                "tx-e-main",
-                "electricity",
-                1,
-                "acrel_dtsd1352",
-                1,
-                Some((10.0, 40.0)),
-            ),
-            ("tx-e-dye1", "electricity", 2, "eastron_sdm630", 1, None),
-            ("tx-e-dye2", "electricity", 2, "eastron_sdm630", 1, None),
-            (
-                "tx-e-spin",
-                "electricity",
-                2,
-                "generic_3phase_meter",
-                1,
-                None,
-            ),
-            ("tx-e-comp", "electricity", 3, "eastron_sdm630", 1, None),
-            (
-                "tx-e-boil",
-                "electricity",
-                3,
-                "acrel_dtsd1352",
-                1,
-                Some((1.0, 20.0)),
-            ),
-            ("tx-s-main", "steam", 1, "steam_flow_computer", 5, None),
-            ("tx-s-dye", "steam", 2, "steam_flow_computer", 5, None),
-            ("tx-g-boil", "natural_gas", 1, "gas_flow_computer", 5, None),
-            ("tx-w-main", "water", 1, "water_meter", 5, None),
-            ("tx-w-dye", "water", 2, "water_meter", 5, None),
-            ("tx-h-office", "heat", 3, "heat_meter", 5, None),
-        ],
-    ),
-    (
-        "E3505830002",
-        "Quanzhou Petrochemical Additives Ltd.",
-        &[
-            (
-                "pc-e-main1",
-                "electricity",
-                1,
-                "acrel_dtsd1352",
-                1,
-                Some((100.0, 60.0)),
-            ),
-            (
-                "pc-e-main2",
-                "electricity",
-                1,
-                "acrel_dtsd1352",
-                1,
-                Some((100.0, 60.0)),
-            ),
-            (
-                "pc-e-react",
-                "electricity",
-                2,
-                "generic_3phase_meter",
-                1,
-                None,
-            ),
-            ("pc-e-pump1", "electricity", 3, "eastron_sdm630", 1, None),
-            ("pc-e-pump2", "electricity", 3, "eastron_sdm630", 1, None),
-            ("pc-g-main", "natural_gas", 1, "gas_flow_computer", 5, None),
-            ("pc-g-furn", "natural_gas", 2, "gas_flow_computer", 5, None),
-            ("pc-s-in", "steam", 1, "steam_flow_computer", 5, None),
-            ("pc-s-react", "steam", 2, "steam_flow_computer", 5, None),
-            ("pc-h-main", "heat", 1, "heat_meter", 5, None),
-            ("pc-w-main", "water", 1, "water_meter", 5, None),
-            ("pc-w-cool", "water", 2, "water_meter", 5, None),
-        ],
-    ),
-    (
-        "E3508020003",
-        "Longyan Cement Works",
-        &[
-            (
-                "cm-e-main",
-                "electricity",
-                1,
-                "acrel_dtsd1352",
-                1,
-                Some((350.0, 100.0)),
-            ),
-            (
-                "cm-e-kiln",
-                "electricity",
-                2,
-                "acrel_dtsd1352",
-                1,
-                Some((100.0, 40.0)),
-            ),
-            (
-                "cm-e-mill1",
-                "electricity",
-                2,
-                "generic_3phase_meter",
-                1,
-                None,
-            ),
-            (
-                "cm-e-mill2",
-                "electricity",
-                2,
-                "generic_3phase_meter",
-                1,
-                None,
-            ),
-            ("cm-e-fan", "electricity", 3, "eastron_sdm630", 1, None),
-            ("cm-c-kiln", "coal", 1, "belt_scale", 5, None),
-            ("cm-c-dryer", "coal", 2, "belt_scale", 5, None),
-            ("cm-w-main", "water", 1, "water_meter", 5, None),
-            ("cm-g-ign", "natural_gas", 2, "gas_flow_computer", 5, None),
-            ("cm-h-office", "heat", 3, "heat_meter", 5, None),
-            ("cm-s-waste", "steam", 3, "steam_flow_computer", 5, None),
-            ("cm-e-light", "electricity", 3, "eastron_sdm630", 1, None),
-        ],
-    ),
-    (
-        "E3501110004",
-        "Fuzhou Central Hospital Energy Centre",
-        &[
-            (
-                "hs-e-main",
-                "electricity",
-                1,
-                "acrel_dtsd1352",
-                1,
-                Some((10.0, 80.0)),
-            ),
-            (
-                "hs-e-chill",
-                "electricity",
-                2,
-                "generic_3phase_meter",
-                1,
-                None,
-            ),
-            ("hs-e-ward", "electricity", 3, "eastron_sdm630", 1, None),
-            ("hs-e-lab", "electricity", 3, "eastron_sdm630", 1, None),
-            ("hs-g-main", "natural_gas", 1, "gas_flow_computer", 5, None),
-            ("hs-g-kitch", "natural_gas", 3, "gas_flow_computer", 5, None),
-            ("hs-s-laund", "steam", 2, "steam_flow_computer", 5, None),
-            ("hs-h-main", "heat", 1, "heat_meter", 5, None),
-            ("hs-h-ward", "heat", 2, "heat_meter", 5, None),
-            ("hs-w-main", "water", 1, "water_meter", 5, None),
-            ("hs-w-hot", "water", 2, "water_meter", 5, None),
-            ("hs-e-ups", "electricity", 3, "eastron_sdm630", 1, None),
-        ],
-    ),
-];
-
-/// Where the demo looks for an MQTT broker.
-pub const MQTT_BROKER: (&str, u16) = ("127.0.0.1", 1883);
-
 /// How long the broker gets to accept a TCP connection.
 const MQTT_PROBE: Duration = Duration::from_millis(300);
-
-/// MQTT meters added when a broker answers: (site index in `SITES`, id,
-/// energy, level, profile, interval s). The k-th publishes through the
-/// (k mod 3)-th subscription (see `sim::mqtt`): JSON, line protocol, CSV, JSON.
-pub const MQTT_METERS: [(usize, &str, &str, u8, &str, u32); 4] = [
-    (0, "tx-e-roof", "electricity", 3, "eastron_sdm630", 1),
-    (0, "tx-w-roof", "water", 3, "water_meter", 5),
-    (1, "pc-e-lab", "electricity", 3, "eastron_sdm630", 1),
-    (1, "pc-h-lab", "heat", 3, "heat_meter", 5),
-];
-
-/// The `[[mqtt]]` section of the demo: broker `local` and its three subscriptions.
-fn mqtt_section() -> String {
-    let (host, port) = MQTT_BROKER;
-    format!(
-        "\n[[mqtt]]\nid = \"local\"\nhost = \"{host}\"\nport = {port}\n\
-         # A fresh session per run: nothing queued from an earlier demo.\n\
-         clean_session = true\n\n\
-         [[mqtt.subscriptions]]\ntopic = \"demo/{{site}}/{{meter}}\"\nformat = \"json\"\n\n\
-         [[mqtt.subscriptions]]\ntopic = \"demo-lp/{{site}}/{{meter}}\"\nformat = \"line_protocol\"\n\
-         timestamp_unit = \"ns\"\n\n\
-         [[mqtt.subscriptions]]\ntopic = \"demo-csv/{{meter}}\"\nformat = \"csv\"\n"
-    )
-}
 
 /// True when something accepts a TCP connection at [`MQTT_BROKER`] within [`MQTT_PROBE`].
 async fn broker_answers() -> bool {
@@ -289,98 +111,6 @@ async fn broker_answers() -> bool {
         tokio::time::timeout(MQTT_PROBE, tokio::net::TcpStream::connect(MQTT_BROKER)).await,
         Ok(Ok(_))
     )
-}
-
-/// Meters the demo breaks on purpose, to show quality flags.
-const FAULTS: [(&str, &str); 2] = [("tx-e-comp", "sentinel"), ("pc-w-cool", "exception")];
-
-/// MQTT meters the demo breaks on purpose (with a broker): their messages are
-/// malformed, so the gateway's rejection counters move.
-const MQTT_FAULTS: [(&str, &str); 1] = [("pc-h-lab", "sentinel")];
-
-/// The injected faults of a demo with or without MQTT meters.
-fn faults(mqtt: bool) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
-    FAULTS
-        .iter()
-        .chain(MQTT_FAULTS.iter().filter(move |_| mqtt))
-}
-
-fn free_port() -> Result<u16, DemoError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| DemoError::Io(format!("cannot bind a loopback port: {e}")))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| DemoError::Io(e.to_string()))
-}
-
-/// Builds the demo configuration; endpoints listen on free loopback ports.
-/// With `mqtt`, it also has broker `local` ([`MQTT_BROKER`]) and the
-/// [`MQTT_METERS`].
-///
-/// # Errors
-/// When no port can be bound or the built-in configuration does not validate.
-pub fn demo_config(
-    data_dir: &std::path::Path,
-    lines_file: &std::path::Path,
-    mqtt: bool,
-) -> Result<Config, DemoError> {
-    let mut main = String::new();
-    let _ = write!(
-        main,
-        "[gateway]\nid = \"demo\"\ntimezone = \"Asia/Shanghai\"\ndata_dir = {:?}\n\n\
-         [file_sink]\npath = {:?}\nbatch_size = 1000\nflush_interval_ms = 500\n\n\
-         [aggregation]\nwindows = [\"1m\", \"15m\", \"1h\", \"1d\"]\n\n\
-         [simulator]\ntime_step_ms = 1000\nfaults = [",
-        data_dir.display().to_string(),
-        lines_file.display().to_string()
-    );
-    for (i, (meter, fault)) in faults(mqtt).enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let _ = write!(main, "{sep}{{ meter = \"{meter}\", fault = \"{fault}\" }}");
-    }
-    main.push_str("]\n");
-    if mqtt {
-        main.push_str(&mqtt_section());
-    }
-    let mut sites = Vec::new();
-    for (n, (site, name, meters)) in SITES.iter().enumerate() {
-        let port = free_port()?;
-        let _ = write!(
-            main,
-            "\n[[endpoints]]\nid = \"dtu-{n}\"\nhost = \"127.0.0.1\"\nport = {port}\ntimeout_ms = 500\n"
-        );
-        let mut text = format!("[site]\nid = \"{site}\"\nname = \"{name}\"\n");
-        for (unit, (id, energy, level, profile, interval, ratios)) in meters.iter().enumerate() {
-            let _ = write!(
-                text,
-                "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = {level}\nprofile = \"{profile}\"\n\
-                 endpoint = \"dtu-{n}\"\nunit_id = {}\npoll_interval_secs = {interval}\n",
-                unit + 1
-            );
-            if let Some((pt, ct)) = ratios {
-                let _ = writeln!(text, "pt = {pt:.1}\nct = {ct:.1}");
-            }
-        }
-        for (_, id, energy, level, profile, interval) in
-            MQTT_METERS.iter().filter(|m| mqtt && m.0 == n)
-        {
-            let _ = write!(
-                text,
-                "\n[[meters]]\nid = \"{id}\"\nenergy = \"{energy}\"\nlevel = {level}\nprofile = \"{profile}\"\n\
-                 broker = \"local\"\npoll_interval_secs = {interval}\n"
-            );
-        }
-        sites.push((format!("site{n}.toml"), text));
-    }
-    let site_refs: Vec<(&str, &str)> = sites
-        .iter()
-        .map(|(f, t)| (f.as_str(), t.as_str()))
-        .collect();
-    Ok(config::load::from_parts(
-        &main,
-        &site_refs,
-        crate::profiles::load::builtin(),
-    )?)
 }
 
 /// Turns the command-line target into an InfluxDB config.
@@ -492,20 +222,29 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         .await
         .map_err(|e| DemoError::Sim(e.to_string()))?;
     let n_meters = config.meters.len();
-    // `meters_up` counts polled meters; MQTT meters have no connection state.
-    let n_modbus = config
+    // `meters_up` counts polled meters (Modbus and DL/T 645); MQTT meters
+    // have no connection state. The progress line keeps its "Modbus meters
+    // up" label, which scripts and tests look for.
+    let n_polled = config
         .meters
         .iter()
-        .filter(|m| m.modbus().is_some())
+        .filter(|m| m.endpoint().is_some())
+        .count();
+    let n_tcp = config
+        .endpoints
+        .iter()
+        .filter(|e| !e.is_serial_framed())
         .count();
     println!(
-        "demo: {} enterprises, {} meters ({}), {} simulated serial servers on 127.0.0.1; running {} s",
+        "demo: {} enterprises, {} meters ({}), {n_tcp} Modbus TCP gateways, 1 serial server and 1 dial-in DTU simulated on 127.0.0.1; running {} s",
         config.sites.len(),
         n_meters,
         energy_mix(&config),
-        config.endpoints.len(),
         opts.seconds
     );
+    for line in field_bus_lines(&config, &sim) {
+        println!("{line}");
+    }
     let (host, port) = MQTT_BROKER;
     let n_mqtt = config
         .meters
@@ -545,7 +284,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         }
         let readings = Stats::get(&stats.readings);
         println!(
-            "[{:>4}s] Modbus meters up {:>2}/{n_modbus} | {:>4} readings/s | points {} ({} flagged) | lines written {}, in spool {} KiB",
+            "[{:>4}s] Modbus meters up {:>2}/{n_polled} | {:>4} readings/s | points {} ({} flagged) | lines written {}, in spool {} KiB",
             started.elapsed().as_secs(),
             stats.meters_up.load(Ordering::Relaxed),
             readings - last_readings,
@@ -619,6 +358,14 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
             Stats::get(&stats.mqtt_acked),
         );
     }
+    if let Some(e) = endpoint_index(&config, DTU_BUS.id) {
+        println!(
+            "  DTU          {}: {} connection(s) to the gateway, {} heartbeat(s) sent while idle",
+            DTU_BUS.id,
+            sim.dtu_connects(e),
+            sim.dtu_heartbeats(e)
+        );
+    }
     if summary.lines_left_in_spool > 0 {
         println!(
             "               {} lines not delivered before the shutdown grace ended",
@@ -626,6 +373,52 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         );
     }
     Ok(())
+}
+
+/// The endpoint called `id`.
+fn endpoint_index(config: &Config, id: &str) -> Option<crate::model::EndpointId> {
+    let i = config.endpoints.iter().position(|e| e.id == id)?;
+    Some(crate::model::EndpointId(u32::try_from(i).ok()?))
+}
+
+/// One banner line per field bus: where it is and what is on it.
+fn field_bus_lines(config: &Config, sim: &Simulator) -> Vec<String> {
+    let site_name = |bus: &DemoBus| SITES.get(bus.site).map_or("", |s| s.1);
+    let mut lines = Vec::new();
+    if let Some(e) = endpoint_index(config, SERIAL_BUS.id) {
+        let addr = sim
+            .local_addr(e)
+            .map_or_else(|| "?".to_owned(), |a| a.to_string());
+        let baud = config.endpoints[e.index()].line.map_or(0, |l| l.baud);
+        let dlt645 = config
+            .meters_on(e)
+            .filter(|(_, m)| m.dlt645().is_some())
+            .count();
+        lines.push(format!(
+            "field bus {}: {} meters of {} on RS-485 behind a serial server at {addr} (RTU over TCP, {baud} baud): \
+             {} Modbus RTU, {dlt645} DL/T 645 (incomers {})",
+            SERIAL_BUS.id,
+            SERIAL_BUS.meters.len(),
+            site_name(&SERIAL_BUS),
+            SERIAL_BUS.meters.len() - dlt645,
+            DLT645_METERS
+                .iter()
+                .map(|(id, address)| format!("{id} at {address}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if endpoint_index(config, DTU_BUS.id).is_some() {
+        lines.push(format!(
+            "field bus {}: {} meters of {} behind a DTU dialling in to {} (registration \"{DTU_REGISTRATION}\", heartbeat \"www.usr.cn\" after {} s idle)",
+            DTU_BUS.id,
+            DTU_BUS.meters.len(),
+            site_name(&DTU_BUS),
+            config.dtu.listen,
+            DTU_HEARTBEAT_MS / 1000
+        ));
+    }
+    lines
 }
 
 /// "12 electricity, 6 steam, …" for the banner.
@@ -638,43 +431,4 @@ fn energy_mix(config: &Config) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_without_mqtt_has_modbus_meters_only() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let c = demo_config(dir.path(), &dir.path().join("demo.lp"), false).expect("loads");
-        assert!(c.mqtt.is_empty());
-        assert_eq!(c.meters.len(), 48);
-        assert!(c.meters.iter().all(|m| m.modbus().is_some()));
-    }
-
-    #[test]
-    fn config_with_mqtt_publishes_every_format() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let c = demo_config(dir.path(), &dir.path().join("demo.lp"), true).expect("loads");
-        assert_eq!(c.mqtt.len(), 1);
-        assert_eq!(c.mqtt[0].id, "local");
-        assert_eq!((c.mqtt[0].host.as_str(), c.mqtt[0].port), MQTT_BROKER);
-        assert_eq!(c.meters.len(), 52);
-        let (plans, skipped) = crate::sim::mqtt::plan(&c);
-        assert!(skipped.is_empty(), "{skipped:?}");
-        let topics: Vec<(&str, &str)> = plans
-            .iter()
-            .map(|p| (c.meter(p.meter).id.as_str(), p.topic.as_str()))
-            .collect();
-        assert_eq!(
-            topics,
-            [
-                ("tx-e-roof", "demo/E3501020001/tx-e-roof"),
-                ("tx-w-roof", "demo-lp/E3501020001/tx-w-roof"),
-                ("pc-e-lab", "demo-csv/pc-e-lab"),
-                ("pc-h-lab", "demo/E3505830002/pc-h-lab"),
-            ]
-        );
-    }
 }

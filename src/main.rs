@@ -40,6 +40,16 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Read the address of the one DL/T 645 meter on an endpoint's link
+    /// (read-address command 0x13 to AAAAAAAAAAAA) and print its 12 digits.
+    Dlt645Address {
+        /// Main configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Id of the endpoint (transport "serial" or "rtu_over_tcp") the meter is alone on.
+        #[arg(long)]
+        endpoint: String,
+    },
     /// Run the gateway until SIGINT or SIGTERM, then flush and exit.
     Run {
         /// Main configuration file.
@@ -55,8 +65,10 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Serve the configured meters as simulated Modbus TCP devices on their
-    /// endpoints, and publish the MQTT meters to their brokers.
+    /// Serve the configured meters as simulated devices on their endpoints
+    /// (Modbus TCP; RTU over TCP or a DTU dialling in to the gateway's
+    /// `[dtu] listen`, carrying Modbus RTU and DL/T 645 meters), and
+    /// publish the MQTT meters to their brokers.
     Simulate {
         /// Main configuration file (its endpoints, meters and `[simulator]` section).
         #[arg(long, short)]
@@ -165,6 +177,18 @@ fn print_conversions(c: &emgate::config::Config) {
     }
 }
 
+/// One line per bus with its planned round against the shortest poll
+/// interval of its meters, and a warning (stderr) for every round that does
+/// not fit: a warning, not an error (the exit code stays 0).
+fn print_bus_timings(c: &Config) {
+    for bus in emgate::sources::modbus::timing::bus_timings(c) {
+        println!("{}", bus.line(c));
+        if let Some(warning) = bus.warning(c) {
+            eprintln!("{warning}");
+        }
+    }
+}
+
 fn print_config_errors(errors: &ConfigErrors) {
     for e in &errors.0 {
         eprintln!("{e}");
@@ -240,6 +264,7 @@ fn main() -> ExitCode {
                     c.profiles.len(),
                     emgate::app::describe_output(&c.output)
                 );
+                print_bus_timings(&c);
                 print_conversions(&c);
                 ExitCode::SUCCESS
             }
@@ -272,6 +297,22 @@ async fn async_main(command: Command) -> ExitCode {
     let stop = emgate::shutdown::termination();
     match command {
         Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        Command::Dlt645Address { config, endpoint } => {
+            let config = match load_or_report(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match dlt645_address(&config, &endpoint).await {
+                Ok(address) => {
+                    println!("{address}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run {
             config,
             stats_interval,
@@ -417,4 +458,40 @@ async fn async_main(command: Command) -> ExitCode {
             }
         }
     }
+}
+
+/// `emgate dlt645-address`: opens `endpoint`'s link and reads the address
+/// of the one DL/T 645 meter on it.
+async fn dlt645_address(config: &Config, endpoint: &str) -> Result<String, String> {
+    use emgate::sources::dlt645::client::{AddressError, read_address};
+    let Some(ep) = config.endpoints.iter().find(|e| e.id == endpoint) else {
+        let known: Vec<&str> = config.endpoints.iter().map(|e| e.id.as_str()).collect();
+        return Err(format!(
+            "no endpoint \"{endpoint}\"; the configuration has: {}",
+            known.join(", ")
+        ));
+    };
+    if !matches!(
+        ep.transport,
+        emgate::config::Transport::Serial { .. } | emgate::config::Transport::RtuOverTcp { .. }
+    ) {
+        return Err(AddressError::Transport(ep.id.clone()).to_string());
+    }
+    let mut wire = emgate::sources::modbus::connect::open(ep)
+        .await
+        .map_err(|source| {
+            AddressError::Open {
+                endpoint: ep.id.clone(),
+                source,
+            }
+            .to_string()
+        })?;
+    read_address(
+        wire.link_mut(),
+        usize::from(ep.dlt645_preamble),
+        ep.timeout.max(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .map(|a| a.nameplate())
+    .map_err(|e| e.to_string())
 }

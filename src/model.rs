@@ -196,9 +196,31 @@ impl Detail {
     pub const TRUNCATED: Detail = Detail(8);
     /// No request was sent: the wire (a dial-in DTU) is not connected.
     pub const NOT_CONNECTED: Detail = Detail(9);
+    /// DL/T 645: an answer from another meter address.
+    pub const WRONG_ADDRESS: Detail = Detail(10);
+    /// DL/T 645: an answer for another data identifier.
+    pub const WRONG_DI: Detail = Detail(11);
+    /// DL/T 645: a frame whose checksum (or end byte) does not fit.
+    pub const BAD_CHECKSUM: Detail = Detail(12);
+    /// DL/T 645: a value with a digit that is not BCD.
+    pub const BAD_BCD: Detail = Detail(13);
+    /// DL/T 645 error answer: other error (bit 0).
+    pub const DLT645_OTHER: Detail = Detail(14);
+    /// DL/T 645 error answer: no requested data (bit 1).
+    pub const DLT645_NO_DATA: Detail = Detail(15);
+    /// DL/T 645 error answer: password wrong or not authorised (bit 2).
+    pub const DLT645_PASSWORD: Detail = Detail(16);
+    /// DL/T 645 error answer: the baud rate cannot be changed (bit 3).
+    pub const DLT645_BAUD: Detail = Detail(17);
+    /// DL/T 645 error answer: too many annual time zones (bit 4).
+    pub const DLT645_YEAR_ZONES: Detail = Detail(18);
+    /// DL/T 645 error answer: too many daily time periods (bit 5).
+    pub const DLT645_DAY_PERIODS: Detail = Detail(19);
+    /// DL/T 645 error answer: too many tariffs (bit 6).
+    pub const DLT645_TARIFFS: Detail = Detail(20);
 
     /// Every detail but [`Detail::NONE`], with its word.
-    pub const NAMES: [(Detail, &'static str); 9] = [
+    pub const NAMES: [(Detail, &'static str); 20] = [
         (Detail::WRONG_COUNT, "wrong_count"),
         (Detail::WRONG_UNIT, "wrong_unit"),
         (Detail::WRONG_FUNCTION, "wrong_function"),
@@ -208,6 +230,17 @@ impl Detail {
         (Detail::GARBAGE, "garbage"),
         (Detail::TRUNCATED, "truncated"),
         (Detail::NOT_CONNECTED, "not_connected"),
+        (Detail::WRONG_ADDRESS, "wrong_address"),
+        (Detail::WRONG_DI, "wrong_di"),
+        (Detail::BAD_CHECKSUM, "bad_checksum"),
+        (Detail::BAD_BCD, "bad_bcd"),
+        (Detail::DLT645_OTHER, "dlt645:other"),
+        (Detail::DLT645_NO_DATA, "dlt645:no_data"),
+        (Detail::DLT645_PASSWORD, "dlt645:password"),
+        (Detail::DLT645_BAUD, "dlt645:baud_rate"),
+        (Detail::DLT645_YEAR_ZONES, "dlt645:year_zones"),
+        (Detail::DLT645_DAY_PERIODS, "dlt645:day_periods"),
+        (Detail::DLT645_TARIFFS, "dlt645:tariffs"),
     ];
 
     /// The word written to `q_detail`; `None` for [`Detail::NONE`].

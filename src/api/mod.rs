@@ -1,5 +1,6 @@
 //! The HTTP API of a running gateway: health, readiness, Prometheus metrics,
-//! per-meter and per-site status as JSON, the status page, and reload.
+//! per-meter, per-site and per-endpoint (bus) status as JSON, the status
+//! page, and reload.
 //!
 //! It only reads the [`StatusBoard`](crate::telemetry::StatusBoard) and [`Stats`] (and forwards reload
 //! requests to the app's reload loop), so a slow client never slows the
@@ -69,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/meters", get(meters))
         .route("/api/meters/{id}", get(meter))
         .route("/api/sites", get(sites))
+        .route("/api/endpoints", get(endpoints))
         .route("/api/summary", get(summary))
         .route("/api/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -180,6 +182,10 @@ async fn meter(State(state): State<ApiState>, Path(id): Path<String>) -> Respons
 
 async fn sites(State(state): State<ApiState>) -> Response {
     Json(state.board.get().sites(now_secs())).into_response()
+}
+
+async fn endpoints(State(state): State<ApiState>) -> Response {
+    Json(state.board.get().endpoints()).into_response()
 }
 
 async fn summary(State(state): State<ApiState>) -> Response {

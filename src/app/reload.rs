@@ -55,6 +55,13 @@ pub(super) fn meter_fingerprint(config: &Config, index: usize) -> String {
             };
             format!("{:?}", config.endpoints[endpoint.index()])
         }
+        MeterSource::Dlt645 { endpoint, address } => {
+            plain.source = MeterSource::Dlt645 {
+                endpoint: EndpointId(0),
+                address,
+            };
+            format!("{:?}", config.endpoints[endpoint.index()])
+        }
         MeterSource::Mqtt { broker } => {
             plain.source = MeterSource::Mqtt {
                 broker: BrokerId(0),

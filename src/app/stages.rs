@@ -11,7 +11,8 @@
 //! meter's own `[meters.rules.<point>]` overrides, `calibration.due` and
 //! declared `replacements`. Where a counter of an unsigned integer type
 //! declares no rollover, the register's own wrap is used: 2^bits × scale ×
-//! the meter's PT/CT ratio, so an Acrel U32 ×0.01 kWh counter wraps exactly
+//! the meter's PT/CT ratio (a DL/T 645 BCD counter: 10^digits × its last
+//! digit's weight × scale × ratio), so an Acrel U32 ×0.01 kWh counter wraps exactly
 //! where the meter does. Time limits come from `[validation]`.
 //!
 //! The checkpoint is written durably ([`checkpoint::write_atomic`]: a
@@ -52,7 +53,16 @@ pub fn rules(config: &Config) -> Vec<MeterRules> {
                     let ratio = ratio_factor(def.ratio, m.pt, m.ct);
                     let mut r = PointRules::from_point(def);
                     r.resolution = def.scale.abs() * ratio;
-                    if def.kind == PointKind::Counter && r.rollover.is_none() {
+                    if let Some(d) = def.dlt645 {
+                        // A BCD register counts in its last digit and wraps
+                        // after all nines: XXXXXX.XX at 1 000 000.
+                        let unit = 10f64.powi(-i32::from(d.format.decimals));
+                        r.resolution *= unit;
+                        if def.kind == PointKind::Counter && r.rollover.is_none() {
+                            let counts = 10f64.powi(i32::from(d.format.bytes) * 2);
+                            r.rollover = Some(counts * unit * def.scale.abs() * ratio);
+                        }
+                    } else if def.kind == PointKind::Counter && r.rollover.is_none() {
                         let bits = match def.data_type {
                             DataType::U16 => Some(16),
                             DataType::U32 => Some(32),

@@ -11,12 +11,14 @@ use config::Value;
 
 use super::raw::{CalibrationRaw, OverrideRaw, ReplacementRaw};
 use super::{
-    AggregationSettings, Calibration, DeclaredReplacement, ElectricityMethod, PointOverride,
+    AggregationSettings, Calibration, DeclaredReplacement, ElectricityMethod, EndpointConfig,
+    PointOverride,
 };
-use crate::check::{self, Float, Int, Problems, Text, choice};
+use crate::check::{self, Float, Int, Problems, Text, choice, unknown_ref};
 use crate::model::EnergyType;
 use crate::pipeline::coefficients::kgce_per_m3_from_lhv;
 use crate::pipeline::energy::{self, Conversion, EnergyRole};
+use crate::profiles::dlt645::Address;
 use crate::profiles::{PointKind, Profile};
 
 /// A meter's validation extras: verification record, declared replacements
@@ -529,4 +531,84 @@ pub(super) fn meter_energy(
         },
     };
     (consumption, role, conversion)
+}
+
+/// A DL/T 645 meter's `endpoint` (index; a serial-framed one) and
+/// `address` (12 digits), each checked; `unit_id` is an error here.
+pub(super) fn dlt645_keys(
+    endpoints: &[(String, Option<EndpointConfig>)],
+    endpoint: Option<Text>,
+    address: Option<Text>,
+    unit_id_given: bool,
+    key: &str,
+    p: &mut Problems,
+) -> (Option<usize>, Option<Address>) {
+    let k = |sub: &str| format!("{key}.{sub}");
+    if unit_id_given {
+        p.push(
+            k("unit_id"),
+            "a DL/T 645 meter is addressed by `address` (12 digits from its nameplate), not `unit_id`; remove it",
+        );
+    }
+    let endpoint = match endpoint {
+        None => {
+            p.push(
+                k("endpoint"),
+                "missing required key; give the id of one of the [[endpoints]]",
+            );
+            None
+        }
+        Some(Text(name)) => match endpoints.iter().position(|(id, _)| *id == name) {
+            None => {
+                let known = endpoints.iter().map(|(id, _)| id.as_str());
+                p.push(k("endpoint"), unknown_ref("endpoint", &name, known));
+                None
+            }
+            Some(idx) => {
+                if let Some(Some(ep)) = endpoints.get(idx).map(|(_, e)| e)
+                    && !ep.is_serial_framed()
+                {
+                    p.push(
+                        k("endpoint"),
+                        format!(
+                            "endpoint \"{name}\" is Modbus TCP; a DL/T 645 meter needs a serial-framed one (transport = \"serial\", \"rtu_over_tcp\" or \"dtu\")"
+                        ),
+                    );
+                    None
+                } else {
+                    Some(idx)
+                }
+            }
+        },
+    };
+    let address = match address {
+        None => {
+            p.push(
+                k("address"),
+                "missing required key; give the meter's address, the 12 digits on its nameplate, e.g. \"123456789012\"",
+            );
+            None
+        }
+        Some(Text(a)) if a.trim() == "999999999999" => {
+            p.push(
+                k("address"),
+                "999999999999 is the broadcast address (meters do not answer reads to it); give the meter's own 12 digits",
+            );
+            None
+        }
+        Some(Text(a)) => {
+            let parsed = Address::from_nameplate(a.trim());
+            if parsed.is_none() {
+                p.push(
+                    k("address"),
+                    format!(
+                        "\"{}\" is not a DL/T 645 address; write the 12 digits on the meter's nameplate, e.g. \"123456789012\" (pad with leading zeros)",
+                        crate::check::shorten(&a)
+                    ),
+                );
+            }
+            parsed
+        }
+    };
+    (endpoint, address)
 }

@@ -133,7 +133,7 @@ impl Config {
         self.meters
             .iter()
             .enumerate()
-            .filter(move |(_, m)| m.modbus().is_some_and(|(e, _)| e == endpoint))
+            .filter(move |(_, m)| m.endpoint() == Some(endpoint))
             .map(|(i, m)| (MeterId(u32::try_from(i).unwrap_or(u32::MAX)), m))
     }
 }
@@ -251,6 +251,9 @@ pub struct EndpointConfig {
     pub max_registers: u16,
     /// Pause between two requests on this connection (slow gateways and DTUs).
     pub inter_request_delay: Duration,
+    /// Wake-up bytes (`FE`) sent before each DL/T 645 request on this bus
+    /// (`dlt645_preamble`, default 4; serial-framed transports only).
+    pub dlt645_preamble: u8,
 }
 
 impl EndpointConfig {
@@ -519,6 +522,13 @@ pub enum MeterSource {
         /// Modbus unit id (slave address).
         unit_id: u8,
     },
+    /// Polled over DL/T 645-2007 through a serial-framed endpoint.
+    Dlt645 {
+        /// Bus it is polled through.
+        endpoint: EndpointId,
+        /// Its address (`address = "123456789012"` in the site file).
+        address: crate::profiles::dlt645::Address,
+    },
     /// Publishes to an MQTT broker (`broker = "<id>"` in the site file).
     Mqtt {
         /// The broker its subscription is on.
@@ -527,12 +537,32 @@ pub enum MeterSource {
 }
 
 impl MeterConfig {
+    /// The endpoint a polled meter (Modbus or DL/T 645) is read through.
+    #[must_use]
+    pub fn endpoint(&self) -> Option<EndpointId> {
+        match self.source {
+            MeterSource::Modbus { endpoint, .. } | MeterSource::Dlt645 { endpoint, .. } => {
+                Some(endpoint)
+            }
+            MeterSource::Mqtt { .. } => None,
+        }
+    }
+
+    /// The DL/T 645 endpoint and address, for a DL/T 645 meter.
+    #[must_use]
+    pub fn dlt645(&self) -> Option<(EndpointId, crate::profiles::dlt645::Address)> {
+        match self.source {
+            MeterSource::Dlt645 { endpoint, address } => Some((endpoint, address)),
+            MeterSource::Modbus { .. } | MeterSource::Mqtt { .. } => None,
+        }
+    }
+
     /// The Modbus endpoint and unit id, for a polled meter.
     #[must_use]
     pub fn modbus(&self) -> Option<(EndpointId, u8)> {
         match self.source {
             MeterSource::Modbus { endpoint, unit_id } => Some((endpoint, unit_id)),
-            MeterSource::Mqtt { .. } => None,
+            MeterSource::Mqtt { .. } | MeterSource::Dlt645 { .. } => None,
         }
     }
 
@@ -541,7 +571,7 @@ impl MeterConfig {
     pub fn broker(&self) -> Option<BrokerId> {
         match self.source {
             MeterSource::Mqtt { broker } => Some(broker),
-            MeterSource::Modbus { .. } => None,
+            MeterSource::Modbus { .. } | MeterSource::Dlt645 { .. } => None,
         }
     }
 }
@@ -592,13 +622,32 @@ pub struct PointOverride {
 }
 
 /// `[simulator]`: how `emgate simulate` serves the configured meters.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SimulatorConfig {
     /// Simulated values change in steps of this length (default 1 s), so a
     /// poll anywhere inside a step reads the value of the step's start.
     pub time_step: Duration,
     /// Faults active from the start.
     pub faults: Vec<(MeterId, SimFault)>,
+    /// A simulated DTU whose endpoint has a heartbeat sends it after its
+    /// link has been this long without traffic (`dtu_heartbeat_ms`, default 30 s).
+    pub dtu_heartbeat: Duration,
+}
+
+impl SimulatorConfig {
+    /// Default of [`SimulatorConfig::dtu_heartbeat`]: 30 s, a common DTU factory setting.
+    pub const DEFAULT_DTU_HEARTBEAT: Duration = Duration::from_secs(30);
+}
+
+impl Default for SimulatorConfig {
+    /// No faults, `time_step` zero (the simulator then steps by 1 s), heartbeats every 30 s of idle.
+    fn default() -> SimulatorConfig {
+        SimulatorConfig {
+            time_step: Duration::ZERO,
+            faults: Vec::new(),
+            dtu_heartbeat: SimulatorConfig::DEFAULT_DTU_HEARTBEAT,
+        }
+    }
 }
 
 /// A fault the simulator can inject into one meter.

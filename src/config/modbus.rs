@@ -82,6 +82,13 @@ fn endpoint(value: Value, index: usize, main: &mut Main) {
         0,
         p,
     );
+    let preamble = int(r.dlt645_preamble, &k("dlt645_preamble"), 4, 0, 8, p);
+    if kind == Some(Kind::Tcp) && r.dlt645_preamble.is_some() {
+        p.push(
+            k("dlt645_preamble"),
+            "does not apply to transport = \"tcp\" (only to rtu_over_tcp, serial and dtu); remove it",
+        );
+    }
     let (transport, line) = match kind {
         Some(kind) => transport(kind, r, &key, p),
         None => (None, None),
@@ -102,6 +109,7 @@ fn endpoint(value: Value, index: usize, main: &mut Main) {
                 max_gap: u16::try_from(max_gap?).ok()?,
                 max_registers: u16::try_from(max_registers?).ok()?,
                 inter_request_delay: delay?,
+                dlt645_preamble: u8::try_from(preamble?).ok()?,
             })
         })
         .flatten();

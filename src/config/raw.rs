@@ -280,6 +280,8 @@ pub struct EndpointRaw {
     pub inter_request_delay_ms: Option<Int>,
     /// `tcp`, `rtu_over_tcp`, `serial`, `dtu`.
     pub transport: Option<Text>,
+    /// Wake-up bytes before each DL/T 645 request.
+    pub dlt645_preamble: Option<Int>,
     /// Serial device path (`serial`).
     pub device: Option<Text>,
     /// Line speed, bits per second (serial-framed transports).
@@ -309,6 +311,8 @@ pub struct EndpointRaw {
 pub struct SimulatorRaw {
     /// Length of a simulation step, ms.
     pub time_step_ms: Option<Int>,
+    /// Idle time after which a simulated DTU sends its heartbeat, ms.
+    pub dtu_heartbeat_ms: Option<Int>,
     /// `faults = [{ meter = "...", fault = "..." }]`.
     pub faults: Option<Value>,
 }
@@ -360,6 +364,8 @@ pub struct MeterRaw {
     pub endpoint: Option<Text>,
     /// Modbus unit id.
     pub unit_id: Option<Int>,
+    /// DL/T 645 meter address, 12 digits as on the nameplate.
+    pub address: Option<Text>,
     /// MQTT broker id (instead of `endpoint` and `unit_id`).
     pub broker: Option<Text>,
     /// Poll interval, seconds.

@@ -14,7 +14,8 @@ use crate::check::{self, Problems, Text, choice, millis, unknown_ref};
 use crate::model::MeterId;
 
 /// `[simulator]` as read from the main file (`raw`), its faults resolved
-/// against every declared meter id; absent, 1 s steps and no fault.
+/// against every declared meter id; absent, 1 s steps, no fault and DTU
+/// heartbeats after 30 s of idle.
 pub(super) fn simulator(
     raw: Option<SimulatorRaw>,
     meter_ids: &HashMap<String, (MeterId, Declared)>,
@@ -24,9 +25,18 @@ pub(super) fn simulator(
         return Some(SimulatorConfig {
             time_step: Duration::from_secs(1),
             faults: Vec::new(),
+            dtu_heartbeat: SimulatorConfig::DEFAULT_DTU_HEARTBEAT,
         });
     };
     let time_step = millis(r.time_step_ms, "simulator.time_step_ms", 1000, 1, p);
+    let default_heartbeat = SimulatorConfig::DEFAULT_DTU_HEARTBEAT.as_millis() as i64;
+    let dtu_heartbeat = millis(
+        r.dtu_heartbeat_ms,
+        "simulator.dtu_heartbeat_ms",
+        default_heartbeat,
+        1,
+        p,
+    );
     let mut faults = Vec::new();
     let mut ok = true;
     if let Some(v) = r.faults {
@@ -86,6 +96,7 @@ pub(super) fn simulator(
     Some(SimulatorConfig {
         time_step: time_step?,
         faults,
+        dtu_heartbeat: dtu_heartbeat?,
     })
     .filter(|_| ok)
 }

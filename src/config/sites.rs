@@ -24,7 +24,7 @@ use crate::check::{
     unknown_ref,
 };
 use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
-use crate::profiles::{Profile, RatioScaling};
+use crate::profiles::{Profile, Protocol, RatioScaling};
 
 /// A profile file's outcome: valid, or broken (its problems are reported already).
 pub(super) enum Loaded {
@@ -193,6 +193,7 @@ impl<'a> SiteState<'a> {
         // publishes to an MQTT broker (`broker`), never both.
         let modbus_given = r.endpoint.is_some()
             || r.unit_id.is_some()
+            || r.address.is_some()
             || p.bad_keys.contains(&k("endpoint"))
             || p.bad_keys.contains(&k("unit_id"));
         let mqtt_given = r.broker.is_some() || p.bad_keys.contains(&k("broker"));
@@ -221,10 +222,36 @@ impl<'a> SiteState<'a> {
                 "has no source; give `endpoint` and `unit_id` (a meter polled over Modbus) or `broker` (a meter that publishes over MQTT)",
             );
         }
+        let dlt645 = profile
+            .as_deref()
+            .and_then(|name| self.valid_profile(name))
+            .is_some_and(|prof| prof.protocol == Protocol::Dlt645);
         let (endpoint, unit_id) = if mqtt_given || !modbus_given {
             (None, None)
+        } else if dlt645 {
+            let (e, address) = super::meter::dlt645_keys(
+                &self.main.endpoints,
+                r.endpoint.take(),
+                r.address.take(),
+                r.unit_id.is_some(),
+                &key,
+                p,
+            );
+            if let (Some(e), Some(address)) = (e, address) {
+                source = Some(MeterSource::Dlt645 {
+                    endpoint: EndpointId(u32::try_from(e).unwrap_or(u32::MAX)),
+                    address,
+                });
+            }
+            (None, None)
         } else {
-            Self::modbus_keys(&self.main.endpoints, r.endpoint, r.unit_id, &key, p)
+            if r.address.is_some() {
+                p.push(
+                    k("address"),
+                    "only for DL/T 645 meters (a profile with protocol = \"dlt645\"); a Modbus meter has `unit_id`",
+                );
+            }
+            Self::modbus_keys(&self.main.endpoints, r.endpoint.take(), r.unit_id, &key, p)
         };
         if let (Some(e), Some(u)) = (endpoint, unit_id) {
             source = Some(MeterSource::Modbus {

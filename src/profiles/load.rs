@@ -15,10 +15,16 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::check::{self, ConfigError, Float, Int, Problems, Text, choice, choice_ci, is_valid_id};
+use crate::check::{
+    self, ConfigError, Flag, Float, Int, Problems, Text, choice, choice_ci, is_valid_id,
+};
 
+use super::dlt645::{Di, Format};
 use super::raw::{PointRaw, ProfileFile};
-use super::{ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
+use super::{
+    ByteOrder, DataType, Dlt645Point, PointDef, PointKind, Profile, Protocol, RatioScaling,
+    RegisterKind,
+};
 
 /// Every shipped profile as `(id, TOML text)`, in id order.
 #[must_use]
@@ -31,6 +37,10 @@ pub fn builtin() -> &'static [(&'static str, &'static str)] {
         (
             "belt_scale",
             include_str!("../../config/profiles/belt_scale.toml"),
+        ),
+        (
+            "dlt645_3phase",
+            include_str!("../../config/profiles/dlt645_3phase.toml"),
         ),
         (
             "eastron_sdm630",
@@ -137,6 +147,15 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
             String::new()
         }
     };
+    let protocol = choice(
+        top.protocol,
+        "protocol",
+        "protocol",
+        &[("modbus", Protocol::Modbus), ("dlt645", Protocol::Dlt645)],
+        Some(Protocol::Modbus),
+        p,
+    )
+    .unwrap_or(Protocol::Modbus);
     let Some(points_value) = top.points else {
         p.push(
             "points",
@@ -161,7 +180,7 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
         let Some(raw_point) = check::table::<PointRaw>(item, &key, "a table", p) else {
             continue;
         };
-        if let Some(point) = point(raw_point, &key, p) {
+        if let Some(point) = point(raw_point, &key, protocol, p) {
             if let Some(first) = seen.get(&point.name) {
                 p.push(
                     format!("{key}.name"),
@@ -243,6 +262,7 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
     };
     Some(Profile {
         id: id.to_owned(),
+        protocol,
         description,
         points,
         uses_ratios,
@@ -324,9 +344,36 @@ fn default_gauge(points: &[PointDef], name: &str) -> Option<usize> {
 }
 
 /// Checks one point; `None` when something essential is missing or wrong.
-fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
+fn point(mut r: PointRaw, key: &str, protocol: Protocol, p: &mut Problems) -> Option<PointDef> {
     let k = |sub: &str| format!("{key}.{sub}");
     let errors_before = p.list.len();
+    let dlt645 = match protocol {
+        Protocol::Modbus => {
+            for (present, sub) in [
+                (r.di.is_some(), "di"),
+                (r.format.is_some(), "format"),
+                (r.signed.is_some(), "signed"),
+            ] {
+                if present {
+                    p.push(
+                        k(sub),
+                        "only for DL/T 645 profiles (protocol = \"dlt645\"); remove it, or set the profile's protocol",
+                    );
+                }
+            }
+            None
+        }
+        Protocol::Dlt645 => {
+            let point = dlt645_point(&r, key, p);
+            // The Modbus keys mean nothing here; placeholders keep one
+            // point type (see `PointDef::dlt645`).
+            r.register = Some(Text("holding".to_owned()));
+            r.data_type = Some(Text("u16".to_owned()));
+            r.address = Some(Int(0));
+            r.order = None;
+            point
+        }
+    };
 
     let name = match r.name {
         Some(Text(n)) if is_field_name(&n) => {
@@ -606,6 +653,68 @@ fn point(r: PointRaw, key: &str, p: &mut Problems) -> Option<PointDef> {
         spike_margin,
         frozen_after,
         rate_of,
+        dlt645,
+    })
+}
+
+/// A DL/T 645 point's `di`, `format` and `signed`; the Modbus keys are errors.
+fn dlt645_point(r: &PointRaw, key: &str, p: &mut Problems) -> Option<Dlt645Point> {
+    let k = |sub: &str| format!("{key}.{sub}");
+    for (present, sub) in [
+        (r.register.is_some(), "register"),
+        (r.address.is_some(), "address"),
+        (r.data_type.is_some(), "type"),
+        (r.order.is_some(), "order"),
+    ] {
+        if present {
+            p.push(
+                k(sub),
+                "does not apply to a DL/T 645 point; give `di` and `format` instead",
+            );
+        }
+    }
+    let di = match &r.di {
+        None => {
+            p.push(
+                k("di"),
+                "missing required key; give the data identifier as 8 hex digits DI3..DI0, e.g. \"00010000\" (forward active energy, total)",
+            );
+            None
+        }
+        Some(Text(t)) => {
+            let di = Di::parse(t);
+            if di.is_none() {
+                p.push(
+                    k("di"),
+                    format!("\"{}\" is not a data identifier; write 8 hex digits DI3..DI0 as in the standard's tables, e.g. \"00010000\"", check::shorten(t)),
+                );
+            }
+            di
+        }
+    };
+    let signed = r.signed.as_ref().is_some_and(|Flag(b)| *b);
+    let format = match &r.format {
+        None => {
+            p.push(
+                k("format"),
+                "missing required key; give the BCD format from the standard's tables, e.g. \"XXXXXX.XX\" (energy) or \"XXX.X\" (voltage)",
+            );
+            None
+        }
+        Some(Text(t)) => {
+            let parsed = Format::parse(t, signed);
+            if parsed.is_none() {
+                p.push(
+                    k("format"),
+                    format!("\"{}\" is not a BCD format; write an even number of X (at most 16) with at most one \".\", e.g. \"XXXXXX.XX\", \"XX.XXXX\"", check::shorten(t)),
+                );
+            }
+            parsed
+        }
+    };
+    Some(Dlt645Point {
+        di: di?,
+        format: format?,
     })
 }
 

@@ -10,6 +10,7 @@
 //! request planner, the decoder and the simulator; [`load`] reads the files.
 
 pub mod codec;
+pub mod dlt645;
 pub mod load;
 mod raw;
 
@@ -182,6 +183,10 @@ pub struct PointDef {
     /// counter's unit per hour (`power_kw` for `import_kwh`); a counter that
     /// stands still while its rate says it should move is frozen.
     pub rate_of: Option<String>,
+    /// DL/T 645 profiles: the data identifier and BCD format of the point
+    /// (`None` in Modbus profiles). For these points `register`, `address`,
+    /// `data_type` and `order` are unused placeholders (holding, 0, u16, ABCD).
+    pub dlt645: Option<Dlt645Point>,
 }
 
 impl PointDef {
@@ -219,6 +224,7 @@ impl PointDef {
             spike_margin: None,
             frozen_after: None,
             rate_of: None,
+            dlt645: None,
         }
     }
 
@@ -235,11 +241,31 @@ impl PointDef {
     }
 }
 
+/// The protocol of a profile's meters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Modbus (TCP or RTU): points are registers.
+    Modbus,
+    /// DL/T 645-2007: points are data identifiers.
+    Dlt645,
+}
+
+/// Where a DL/T 645 point's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dlt645Point {
+    /// Data identifier (`di = "00010000"`).
+    pub di: dlt645::Di,
+    /// BCD format (`format = "XXXXXX.XX"`, `signed = true` for power, current, power factor).
+    pub format: dlt645::Format,
+}
+
 /// A meter model's register map, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     /// Profile id, the file stem (`sdm630`).
     pub id: String,
+    /// The protocol its meters speak (`protocol = "modbus" | "dlt645"`).
+    pub protocol: Protocol,
     /// Human description (manufacturer and model).
     pub description: String,
     /// The points, in the order readings carry their values.

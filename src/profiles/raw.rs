@@ -9,7 +9,7 @@
 use config::Value;
 use serde::Deserialize;
 
-use crate::check::{Float, Int, Text};
+use crate::check::{Flag, Float, Int, Text};
 
 /// A profile file's top level.
 #[derive(Debug, Deserialize)]
@@ -24,6 +24,8 @@ pub struct ProfileFile {
     pub temperature: Option<Text>,
     /// `[[points]]`.
     pub points: Option<Value>,
+    /// `modbus` (default) or `dlt645`.
+    pub protocol: Option<Text>,
 }
 
 /// One `[[points]]` element as written.
@@ -66,6 +68,12 @@ pub struct PointRaw {
     pub frozen_after: Option<Int>,
     /// The counter this gauge is the hourly rate of.
     pub rate_of: Option<Text>,
+    /// DL/T 645: data identifier, 8 hex digits DI3..DI0.
+    pub di: Option<Text>,
+    /// DL/T 645: BCD format such as `XXXXXX.XX`.
+    pub format: Option<Text>,
+    /// DL/T 645: the top bit of the top byte is a sign.
+    pub signed: Option<Flag>,
 }
 
 #[cfg(test)]

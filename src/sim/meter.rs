@@ -1,12 +1,16 @@
 //! What one simulated meter serves: each profile point gets a role (counter,
-//! rate gauge or plain gauge) from its kind and unit, and its value at a time
-//! is turned into registers with the gateway's own encoder.
+//! rate gauge or plain gauge) from its kind and unit (and, for DL/T 645
+//! points, its data identifier), and its value at a time is turned into
+//! registers with the gateway's own encoder, or into BCD digits by the
+//! values rule of [`super::dlt645`].
 //!
 //! Pure: no I/O, no clock, no faults beyond what the caller passes in, so the
-//! same functions answer Modbus requests and [`super::Simulator::value_at`].
+//! same functions answer Modbus and DL/T 645 requests and
+//! [`super::Simulator::value_at`].
 
 use std::f64::consts::TAU;
 
+use super::dlt645;
 use super::load::{EPOCH, LoadShape};
 use crate::config::MeterConfig;
 use crate::model::EnergyType;
@@ -21,6 +25,10 @@ const REACTIVE_SHARE: f64 = 0.3;
 const SQRT_3: f64 = 1.732_050_807_568_877_2;
 /// Period of the small wobble on plain gauges, seconds.
 const WOBBLE_PERIOD: f64 = 300.0;
+/// Shares of DL/T 645 tariffs 1-4 (sharp, peak, flat, valley) in the total:
+/// a fixed split, so the tariff registers add up to the total register's
+/// energy (real time-of-use splits follow the clock; these follow the load).
+const TARIFF_SHARES: [f64; 4] = [0.1, 0.3, 0.35, 0.25];
 
 /// What the `spike` fault adds to a counter, in the point's own unit: far
 /// above what any metered unit consumes in one poll, yet small enough that a
@@ -157,12 +165,53 @@ impl SimMeter {
         encode_point(def, v, self.pt, self.ct, out);
     }
 
-    /// The value point `i` serves at `t`, decoded from its registers exactly as
-    /// the gateway's decoder does (same formula, same rounding).
+    /// The BCD value bytes (lowest first, before +0x33) DL/T 645 point `i`
+    /// serves at `t`, as `serve` says, into `out`; returns their count (0
+    /// for a point that is not a DL/T 645 one). The values rule is in
+    /// [`super::dlt645`]; the sentinel is bytes `FF`, which are no BCD.
+    pub fn encode_bcd(
+        &self,
+        i: usize,
+        t: f64,
+        reset: f64,
+        serve: Serve,
+        out: &mut [u8; 8],
+    ) -> usize {
+        let def = &self.points[i].def;
+        let Some(point) = def.dlt645 else {
+            return 0;
+        };
+        let len = usize::from(point.format.bytes).min(out.len());
+        if serve == Serve::Sentinel {
+            out[..len].fill(0xFF);
+            return len;
+        }
+        let counter = def.kind == PointKind::Counter;
+        let mut v = self.model_value(i, t, reset);
+        if serve == Serve::Spike && counter {
+            v = (v + SPIKE_JUMP)
+                .min(spike_ceiling(def, self.pt, self.ct))
+                .max(v);
+        }
+        let factor = def.scale * ratio_factor(def.ratio, self.pt, self.ct);
+        let (count, negative) = dlt645::quantise(point.format, (v - def.offset) / factor, counter);
+        dlt645::bcd_into(count, negative, &mut out[..len]);
+        len
+    }
+
+    /// The value point `i` serves at `t`, decoded from its registers (or
+    /// its BCD digits) exactly as the gateway's decoder does (same formula,
+    /// same rounding).
     pub fn served_value(&self, i: usize, t: f64) -> f64 {
+        let def = &self.points[i].def;
+        if let Some(d) = def.dlt645 {
+            let mut bytes = [0u8; 8];
+            let n = self.encode_bcd(i, t, 0.0, Serve::Normal, &mut bytes);
+            let raw = d.format.decode(&bytes[..n]).unwrap_or(f64::NAN);
+            return scale_raw(def, raw, self.pt, self.ct);
+        }
         let mut regs = [0u16; 4];
         self.encode(i, t, 0.0, Serve::Normal, &mut regs);
-        let def = &self.points[i].def;
         let raw = decode_raw(&regs, def.data_type, def.order);
         scale_raw(def, raw.value, self.pt, self.ct)
     }
@@ -173,15 +222,20 @@ impl SimMeter {
 /// a wrap nor the all-ones / signed-minimum sentinel (`0xFFFE`, `0xFFFF_FFFE`,
 /// `0x7FFF`, `0x7FFF_FFFF` counts). A spike must read as a jump up, not as a
 /// rollover or a missing value, so a counter within [`SPIKE_JUMP`] of that top
-/// jumps only up to it. 64-bit and float registers have no cap of their own.
+/// jumps only up to it. 64-bit and float registers have no cap of their own;
+/// a DL/T 645 register stops at its largest BCD value (`999999.99` for
+/// `XXXXXX.XX`), one count below its rollover.
 pub(crate) fn spike_ceiling(def: &PointDef, pt: f64, ct: f64) -> f64 {
     let count = (def.scale * ratio_factor(def.ratio, pt, ct)).abs();
-    let top_raw = match def.data_type {
-        DataType::U16 => Some(65_534.0),
-        DataType::I16 => Some(32_767.0),
-        DataType::U32 => Some(4_294_967_294.0),
-        DataType::I32 => Some(2_147_483_647.0),
-        _ => None,
+    let top_raw = match (def.dlt645, def.data_type) {
+        (Some(d), _) => {
+            Some(dlt645::max_count(d.format) as f64 / 10f64.powi(i32::from(d.format.decimals)))
+        }
+        (None, DataType::U16) => Some(65_534.0),
+        (None, DataType::I16) => Some(32_767.0),
+        (None, DataType::U32) => Some(4_294_967_294.0),
+        (None, DataType::I32) => Some(2_147_483_647.0),
+        (None, _) => None,
     };
     let register = top_raw.map_or(f64::INFINITY, |raw| raw * count + def.offset);
     let rollover = def
@@ -191,19 +245,37 @@ pub(crate) fn spike_ceiling(def: &PointDef, pt: f64, ct: f64) -> f64 {
     register.min(rollover)
 }
 
-/// True for export / reverse quantities, which carry a small share of the load.
-fn is_export(name: &str) -> bool {
-    name.contains("export") || name.contains("reverse")
+/// True for export / reverse quantities, which carry a small share of the
+/// load: by name, or a DL/T 645 reverse active energy (`0002xxxx`).
+fn is_export(def: &PointDef) -> bool {
+    let name = def.name.as_str();
+    let [_, _, di2, di3] = def.dlt645.map_or([0xFF; 4], |d| d.di.wire());
+    name.contains("export") || name.contains("reverse") || (di3 == 0x00 && di2 == 0x02)
+}
+
+/// The share of its quantity a DL/T 645 data identifier names (1 for any
+/// other point): a tariff's share of the energy (`00 xx 01 00`…`00 xx 04 00`,
+/// [`TARIFF_SHARES`]; tariffs above 4 nothing), a phase's third of the
+/// power (`02 03 01 00`…, active, reactive and apparent).
+fn di_share(def: &PointDef) -> f64 {
+    let Some(d) = def.dlt645 else {
+        return 1.0;
+    };
+    let [_, di1, di2, di3] = d.di.wire();
+    match (di3, di2, di1) {
+        (0x00, _, 0) => 1.0,
+        (0x00, _, 1..=4) => TARIFF_SHARES[usize::from(di1) - 1],
+        (0x00, _, _) => 0.0,
+        (0x02, 0x03..=0x05, 1..=3) => 1.0 / 3.0,
+        _ => 1.0,
+    }
 }
 
 /// Role of a point of a meter measuring `energy`.
 fn role_of(energy: EnergyType, def: &PointDef, nominal_v: f64) -> Role {
     let unit = def.unit.as_str();
-    let share = if is_export(&def.name) {
-        EXPORT_SHARE
-    } else {
-        1.0
-    };
+    let export = if is_export(def) { EXPORT_SHARE } else { 1.0 };
+    let share = export * di_share(def);
     if def.kind == PointKind::Counter {
         return Role::Counter {
             per_main: counter_per_main(energy, unit) * share,

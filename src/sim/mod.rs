@@ -1,8 +1,33 @@
-//! Simulated meters with exact, known consumption: a Modbus TCP server that
-//! serves the configured meters from the same profiles the gateway polls, and
+//! Simulated meters with exact, known consumption: Modbus servers and
+//! DL/T 645-2007 meters on simulated buses that serve the configured meters
+//! from the same profiles the gateway polls, and
 //! an MQTT publisher for the meters configured with `broker = "…"` (see
 //! [`mqtt`]: one message per meter at each multiple of its `poll_interval`,
 //! stamped with that slot and carrying the values of that slot).
+//!
+//! # Transports
+//! Each endpoint with meters is served the way its `transport` says:
+//! * `tcp`: a Modbus TCP server on `host:port` (tokio-modbus; see [`server`]);
+//! * `rtu_over_tcp`: a listener on `host:port` whose connections carry the
+//!   bytes of an RS-485 bus, as a serial server in transparent mode forwards
+//!   them: Modbus RTU frames with CRC and DL/T 645 frames, mixed on one bus
+//!   as real buses are (see [`bus`], which tells them apart; [`rtu`] and
+//!   [`dlt645`] answer them; an unknown unit id or meter address gets
+//!   silence there, not 0x0B);
+//! * `dtu`: the simulator is the DTU: it dials the gateway's `[dtu] listen`,
+//!   registers, and serves that bus's requests (both protocols) on that
+//!   connection, with the endpoint's heartbeat after
+//!   `[simulator] dtu_heartbeat_ms` of idle (see [`dtu`]);
+//! * DL/T 645 meters on a `tcp` endpoint (which configuration loading
+//!   refuses) are not served: Modbus TCP cannot carry them; one warning.
+//! * `serial`: **not served**. The gateway opens the device itself and a
+//!   simulator cannot sit behind a local serial port; such an endpoint is
+//!   skipped with one warning naming it. To test a serial bus, bridge a
+//!   `socat` pty pair to an `rtu_over_tcp` endpoint of a second configuration.
+//!
+//! [`Simulator::local_addr`] gives the bound address of `tcp` and
+//! `rtu_over_tcp` endpoints; [`Simulator::dtu_connects`] and
+//! [`Simulator::dtu_heartbeats`] show what a DTU has done.
 //!
 //! `emgate simulate` and `emgate demo` run it, and the integration tests poll
 //! it and compare what the gateway stored with what the simulator knows.
@@ -17,6 +42,15 @@
 //! t, kW for GJ) serve `r(t)` in their unit; export / reverse quantities carry
 //! 2 % of the load, reactive ones 30 %; voltage, current, frequency, power
 //! factor, pressure and temperature serve plausible values for the energy type.
+//!
+//! DL/T 645 meters follow the same load, and their data identifiers refine
+//! the share: reverse active energy (`0002xxxx`) carries the export share,
+//! tariffs 1-4 (`0001 01 00`…`0001 04 00`: sharp, peak, flat, valley) 10 %,
+//! 30 %, 35 % and 25 % of the total (higher tariffs nothing), so the tariffs
+//! sum to the total; per-phase powers (`0203 01 00`…) a third. A value
+//! is served in the point's BCD format, counters rounded **down** to it
+//! (a register shows completed units) and gauges to the nearest (see
+//! [`dlt645`]); [`Simulator::value_at`] decodes those very digits.
 //!
 //! # Time steps
 //! Values change only at multiples of `simulator.time_step` (1 s when zero):
@@ -36,8 +70,12 @@
 //!   other unit ids on the same endpoint go on answering. The client sees a
 //!   timeout either way (and, with tokio-modbus, must reconnect before reusing
 //!   the connection, or a late reply would be mistaken for the next one).
-//! * `exception`: every read answers exception 04 (ServerDeviceFailure).
-//! * `sentinel`: float points serve NaN, integer points all ones (`0xFFFF…`).
+//! * `exception`: every read answers exception 04 (ServerDeviceFailure);
+//!   a DL/T 645 meter answers the error frame (`0xD1`) with error byte 0x01
+//!   (other error).
+//! * `sentinel`: float points serve NaN, integer points all ones (`0xFFFF…`);
+//!   DL/T 645 points serve bytes that are not BCD (`FF` before +0x33), so a
+//!   gateway must flag them (`bad_bcd`), never read a value.
 //! * `counter_reset`: counters restart from 0 at the step the fault is set
 //!   (the main counter's value then is subtracted from then on); clearing the
 //!   fault does not undo the reset, setting it again resets again.
@@ -64,11 +102,17 @@
 //! it publishes each wall-clock slot with the values of that slot.
 //!
 //! Protocol choices (exceptions for unknown units, uncovered addresses,
-//! oversized reads) are documented in [`server`].
+//! oversized reads) are documented in [`server`], for RTU framing in
+//! [`rtu`], for DL/T 645 (addresses, error answers, the values rule) in
+//! [`dlt645`], and how one bus carries both in [`bus`].
 
+pub mod bus;
+pub mod dlt645;
+pub mod dtu;
 mod load;
 mod meter;
 pub mod mqtt;
+pub mod rtu;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -84,7 +128,9 @@ pub use meter::SPIKE_JUMP;
 
 use crate::config::{Config, SimFault, Transport};
 use crate::model::{EndpointId, MeterId};
-use meter::SimMeter;
+use crate::profiles::dlt645::Address;
+use dtu::{DtuCounters, DtuLink};
+use meter::{Serve, SimMeter};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +154,20 @@ pub enum SimError {
         endpoint: String,
         /// The unit id.
         unit: u8,
+        /// Meter seen first.
+        first: String,
+        /// Meter seen second.
+        second: String,
+    },
+    /// Two DL/T 645 meters on one endpoint share an address.
+    #[error(
+        "simulator: endpoint {endpoint:?}: meters {first:?} and {second:?} both use DL/T 645 address {address}"
+    )]
+    DuplicateAddress {
+        /// Endpoint id.
+        endpoint: String,
+        /// The address, as on the nameplate.
+        address: String,
         /// Meter seen first.
         first: String,
         /// Meter seen second.
@@ -139,6 +199,9 @@ pub(crate) struct Shared {
     meters: Vec<SimMeter>,
     /// Per endpoint, unit id → meter index.
     units: Vec<Box<[Option<usize>; 256]>>,
+    /// Per endpoint, its DL/T 645 meters: address (wire order) and meter
+    /// index, in configuration order (a bus has a few dozen at most).
+    dlt645: Vec<Vec<(Address, usize)>>,
     /// Per meter, the active fault (see [`fault_code`]).
     /// Its code in the top byte (see [`fault_code`]), below it the number of
     /// requests that have seen this fault since it was set: one atomic word,
@@ -200,6 +263,18 @@ impl Shared {
         f64::from_bits(self.resets[meter].load(Ordering::Relaxed))
     }
 
+    /// The instant and the kind of values a request for `meter` under
+    /// `fault` at stepped time `t` is served (both protocols alike).
+    fn serving(&self, meter: usize, fault: Option<SimFault>, t: f64) -> (f64, Serve) {
+        match fault {
+            Some(SimFault::Sentinel) => (t, Serve::Sentinel),
+            Some(SimFault::Spike) => (t, Serve::Spike),
+            // The instant of the freeze, re-encoded: the same registers, bit for bit.
+            Some(SimFault::Frozen) => (self.freeze_at(meter), Serve::Normal),
+            _ => (t, Serve::Normal),
+        }
+    }
+
     fn set_fault(&self, meter: usize, fault: Option<SimFault>) {
         if fault == Some(SimFault::CounterReset) {
             let t = self.stepped(self.now());
@@ -251,6 +326,8 @@ fn fault_code(fault: Option<SimFault>) -> u8 {
 pub struct Simulator {
     shared: Arc<Shared>,
     addrs: Arc<Vec<Option<SocketAddr>>>,
+    /// Per endpoint, the counters of its simulated DTU (`dtu` endpoints with meters).
+    dtus: Arc<Vec<Option<Arc<DtuCounters>>>>,
     mqtt: Arc<MqttState>,
 }
 
@@ -272,15 +349,20 @@ impl std::fmt::Debug for Simulator {
 }
 
 impl Simulator {
-    /// Binds one listener per endpoint in `config` that has meters
-    /// (`host:port`; port 0 picks a free port) and serves every meter on it by
-    /// unit id, until `shutdown` is cancelled. MQTT meters are published to
+    /// Binds one listener per `tcp` and `rtu_over_tcp` endpoint in `config`
+    /// that has meters (`host:port`; port 0 picks a free port) and serves
+    /// every meter on it by unit id (Modbus) or address (DL/T 645), and starts one simulated DTU per `dtu`
+    /// endpoint with meters, dialling `config.dtu.listen` (see [`dtu`]),
+    /// until `shutdown` is cancelled. `serial` endpoints are skipped with a
+    /// warning. MQTT meters are published to
     /// their brokers (see [`mqtt`]); a broker that cannot be reached is
     /// retried with backoff and logged, never an error here, and a meter that
-    /// cannot be published is skipped with a warning.
+    /// cannot be published is skipped with a warning. A gateway that does
+    /// not accept a DTU yet is redialled likewise.
     ///
     /// # Errors
-    /// A listener that cannot be bound, or two meters sharing a unit id on one endpoint.
+    /// A listener that cannot be bound, or two meters sharing a unit id or a
+    /// DL/T 645 address on one endpoint.
     pub async fn start(
         config: &Config,
         shutdown: CancellationToken,
@@ -330,6 +412,22 @@ impl Simulator {
             }
             *slot = Some(i);
         }
+        let mut dlt645: Vec<Vec<(Address, usize)>> = vec![Vec::new(); config.endpoints.len()];
+        for (i, m) in config.meters.iter().enumerate() {
+            let Some((endpoint, address)) = m.dlt645() else {
+                continue;
+            };
+            let on_bus = &mut dlt645[endpoint.index()];
+            if let Some(&(_, first)) = on_bus.iter().find(|(a, _)| *a == address) {
+                return Err(SimError::DuplicateAddress {
+                    endpoint: config.endpoints[endpoint.index()].id.clone(),
+                    address: address.nameplate(),
+                    first: config.meters[first].id.clone(),
+                    second: m.id.clone(),
+                });
+            }
+            on_bus.push((address, i));
+        }
 
         let step = config.simulator.time_step.as_secs_f64();
         let shared = Arc::new(Shared {
@@ -338,6 +436,7 @@ impl Simulator {
             freeze_at: (0..meters.len()).map(|_| AtomicU64::new(0)).collect(),
             meters,
             units,
+            dlt645,
             frozen: AtomicU64::new(options.frozen_time.unwrap_or(f64::NAN).to_bits()),
             step: if step > 0.0 { step } else { 1.0 },
             served: AtomicU64::new(0),
@@ -348,29 +447,78 @@ impl Simulator {
 
         // Bind everything before serving anything, so a failure leaves nothing running.
         let mut listeners = Vec::new();
+        let mut rtu_listeners = Vec::new();
+        let mut dtu_links = Vec::new();
         let mut addrs = vec![None; config.endpoints.len()];
+        let mut dtus = vec![None; config.endpoints.len()];
         for (e, ep) in config.endpoints.iter().enumerate() {
-            if !config
-                .meters
-                .iter()
-                .any(|m| m.modbus().is_some_and(|(ep, _)| ep.index() == e))
-            {
+            // MQTT meters have no endpoint; the rest are served on theirs.
+            if config.meters_on(EndpointId(e as u32)).next().is_none() {
                 continue;
             }
-            // Serial-framed transports are served by the field-bus simulator.
-            let Transport::Tcp { host, port } = &ep.transport else {
-                continue;
+            let (host, port) = match &ep.transport {
+                Transport::Tcp { host, port } => {
+                    let dlt = shared.dlt645[e].len();
+                    if dlt > 0 {
+                        tracing::warn!(endpoint = %ep.id, meters = dlt,
+                            "simulator: DL/T 645 meters on a Modbus TCP endpoint are not served \
+                             (they need a serial-framed endpoint: rtu_over_tcp or dtu)");
+                    }
+                    if dlt == config.meters_on(EndpointId(e as u32)).count() {
+                        continue;
+                    }
+                    (host, *port)
+                }
+                Transport::RtuOverTcp { host, port } => (host, *port),
+                Transport::Serial { device } => {
+                    tracing::warn!(endpoint = %ep.id, device = %device.display(),
+                        "simulator: serial endpoint not served (the gateway opens the device itself; \
+                         serve these meters over rtu_over_tcp to simulate them)");
+                    continue;
+                }
+                Transport::Dtu(d) => {
+                    let counters = Arc::new(DtuCounters::default());
+                    dtus[e] = Some(Arc::clone(&counters));
+                    dtu_links.push((e, d.clone(), counters));
+                    continue;
+                }
             };
             let bind_err = |source| SimError::Bind {
                 endpoint: ep.id.clone(),
                 addr: ep.address(),
                 source,
             };
-            let listener = TcpListener::bind((host.as_str(), *port))
+            let listener = TcpListener::bind((host.as_str(), port))
                 .await
                 .map_err(bind_err)?;
             addrs[e] = Some(listener.local_addr().map_err(bind_err)?);
-            listeners.push((e, listener));
+            if matches!(ep.transport, Transport::RtuOverTcp { .. }) {
+                rtu_listeners.push((e, listener));
+            } else {
+                listeners.push((e, listener));
+            }
+        }
+        for (e, listener) in rtu_listeners {
+            bus::spawn_listener(
+                Arc::clone(&shared),
+                e,
+                config.endpoints[e].id.clone(),
+                listener,
+                shutdown.clone(),
+            );
+        }
+        let gateway = dtu::dial_address(config.dtu.listen);
+        for (e, d, counters) in dtu_links {
+            let link = DtuLink {
+                shared: Arc::clone(&shared),
+                endpoint: e,
+                endpoint_id: config.endpoints[e].id.clone(),
+                gateway,
+                dtu: d,
+                heartbeat_every: config.simulator.dtu_heartbeat,
+                counters,
+            };
+            dtu::spawn(link, shutdown.clone());
         }
         for (e, listener) in listeners {
             let service = server::EndpointService {
@@ -409,19 +557,45 @@ impl Simulator {
         Ok(Simulator {
             shared,
             addrs: Arc::new(addrs),
+            dtus: Arc::new(dtus),
             mqtt: Arc::new(MqttState { counters, plans }),
         })
     }
 
-    /// Address endpoint `endpoint` listens on, if it has meters.
+    /// Address endpoint `endpoint` listens on, if it has meters and is a
+    /// `tcp` or `rtu_over_tcp` endpoint.
     pub fn local_addr(&self, endpoint: EndpointId) -> Option<SocketAddr> {
         self.addrs.get(endpoint.index()).copied().flatten()
+    }
+
+    /// Connections the simulated DTU of `endpoint` has made to the gateway
+    /// (0 for an endpoint that is not a `dtu` endpoint with meters): 1 while
+    /// all is well, one more per redial.
+    pub fn dtu_connects(&self, endpoint: EndpointId) -> u64 {
+        self.dtu_counters(endpoint)
+            .map_or(0, |c| c.connects.load(Ordering::Relaxed))
+    }
+
+    /// Heartbeat packets the simulated DTU of `endpoint` has sent.
+    pub fn dtu_heartbeats(&self, endpoint: EndpointId) -> u64 {
+        self.dtu_counters(endpoint)
+            .map_or(0, |c| c.heartbeats.load(Ordering::Relaxed))
+    }
+
+    fn dtu_counters(&self, endpoint: EndpointId) -> Option<&DtuCounters> {
+        self.dtus.get(endpoint.index())?.as_deref()
     }
 
     /// The scaled value point `point` (index in its profile) of `meter` holds
     /// at Unix time `t`, exactly as served: stepped, encoded into registers and
     /// decoded back with the gateway's formula (so ×0.01 kWh integer steps and
     /// f32 rounding are included). Faults, counter resets included, are ignored.
+    ///
+    /// For a DL/T 645 point: the BCD digits served (counters rounded down,
+    /// gauges to the nearest count of the format; see [`dlt645`]), decoded
+    /// by [`Format::decode`](crate::profiles::dlt645::Format::decode) and
+    /// scaled by [`scale_raw`](crate::profiles::codec::scale_raw) (× scale ×
+    /// ratio + offset), as the gateway does.
     pub fn value_at(&self, meter: MeterId, point: usize, t: f64) -> f64 {
         let s = &self.shared;
         s.meters[meter.index()].served_value(point, s.stepped(t))

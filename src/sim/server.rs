@@ -15,7 +15,12 @@
 //!   that touches at least one point is served, with registers no point covers
 //!   reading 0 (what most meters do inside a documented block);
 //! * an unknown unit id answers 0x0B (GatewayTargetDevice failed to respond),
-//!   as a Modbus TCP-to-RTU gateway does when nobody on its bus answers.
+//!   as a Modbus TCP-to-RTU gateway does when nobody on its bus answers
+//!   (over RTU framing, [`super::rtu`] stays silent instead, as a bus does).
+//!
+//! `answer` serves the RTU slave of [`super::rtu`] too, so both framings
+//! serve the same registers. DL/T 645 meters are never served here (Modbus
+//! TCP cannot carry them); see [`super::dlt645`].
 
 use std::future::{Ready, ready};
 use std::sync::atomic::Ordering;
@@ -24,7 +29,6 @@ use tokio_modbus::server::Service;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
 use super::Shared;
-use super::meter::Serve;
 use crate::config::SimFault;
 use crate::profiles::RegisterKind;
 
@@ -95,13 +99,7 @@ pub(crate) fn answer(
         return Err(ExceptionCode::IllegalDataAddress);
     }
     let sim = &shared.meters[meter];
-    let (t, serve) = match fault {
-        Some(SimFault::Sentinel) => (t, Serve::Sentinel),
-        Some(SimFault::Spike) => (t, Serve::Spike),
-        // The instant of the freeze, re-encoded: the same registers, bit for bit.
-        Some(SimFault::Frozen) => (shared.freeze_at(meter), Serve::Normal),
-        _ => (t, Serve::Normal),
-    };
+    let (t, serve) = shared.serving(meter, fault, t);
     let reset = shared.reset_offset(meter);
     let mut words = vec![0u16; usize::from(qty)];
     let mut touched = false;
@@ -144,6 +142,7 @@ mod tests {
         Shared {
             meters: vec![water_meter()],
             units: vec![units],
+            dlt645: vec![Vec::new()],
             faults: vec![AtomicU64::new(0)],
             resets: vec![AtomicU64::new(0)],
             freeze_at: vec![AtomicU64::new(0)],

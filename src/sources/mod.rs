@@ -8,6 +8,7 @@
 //! without limit.
 
 pub mod bus;
+pub mod dlt645;
 pub mod modbus;
 pub mod mqtt;
 

@@ -48,6 +48,9 @@ pub(super) const STATUS_CLASSES: [&str; 4] = ["2xx", "4xx", "5xx", "error"];
 /// "No value" in the `i64` atomics.
 pub(super) const NONE: i64 = i64::MIN;
 
+/// "No value" in the `u64` atomics of durations and counts.
+pub(super) const UNSET: u64 = u64::MAX;
+
 /// How one meter poll (all reads of one meter for one slot) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PollOutcome {
@@ -122,6 +125,29 @@ pub struct SiteSnapshot {
     pub completeness_today: f64,
     /// `completeness_today` ≥ 0.9, the online monitoring rule.
     pub completeness_ok: bool,
+}
+
+/// One endpoint (bus) as the API shows it: its planned and measured round.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EndpointSnapshot {
+    /// Endpoint id.
+    pub id: String,
+    /// `tcp`, `rtu_over_tcp`, `serial` or `dtu`.
+    pub transport: String,
+    /// Modbus meters polled through it.
+    pub meters: u32,
+    /// Requests of one planned round (every read of every meter), once the
+    /// poller has planned them.
+    pub requests: Option<u64>,
+    /// Duration of the last poll round, milliseconds.
+    pub round_ms: Option<f64>,
+    /// Wire time of one round as planned (see `check-config`),
+    /// milliseconds; `null` for `tcp` (no wire model).
+    pub planned_round_ms: Option<f64>,
+    /// The shortest poll interval of its meters, milliseconds.
+    pub budget_ms: Option<u64>,
+    /// Last round / budget (above 1: slots are missed).
+    pub utilisation: Option<f64>,
 }
 
 /// Whether the gateway should receive traffic, and why not.
@@ -208,6 +234,19 @@ pub(super) struct MeterRow {
 #[derive(Debug)]
 pub(super) struct EndpointRow {
     pub(super) id: String,
+    /// `tcp`, `rtu_over_tcp`, `serial` or `dtu`.
+    pub(super) transport: &'static str,
+    /// Modbus meters polled through it.
+    pub(super) meters: u32,
+    /// The shortest poll interval of those meters; `None` without meters.
+    pub(super) budget: Option<Duration>,
+    /// Requests of one planned round ([`UNSET`]: not told yet).
+    pub(super) planned_requests: AtomicU64,
+    /// Wire time of one planned round, nanoseconds ([`UNSET`]: not told,
+    /// or no wire model).
+    pub(super) planned_round_nanos: AtomicU64,
+    /// Duration of the last poll round, nanoseconds ([`UNSET`]: none yet).
+    pub(super) last_round_nanos: AtomicU64,
     pub(super) polls: AtomicU64,
     pub(super) responses: AtomicU64,
     pub(super) timeouts: AtomicU64,
@@ -258,6 +297,11 @@ pub(super) fn local_day(t: i64, tz: &jiff::tz::TimeZone) -> Option<(i64, i64)> {
     Some((start.timestamp().as_second(), end.timestamp().as_second()))
 }
 
+/// `d` in nanoseconds, saturating below [`UNSET`] (585 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).map_or(UNSET - 1, |n| n.min(UNSET - 1))
+}
+
 /// True when `q` means the meter is answering but its value is doubtful
 /// (the calibration bit alone is an administrative state, not a bad value).
 pub(super) fn is_bad(q: Quality) -> bool {
@@ -276,6 +320,10 @@ impl StatusBoard {
                 let (source, endpoint) = match m.source {
                     MeterSource::Modbus { endpoint, unit_id } => (
                         format!("modbus:{}/{unit_id}", config.endpoints[endpoint.index()].id),
+                        Some(endpoint.index()),
+                    ),
+                    MeterSource::Dlt645 { endpoint, address } => (
+                        format!("dlt645:{}/{address}", config.endpoints[endpoint.index()].id),
                         Some(endpoint.index()),
                     ),
                     MeterSource::Mqtt { broker } => {
@@ -308,16 +356,32 @@ impl StatusBoard {
         let endpoints = config
             .endpoints
             .iter()
-            .map(|e| EndpointRow {
-                id: e.id.clone(),
-                polls: AtomicU64::new(0),
-                responses: AtomicU64::new(0),
-                timeouts: AtomicU64::new(0),
-                exceptions: AtomicU64::new(0),
-                protocol_errors: AtomicU64::new(0),
-                overruns: AtomicU64::new(0),
-                latency: Histogram::new(&POLL_BUCKETS),
-                backoff_until_ms: AtomicI64::new(NONE),
+            .enumerate()
+            .map(|(i, e)| {
+                let intervals = || {
+                    config
+                        .meters
+                        .iter()
+                        .filter(move |m| m.modbus().is_some_and(|(ep, _)| ep.index() == i))
+                        .map(|m| m.poll_interval)
+                };
+                EndpointRow {
+                    id: e.id.clone(),
+                    transport: e.transport.name(),
+                    meters: intervals().count() as u32,
+                    budget: intervals().min(),
+                    planned_requests: AtomicU64::new(UNSET),
+                    planned_round_nanos: AtomicU64::new(UNSET),
+                    last_round_nanos: AtomicU64::new(UNSET),
+                    polls: AtomicU64::new(0),
+                    responses: AtomicU64::new(0),
+                    timeouts: AtomicU64::new(0),
+                    exceptions: AtomicU64::new(0),
+                    protocol_errors: AtomicU64::new(0),
+                    overruns: AtomicU64::new(0),
+                    latency: Histogram::new(&POLL_BUCKETS),
+                    backoff_until_ms: AtomicI64::new(NONE),
+                }
             })
             .collect();
         let sites = config
@@ -402,6 +466,29 @@ impl StatusBoard {
     pub fn overrun(&self, endpoint: EndpointId) {
         if let Some(e) = self.endpoints.get(endpoint.index()) {
             e.overruns.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records that a poll round of `endpoint` (every meter that was due,
+    /// one after the other) took `elapsed`: the bus's measured round time.
+    pub fn round_done(&self, endpoint: EndpointId, elapsed: Duration) {
+        if let Some(e) = self.endpoints.get(endpoint.index()) {
+            e.last_round_nanos.store(nanos(elapsed), Ordering::Relaxed);
+        }
+    }
+
+    /// Records what one round of `endpoint` was planned to cost: its
+    /// `requests`, and their wire time (`None`: no wire model, `tcp`).
+    pub fn set_planned_round(
+        &self,
+        endpoint: EndpointId,
+        requests: usize,
+        round: Option<Duration>,
+    ) {
+        if let Some(e) = self.endpoints.get(endpoint.index()) {
+            e.planned_requests.store(requests as u64, Ordering::Relaxed);
+            e.planned_round_nanos
+                .store(round.map_or(UNSET, nanos), Ordering::Relaxed);
         }
     }
 

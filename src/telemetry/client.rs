@@ -2,13 +2,13 @@
 //! fetched from its HTTP API and rendered as a terminal table.
 //!
 //! It reads the same JSON the status page reads (`/api/sites`,
-//! `/api/meters`, `/api/summary`), so the terminal and the browser never
-//! disagree about a meter's state.
+//! `/api/meters`, `/api/endpoints`, `/api/summary`), so the terminal and the
+//! browser never disagree about a meter's state or a bus's round time.
 
 use std::fmt::Write as _;
 
 use super::Summary;
-use super::{MeterSnapshot, SiteSnapshot};
+use super::{EndpointSnapshot, MeterSnapshot, SiteSnapshot};
 
 /// Why the status could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +52,13 @@ pub async fn run(url: &str, token: Option<&str>) -> Result<String, StatusCliErro
     let client = reqwest::Client::new();
     let sites: Vec<SiteSnapshot> = fetch(&client, base, "/api/sites", token).await?;
     let meters: Vec<MeterSnapshot> = fetch(&client, base, "/api/meters", token).await?;
+    // A gateway from before bus timing has no `/api/endpoints`: no bus table.
+    let buses: Vec<EndpointSnapshot> = match fetch(&client, base, "/api/endpoints", token).await {
+        Err(StatusCliError::Status { status: 404, .. }) => Vec::new(),
+        other => other?,
+    };
     let summary: Summary = fetch(&client, base, "/api/summary", token).await?;
-    Ok(render(&sites, &meters, &summary))
+    Ok(render(&sites, &meters, &buses, &summary))
 }
 
 async fn fetch<T: serde::de::DeserializeOwned>(
@@ -116,9 +121,61 @@ fn table(header: &[&str], rows: &[Vec<String>], out: &mut String) {
     }
 }
 
+/// Milliseconds with one decimal (`2250.0ms`), `-` when unknown.
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1}ms"))
+}
+
+/// The bus table: one row per endpoint, its last and planned round against
+/// its budget; nothing when there is no endpoint.
+fn render_buses(buses: &[EndpointSnapshot], out: &mut String) {
+    if buses.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = buses
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.clone(),
+                b.transport.clone(),
+                b.meters.to_string(),
+                b.requests.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                ms(b.round_ms),
+                ms(b.planned_round_ms),
+                b.budget_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms")),
+                b.utilisation.map_or_else(
+                    || "-".to_owned(),
+                    |u| format!("{:.1}%{}", u * 100.0, if u > 1.0 { " OVER" } else { "" }),
+                ),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "BUS",
+            "TRANSPORT",
+            "METERS",
+            "REQUESTS",
+            "ROUND",
+            "PLANNED",
+            "BUDGET",
+            "UTILISATION",
+        ],
+        &rows,
+        out,
+    );
+    out.push('\n');
+}
+
 /// The text `emgate status` prints for these snapshots.
 #[must_use]
-pub fn render(sites: &[SiteSnapshot], meters: &[MeterSnapshot], summary: &Summary) -> String {
+pub fn render(
+    sites: &[SiteSnapshot],
+    meters: &[MeterSnapshot],
+    buses: &[EndpointSnapshot],
+    summary: &Summary,
+) -> String {
     let mut out = String::new();
     let site_rows: Vec<Vec<String>> = sites
         .iter()
@@ -191,6 +248,7 @@ pub fn render(sites: &[SiteSnapshot], meters: &[MeterSnapshot], summary: &Summar
         &mut out,
     );
     out.push('\n');
+    render_buses(buses, &mut out);
     let _ = writeln!(
         out,
         "meters: {} up, {} down, {} bad of {}",
@@ -271,7 +329,29 @@ mod tests {
             bad: 0,
             sink_reachable: false,
         };
-        let text = render(&sites, &meters, &summary);
+        let buses = vec![
+            EndpointSnapshot {
+                id: "rs485".into(),
+                transport: "rtu_over_tcp".into(),
+                meters: 30,
+                requests: Some(90),
+                round_ms: Some(5_512.25),
+                planned_round_ms: Some(2250.0),
+                budget_ms: Some(5000),
+                utilisation: Some(1.10245),
+            },
+            EndpointSnapshot {
+                id: "ep1".into(),
+                transport: "tcp".into(),
+                meters: 2,
+                requests: None,
+                round_ms: None,
+                planned_round_ms: None,
+                budget_ms: Some(1000),
+                utilisation: None,
+            },
+        ];
+        let text = render(&sites, &meters, &buses, &summary);
         assert_eq!(
             text,
             "SITE     NAME     METERS  UP  DOWN  BAD  TODAY\n\
@@ -280,6 +360,10 @@ mod tests {
              SITE     METER  ENERGY       SOURCE        STATE  LAST GOOD  QUALITY  FAILS  CALIBRATION\n\
              plant-a  m1     electricity  modbus:ep1/1  UP     5s ago     good     0      -\n\
              plant-a  m2     electricity  modbus:ep1/1  DOWN   never      timeout  3      2020-01-01 OVERDUE\n\
+             \n\
+             BUS    TRANSPORT     METERS  REQUESTS  ROUND     PLANNED   BUDGET  UTILISATION\n\
+             rs485  rtu_over_tcp  30      90        5512.2ms  2250.0ms  5000ms  110.2% OVER\n\
+             ep1    tcp           2       -         -         -         1000ms  -\n\
              \n\
              meters: 1 up, 1 down, 0 bad of 2\n\
              backlog: 2 records, 300 bytes in the spool; output NOT REACHABLE (8 lines written)\n"

@@ -1,9 +1,9 @@
 //! What a running gateway knows about itself, and how it tells: process-wide
 //! counters ([`Stats`]), the per-meter, per-endpoint and per-site status
 //! board ([`StatusBoard`], shared across reloads as [`SharedBoard`]), its
-//! snapshots ([`MeterSnapshot`], [`SiteSnapshot`], [`Summary`]), the
-//! Prometheus exposition, and the `emgate status` client that renders a
-//! remote gateway's snapshots as tables.
+//! snapshots ([`MeterSnapshot`], [`SiteSnapshot`], [`EndpointSnapshot`],
+//! [`Summary`]), the Prometheus exposition, and the `emgate status` client
+//! that renders a remote gateway's snapshots as tables.
 //!
 //! Sources, the pipeline stages and the output update it; the API reads it.
 //! It sits below all of them and imports only the configuration and the
@@ -15,6 +15,8 @@ mod prometheus;
 pub mod snapshot;
 pub mod stats;
 
-pub use board::{MeterSnapshot, PollOutcome, Readiness, SharedBoard, SiteSnapshot, StatusBoard};
+pub use board::{
+    EndpointSnapshot, MeterSnapshot, PollOutcome, Readiness, SharedBoard, SiteSnapshot, StatusBoard,
+};
 pub use snapshot::Summary;
 pub use stats::Stats;

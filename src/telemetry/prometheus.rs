@@ -77,6 +77,40 @@ impl StatusBoard {
         for e in &self.endpoints {
             w.histogram(name, &[("endpoint", &e.id)], &e.latency);
         }
+        // Bus timing, per endpoint: samples once known.
+        let name = "emgate_bus_round_seconds";
+        w.header(
+            name,
+            "Duration of the endpoint's last poll round (every meter that was due).",
+            "gauge",
+        );
+        for e in &self.endpoints {
+            if let Some(round) = e.last_round() {
+                w.sample_f64(name, &[("endpoint", &e.id)], round.as_secs_f64());
+            }
+        }
+        let name = "emgate_bus_planned_round_seconds";
+        w.header(
+            name,
+            "Wire time of one poll round as planned (serial-framed endpoints).",
+            "gauge",
+        );
+        for e in &self.endpoints {
+            if let Some(round) = e.planned_round() {
+                w.sample_f64(name, &[("endpoint", &e.id)], round.as_secs_f64());
+            }
+        }
+        let name = "emgate_bus_utilisation";
+        w.header(
+            name,
+            "Last poll round over the shortest poll interval of the endpoint's meters (above 1: slots are missed).",
+            "gauge",
+        );
+        for e in &self.endpoints {
+            if let Some(u) = e.utilisation() {
+                w.sample_f64(name, &[("endpoint", &e.id)], u);
+            }
+        }
         let global: [(&str, &str, &AtomicU64); 6] = [
             (
                 "emgate_modbus_requests_total",
@@ -249,7 +283,9 @@ impl StatusBoard {
             "counter",
         );
         for ((_, reason), c) in Detail::NAMES.iter().zip(&stats.answers_rejected) {
-            if *reason != "not_connected" {
+            // Failed checks only: not a wire that was down, not a
+            // meter's own error answer.
+            if *reason != "not_connected" && !reason.starts_with("dlt645:") {
                 w.sample(name, &[("reason", reason)], Stats::get(c));
             }
         }

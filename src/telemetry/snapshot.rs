@@ -1,15 +1,16 @@
-//! The read side of the status board: per-meter and per-site snapshots,
-//! state counts and readiness, as the API, the status page and `emgate
-//! status` show them.
+//! The read side of the status board: per-meter, per-site and per-endpoint
+//! (bus) snapshots, state counts and readiness, as the API, the status page
+//! and `emgate status` show them.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::Stats;
 use super::board::{
-    COMPLETENESS_TARGET, MeterDyn, MeterRow, NONE, QUARTER_SECS, SPOOL_READY_SHARE, SiteRow,
-    StatusBoard, is_bad, local_day, lock,
+    COMPLETENESS_TARGET, EndpointRow, MeterDyn, MeterRow, NONE, QUARTER_SECS, SPOOL_READY_SHARE,
+    SiteRow, StatusBoard, UNSET, is_bad, local_day, lock,
 };
-use super::board::{MeterSnapshot, Readiness, SiteSnapshot};
+use super::board::{EndpointSnapshot, MeterSnapshot, Readiness, SiteSnapshot};
 
 impl StatusBoard {
     /// Every meter, in configuration order, as of `now` (Unix seconds).
@@ -133,6 +134,29 @@ impl StatusBoard {
             .collect()
     }
 
+    /// Every endpoint (bus), in configuration order: its planned and last
+    /// measured poll round against the shortest poll interval of its meters.
+    #[must_use]
+    pub fn endpoints(&self) -> Vec<EndpointSnapshot> {
+        self.endpoints
+            .iter()
+            .map(|e| {
+                let last = e.last_round();
+                EndpointSnapshot {
+                    id: e.id.clone(),
+                    transport: e.transport.to_owned(),
+                    meters: e.meters,
+                    requests: Some(e.planned_requests.load(Ordering::Relaxed))
+                        .filter(|&n| n != UNSET),
+                    round_ms: last.map(millis),
+                    planned_round_ms: e.planned_round().map(millis),
+                    budget_ms: e.budget.map(|b| b.as_millis() as u64),
+                    utilisation: e.utilisation(),
+                }
+            })
+            .collect()
+    }
+
     /// Meters per state as of `now`: `(up, down, bad, unknown)`.
     #[must_use]
     pub fn state_counts(&self, now: i64) -> (u32, u32, u32, u32) {
@@ -180,6 +204,35 @@ impl StatusBoard {
     }
 }
 
+impl EndpointRow {
+    /// Duration of the last poll round, once there was one.
+    pub(super) fn last_round(&self) -> Option<Duration> {
+        duration(self.last_round_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Wire time of one planned round, when planned with a wire model.
+    pub(super) fn planned_round(&self) -> Option<Duration> {
+        duration(self.planned_round_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Last measured round / budget.
+    pub(super) fn utilisation(&self) -> Option<f64> {
+        let (round, budget) = (self.last_round()?, self.budget?);
+        (!budget.is_zero()).then(|| round.as_secs_f64() / budget.as_secs_f64())
+    }
+}
+
+/// A stored nanosecond count as a duration; `None` for [`UNSET`].
+fn duration(nanos: u64) -> Option<Duration> {
+    (nanos != UNSET).then(|| Duration::from_nanos(nanos))
+}
+
+/// A duration in milliseconds, rounded to the microsecond (a planned wire
+/// time of 149.999994 ms is 150 ms, as `check-config` prints it).
+fn millis(d: Duration) -> f64 {
+    (d.as_nanos() as f64 / 1000.0).round() / 1000.0
+}
+
 /// The body of `GET /api/summary`: totals the status page turns into rates.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
@@ -205,4 +258,49 @@ pub struct Summary {
     pub bad: u32,
     /// The output answered its last write request (InfluxDB accepting writes).
     pub sink_reachable: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EndpointId;
+
+    #[test]
+    fn endpoint_rounds_planned_and_measured() {
+        let main = "[gateway]\nid = \"gw\"\n\n[[endpoints]]\nid = \"rs485\"\n\
+                    transport = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\n\n\
+                    [[endpoints]]\nid = \"idle\"\nhost = \"127.0.0.1\"\n";
+        let site = "[site]\nid = \"s\"\nname = \"S\"\n\n[[meters]]\nid = \"m1\"\n\
+                    energy = \"water\"\nlevel = 1\nprofile = \"water_meter\"\n\
+                    endpoint = \"rs485\"\nunit_id = 1\npoll_interval_secs = 4\n\n\
+                    [[meters]]\nid = \"m2\"\nenergy = \"water\"\nlevel = 2\n\
+                    profile = \"water_meter\"\nendpoint = \"rs485\"\nunit_id = 2\n\
+                    poll_interval_secs = 2\n";
+        let config =
+            crate::config::from_parts(main, &[("s.toml", site)], crate::profiles::load::builtin())
+                .unwrap_or_else(|e| panic!("{e}"));
+        let board = StatusBoard::new(&config);
+        let before = board.endpoints();
+        assert_eq!(
+            before[0],
+            EndpointSnapshot {
+                id: "rs485".into(),
+                transport: "rtu_over_tcp".into(),
+                meters: 2,
+                requests: None,
+                round_ms: None,
+                planned_round_ms: None,
+                budget_ms: Some(2000),
+                utilisation: None,
+            }
+        );
+        assert_eq!((before[1].meters, before[1].budget_ms), (0, None));
+        board.set_planned_round(EndpointId(0), 2, Some(Duration::from_nanos(49_999_994)));
+        board.round_done(EndpointId(0), Duration::from_millis(500));
+        let after = &board.endpoints()[0];
+        assert_eq!(after.requests, Some(2));
+        assert_eq!(after.planned_round_ms, Some(50.0));
+        assert_eq!(after.round_ms, Some(500.0));
+        assert_eq!(after.utilisation, Some(0.25));
+    }
 }

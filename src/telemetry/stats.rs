@@ -36,7 +36,7 @@ pub struct Stats {
     /// Lines given up at shutdown because the spool stayed full (`block`).
     pub lines_not_spooled: AtomicU64,
     /// Answers that failed a check, per detail (order of [`crate::model::Detail::NAMES`]).
-    pub answers_rejected: [AtomicU64; 9],
+    pub answers_rejected: [AtomicU64; 20],
     /// Bytes discarded on field-bus links: stale before a request, garbage
     /// around frames.
     pub bus_bytes_dropped: AtomicU64,

@@ -386,6 +386,7 @@ async fn token_is_enforced_except_on_health() {
         "/api/meters",
         "/api/sites",
         "/api/summary",
+        "/api/endpoints",
     ] {
         let url = format!("{}{path}", api.base);
         let none = c.get(&url).send().await.expect("request");

@@ -5,14 +5,16 @@
 //! Two kinds of test:
 //! - against a hand-written mock of the API served by a tiny HTTP server
 //!   here: the page's logic with exact, known data (rows and their states,
-//!   the site cards, the header, the bearer token from `#token=`, "connection
-//!   lost" and "unauthorized");
+//!   the site cards, the Buses table, the header, the bearer token from
+//!   `#token=`, "connection lost" and "unauthorized");
 //! - end to end: the real `emgate run` binary polling the simulator (in
 //!   this process) with one meter answering Modbus exceptions and one not
 //!   answering at all, its API on `[api] listen` (a free port); the page
-//!   must show the failing meters as `down` and the good one as `up`.
+//!   must show the failing meters as `down` and the good one as `up`, and
+//!   a Buses row for each endpoint with its measured round.
 //!
-//! The meter rows' test hooks are `<tr data-meter="ID" data-state="...">`.
+//! The meter rows' test hooks are `<tr data-meter="ID" data-state="...">`;
+//! the Buses table's rows are `<tr data-bus="ID">` in `table#buses`.
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
@@ -25,7 +27,7 @@ use emgate::config::SimFault;
 use emgate::sim::SimOptions;
 use serde_json::Value;
 
-use crate::support::chromium::{dump_dom, meter_rows, strip_tags, text_of_id};
+use crate::support::chromium::{attribute, dump_dom, meter_rows, strip_tags, text_of_id};
 use crate::support::config::{GatewayToml, Site, modbus};
 use crate::support::test_gateway::TestGateway;
 use crate::support::{lazy, wait_for};
@@ -54,6 +56,13 @@ const MOCK_METERS: &str = r#"[
  {"id":"m-new","site":"S2","energy":"gas","level":1,"source":"modbus:b/1","state":"unknown","last_slot":null,
   "last_good_age_secs":null,"quality":0,"reasons":[],"consecutive_failures":0,"backoff_until":null,
   "calibration_due":null,"calibration_overdue":false,"polls":0,"timeouts":0,"exceptions":0}
+]"#;
+
+const MOCK_ENDPOINTS: &str = r#"[
+ {"id":"rs485","transport":"rtu_over_tcp","meters":30,"requests":90,"round_ms":5512.4,
+  "planned_round_ms":2250.0,"budget_ms":5000,"utilisation":1.10248},
+ {"id":"plc","transport":"tcp","meters":2,"requests":4,"round_ms":12.5,
+  "planned_round_ms":null,"budget_ms":1000,"utilisation":0.0125}
 ]"#;
 
 const MOCK_READY: &str = r#"{"ready":true,"reasons":[]}"#;
@@ -195,6 +204,7 @@ fn api_answer(path: &str, seen: &Seen) -> (&'static str, &'static str, String) {
         "/ready" => ("200 OK", json, MOCK_READY.to_owned()),
         "/api/sites" => ("200 OK", json, MOCK_SITES.to_owned()),
         "/api/meters" => ("200 OK", json, MOCK_METERS.to_owned()),
+        "/api/endpoints" => ("200 OK", json, MOCK_ENDPOINTS.to_owned()),
         "/api/summary" => {
             let n = seen.summaries.fetch_add(1, Ordering::Relaxed);
             (
@@ -221,6 +231,32 @@ async fn load(url: String) -> String {
     tokio::task::spawn_blocking(move || dump_dom(&url))
         .await
         .expect("chromium thread")
+}
+
+/// Every Buses row of `dom` as `(bus, text of its cells)`, in document order.
+fn bus_rows(dom: &str) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let mut rest = dom;
+    while let Some(start) = rest.find("<tr data-bus=") {
+        let end = rest[start..]
+            .find("</tr>")
+            .map_or(rest.len(), |e| start + e);
+        let tag_end = rest[start..].find('>').map_or(end, |e| start + e);
+        let bus = attribute(&rest[start..tag_end], "data-bus").unwrap_or_default();
+        rows.push((bus, strip_tags(&rest[tag_end + 1..end])));
+        rest = &rest[end..];
+    }
+    rows
+}
+
+/// The start tag of the element with `id`.
+fn start_tag<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!(" id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no element with id {id:?} in DOM:\n{dom}"));
+    let open = dom[..at].rfind('<').expect("start tag");
+    let close = dom[at..].find('>').expect("tag end") + at;
+    &dom[open..=close]
 }
 
 fn pairs(rows: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -275,6 +311,27 @@ async fn page_renders_the_mock_api_with_the_token_from_the_fragment() {
     ] {
         assert!(tables.contains(row), "row {row:?} not in:\n{tables}");
     }
+
+    // The Buses table: last and planned round, budget, utilisation (over 100 % marked).
+    assert!(
+        !start_tag(&dom, "buses-panel").contains(" hidden"),
+        "DOM:\n{dom}"
+    );
+    assert_eq!(
+        bus_rows(&dom),
+        pairs(&[
+            (
+                "rs485",
+                "rs485rtu_over_tcp30905512.4 ms2250.0 ms5,000 ms110.2 % (over)"
+            ),
+            ("plc", "plctcp2412.5 ms–1,000 ms1.3 %"),
+        ]),
+        "DOM:\n{dom}"
+    );
+    assert!(
+        dom.contains("class=\"num over\">110.2 % (over)"),
+        "DOM:\n{dom}"
+    );
 
     // The page refreshed by itself, and every API request carried the token.
     assert!(
@@ -411,4 +468,23 @@ async fn real_gateway_page_shows_the_failing_meters_as_down() {
         cards.starts_with("browser test worksB1 · 3 meters1 up2 down0 bad"),
         "cards: {cards:?}"
     );
+    // One Buses row per endpoint: tcp, its meters and requests (one read of
+    // a water meter each), a measured round, no planned wire time, 1 s budget.
+    let buses = bus_rows(&dom);
+    let ids: Vec<&str> = buses.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"], "DOM:\n{dom}");
+    for ((id, text), meters) in buses.iter().zip(["22", "11"]) {
+        let rest = text
+            .strip_prefix(&format!("{id}tcp{meters}"))
+            .unwrap_or_else(|| panic!("bus {id}: {text:?}"));
+        let (round, rest) = rest
+            .split_once(" ms")
+            .unwrap_or_else(|| panic!("bus {id}: no measured round in {text:?}"));
+        assert!(
+            round.parse::<f64>().is_ok_and(|r| r > 0.0),
+            "bus {id}: {text:?}"
+        );
+        assert!(rest.starts_with("–1,000 ms"), "bus {id}: {text:?}");
+        assert!(rest.ends_with(" %"), "bus {id}: {text:?}");
+    }
 }

@@ -53,8 +53,8 @@ fn example_config_loads_with_every_profile() {
     assert_eq!(c.gateway.timezone_name, "Asia/Shanghai");
     assert_eq!(c.gateway.data_dir, Path::new("data"));
     assert_eq!(c.sites.len(), 2);
-    assert_eq!(c.meters.len(), 11);
-    assert_eq!(c.endpoints.len(), 2);
+    assert_eq!(c.meters.len(), 12);
+    assert_eq!(c.endpoints.len(), 3);
 
     // Profiles are interned in order of first use (fz01 first, then xm02).
     let used: Vec<&str> = c.profiles.iter().map(|p| p.id.as_str()).collect();
@@ -69,6 +69,7 @@ fn example_config_loads_with_every_profile() {
             "water_meter",
             "heat_meter",
             "belt_scale",
+            "dlt645_3phase",
         ]
     );
     let mut sorted = used.clone();
@@ -588,7 +589,7 @@ sentinels = [65535, nan]
     assert_eq!(
         got,
         [
-            "profiles/test.toml: colour: unknown key; expected one of: description, consumption, pressure, temperature, points",
+            "profiles/test.toml: colour: unknown key; expected one of: description, consumption, pressure, temperature, points, protocol",
             "profiles/test.toml: points[0].name: \"State\" is not a valid field name; use lowercase letters, digits and \"_\", starting with a letter, as <quantity>_<unit> (e.g. \"import_kwh\")",
             "profiles/test.toml: points[0].type: \"bool\" is only for coil and discrete registers; use a numeric type such as \"u16\" for register \"holding\"",
             "profiles/test.toml: points[0].address: 400010 is beyond 65535; 400010 looks like a 1-based register number, whose 0-based address is 9",
@@ -1672,7 +1673,7 @@ fn an_unknown_section_from_the_environment_is_reported_against_env() {
     assert_eq!(
         got,
         [
-            "<env>: nosection: unknown key; expected one of: gateway, influxdb, file_sink, endpoints, spool, validation, simulator, aggregation, mqtt, api (set by EMGATE__NOSECTION__X)"
+            "<env>: nosection: unknown key; expected one of: gateway, influxdb, file_sink, endpoints, spool, validation, simulator, aggregation, mqtt, api, dtu (set by EMGATE__NOSECTION__X)"
         ]
     );
 }

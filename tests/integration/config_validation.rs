@@ -473,3 +473,19 @@ fn profile_energy_keys() {
         (Some(0), Some(1), None)
     );
 }
+
+/// A DL/T 645 BCD counter without a declared rollover wraps after all nines
+/// of its register: XXXXXX.XX counts 0.01 kWh up to 999 999.99, so with a
+/// CT of 20 the meter's value wraps at 1 000 000 × 20 = 20 000 000 kWh; its
+/// resolution is one count, 0.01 × 20 = 0.2 kWh.
+#[test]
+fn a_dlt645_counter_wraps_after_all_nines_of_its_bcd_register() {
+    let main = "[gateway]\nid = \"gw\"\n[file_sink]\n[[endpoints]]\nid = \"bus\"\ntransport = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\n";
+    let site = "[site]\nid = \"s\"\nname = \"S\"\n[[meters]]\nid = \"e1\"\nenergy = \"electricity\"\nlevel = 1\nprofile = \"d\"\nendpoint = \"bus\"\naddress = \"000000001234\"\nct = 20\n";
+    let profile = "description = \"t\"\nprotocol = \"dlt645\"\n[[points]]\nname = \"import_kwh\"\ndi = \"00010000\"\nformat = \"XXXXXX.XX\"\nkind = \"counter\"\nunit = \"kwh\"\nratio = \"ct\"\n";
+    let c =
+        from_parts(main, &[("s.toml", site)], &[("d", profile)]).unwrap_or_else(|e| panic!("{e}"));
+    let r = rules(&c);
+    assert_eq!(r[0].points[0].rollover, Some(20_000_000.0));
+    assert!((r[0].points[0].resolution - 0.2).abs() < 1e-12);
+}

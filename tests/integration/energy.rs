@@ -33,7 +33,7 @@ fn row(key: &str) -> f64 {
 /// appended to a minimal main file.
 fn example(main_extra: &str) -> emgate::config::Config {
     let main = format!(
-        "[gateway]\nid = \"t\"\n\n[[endpoints]]\nid = \"fz01-gw\"\nhost = \"127.0.0.1\"\n\n[[endpoints]]\nid = \"xm02-gw\"\nhost = \"127.0.0.1\"\n{main_extra}"
+        "[gateway]\nid = \"t\"\n\n[[endpoints]]\nid = \"fz01-gw\"\nhost = \"127.0.0.1\"\n\n[[endpoints]]\nid = \"xm02-gw\"\nhost = \"127.0.0.1\"\n\n[[endpoints]]\nid = \"xm02-bus\"\ntransport = \"rtu_over_tcp\"\nhost = \"127.0.0.1\"\n{main_extra}"
     );
     let sites: Vec<(String, String)> = ["fz01.toml", "xm02.toml"]
         .iter()

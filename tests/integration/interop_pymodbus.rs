@@ -78,6 +78,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
             max_gap: 10,
             max_registers: 125,
             inter_request_delay: Duration::ZERO,
+            dlt645_preamble: 4,
         }],
         sites: vec![SiteConfig {
             id: "S1".to_owned(),

@@ -28,16 +28,16 @@ use crate::support::pymodbus::{
 use crate::support::wait_for;
 
 /// Meter 0: SDM630 float map, unit 1, hashed load.
-const SDM: MeterId = MeterId(0);
+pub(crate) const SDM: MeterId = MeterId(0);
 /// Meter 1: DTSD1352 integer map, unit 2, constant 36 kW from 1000 kWh at the epoch.
-const ACREL_CONST: MeterId = MeterId(1);
+pub(crate) const ACREL_CONST: MeterId = MeterId(1);
 /// Meter 2: DTSD1352 integer map, unit 3, PT 10 × CT 20, hashed load.
-const ACREL_CT: MeterId = MeterId(2);
+pub(crate) const ACREL_CT: MeterId = MeterId(2);
 
 /// Point indices in the test profiles.
 const SDM_VOLTAGE_L1: usize = 0;
-const SDM_IMPORT: usize = 7;
-const DTSD_IMPORT: usize = 1;
+pub(crate) const SDM_IMPORT: usize = 7;
+pub(crate) const DTSD_IMPORT: usize = 1;
 const DTSD_EXPORT: usize = 2;
 const DTSD_VOLTAGE: usize = 3;
 const DTSD_POWER: usize = 6;
@@ -66,8 +66,9 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
     }
 }
 
-/// One endpoint on 127.0.0.1, port 0, with the three meters above.
-fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
+/// One endpoint on 127.0.0.1, port 0, with the three meters above (also
+/// the base of `sim_fieldbus`, which changes the endpoint's transport).
+pub(crate) fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
     let profiles: Vec<Profile> = vec![sdm630_profile(), dtsd1352_profile()];
     Config {
         dtu: DtuSettings::default(),
@@ -98,6 +99,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             max_gap: 10,
             max_registers: 125,
             inter_request_delay: Duration::ZERO,
+            dlt645_preamble: 4,
         }],
         sites: vec![SiteConfig {
             id: "site".to_owned(),
@@ -116,6 +118,7 @@ fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
         simulator: SimulatorConfig {
             time_step: Duration::from_secs(1),
             faults,
+            ..SimulatorConfig::default()
         },
         aggregation: emgate::config::AggregationSettings::default(),
         mqtt: Vec::new(),
@@ -170,11 +173,11 @@ async fn input(ctx: &mut Context, addr: u16, n: u16) -> Result<Vec<u16>, Excepti
         .expect("link stays up")
 }
 
-fn u32_of(words: &[u16]) -> u32 {
+pub(crate) fn u32_of(words: &[u16]) -> u32 {
     (u32::from(words[0]) << 16) | u32::from(words[1])
 }
 
-fn f32_of(words: &[u16]) -> f32 {
+pub(crate) fn f32_of(words: &[u16]) -> f32 {
     f32::from_bits(u32_of(words))
 }
 

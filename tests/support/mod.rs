@@ -1,8 +1,10 @@
 //! The one harness the integration tests (`tests/integration/`) share:
 //! - [`peer`]: one lifecycle (start, ready, stop, start again) for the real
 //!   peers, each on free loopback ports with its own temporary directory:
-//!   [`influxd`], [`victoria`], [`mosquitto`], [`pymodbus`]; plus headless
-//!   [`chromium`] for the status page;
+//!   [`influxd`], [`victoria`], [`mosquitto`], [`pymodbus`] (and its
+//!   software DTU), [`socat`] pty pairs; plus headless [`chromium`] for the
+//!   status page; [`raw_bus`], our own scripted misbehaving Modbus device;
+//!   [`raw_dlt645`], our own scripted misbehaving DL/T 645 meter;
 //! - [`config`]: a small builder for gateway configurations, written into a
 //!   temporary directory as an operator lays them out;
 //! - [`test_gateway`]: the simulator and the gateway in this process, the
@@ -22,6 +24,9 @@ pub mod influxd;
 pub mod mosquitto;
 pub mod peer;
 pub mod pymodbus;
+pub mod raw_bus;
+pub mod raw_dlt645;
+pub mod socat;
 pub mod spool;
 pub mod test_gateway;
 pub mod victoria;

@@ -1,7 +1,8 @@
-//! A Modbus TCP peer we did not write: pymodbus 3.16.1 running
-//! `tests/peers/pymodbus_server.py`, plus two canonical register maps whose
-//! words were computed outside emgate (Python's `struct`), so an interop test
-//! checks our decoder against someone else's encoder, not against itself.
+//! A Modbus peer we did not write: pymodbus 3.16.1 running
+//! `tests/peers/pymodbus_server.py` (Modbus TCP, RTU over TCP, or RTU on
+//! one end of a pty pair), plus canonical register maps whose words were
+//! computed outside emgate (Python's `struct`), so an interop test checks
+//! our decoder against someone else's encoder, not against itself.
 //!
 //! The server runs on the shared [`Peer`] lifecycle. The interpreter comes
 //! from `EMGATE_PYTHON` (set by `scripts/test`), else `.venv/bin/python` in
@@ -11,8 +12,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
-use emgate::profiles::{DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind};
+use emgate::profiles::{
+    ByteOrder, DataType, PointDef, PointKind, Profile, RatioScaling, RegisterKind,
+};
 
 use super::peer::{Peer, PeerKind, accepts};
 
@@ -89,12 +94,24 @@ pub enum Framer {
     RtuOverTcp,
 }
 
+/// Where the peer serves.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A free loopback TCP port, with this framing.
+    Tcp(Framer),
+    /// RTU on a serial device (a pty), at a nominal baud rate.
+    Serial { path: PathBuf, baudrate: u32 },
+}
+
 /// How to run the pymodbus server: `tests/peers/pymodbus_server.py` with
 /// the devices and framing as JSON.
 struct Kind {
     python: PathBuf,
     devices: Vec<serde_json::Value>,
-    framer: Framer,
+    target: Target,
+    /// The directory of the current start (its log says "ready" for a
+    /// serial server, which has no port to probe).
+    dir: Mutex<Option<PathBuf>>,
 }
 
 impl PeerKind for Kind {
@@ -104,22 +121,43 @@ impl PeerKind for Kind {
         "pymodbus"
     }
 
-    fn command(&self, _dir: &Path, ports: &[u16]) -> Command {
+    fn ports(&self) -> usize {
+        usize::from(matches!(self.target, Target::Tcp(_)))
+    }
+
+    fn command(&self, dir: &Path, ports: &[u16]) -> Command {
+        *self.dir.lock().unwrap_or_else(PoisonError::into_inner) = Some(dir.to_owned());
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pymodbus_server.py");
-        let spec = serde_json::json!({
-            "host": "127.0.0.1",
-            "port": ports[0],
-            "framer": if self.framer == Framer::RtuOverTcp { "rtu" } else { "socket" },
-            "devices": self.devices,
-        });
+        let spec = match &self.target {
+            Target::Tcp(framer) => serde_json::json!({
+                "host": "127.0.0.1",
+                "port": ports[0],
+                "framer": if *framer == Framer::RtuOverTcp { "rtu" } else { "socket" },
+                "devices": self.devices,
+            }),
+            Target::Serial { path, baudrate } => serde_json::json!({
+                "serial": path,
+                "baudrate": baudrate,
+                "devices": self.devices,
+            }),
+        };
         let mut command = Command::new(&self.python);
         command.arg(script).arg(spec.to_string());
         command
     }
 
     fn ready(&self, ports: &[u16]) -> bool {
-        accepts(ports)
+        match self.target {
+            Target::Tcp(_) => accepts(ports),
+            Target::Serial { .. } => {
+                let dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
+                dir.as_ref().is_some_and(|d| {
+                    std::fs::read_to_string(d.join("pymodbus.log"))
+                        .is_ok_and(|log| log.contains("ready serial"))
+                })
+            }
+        }
     }
 }
 
@@ -137,18 +175,34 @@ impl PymodbusServer {
 
     /// [`PymodbusServer::start`] with a choice of framing.
     pub fn start_with(devices: &[PeerDevice], framer: Framer) -> PymodbusServer {
+        PymodbusServer::launch(devices, Target::Tcp(framer))
+    }
+
+    /// A Modbus RTU server (`ModbusSerialServer`, parity N) on the serial
+    /// device `path`, e.g. one end of a [`super::socat::PtyPair`]; waits
+    /// until the port is open.
+    pub fn start_serial(devices: &[PeerDevice], path: &Path, baudrate: u32) -> PymodbusServer {
+        let target = Target::Serial {
+            path: path.to_owned(),
+            baudrate,
+        };
+        PymodbusServer::launch(devices, target)
+    }
+
+    fn launch(devices: &[PeerDevice], target: Target) -> PymodbusServer {
         let python = python();
         check_pymodbus(&python);
         PymodbusServer {
             peer: Peer::start(Kind {
                 python,
                 devices: devices.iter().map(PeerDevice::to_json).collect(),
-                framer,
+                target,
+                dir: Mutex::new(None),
             }),
         }
     }
 
-    /// Port it listens on (127.0.0.1).
+    /// Port it listens on (127.0.0.1); a serial server has none.
     pub fn port(&self) -> u16 {
         self.peer.port(0)
     }
@@ -159,8 +213,116 @@ impl PymodbusServer {
     }
 }
 
+/// How a [`DtuClient`] announces itself and what it mixes into the stream.
+#[derive(Debug, Clone, Default)]
+pub struct DtuOptions {
+    /// The registration packet, byte for byte (sent as hex).
+    pub registration: Vec<u8>,
+    /// Put the registration in front of every answer too.
+    pub every_packet: bool,
+    /// A heartbeat packet, sent every `heartbeat_every` and around answers.
+    pub heartbeat: Option<Vec<u8>>,
+    /// Period of the timed heartbeats (zero: only those around answers).
+    pub heartbeat_every: Duration,
+}
+
+/// How to run `tests/peers/dtu_client.py`.
+struct DtuKind {
+    python: PathBuf,
+    gateway: SocketAddr,
+    upstream: SocketAddr,
+    options: DtuOptions,
+    dir: Mutex<Option<PathBuf>>,
+}
+
+/// `bytes` as upper-case hex, as `registration_hex` takes them.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02X}");
+        s
+    })
+}
+
+impl PeerKind for DtuKind {
+    fn name(&self) -> &'static str {
+        "dtu_client"
+    }
+
+    fn ports(&self) -> usize {
+        0
+    }
+
+    fn command(&self, dir: &Path, _ports: &[u16]) -> Command {
+        *self.dir.lock().unwrap_or_else(PoisonError::into_inner) = Some(dir.to_owned());
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/dtu_client.py");
+        let mut command = Command::new(&self.python);
+        command
+            .arg(script)
+            .args(["--gateway", &self.gateway.to_string()])
+            .args(["--upstream", &self.upstream.to_string()])
+            .args(["--registration-hex", &hex(&self.options.registration)]);
+        if self.options.every_packet {
+            command.arg("--every-packet");
+        }
+        if let Some(beat) = &self.options.heartbeat {
+            command.args(["--heartbeat", &hex(beat)]).args([
+                "--heartbeat-every",
+                &self.options.heartbeat_every.as_secs_f64().to_string(),
+            ]);
+        }
+        command
+    }
+
+    fn ready(&self, _ports: &[u16]) -> bool {
+        let dir = self.dir.lock().unwrap_or_else(PoisonError::into_inner);
+        dir.as_ref().is_some_and(|d| {
+            std::fs::read_to_string(d.join("dtu_client.log"))
+                .is_ok_and(|log| log.lines().any(|l| l == "ready"))
+        })
+    }
+
+    fn stop_grace(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+}
+
+/// `tests/peers/dtu_client.py`: a software DTU that dials the gateway's
+/// `[dtu] listen`, registers, and relays to an RTU-over-TCP server (a
+/// [`PymodbusServer`] with [`Framer::RtuOverTcp`]). Killed when dropped.
+pub struct DtuClient {
+    peer: Peer,
+}
+
+impl DtuClient {
+    /// Starts the client and waits until it is connected and registered
+    /// (it dials for up to 10 s while the gateway starts).
+    pub fn start(gateway: SocketAddr, upstream: SocketAddr, options: DtuOptions) -> DtuClient {
+        let python = python();
+        DtuClient {
+            peer: Peer::start(DtuKind {
+                python,
+                gateway,
+                upstream,
+                options,
+                dir: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// What it printed ("ready", "closed by gateway", errors).
+    pub fn log(&self) -> String {
+        self.peer.log()
+    }
+
+    /// True once the gateway closed its link.
+    pub fn closed_by_gateway(&self) -> bool {
+        self.log().contains("closed by gateway")
+    }
+}
+
 /// The interpreter with pymodbus: `EMGATE_PYTHON`, else the repository's `.venv`.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let path = std::env::var_os("EMGATE_PYTHON").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
         PathBuf::from,
@@ -280,6 +442,76 @@ pub const SDM630_POINTS: &[CanonicalPoint] = &[
     },
 ];
 
+/// The [`SDM630_POINTS`] values in word order CDAB (low word first), as
+/// meters from several Chinese makers send floats, in holding registers.
+/// Words from Python: `struct.pack('>f', v)` split into two registers,
+/// the second sent first.
+pub const SDM630_CDAB_POINTS: &[CanonicalPoint] = &[
+    CanonicalPoint {
+        name: "voltage_l1_v",
+        address: 0x0000,
+        words: &[0x8000, 0x4366],
+        raw: 230.5,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "voltage_l2_v",
+        address: 0x0002,
+        words: &[0x4000, 0x4367],
+        raw: 231.25,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "voltage_l3_v",
+        address: 0x0004,
+        words: &[0xC000, 0x4365],
+        raw: 229.75,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "current_l1_a",
+        address: 0x0006,
+        words: &[0x0000, 0x4148],
+        raw: 12.5,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "power_w",
+        address: 0x0034,
+        words: &[0xC400, 0x4606],
+        raw: 8625.0,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "pf",
+        address: 0x003E,
+        words: &[0x0000, 0x3F78],
+        raw: 0.968_75,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "frequency_hz",
+        address: 0x0046,
+        words: &[0x0000, 0x4248],
+        raw: 50.0,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "import_kwh",
+        address: 0x0048,
+        words: &[0xE600, 0x4640],
+        raw: 12_345.5,
+        scale: 1.0,
+    },
+    CanonicalPoint {
+        name: "export_kwh",
+        address: 0x004A,
+        words: &[0x0000, 0x4010],
+        raw: 2.25,
+        scale: 1.0,
+    },
+];
+
 /// Acrel DTSD1352-style integer map: holding registers, big-endian.
 /// Words by hand: 12345828 = 0x00BC_61E4, 12345678 = 0x00BC_614E, 150 = 0x96,
 /// 2304 = 0x0900, 512 = 0x0200, 5001 = 0x1389, −1500 as I32 = 0xFFFF_FA24,
@@ -366,6 +598,12 @@ pub fn sdm630_device(unit: u8) -> PeerDevice {
     PeerDevice::new(unit).input(start, &words)
 }
 
+/// A meter at `unit` serving [`SDM630_CDAB_POINTS`] (holding registers 0x0000–0x004B).
+pub fn sdm630_cdab_device(unit: u8) -> PeerDevice {
+    let (start, words) = block(SDM630_CDAB_POINTS);
+    PeerDevice::new(unit).holding(start, &words)
+}
+
 /// A DTSD1352-style meter at `unit` serving [`DTSD1352_POINTS`] (holding registers 0x0000–0x017C).
 pub fn dtsd1352_device(unit: u8) -> PeerDevice {
     let (start, words) = block(DTSD1352_POINTS);
@@ -400,6 +638,7 @@ pub fn sdm630_profile() -> Profile {
     use RegisterKind::Input;
     Profile {
         id: "sdm630".to_owned(),
+        protocol: emgate::profiles::Protocol::Modbus,
         description: "Eastron SDM630 (test copy)".to_owned(),
         points: vec![
             point("voltage_l1_v", Input, 0x0000, F32, 1.0, NoRatio, Gauge, "v"),
@@ -446,6 +685,19 @@ pub fn sdm630_profile() -> Profile {
     }
 }
 
+/// The profile matching [`SDM630_CDAB_POINTS`]: [`sdm630_profile`] on
+/// holding registers, word order CDAB.
+pub fn sdm630_cdab_profile() -> Profile {
+    let mut profile = sdm630_profile();
+    "sdm630_cdab".clone_into(&mut profile.id);
+    "SDM630 map, CDAB floats in holding registers (test)".clone_into(&mut profile.description);
+    for p in &mut profile.points {
+        p.register = RegisterKind::Holding;
+        p.order = ByteOrder::Cdab;
+    }
+    profile
+}
+
 /// The profile matching [`DTSD1352_POINTS`] (same names, same order): values
 /// scale by PT and CT as on the real meter.
 pub fn dtsd1352_profile() -> Profile {
@@ -454,6 +706,7 @@ pub fn dtsd1352_profile() -> Profile {
     use RatioScaling::{Ct, None as NoRatio, Pt, PtCt};
     use RegisterKind::Holding;
     Profile {
+        protocol: emgate::profiles::Protocol::Modbus,
         id: "dtsd1352".to_owned(),
         description: "Acrel DTSD1352 (test copy)".to_owned(),
         points: vec![

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::config::SerialLine;
+use crate::model::{Detail, Quality};
 
 /// Anything a link can carry bytes over.
 pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -216,6 +217,26 @@ impl Link {
             self.buf.drain(..len);
             self.stripped += 1;
         }
+    }
+
+    /// What a read that ended without a fitting answer comes to, on any
+    /// protocol: the most telling rejected frame (`rejected`), else bytes
+    /// cut by a close (`truncated`), else bytes that never became a frame
+    /// (`garbage`), else nothing at all (`timeout`). Returns the quality
+    /// bit, the detail, and the bytes dropped meanwhile (for the counters).
+    pub fn verdict(&mut self, rejected: Detail, closed: bool) -> (Quality, Detail, u64) {
+        let garbage = self.take_dropped();
+        let got_bytes = !self.buf.is_empty() || garbage > 0;
+        let (quality, detail) = if rejected != Detail::NONE {
+            (Quality::EXCEPTION, rejected)
+        } else if closed && got_bytes {
+            (Quality::EXCEPTION, Detail::TRUNCATED)
+        } else if got_bytes {
+            (Quality::EXCEPTION, Detail::GARBAGE)
+        } else {
+            (Quality::TIMEOUT, Detail::NONE)
+        };
+        (quality, detail, garbage)
     }
 
     /// Bytes dropped (stale, garbage) since the last call.

@@ -63,6 +63,10 @@ pub struct ModbusLink {
     words: Vec<u16>,
     /// Bytes dropped (stale or garbage) since [`ModbusLink::take_dropped`].
     dropped: u64,
+    /// RTU: the last question that got no fitting answer, until when its
+    /// late answer is still to be feared. A frame that would answer it as
+    /// well as the current question is held until the current deadline.
+    suspect: Option<(Question, Instant)>,
 }
 
 impl ModbusLink {
@@ -76,6 +80,7 @@ impl ModbusLink {
             out: Vec::with_capacity(frame::RTU_REQUEST_LEN + 4),
             words: Vec::with_capacity(125),
             dropped: 0,
+            suspect: None,
         }
     }
 
@@ -88,6 +93,11 @@ impl ModbusLink {
     /// Bytes dropped (stale before a request, garbage around frames) since the last call.
     pub fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped) + self.link.take_dropped()
+    }
+
+    /// The link, for another protocol's reads on the same bus (DL/T 645).
+    pub fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
     }
 
     /// Known packets (DTU heartbeats, registrations) stripped since the last call.
@@ -106,7 +116,14 @@ impl ModbusLink {
             return lost;
         }
         // From here on, a dropped byte is garbage received for this read.
-        self.dropped += self.link.take_dropped();
+        let stale = self.link.take_dropped();
+        self.dropped += stale;
+        if let Some((late, until)) = self.suspect
+            && (Instant::now() > until || stale >= late.rtu_answer_len() as u64)
+        {
+            // Expired, or (most likely) its late answer was just drained.
+            self.suspect = None;
+        }
         self.out.clear();
         self.tid = self.tid.wrapping_add(1);
         match self.framing {
@@ -147,8 +164,8 @@ impl ModbusLink {
                     }
                     match self.link.fill(deadline).await {
                         Fill::Data => {}
-                        Fill::Deadline => return self.give_up(rejected, false),
-                        Fill::Closed => return self.give_up(rejected, true),
+                        Fill::Deadline => return self.give_up(*q, timeout, rejected, false),
+                        Fill::Closed => return self.give_up(*q, timeout, rejected, true),
                         Fill::Failed(_) => return lost,
                     }
                 }
@@ -188,7 +205,11 @@ impl ModbusLink {
     }
 
     /// RTU only: holds a found answer for one inter-frame silence; a later
-    /// fitting frame in that time replaces it (the first was late).
+    /// fitting frame in that time replaces it (the first was late). When
+    /// the found frame could also be the late answer to the last question
+    /// that went unanswered (same unit, function and byte count), it is held
+    /// until the deadline: a device that flushes a late answer when the next
+    /// request arrives sends the right one after its own answer delay.
     async fn linger(
         &mut self,
         q: &Question,
@@ -199,8 +220,14 @@ impl ModbusLink {
         if self.framing != Framing::Rtu {
             return (answer, end);
         }
-        let until =
-            (Instant::now() + self.link.silence().max(Duration::from_millis(1))).min(deadline);
+        let ambiguous = self.suspect.take().is_some_and(|(late, _)| {
+            late.unit == q.unit && late.function == q.function && late.data_len() == q.data_len()
+        });
+        let until = if ambiguous {
+            deadline
+        } else {
+            (Instant::now() + self.link.silence().max(Duration::from_millis(1))).min(deadline)
+        };
         loop {
             if let Scan::Found {
                 answer: later,
@@ -221,20 +248,20 @@ impl ModbusLink {
     }
 
     /// The outcome when the deadline passed (`closed`: the link closed)
-    /// without a fitting answer.
-    fn give_up(&mut self, rejected: Detail, closed: bool) -> Exchange {
-        let garbage = self.link.take_dropped();
+    /// without a fitting answer to `q`.
+    fn give_up(
+        &mut self,
+        q: Question,
+        timeout: Duration,
+        rejected: Detail,
+        closed: bool,
+    ) -> Exchange {
+        if self.framing == Framing::Rtu {
+            // Its answer may still come, during a later read.
+            self.suspect = Some((q, Instant::now() + timeout * 3));
+        }
+        let (quality, detail, garbage) = self.link.verdict(rejected, closed);
         self.dropped += garbage;
-        let got_bytes = !self.link.buf().is_empty() || garbage > 0;
-        let (quality, detail) = if rejected != Detail::NONE {
-            (Quality::EXCEPTION, rejected)
-        } else if closed && got_bytes {
-            (Quality::EXCEPTION, Detail::TRUNCATED)
-        } else if got_bytes {
-            (Quality::EXCEPTION, Detail::GARBAGE)
-        } else {
-            (Quality::TIMEOUT, Detail::NONE)
-        };
         // Modbus TCP reconnects after a failed read (as before field
         // buses): a late answer then cannot reach the next request, and an
         // out-of-step stream starts afresh. RTU links stay up (one dead
@@ -245,5 +272,214 @@ impl ModbusLink {
             detail,
             link_lost,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::config::{Parity, SerialLine};
+    use crate::profiles::RegisterKind;
+    use crate::sources::modbus::frame::push_with_crc;
+
+    const LINE: SerialLine = SerialLine {
+        baud: 115_200,
+        parity: Parity::None,
+        data_bits: 8,
+        stop_bits: 1,
+        turnaround: Duration::ZERO,
+    };
+
+    fn rtu(strip: Vec<Vec<u8>>) -> (ModbusLink, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let link = Link::new(Box::new(ours), Vec::new(), strip, Some(&LINE));
+        (ModbusLink::new(link, Framing::Rtu), theirs)
+    }
+
+    fn answer(unit: u8, words: &[u16]) -> Vec<u8> {
+        let mut body = vec![unit, 3, (words.len() * 2) as u8];
+        for w in words {
+            body.extend_from_slice(&w.to_be_bytes());
+        }
+        let mut out = Vec::new();
+        push_with_crc(&mut out, &body);
+        out
+    }
+
+    async fn request(peer: &mut DuplexStream) -> [u8; 8] {
+        let mut req = [0u8; 8];
+        peer.read_exact(&mut req).await.expect("request");
+        req
+    }
+
+    const Q: Question = Question {
+        unit: 1,
+        function: 3,
+        start: 0,
+        count: 1,
+    };
+
+    #[tokio::test]
+    async fn heartbeats_and_a_split_answer_still_give_the_value() {
+        let (mut wire, mut peer) = rtu(vec![b"www.usr.cn".to_vec()]);
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            peer.write_all(b"www.usr.cn").await.expect("write");
+            for b in answer(1, &[0x1234]) {
+                peer.write_all(&[b]).await.expect("write");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            peer
+        });
+        let got = wire.read(&Q, Duration::from_secs(2)).await;
+        assert_eq!(got, Exchange::Data);
+        assert_eq!(wire.words(), &[0x1234]);
+        assert_eq!(wire.take_stripped(), 1);
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_followed_by_the_right_one_is_not_taken() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            // The previous request's answer, late, then this one's.
+            let mut both = answer(1, &[0xAAAA]);
+            both.extend(answer(1, &[0x0007]));
+            peer.write_all(&both).await.expect("write");
+            peer
+        });
+        assert_eq!(wire.read(&Q, Duration::from_secs(2)).await, Exchange::Data);
+        assert_eq!(wire.words(), &[0x0007]);
+        drop(server.await);
+    }
+
+    /// A device that flushes its late answer when the next request arrives
+    /// and answers that request after its own delay: the late frame fits
+    /// the new question too, and must not be taken for its answer.
+    #[tokio::test]
+    async fn a_late_answer_flushed_before_a_slow_right_one_is_not_taken() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            // No answer in time; then, at the next request, the late one.
+            request(&mut peer).await;
+            peer.write_all(&answer(1, &[0xAAAA])).await.expect("write");
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            peer.write_all(&answer(1, &[0x0007])).await.expect("write");
+            peer
+        });
+        let first = wire.read(&Q, Duration::from_millis(100)).await;
+        assert!(matches!(
+            first,
+            Exchange::Failed {
+                quality: Quality::TIMEOUT,
+                ..
+            }
+        ));
+        assert_eq!(wire.read(&Q, Duration::from_secs(2)).await, Exchange::Data);
+        assert_eq!(wire.words(), &[0x0007]);
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn another_units_answer_is_skipped_and_named_at_the_deadline() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            peer.write_all(&answer(2, &[5])).await.expect("write");
+            peer
+        });
+        let got = wire.read(&Q, Duration::from_millis(200)).await;
+        assert_eq!(
+            got,
+            Exchange::Failed {
+                quality: Quality::EXCEPTION,
+                detail: Detail::WRONG_UNIT,
+                link_lost: false
+            }
+        );
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn stale_bytes_are_drained_before_the_request() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        peer.write_all(&answer(1, &[0xDEAD])).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            peer.write_all(&answer(1, &[1])).await.expect("write");
+            peer
+        });
+        assert_eq!(wire.read(&Q, Duration::from_secs(2)).await, Exchange::Data);
+        assert_eq!(wire.words(), &[1]);
+        drop(server.await);
+    }
+
+    #[tokio::test]
+    async fn bad_crc_garbage_and_truncation_are_named() {
+        let (mut wire, mut peer) = rtu(Vec::new());
+        let server = tokio::spawn(async move {
+            request(&mut peer).await;
+            let mut bad = answer(1, &[9]);
+            bad[4] ^= 0xFF;
+            peer.write_all(&bad).await.expect("write");
+            request(&mut peer).await;
+            peer.write_all(&[0x55; 40]).await.expect("write");
+            request(&mut peer).await;
+            peer.write_all(&answer(1, &[9])[..4]).await.expect("write");
+            drop(peer);
+        });
+        let timeout = Duration::from_millis(150);
+        let failed = |detail, link_lost| Exchange::Failed {
+            quality: Quality::EXCEPTION,
+            detail,
+            link_lost,
+        };
+        assert_eq!(wire.read(&Q, timeout).await, failed(Detail::BAD_CRC, false));
+        assert_eq!(wire.read(&Q, timeout).await, failed(Detail::GARBAGE, false));
+        assert_eq!(
+            wire.read(&Q, timeout).await,
+            failed(Detail::TRUNCATED, true)
+        );
+        server.await.expect("server");
+    }
+
+    #[tokio::test]
+    async fn mbap_wrong_count_under_our_transaction_is_final_at_once() {
+        let (ours, mut peer) = tokio::io::duplex(4096);
+        let mut wire = ModbusLink::new(
+            Link::new(Box::new(ours), Vec::new(), Vec::new(), None),
+            Framing::Mbap,
+        );
+        let server = tokio::spawn(async move {
+            let mut req = [0u8; 12];
+            peer.read_exact(&mut req).await.expect("request");
+            let answer = [req[0], req[1], 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2];
+            peer.write_all(&answer).await.expect("write");
+            peer
+        });
+        let q = Question::read(RegisterKind::Holding, 1, 0, 1);
+        // A read waiting for its deadline (an hour) would never end here.
+        let got = tokio::time::timeout(
+            Duration::from_mins(1),
+            wire.read(&q, Duration::from_hours(1)),
+        )
+        .await
+        .expect("the wrong answer ends the read");
+        assert_eq!(
+            got,
+            Exchange::Failed {
+                quality: Quality::EXCEPTION,
+                detail: Detail::WRONG_COUNT,
+                link_lost: false
+            }
+        );
+        drop(server.await);
     }
 }

@@ -47,14 +47,18 @@ use tracing::{debug, info, warn};
 use super::client::{Exchange, ModbusLink};
 use super::connect;
 use super::frame::Question;
-use super::plan::{PlanLimits, PlannedRead, plan, split};
+use super::plan::{PlannedRead, plan, split};
 use super::schedule::MeterSchedule;
 use crate::backoff::Backoff;
 use crate::clock::now_ms;
 use crate::config::{Config, EndpointConfig, Transport};
 use crate::model::{Detail, EndpointId, MeterId, PointValue, Quality, ReadingBatch};
 use crate::profiles::codec::decode_point;
+use crate::profiles::codec::scale_raw;
+use crate::profiles::dlt645::Address;
 use crate::sources::bus::dtu::{DtuConn, DtuHub};
+use crate::sources::dlt645::client::{Dlt645Reader, Reading};
+use crate::sources::dlt645::frame::{Question as DltQuestion, error_detail};
 use crate::sources::{Input, SourceContext};
 use crate::telemetry::Stats;
 use crate::telemetry::{PollOutcome, StatusBoard};
@@ -72,11 +76,23 @@ struct PolledMeter {
     ct: f64,
     profile: usize,
     reads: Vec<PlannedRead>,
+    /// DL/T 645 meters: the address, and the points read one DI each
+    /// (indexes into the profile's points); `reads` is then empty.
+    dlt645: Option<(Address, Vec<u16>)>,
     schedule: MeterSchedule,
     /// Point values of the current poll, reused every slot.
     scratch: Vec<PointValue>,
     /// Whether the last poll got any answer, for the `meters_up` gauge.
     up: bool,
+}
+
+impl PolledMeter {
+    /// Requests one poll makes: planned Modbus reads, or one per DI.
+    fn requests(&self) -> usize {
+        self.dlt645
+            .as_ref()
+            .map_or(self.reads.len(), |(_, points)| points.len())
+    }
 }
 
 /// Polls every meter of one endpoint until `shutdown`.
@@ -98,6 +114,8 @@ pub struct EndpointPoller {
     last_stall_warn: Option<Instant>,
     /// Whether "DTU not connected" was logged since it last was.
     dtu_down_logged: bool,
+    /// Scratch of DL/T 645 reads on this bus.
+    dlt645: Dlt645Reader,
 }
 
 /// What happened to one request.
@@ -116,6 +134,8 @@ enum ReadOutcome {
     },
     /// No answer in time on a link that stays up.
     Timeout,
+    /// A DL/T 645 error answer; the point is marked with its reason.
+    DeviceError,
 }
 
 impl EndpointPoller {
@@ -131,24 +151,31 @@ impl EndpointPoller {
             dtu,
         } = ctx.clone();
         let ep = &config.endpoints[endpoint.index()];
-        let limits = PlanLimits {
-            max_gap: ep.max_gap,
-            max_registers: ep.max_registers,
-            max_bits: 2000,
-        };
+        let limits = super::timing::plan_limits(ep);
         let now = now_ms();
         let meters = config
             .meters_on(endpoint)
             .map(|(id, m)| {
                 let profile = &config.profiles[m.profile.index()];
+                let dlt645 = m.dlt645().map(|(_, address)| {
+                    let points = (0..profile.points.len())
+                        .filter(|&i| profile.points[i].dlt645.is_some())
+                        .map(|i| i as u16)
+                        .collect();
+                    (address, points)
+                });
                 PolledMeter {
                     id,
-                    // `meters_on` yields Modbus meters only.
                     unit: m.modbus().map_or(0, |(_, unit)| unit),
                     pt: m.pt,
                     ct: m.ct,
                     profile: m.profile.index(),
-                    reads: plan(&profile.points, limits),
+                    reads: if dlt645.is_some() {
+                        Vec::new()
+                    } else {
+                        plan(&profile.points, limits)
+                    },
+                    dlt645,
                     schedule: MeterSchedule::starting_at(now, m.poll_interval.as_millis() as i64),
                     scratch: vec![PointValue::default(); profile.points.len()],
                     up: false,
@@ -171,6 +198,7 @@ impl EndpointPoller {
             retry_at: None,
             last_stall_warn: None,
             dtu_down_logged: false,
+            dlt645: Dlt645Reader::default(),
         }
     }
 
@@ -178,10 +206,10 @@ impl EndpointPoller {
         &self.config.endpoints[self.endpoint.index()]
     }
 
-    /// Number of Modbus requests one round of every meter needs (after planning).
+    /// Number of requests one round of every meter needs (after planning).
     #[must_use]
     pub fn requests_per_round(&self) -> usize {
-        self.meters.iter().map(|m| m.reads.len()).sum()
+        self.meters.iter().map(PolledMeter::requests).sum()
     }
 
     /// Runs until `shutdown` is cancelled or the downstream channel closes.
@@ -198,6 +226,7 @@ impl EndpointPoller {
             requests_per_round = self.requests_per_round(),
             "polling endpoint"
         );
+        super::timing::publish(&self.config, self.endpoint, &self.board);
         loop {
             // Checked here too: a round cut short by the shutdown leaves due
             // meters behind, and without this the loop would spin on them.
@@ -231,6 +260,7 @@ impl EndpointPoller {
                 }
                 continue;
             }
+            let round_started = Instant::now();
             let mut batch = ReadingBatch::with_capacity(self.meters.len(), 16);
             for i in 0..self.meters.len() {
                 if shutdown.is_cancelled() {
@@ -261,6 +291,8 @@ impl EndpointPoller {
             if batch.is_empty() {
                 continue;
             }
+            self.board
+                .round_done(self.endpoint, round_started.elapsed());
             // Backpressure: a full pipeline makes this await, and the slots
             // that pass meanwhile are counted as missed on the next round.
             // The stall itself is counted and logged as it starts, so a
@@ -388,7 +420,7 @@ impl EndpointPoller {
         let mut answered = false;
         let mut outcome = PollOutcome::Ok;
         let mut r = 0;
-        while r < self.meters[idx].reads.len() {
+        while r < self.meters[idx].requests() {
             if let Err(detail) = self.ensure_connected().await {
                 self.meters[idx]
                     .scratch
@@ -396,8 +428,17 @@ impl EndpointPoller {
                 outcome = PollOutcome::Timeout;
                 break;
             }
-            match self.do_read(idx, r).await {
+            let read = if self.meters[idx].dlt645.is_some() {
+                self.do_dlt645_read(idx, r).await
+            } else {
+                self.do_read(idx, r).await
+            };
+            match read {
                 ReadOutcome::Data => answered = true,
+                ReadOutcome::DeviceError => {
+                    answered = true;
+                    outcome = PollOutcome::Exception;
+                }
                 ReadOutcome::Exception(code) => {
                     answered = true;
                     outcome = PollOutcome::Exception;
@@ -445,6 +486,7 @@ impl EndpointPoller {
             }
         }
         if let Some(wire) = self.wire.as_mut() {
+            Stats::add(&self.stats.bus_bytes_dropped, self.dlt645.take_dropped());
             Stats::add(&self.stats.bus_bytes_dropped, wire.take_dropped());
             Stats::add(&self.stats.dtu_packets_stripped, wire.take_stripped());
         }
@@ -519,37 +561,115 @@ impl EndpointPoller {
                     m.scratch[usize::from(slot.point)] = PointValue::failed(quality, detail);
                 }
                 if quality == Quality::EXCEPTION {
-                    self.stats
-                        .requests_exception
-                        .fetch_add(1, Ordering::Relaxed);
-                    if let Some(i) = Detail::NAMES.iter().position(|(d, _)| *d == detail) {
-                        self.stats.answers_rejected[i].fetch_add(1, Ordering::Relaxed);
-                    }
                     warn!(
                         meter = %meter_id, unit = m.unit, start, count,
                         detail = detail.name().unwrap_or("exception"),
                         "the answer does not answer the request; no value"
                     );
                 } else {
-                    self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
                     debug!(
                         meter = %meter_id, unit = m.unit, start, count,
                         timeout_ms = timeout.as_millis() as u64,
                         "modbus request timed out"
                     );
                 }
-                if link_lost {
-                    debug!(endpoint = %self.config.endpoints[self.endpoint.index()].id, "link dropped; reconnecting");
-                    self.drop_connection();
-                    return ReadOutcome::LinkLost {
-                        protocol: quality == Quality::EXCEPTION,
-                    };
-                }
+                self.failed_read(quality, detail, link_lost)
+            }
+        }
+    }
+
+    /// Counts a read that got no fitting answer, drops the link when it is
+    /// lost, and says how the poll goes on.
+    fn failed_read(&mut self, quality: Quality, detail: Detail, link_lost: bool) -> ReadOutcome {
+        if quality == Quality::EXCEPTION {
+            self.stats
+                .requests_exception
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(i) = Detail::NAMES.iter().position(|(d, _)| *d == detail) {
+                self.stats.answers_rejected[i].fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            self.stats.requests_timeout.fetch_add(1, Ordering::Relaxed);
+        }
+        if link_lost {
+            debug!(endpoint = %self.config.endpoints[self.endpoint.index()].id, "link dropped; reconnecting");
+            self.drop_connection();
+            return ReadOutcome::LinkLost {
+                protocol: quality == Quality::EXCEPTION,
+            };
+        }
+        if quality == Quality::EXCEPTION {
+            ReadOutcome::Rejected
+        } else {
+            ReadOutcome::Timeout
+        }
+    }
+
+    /// Reads DI `r` of DL/T 645 meter `idx` into the meter's scratch values.
+    async fn do_dlt645_read(&mut self, idx: usize, r: usize) -> ReadOutcome {
+        let timeout = self.endpoint_config().timeout;
+        let Some(wire) = self.wire.as_mut() else {
+            return ReadOutcome::LinkLost { protocol: false };
+        };
+        let m = &mut self.meters[idx];
+        let Some((address, points)) = &m.dlt645 else {
+            return ReadOutcome::LinkLost { protocol: false };
+        };
+        let point_idx = usize::from(points[r]);
+        let profile = &self.config.profiles[m.profile];
+        let point = &profile.points[point_idx];
+        let Some(d) = point.dlt645 else {
+            return ReadOutcome::LinkLost { protocol: false };
+        };
+        let question = DltQuestion {
+            address: *address,
+            di: d.di,
+            value_bytes: d.format.bytes,
+        };
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let reading = self
+            .dlt645
+            .read(
+                wire.link_mut(),
+                &question,
+                d.format,
+                usize::from(self.config.endpoints[self.endpoint.index()].dlt645_preamble),
+                timeout,
+            )
+            .await;
+        let meter_id = &self.config.meters[m.id.index()].id;
+        match reading {
+            Reading::Value(v) => {
+                self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
+                m.scratch[point_idx] =
+                    PointValue::new(scale_raw(point, v, m.pt, m.ct), crate::model::Quality::GOOD);
+                ReadOutcome::Data
+            }
+            Reading::Error(code) => {
+                self.stats
+                    .requests_exception
+                    .fetch_add(1, Ordering::Relaxed);
+                let detail = error_detail(code);
+                m.scratch[point_idx] = PointValue::failed(Quality::EXCEPTION, detail);
+                debug!(meter = %meter_id, di = %d.di, error = code, detail = detail.name().unwrap_or(""), "DL/T 645 error answer");
+                ReadOutcome::DeviceError
+            }
+            Reading::Failed {
+                quality,
+                detail,
+                link_lost,
+            } => {
+                m.scratch[point_idx] = PointValue::failed(quality, detail);
                 if quality == Quality::EXCEPTION {
-                    ReadOutcome::Rejected
+                    warn!(
+                        meter = %meter_id, address = %address, di = %d.di,
+                        detail = detail.name().unwrap_or("exception"),
+                        "the answer does not answer the request; no value"
+                    );
                 } else {
-                    ReadOutcome::Timeout
+                    debug!(meter = %meter_id, address = %address, di = %d.di, "DL/T 645 request timed out");
                 }
+                self.failed_read(quality, detail, link_lost)
             }
         }
     }

@@ -14,8 +14,10 @@ scripts/bench-serial drives it; each subcommand is one step of a run:
           round time is the peer's own figure: pymodbus's answer time plus
           the pty, with no gateway in the way.
   report  the table row: theoretical wire time of the requests (README
-          formula), configured delays, emgate's achieved round (from
-          /metrics), the peer's figure, and the overhead that is emgate's.
+          formula, checked against emgate's own planned round), configured
+          delays, emgate's achieved round (emgate_bus_round_seconds sampled
+          from /metrics, cross-checked with the poll-duration histogram),
+          the peer's figure, and the overhead that is emgate's.
 
 Why a peer of our own rather than tests/peers/pymodbus_server.py: that one
 serves raw blocks for interop tests; this one serves a whole profile per
@@ -264,6 +266,7 @@ def histogram(metrics_path, name, endpoint):
 
 
 def counter(metrics_path, name):
+    """The first sample of `name` in a /metrics text (the bench has one endpoint)."""
     with open(metrics_path) as f:
         for line in f:
             if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -292,7 +295,18 @@ def report(args):
     if polls < args.meters:
         sys.exit(f"report: only {polls:.0f} meter polls in the window: emgate did not poll")
     rounds = polls / args.meters
-    achieved = (sum1 - sum0) / rounds
+    # Cross-check: the meters' poll times summed (no scheduling between them).
+    polled = (sum1 - sum0) / rounds
+    # The achieved round as the status API shows it: the last round, sampled
+    # once per poll interval.
+    samples = [counter(m, "emgate_bus_round_seconds") for m in args.samples]
+    achieved = sum(samples) / len(samples)
+    planned = counter(args.metrics1, "emgate_bus_planned_round_seconds")
+    if abs(planned - (wire + delays)) > 1e-4:
+        sys.exit(
+            f"report: emgate plans {planned * 1000:.3f} ms a round, this script {(wire + delays) * 1000:.3f} ms:"
+            " the README formula and this script disagree"
+        )
     def delta(metric):
         return counter(args.metrics1, metric) - counter(args.metrics0, metric)
 
@@ -316,7 +330,10 @@ def report(args):
         "requests": n,
         "wire_ms": wire * 1000,
         "delays_ms": delays * 1000,
+        "planned_ms": planned * 1000,
         "achieved_ms": achieved * 1000,
+        "samples": len(samples),
+        "polled_ms": polled * 1000,
         "rounds": rounds,
         "requests_sent": sent,
         "deliberate_ms": deliberate * 1000,
@@ -342,10 +359,14 @@ def table(args):
     for r in rows:
         print(
             f"| {r['baud']} | {r['requests']} ({r['meters']} meters) | {r['wire_ms']:.1f} ms "
-            f"| {r['delays_ms']:.1f} ms | {r['achieved_ms']:.1f} ms (mean of {r['rounds']:.0f} rounds) "
+            f"| {r['delays_ms']:.1f} ms | {r['achieved_ms']:.1f} ms (mean of {r['samples']} samples; "
+            f"meters' polls {r['polled_ms']:.1f} ms) "
             f"| {r['deliberate_ms']:.1f} ms | {r['peer_ms']:.1f} ms (inside pymodbus {r['peer_inside_ms']:.1f} ms) "
             f"| {r['overhead_ms']:.1f} ms = {r['overhead_per_read_us']:.0f} µs per read | {r['overhead_pct']:.1f} % |"
         )
+    print()
+    print("theoretical wire time + configured delays = emgate's planned round "
+          "(emgate_bus_planned_round_seconds), checked to 0.1 ms")
 
 
 def main():
@@ -366,6 +387,7 @@ def main():
     p = sub.add_parser("report")
     for k in ("trace", "replay", "metrics0", "metrics1", "out", "endpoint"):
         p.add_argument("--" + k, required=True)
+    p.add_argument("--samples", nargs="+", required=True, help="/metrics texts, one per poll interval")
     p.add_argument("--baud", type=int, required=True)
     p.add_argument("--meters", type=int, required=True)
     p.add_argument("--turnaround-ms", type=float, default=0)

@@ -126,7 +126,7 @@ impl Link {
     }
 
     /// Discards what was received before a request: what is buffered and
-    /// what the stream holds now, without waiting (bounded by [`MAX_DRAIN`]).
+    /// what the stream holds now, without waiting (bounded by `MAX_DRAIN`).
     /// A late answer to an earlier request dies here.
     ///
     /// # Errors

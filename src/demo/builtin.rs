@@ -244,7 +244,7 @@ pub const DLT645_METERS: [(&str, &str); 2] =
     [("cm-e-in1", "220811000157"), ("cm-e-in2", "220811000158")];
 
 /// The profile of the DL/T 645 incomers: the shipped three-phase
-/// multi-function meter, or [`DLT645_PROFILE_TEXT`] while none is shipped.
+/// multi-function meter, or `DLT645_PROFILE_TEXT` while none is shipped.
 pub const DLT645_PROFILE: &str = "dlt645_3phase";
 
 /// A three-phase multi-function DL/T 645-2007 meter with the DIs of the

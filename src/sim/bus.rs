@@ -2,7 +2,7 @@
 //! stream: what a serial server in transparent mode (`rtu_over_tcp`) or a
 //! DTU (`dtu`) forwards. Such a bus may carry Modbus RTU meters and
 //! DL/T 645-2007 meters side by side (a plant's incomers speak DL/T 645,
-//! its sub-meters Modbus), so [`BusSlave`] finds each request in the bytes
+//! its sub-meters Modbus), so `BusSlave` finds each request in the bytes
 //! and hands it to the protocol it is: [`super::rtu`] or [`super::dlt645`].
 //!
 //! Why one slave for both: on a real bus every device hears every frame and

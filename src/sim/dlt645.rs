@@ -1,7 +1,7 @@
 //! The simulator as DL/T 645-2007 meters on a bus: read requests in,
 //! answers out, with the values of the same exact physics as the Modbus
 //! meters. [`super::bus`] finds the frames in the byte stream (beside Modbus
-//! RTU requests) and calls [`respond`]; the frames are written with the
+//! RTU requests) and calls `respond`; the frames are written with the
 //! gateway's own [`frame::encode`], the values with the rule below.
 //!
 //! # What is answered
@@ -29,7 +29,7 @@
 //!
 //! # The values rule
 //! The physical value `v` of the point at the (stepped) request time is the
-//! same as for a Modbus point ([`super::meter`]); the meter's register holds
+//! same as for a Modbus point (`super::meter`); the meter's register holds
 //! `raw = (v − offset) / (scale × ratio)` in the point's format with `d`
 //! decimals, as a whole number of counts `raw × 10^d`:
 //! * **counters round down**: a meter's energy register shows the units it

@@ -3,7 +3,7 @@
 //! RS-485 bus, answered with the same `answer` of [`server`] as Modbus TCP,
 //! so the values are the same to the bit. [`super::bus`] finds the requests
 //! in the byte stream (beside DL/T 645 frames on the same bus) and calls
-//! [`respond`] for each.
+//! `respond` for each.
 //!
 //! Why our own slave rather than tokio-modbus's RTU server: the bytes
 //! arrive from TCP, where nothing marks where a frame starts (no inter-frame
@@ -14,7 +14,7 @@
 //! Protocol choices:
 //! * a request is an 8-byte frame `unit fc a_hi a_lo n_hi n_lo crc_lo crc_hi`
 //!   whose CRC-16 fits, for a unit outside the reserved 248-255 (see
-//!   [`is_request`]); bytes before it that start no frame are garbage and
+//!   `is_request`); bytes before it that start no frame are garbage and
 //!   dropped (resynchronisation, in [`super::bus`]), and a frame not yet
 //!   complete waits for more bytes. Frames of other lengths (writes of
 //!   several registers, diagnostics without data) are never recognised and

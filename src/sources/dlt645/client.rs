@@ -66,7 +66,7 @@ impl Dlt645Reader {
             detail: Detail::NONE,
             link_lost: true,
         };
-        if link.drain().await.is_err() {
+        if link.drain().is_err() {
             return lost;
         }
         self.dropped += link.take_dropped();
@@ -156,7 +156,7 @@ pub async fn read_address(
     preamble: usize,
     timeout: Duration,
 ) -> Result<frame::Address, AddressError> {
-    link.drain().await.map_err(AddressError::Link)?;
+    link.drain().map_err(AddressError::Link)?;
     let mut out = Vec::new();
     frame::encode_read_address(&mut out, preamble);
     link.send(&out).await.map_err(AddressError::Link)?;

@@ -112,7 +112,7 @@ impl ModbusLink {
             detail: Detail::NONE,
             link_lost: true,
         };
-        if self.link.drain().await.is_err() {
+        if self.link.drain().is_err() {
             return lost;
         }
         // From here on, a dropped byte is garbage received for this read.

@@ -19,6 +19,7 @@
 //! `meter` (a meter's validation and energy keys). The validated types are
 //! below; the generic checking machinery is in [`crate::check`].
 
+pub mod boilers;
 pub mod bus;
 pub mod dtu;
 mod files;
@@ -57,6 +58,7 @@ use crate::spool::SpoolConfig;
 
 pub use crate::check::{ConfigError, ConfigErrors, Secret};
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
+pub use boilers::{BoilerConfig, InputRef};
 pub use spool::default_spool;
 
 /// The validated configuration of a gateway.

@@ -14,12 +14,15 @@
 //!   counter amounts by boundary interpolation.
 //! * [`aggregate`]: consumption windows per meter and site roll-ups, with
 //!   late data, gauges and checkpoints.
+//! * [`boiler`]: boiler thermal efficiency per window, direct and indirect,
+//!   out of the aggregation's closed windows.
 //!
 //! The gateway runs them in `app::stages`, which derives their rules and
 //! specs from the configuration and persists their checkpoints: nothing
 //! here imports the configuration, the telemetry or the wiring.
 
 pub mod aggregate;
+pub mod boiler;
 pub mod coefficients;
 pub mod energy;
 pub mod steam;

@@ -9,8 +9,24 @@
 //! missing (and marks the result estimated).
 //!
 //! Plant instruments read **gauge** pressure: [`ATMOSPHERE_MPA`] is added
-//! before any property is computed. Not wired into the gateway yet:
-//! aggregation (issue 5) uses it.
+//! before any property is computed.
+//!
+//! # Which state the steam is in ([`SteamState`], [`steam_enthalpy`])
+//! Saturated steam (the normal case at 0.4–2.5 MPa(g)) has one degree of
+//! freedom: its enthalpy follows from the pressure alone, and its
+//! thermometer reads at or a little below the saturation temperature.
+//! Evaluating IF97 at (p, T) there lands on the liquid side of the
+//! saturation line and prices steam as hot water (about 4× too little).
+//! So, in `auto`, with T_s = T_sat(p):
+//! * T > T_s + `superheat_margin_k`: superheated, h(p, T);
+//! * T_s − `sensor_margin_k` ≤ T ≤ T_s + `superheat_margin_k`: saturated,
+//!   h = h′ + x·(h″ − h′) (x the dryness fraction, 1 by default);
+//! * T < T_s − `sensor_margin_k`: a sensor problem (no steam exists there):
+//!   saturated as above, flagged ([`SteamEnthalpy::suspect`]) so the window
+//!   is estimated.
+//!
+//! `saturated` uses the pressure alone; `superheated` uses h(p, T) and
+//! treats a temperature at or below saturation as the sensor problem above.
 
 use super::coefficients::KGCE_PER_MJ;
 
@@ -49,6 +65,143 @@ pub fn saturated_enthalpy_kj_per_kg(pressure_mpa_abs: f64, quality: f64) -> Opti
     }
     let h = seuif97::px2h(pressure_mpa_abs, quality);
     h.is_finite().then_some(h)
+}
+
+/// How a meter's steam state is decided (`steam_state` in profiles and meters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SteamState {
+    /// From the temperature against saturation (module doc).
+    #[default]
+    Auto,
+    /// Always saturated: enthalpy from pressure and dryness alone.
+    Saturated,
+    /// Always superheated: h(p, T).
+    Superheated,
+}
+
+impl SteamState {
+    /// Name as written in configuration.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SteamState::Auto => "auto",
+            SteamState::Saturated => "saturated",
+            SteamState::Superheated => "superheated",
+        }
+    }
+
+    /// The state named `s`, if any.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<SteamState> {
+        match s {
+            "auto" => Some(SteamState::Auto),
+            "saturated" => Some(SteamState::Saturated),
+            "superheated" => Some(SteamState::Superheated),
+            _ => None,
+        }
+    }
+}
+
+/// Margins of the `auto` decision, K (`[aggregation] steam_superheat_margin_k`
+/// and `steam_sensor_margin_k`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SteamMargins {
+    /// Above T_sat + this: superheated.
+    pub superheat_margin_k: f64,
+    /// Below T_sat − this: a sensor problem.
+    pub sensor_margin_k: f64,
+}
+
+impl SteamMargins {
+    /// 3 K above saturation, 10 K below (README "Steam by its real state").
+    pub const DEFAULT: SteamMargins = SteamMargins {
+        superheat_margin_k: 3.0,
+        sensor_margin_k: 10.0,
+    };
+}
+
+impl Default for SteamMargins {
+    fn default() -> Self {
+        SteamMargins::DEFAULT
+    }
+}
+
+/// A steam enthalpy with how it was found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SteamEnthalpy {
+    /// kJ/kg.
+    pub h: f64,
+    /// Taken as saturated (h from the pressure and dryness).
+    pub saturated: bool,
+    /// The temperature contradicts the state (far below saturation, or at
+    /// or below it for `superheated`): h″ was used, the window is estimated.
+    pub suspect: bool,
+}
+
+/// Saturation temperature (°C) at absolute pressure `p_abs` (MPa), IF97.
+#[must_use]
+pub fn saturation_temperature_c(p_abs: f64) -> Option<f64> {
+    if !(p_abs > 0.000_611 && p_abs < 22.064) {
+        return None;
+    }
+    let t = seuif97::px2t(p_abs, 1.0);
+    t.is_finite().then_some(t)
+}
+
+/// Enthalpy (kJ/kg) of steam at gauge pressure `p_gauge` (MPa) and
+/// temperature `t_c` (°C; not needed for `saturated`), by `state` (module
+/// doc); `dryness` is the quality x of saturated steam (0 < x ≤ 1).
+/// `None` when the pressure is missing or outside IF97's saturation range,
+/// or a temperature needed is missing.
+#[must_use]
+pub fn steam_enthalpy(
+    p_gauge: Option<f64>,
+    t_c: Option<f64>,
+    state: SteamState,
+    dryness: f64,
+    margins: SteamMargins,
+) -> Option<SteamEnthalpy> {
+    let p = p_gauge.filter(|p| p.is_finite())? + ATMOSPHERE_MPA;
+    let saturated = |suspect| {
+        saturated_enthalpy_kj_per_kg(p, dryness).map(|h| SteamEnthalpy {
+            h,
+            saturated: true,
+            suspect,
+        })
+    };
+    if state == SteamState::Saturated {
+        return saturated(false);
+    }
+    let t = t_c.filter(|t| t.is_finite())?;
+    match saturation_temperature_c(p) {
+        // Above the critical pressure there is no saturation: (p, T) decides.
+        None => superheated(p, t),
+        Some(ts) => {
+            let lower = if state == SteamState::Superheated {
+                ts
+            } else {
+                ts - margins.sensor_margin_k
+            };
+            if t > ts + margins.superheat_margin_k
+                || (state == SteamState::Superheated && t > ts)
+            {
+                superheated(p, t)
+            } else if t < lower || (state == SteamState::Superheated && t <= ts) {
+                saturated(true)
+            } else {
+                saturated(false)
+            }
+        }
+    }
+}
+
+/// h(p, T) at absolute pressure, as superheated steam.
+fn superheated(p_abs: f64, t: f64) -> Option<SteamEnthalpy> {
+    enthalpy_kj_per_kg(p_abs - ATMOSPHERE_MPA, t).map(|h| SteamEnthalpy {
+        h,
+        saturated: false,
+        suspect: false,
+    })
 }
 
 /// Heat delivered by `mass_t` tonnes of steam of enthalpy `h` over the

@@ -1,0 +1,2 @@
+//! The streaming join of a boiler's inputs per window (module doc of
+//! [`super`]).

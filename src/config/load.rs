@@ -283,5 +283,6 @@ fn assemble(
         aggregation,
         mqtt,
         api,
+        boilers: Vec::new(),
     })
 }

@@ -93,6 +93,8 @@ pub struct Config {
     pub aggregation: AggregationSettings,
     /// The HTTP API (status, metrics, reload).
     pub api: ApiSettings,
+    /// Boilers (`[[boilers]]` of the site files).
+    pub boilers: Vec<BoilerConfig>,
 }
 
 /// `[api]`, validated: the HTTP server of status, metrics and reload.

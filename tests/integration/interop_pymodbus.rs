@@ -50,6 +50,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 
 fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config {
     Config {
+        boilers: Vec::new(),
         dtu: DtuSettings::default(),
         source: "tests/integration/interop_pymodbus.rs".into(),
         gateway: GatewayConfig {

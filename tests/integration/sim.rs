@@ -71,6 +71,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 pub(crate) fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
     let profiles: Vec<Profile> = vec![sdm630_profile(), dtsd1352_profile()];
     Config {
+        boilers: Vec::new(),
         dtu: DtuSettings::default(),
         source: "tests/integration/sim.rs".into(),
         gateway: GatewayConfig {

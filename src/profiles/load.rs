@@ -47,6 +47,10 @@ pub fn builtin() -> &'static [(&'static str, &'static str)] {
             include_str!("../../config/profiles/eastron_sdm630.toml"),
         ),
         (
+            "flue_gas_analyzer",
+            include_str!("../../config/profiles/flue_gas_analyzer.toml"),
+        ),
+        (
             "gas_flow_computer",
             include_str!("../../config/profiles/gas_flow_computer.toml"),
         ),

@@ -92,6 +92,28 @@ impl LoadShape {
         }
     }
 
+    /// The output load of simulated boiler `id` rated at `rated` (main unit
+    /// per hour): a base of 84-90 % of rated, a daily swing of 4-6 % and a
+    /// ripple of 2-4 % (hashed from the id), so the load stays within
+    /// 75.6-99 % of rated, where q₅ is its rated value (see `super::boiler`).
+    #[must_use]
+    pub fn for_boiler(id: &str, rated: f64) -> LoadShape {
+        let mut h = Fnv::new();
+        h.write(id.as_bytes());
+        h.write(b"\0boiler");
+        let mut unit = || h.next_unit();
+        let base = rated * (0.84 + 0.06 * unit());
+        LoadShape {
+            base,
+            daily_amplitude: 0.04 + 0.02 * unit(),
+            daily_phase: TAU * unit(),
+            ripple_amplitude: 0.02 + 0.02 * unit(),
+            ripple_period_s: 600.0 + 1200.0 * unit(),
+            ripple_phase: TAU * unit(),
+            initial: base * (100.0 + 4000.0 * unit()),
+        }
+    }
+
     /// Checks the invariants the closed form relies on.
     ///
     /// # Errors

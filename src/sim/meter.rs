@@ -10,15 +10,17 @@
 
 use std::f64::consts::TAU;
 
+use super::boiler::FlueGas;
 use super::dlt645;
 use super::load::{EPOCH, LoadShape};
 use crate::config::MeterConfig;
 use crate::model::EnergyType;
+use crate::pipeline::steam::{ATMOSPHERE_MPA, saturation_temperature_c};
 use crate::profiles::codec::{decode_raw, encode_point, encode_raw, ratio_factor, scale_raw};
 use crate::profiles::{DataType, PointDef, PointKind};
 
 /// Share of the primary counter that export (reverse) counters and powers carry.
-const EXPORT_SHARE: f64 = 0.02;
+pub(crate) const EXPORT_SHARE: f64 = 0.02;
 /// Reactive energy and power as a share of active (tan φ of a power factor near 0.96).
 const REACTIVE_SHARE: f64 = 0.3;
 /// √3, the ratio of line-to-line to phase voltage.
@@ -65,6 +67,11 @@ pub(crate) enum Role {
     PowerFactor,
     /// A plausible constant with a small wobble (pressure, temperature, anything else).
     Level { value: f64, wobble: f64 },
+    /// A steam line's temperature, coherent with its pressure gauge (point
+    /// `pressure` of the same meter, MPa gauge): `T_sat(p) + offset_k`, so a
+    /// saturated line reads a little below saturation (as real ones do) and a
+    /// superheated one clearly above.
+    SteamTemperature { pressure: usize, offset_k: f64 },
 }
 
 /// One point of a simulated meter.
@@ -129,10 +136,31 @@ impl SimMeter {
             Role::Frequency => 50.0 + 0.02 * wobble,
             Role::PowerFactor => 0.92 + 0.03 * wobble,
             Role::Level { value, wobble: w } => value + w * wobble,
+            Role::SteamTemperature { pressure, offset_k } => {
+                let p = self.model_value(pressure, t, reset) + ATMOSPHERE_MPA;
+                saturation_temperature_c(p).map_or(f64::NAN, |ts| ts + offset_k)
+            }
         };
         match point.def.rollover {
             Some(r) if point.def.kind == PointKind::Counter && r > 0.0 => v.rem_euclid(r),
             _ => v,
+        }
+    }
+
+    /// The value point `i` serves without its wobble (the centre of a level,
+    /// a rate at the load's base); `NaN` for counters, which have no level.
+    pub fn nominal_value(&self, i: usize) -> f64 {
+        match self.points[i].role {
+            Role::Level { value, .. } => value,
+            Role::SteamTemperature { pressure, offset_k } => {
+                let p = self.nominal_value(pressure) + ATMOSPHERE_MPA;
+                saturation_temperature_c(p).map_or(f64::NAN, |ts| ts + offset_k)
+            }
+            Role::Rate { per_main } => per_main * self.load.base,
+            Role::Frequency => 50.0,
+            Role::PowerFactor => 0.92,
+            Role::Voltage { nominal } => nominal,
+            Role::Current { .. } | Role::Counter { .. } => f64::NAN,
         }
     }
 
@@ -247,7 +275,7 @@ pub(crate) fn spike_ceiling(def: &PointDef, pt: f64, ct: f64) -> f64 {
 
 /// True for export / reverse quantities, which carry a small share of the
 /// load: by name, or a DL/T 645 reverse active energy (`0002xxxx`).
-fn is_export(def: &PointDef) -> bool {
+pub(crate) fn is_export(def: &PointDef) -> bool {
     let name = def.name.as_str();
     let [_, _, di2, di3] = def.dlt645.map_or([0xFF; 4], |d| d.di.wire());
     name.contains("export") || name.contains("reverse") || (di3 == 0x00 && di2 == 0x02)
@@ -257,7 +285,7 @@ fn is_export(def: &PointDef) -> bool {
 /// other point): a tariff's share of the energy (`00 xx 01 00`…`00 xx 04 00`,
 /// [`TARIFF_SHARES`]; tariffs above 4 nothing), a phase's third of the
 /// power (`02 03 01 00`…, active, reactive and apparent).
-fn di_share(def: &PointDef) -> f64 {
+pub(crate) fn di_share(def: &PointDef) -> f64 {
     let Some(d) = def.dlt645 else {
         return 1.0;
     };
@@ -300,6 +328,10 @@ fn role_of(energy: EnergyType, def: &PointDef, nominal_v: f64) -> Role {
         "hz" => Role::Frequency,
         "pf" => Role::PowerFactor,
         "" | "1" if name.contains("pf") || name.contains("power_factor") => Role::PowerFactor,
+        // A flue-gas analyzer watching this energy's fire (see `super::boiler`).
+        "pct" if name.contains("o2") => flue(energy).o2_role(),
+        "ppm" if name.contains("co") => flue(energy).co_role(),
+        "c" if name.contains("exhaust") || name.contains("flue") => flue(energy).exhaust_role(),
         "mpa" => level(pressure_mpa(energy), 0.01),
         "kpa" => level(pressure_mpa(energy) * 1000.0, 0.01),
         "bar" => level(pressure_mpa(energy) * 10.0, 0.01),
@@ -309,6 +341,15 @@ fn role_of(energy: EnergyType, def: &PointDef, nominal_v: f64) -> Role {
             (Some(v), None) | (None, Some(v)) => level(v, 0.0),
             (None, None) => level(0.0, 0.0),
         },
+    }
+}
+
+/// The flue gas of a fire burning `energy` (coal: a solid fuel's; else a gas fire's).
+fn flue(energy: EnergyType) -> FlueGas {
+    if energy == EnergyType::Coal {
+        FlueGas::SOLID
+    } else {
+        FlueGas::GAS
     }
 }
 

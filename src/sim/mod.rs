@@ -101,14 +101,26 @@
 //! the values); see [`mqtt`]. The frozen clock does not stop the publisher:
 //! it publishes each wall-clock slot with the values of that slot.
 //!
+//! # Steam lines and boilers
+//! A steam meter whose profile names its `pressure` and `temperature`
+//! gauges is coherent: the temperature follows the pressure served, 0.3 K
+//! below saturation, and its heat counters count the steam's enthalpy over
+//! make-up water. Each configured boiler (`[[boilers]]`) drives its meters
+//! from one model (see [`boiler`]): the output follows the boiler's load, the
+//! fuel meter burns what that output needs at the efficiency that follows
+//! from the model's losses, and the flue-gas analyzer serves the model's flue
+//! gas; [`Simulator::boilers`] tells the truth a test checks against.
+//!
 //! Protocol choices (exceptions for unknown units, uncovered addresses,
 //! oversized reads) are documented in [`server`], for RTU framing in
 //! [`rtu`], for DL/T 645 (addresses, error answers, the values rule) in
 //! [`dlt645`], and how one bus carries both in [`bus`].
 
+pub mod boiler;
 pub mod bus;
 pub mod dlt645;
 pub mod dtu;
+mod lines;
 mod load;
 mod meter;
 pub mod mqtt;
@@ -127,10 +139,11 @@ pub use load::{EPOCH, LoadShape};
 pub use meter::SPIKE_JUMP;
 
 use crate::config::{Config, SimFault, Transport};
-use crate::model::{EndpointId, MeterId};
+use crate::model::{EndpointId, EnergyType, MeterId};
 use crate::profiles::dlt645::Address;
+use boiler::BoilerTruth;
 use dtu::{DtuCounters, DtuLink};
-use meter::{Serve, SimMeter};
+use meter::{Role, Serve, SimMeter};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +194,14 @@ pub enum SimError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A served value (`SimOptions::values`) names a point the meter lacks.
+    #[error("simulator: meter {meter:?} has no point {point} to serve a value on")]
+    InvalidPoint {
+        /// Meter id.
+        meter: String,
+        /// Point index asked for.
+        point: usize,
+    },
 }
 
 /// Options beyond the configuration, for tests and benchmarks.
@@ -191,6 +212,11 @@ pub struct SimOptions {
     pub loads: Vec<(MeterId, LoadShape)>,
     /// Start with the clock frozen at this Unix time (see [`Simulator::freeze_time`]).
     pub frozen_time: Option<f64>,
+    /// Points that serve this constant value instead of their role's, as
+    /// (meter, point index in its profile, value): an instrument that reads
+    /// wrong (e.g. an analyzer reading 21 % O₂ in a burning boiler). Only
+    /// what is served changes; a boiler's truth stays the model's.
+    pub values: Vec<(MeterId, usize, f64)>,
 }
 
 /// State shared by the handle and every connection.
@@ -329,6 +355,8 @@ pub struct Simulator {
     /// Per endpoint, the counters of its simulated DTU (`dtu` endpoints with meters).
     dtus: Arc<Vec<Option<Arc<DtuCounters>>>>,
     mqtt: Arc<MqttState>,
+    /// The simulated boilers' truths, in configuration order.
+    boilers: Arc<Vec<BoilerTruth>>,
 }
 
 /// What the handle knows of the MQTT publishers.
@@ -380,6 +408,7 @@ impl Simulator {
         options: SimOptions,
     ) -> Result<Simulator, SimError> {
         let mut meters = Vec::with_capacity(config.meters.len());
+        let mut overridden = Vec::with_capacity(config.meters.len());
         for (i, m) in config.meters.iter().enumerate() {
             let id = MeterId(i as u32);
             let load = match options.loads.iter().rev().find(|(mid, _)| *mid == id) {
@@ -392,7 +421,40 @@ impl Simulator {
                 }
                 None => LoadShape::for_meter(&m.id, m.energy),
             };
-            meters.push(SimMeter::new(m, &config.profile_of(id).points, load));
+            overridden.push(options.loads.iter().any(|(mid, _)| *mid == id));
+            let profile = config.profile_of(id);
+            let mut sim = SimMeter::new(m, &profile.points, load);
+            if let (EnergyType::Steam, Some(p), Some(t)) =
+                (m.energy, profile.pressure, profile.temperature)
+            {
+                sim.steam_coherent(p, t, false);
+            }
+            meters.push(sim);
+        }
+        let start = options.frozen_time.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
+        let (boilers, skipped) = boiler::plan(config, &mut meters, &overridden, start);
+        for s in &skipped {
+            tracing::warn!(boiler = %s.boiler, reason = s.reason,
+                "simulator: boiler not simulated (its meters are served as plain meters)");
+        }
+        for &(meter, point, value) in &options.values {
+            let Some(p) = meters
+                .get_mut(meter.index())
+                .and_then(|m| m.points.get_mut(point))
+            else {
+                return Err(SimError::InvalidPoint {
+                    meter: config
+                        .meters
+                        .get(meter.index())
+                        .map_or_else(|| format!("#{}", meter.index()), |m| m.id.clone()),
+                    point,
+                });
+            };
+            p.role = Role::Level { value, wobble: 0.0 };
         }
 
         let mut units = vec![Box::new([None::<usize>; 256]); config.endpoints.len()];
@@ -559,7 +621,19 @@ impl Simulator {
             addrs: Arc::new(addrs),
             dtus: Arc::new(dtus),
             mqtt: Arc::new(MqttState { counters, plans }),
+            boilers: Arc::new(boilers),
         })
+    }
+
+    /// The simulated boilers' truths, in configuration order (boilers the
+    /// model cannot drive are left out, with a warning at start).
+    pub fn boilers(&self) -> &[BoilerTruth] {
+        &self.boilers
+    }
+
+    /// The truth of boiler `id`, when it is simulated.
+    pub fn boiler(&self, id: &str) -> Option<&BoilerTruth> {
+        self.boilers.iter().find(|b| b.id == id)
     }
 
     /// Address endpoint `endpoint` listens on, if it has meters and is a

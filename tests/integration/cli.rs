@@ -28,7 +28,7 @@ fn check_config_accepts_the_shipped_example() {
     );
     assert_eq!(
         stdout.lines().next().unwrap_or_default(),
-        "config/emgate.toml: ok: 2 site(s), 12 meter(s), 3 endpoint(s), 0 MQTT broker(s), 9 profile(s) in use; output: file data/lines.lp"
+        "config/emgate.toml: ok: 2 site(s), 15 meter(s), 3 endpoint(s), 0 MQTT broker(s), 10 profile(s) in use; output: file data/lines.lp"
     );
 }
 

@@ -53,7 +53,7 @@ fn example_config_loads_with_every_profile() {
     assert_eq!(c.gateway.timezone_name, "Asia/Shanghai");
     assert_eq!(c.gateway.data_dir, Path::new("data"));
     assert_eq!(c.sites.len(), 2);
-    assert_eq!(c.meters.len(), 12);
+    assert_eq!(c.meters.len(), 15);
     assert_eq!(c.endpoints.len(), 3);
 
     // Profiles are interned in order of first use (fz01 first, then xm02).
@@ -67,6 +67,7 @@ fn example_config_loads_with_every_profile() {
             "steam_flow_computer",
             "gas_flow_computer",
             "water_meter",
+            "flue_gas_analyzer",
             "heat_meter",
             "belt_scale",
             "dlt645_3phase",
@@ -663,8 +664,10 @@ fn every_builtin_profile_parses_and_matches_the_file_on_disk() {
         assert_eq!(*text, disk, "{path} differs from the compiled-in copy");
         let p = load_profile(id, Path::new(&path), text).unwrap_or_else(|e| panic!("{id}: {e:?}"));
         assert!(!p.points.is_empty(), "{id}");
+        // Every meter model counts something, except the flue-gas analyzer
+        // (a boiler's O₂, CO and exhaust: it adds to no total).
         assert!(
-            p.points.iter().any(|x| x.kind == PointKind::Counter),
+            p.points.iter().any(|x| x.kind == PointKind::Counter) == (*id != "flue_gas_analyzer"),
             "{id} has a counter"
         );
         for x in &p.points {

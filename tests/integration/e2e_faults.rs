@@ -137,6 +137,7 @@ async fn frozen_and_spiked_meters_carry_the_right_bits_into_influxdb() {
             (spike, rippled(4.0)),
         ],
         frozen_time: None,
+        ..SimOptions::default()
     };
     let mut gw = TestGateway::prepare(&toml, options).await;
     assert_eq!(

@@ -164,6 +164,7 @@ async fn restart_in_the_middle_of_a_rollover_keeps_it() {
     let options = SimOptions {
         loads: vec![(MeterId(0), LoadShape::constant(36.0, rollover - 15.0))],
         frozen_time: Some(EPOCH + 1000.0),
+        ..SimOptions::default()
     };
     let mut gw = TestGateway::prepare(&toml, options).await;
     assert_eq!(

@@ -144,6 +144,7 @@ async fn start(faults: Vec<(MeterId, SimFault)>, frozen_time: Option<f64>) -> Ru
     let options = SimOptions {
         loads: vec![(ACREL_CONST, LoadShape::constant(36.0, 1000.0))],
         frozen_time,
+        ..SimOptions::default()
     };
     let sim = Simulator::start_with(&test_config(faults), shutdown.clone(), options)
         .await

@@ -106,6 +106,7 @@ async fn start(config: &Config, t: f64) -> Running {
     let options = SimOptions {
         loads: vec![(ACREL_CONST, LoadShape::constant(36.0, 1000.0))],
         frozen_time: Some(t),
+        ..SimOptions::default()
     };
     let sim = Simulator::start_with(config, shutdown.clone(), options)
         .await

@@ -417,6 +417,8 @@ const MIN_CHECKPOINT_GAP: Duration = Duration::from_secs(1);
 /// encoded with the readings, its state checkpointed beside the validator's.
 pub struct AggregationStage {
     aggregator: Aggregator,
+    /// Meter ids by index, for warnings.
+    meter_ids: Vec<String>,
     output: AggOutput,
     checkpoint: PathBuf,
     checkpoint_every: Duration,
@@ -448,6 +450,7 @@ impl AggregationStage {
             }
         }
         AggregationStage {
+            meter_ids: config.meters.iter().map(|m| m.id.clone()).collect(),
             aggregator,
             output: AggOutput::default(),
             checkpoint,
@@ -476,6 +479,21 @@ impl AggregationStage {
             Ordering::Relaxed,
         );
         s.site_too_late.store(c.site_too_late, Ordering::Relaxed);
+        for w in &self.output.consumption {
+            if w.steam_suspect {
+                s.steam_suspect.fetch_add(1, Ordering::Relaxed);
+                let meter = self
+                    .meter_ids
+                    .get(w.meter as usize)
+                    .map_or("?", String::as_str);
+                warn!(
+                    meter = %meter,
+                    window = w.size.as_tag(),
+                    start = w.start,
+                    "steam temperature far below saturation: sensor suspect; priced as saturated steam, window estimated"
+                );
+            }
+        }
         // Windows just closed: checkpoint soon, so a crash re-opens as few
         // closed windows as possible (their re-emission would interpolate
         // across the restart gap).

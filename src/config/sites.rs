@@ -162,6 +162,8 @@ impl<'a> SiteState<'a> {
             role: r.role.take(),
             coefficient: r.coefficient.take(),
             lhv_kj_per_m3: r.lhv_kj_per_m3.take(),
+            steam_state: r.steam_state.take(),
+            steam_dryness: r.steam_dryness.take(),
         };
         let id = required_id(r.id, &k("id"), "meter id", p);
         let energy_options: Vec<(&str, EnergyType)> =

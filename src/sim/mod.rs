@@ -104,8 +104,8 @@
 //! # Steam lines and boilers
 //! A steam meter whose profile names its `pressure` and `temperature`
 //! gauges is coherent: the temperature follows the pressure served, 0.3 K
-//! below saturation, and its heat counters count the steam's enthalpy over
-//! make-up water. Each configured boiler (`[[boilers]]`) drives its meters
+//! below saturation (50 K above when its `steam_state` is superheated), and
+//! its heat counters count the steam's enthalpy over make-up water. Each configured boiler (`[[boilers]]`) drives its meters
 //! from one model (see [`boiler`]): the output follows the boiler's load, the
 //! fuel meter burns what that output needs at the efficiency that follows
 //! from the model's losses, and the flue-gas analyzer serves the model's flue
@@ -140,6 +140,8 @@ pub use meter::SPIKE_JUMP;
 
 use crate::config::{Config, SimFault, Transport};
 use crate::model::{EndpointId, EnergyType, MeterId};
+use crate::pipeline::energy::Conversion;
+use crate::pipeline::steam::SteamState;
 use crate::profiles::dlt645::Address;
 use boiler::BoilerTruth;
 use dtu::{DtuCounters, DtuLink};
@@ -427,7 +429,14 @@ impl Simulator {
             if let (EnergyType::Steam, Some(p), Some(t)) =
                 (m.energy, profile.pressure, profile.temperature)
             {
-                sim.steam_coherent(p, t, false);
+                let superheated = matches!(
+                    m.conversion,
+                    Conversion::Steam {
+                        state: SteamState::Superheated,
+                        ..
+                    }
+                );
+                sim.steam_coherent(p, t, superheated);
             }
             meters.push(sim);
         }

@@ -19,6 +19,8 @@
 //! `meter` (a meter's validation and energy keys). The validated types are
 //! below; the generic checking machinery is in [`crate::check`].
 
+mod boiler_check;
+mod boiler_records;
 pub mod boilers;
 pub mod bus;
 pub mod dtu;
@@ -57,8 +59,8 @@ use crate::profiles::Profile;
 use crate::spool::SpoolConfig;
 
 pub use crate::check::{ConfigError, ConfigErrors, Secret};
+pub use boilers::{BoilerConfig, BoilerSettings, Combustion, InputRef};
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
-pub use boilers::{BoilerConfig, InputRef};
 pub use spool::default_spool;
 
 /// The validated configuration of a gateway.
@@ -93,6 +95,10 @@ pub struct Config {
     pub aggregation: AggregationSettings,
     /// The HTTP API (status, metrics, reload).
     pub api: ApiSettings,
+    /// Boilers of every site (`[[boilers]]`), in file order.
+    pub boilers: Vec<BoilerConfig>,
+    /// `[boiler]`: the boiler tables and the boiler stage's timing.
+    pub boiler: BoilerSettings,
 }
 
 /// `[api]`, validated: the HTTP server of status, metrics and reload.
@@ -348,6 +354,9 @@ pub struct MeterConfig {
     /// `GB/T 2589-2008 natural_gas_gas_field 1.2143 kgce/m3 (counter volume_nm3 in nm3)`;
     /// empty with [`Conversion::None`] when the meter has no counter.
     pub conversion_source: String,
+    /// Measured net calorific value of natural gas (`lhv_kj_per_m3`),
+    /// kJ/m³: also a gas boiler's LHV when no fuel record is in force.
+    pub lhv_kj_per_m3: Option<f64>,
 }
 
 /// Where a meter's readings come from.

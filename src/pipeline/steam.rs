@@ -182,9 +182,7 @@ pub fn steam_enthalpy(
             } else {
                 ts - margins.sensor_margin_k
             };
-            if t > ts + margins.superheat_margin_k
-                || (state == SteamState::Superheated && t > ts)
-            {
+            if t > ts + margins.superheat_margin_k || (state == SteamState::Superheated && t > ts) {
                 superheated(p, t)
             } else if t < lower || (state == SteamState::Superheated && t <= ts) {
                 saturated(true)

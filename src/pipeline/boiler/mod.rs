@@ -298,15 +298,24 @@ impl Reasons {
         (Reasons::NO_FUEL_RECORD, "no_fuel_record"),
         (Reasons::DIRECT_NO_STEAM_STATE, "direct:no_steam_state"),
         (Reasons::DIRECT_NO_FEED_WATER, "direct:no_feed_water"),
-        (Reasons::DIRECT_NO_WATER_TEMPERATURES, "direct:no_water_temperatures"),
+        (
+            Reasons::DIRECT_NO_WATER_TEMPERATURES,
+            "direct:no_water_temperatures",
+        ),
         (Reasons::INDIRECT_NO_ANALYZER, "indirect:no_analyzer"),
         (Reasons::INDIRECT_O2_AIR, "indirect:o2_at_or_above_21"),
         (Reasons::INDIRECT_NO_COLD_AIR, "indirect:no_cold_air"),
         (Reasons::INDIRECT_NO_LAB_DATA, "indirect:no_lab_data"),
-        (Reasons::INDIRECT_ANALYZER_COVERAGE, "indirect:analyzer_coverage"),
+        (
+            Reasons::INDIRECT_ANALYZER_COVERAGE,
+            "indirect:analyzer_coverage",
+        ),
         (Reasons::Q3_DEFAULT, "estimated:q3_default"),
         (Reasons::Q5_RATED, "estimated:q5_rated"),
-        (Reasons::STEAM_TEMPERATURE_SUSPECT, "estimated:steam_temperature_suspect"),
+        (
+            Reasons::STEAM_TEMPERATURE_SUSPECT,
+            "estimated:steam_temperature_suspect",
+        ),
         (Reasons::BURNER_OFF_PART, "estimated:burner_off_part"),
         (Reasons::INPUT_ESTIMATED, "estimated:input_interpolated"),
     ];

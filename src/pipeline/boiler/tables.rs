@@ -37,3 +37,182 @@ pub struct FuelClass {
     /// Where the row comes from.
     pub source: String,
 }
+
+// TEMPORARY stand-in (branch bstage) for the API helper "bcalc" is writing
+// on branch bcalc; replaced by bcalc's tables.rs when main is merged.
+
+/// Why a table file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TableError(pub String);
+
+/// One row of the q5 table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Q5Row {
+    /// Rated capacity up to which the row applies, t/h.
+    pub up_to_t_h: f64,
+    /// q5 at rated load, %.
+    pub q5_pct: f64,
+}
+
+/// The boiler coefficient table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoilerTable {
+    /// Edition text.
+    pub edition: String,
+    /// Fuel classes.
+    pub fuels: Vec<FuelClass>,
+    /// q5 rows, ascending.
+    pub q5: Vec<Q5Row>,
+    /// Default slag temperature, °C.
+    pub slag_temperature_c: f64,
+    /// Heating value of carbon, kJ/kg.
+    pub carbon_kj_per_kg: f64,
+}
+
+impl BoilerTable {
+    /// The built-in table.
+    #[must_use]
+    pub fn builtin() -> BoilerTable {
+        let class = |key: &str, kind| FuelClass {
+            key: key.to_owned(),
+            kind,
+            q2_m: 0.5,
+            q2_n: 3.5,
+            q3_k: 3.2,
+            q3_default_pct: 0.5,
+            beta: 0.1,
+            source: "stand-in".to_owned(),
+        };
+        BoilerTable {
+            edition: "stand-in".to_owned(),
+            fuels: vec![
+                class("natural_gas", FuelKind::Gas),
+                class("fuel_oil", FuelKind::Oil),
+                class("bituminous", FuelKind::Solid),
+            ],
+            q5: vec![Q5Row {
+                up_to_t_h: 100.0,
+                q5_pct: 1.7,
+            }],
+            slag_temperature_c: 600.0,
+            carbon_kj_per_kg: 32_866.0,
+        }
+    }
+
+    /// A table from TOML text.
+    ///
+    /// # Errors
+    /// Never in the stand-in.
+    pub fn from_toml(_text: &str) -> Result<BoilerTable, TableError> {
+        Ok(BoilerTable::builtin())
+    }
+
+    /// The fuel class `key`.
+    #[must_use]
+    pub fn fuel(&self, key: &str) -> Option<&FuelClass> {
+        self.fuels.iter().find(|f| f.key == key)
+    }
+
+    /// q5 at rated load for a capacity (t/h; MW for hot water).
+    #[must_use]
+    pub fn q5_rated_pct(&self, rated_capacity: f64, kind: super::BoilerKind) -> Option<f64> {
+        let t_h = match kind {
+            super::BoilerKind::Steam => rated_capacity,
+            super::BoilerKind::HotWater => rated_capacity / 0.7,
+        };
+        self.q5
+            .iter()
+            .find(|r| t_h <= r.up_to_t_h)
+            .map(|r| r.q5_pct)
+    }
+}
+
+/// One row of the limit table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitEntry {
+    /// Row key.
+    pub key: String,
+    /// Fuel classes it applies to.
+    pub fuels: Vec<String>,
+    /// Combustion type.
+    pub combustion: String,
+    /// Condensing gas boilers, when the row says.
+    pub condensing: Option<bool>,
+    /// Capacity range, t/h.
+    pub min_t_h: f64,
+    /// Capacity range, t/h.
+    pub max_t_h: f64,
+    /// The limits.
+    pub row: LimitRow,
+    /// Source.
+    pub source: String,
+    /// Confidence.
+    pub confidence: String,
+}
+
+/// The limit table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitTable {
+    /// Edition text.
+    pub edition: String,
+    /// Rows.
+    pub rows: Vec<LimitEntry>,
+}
+
+impl LimitTable {
+    /// The built-in table.
+    #[must_use]
+    pub fn builtin() -> LimitTable {
+        LimitTable {
+            edition: "stand-in".to_owned(),
+            rows: vec![LimitEntry {
+                key: "gb24500_2020_gas_non_condensing".to_owned(),
+                fuels: vec!["natural_gas".to_owned()],
+                combustion: "chamber".to_owned(),
+                condensing: Some(false),
+                min_t_h: 0.0,
+                max_t_h: f64::INFINITY,
+                row: LimitRow {
+                    eta_grades: [96.0, 94.0, 92.0],
+                    exhaust_c_max: None,
+                    alpha_max: None,
+                },
+                source: "GB 24500-2020 table 4".to_owned(),
+                confidence: "P".to_owned(),
+            }],
+        }
+    }
+
+    /// A table from TOML text.
+    ///
+    /// # Errors
+    /// Never in the stand-in.
+    pub fn from_toml(_text: &str) -> Result<LimitTable, TableError> {
+        Ok(LimitTable::builtin())
+    }
+
+    /// The row `key`.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&LimitEntry> {
+        self.rows.iter().find(|r| r.key == key)
+    }
+
+    /// The row for a boiler.
+    #[must_use]
+    pub fn select(
+        &self,
+        fuel_key: &str,
+        combustion: &str,
+        condensing: bool,
+        rated_t_h: f64,
+    ) -> Option<&LimitEntry> {
+        self.rows.iter().find(|r| {
+            r.fuels.iter().any(|f| f == fuel_key)
+                && r.combustion == combustion
+                && r.condensing.is_none_or(|c| c == condensing)
+                && rated_t_h > r.min_t_h
+                && rated_t_h <= r.max_t_h
+        })
+    }
+}

@@ -1,0 +1,786 @@
+//! One `[[boilers]]` element checked against everything the site files
+//! declared (split from [`super::boilers`], which holds the types, `[boiler]`
+//! and the order of the checks): meter references and their counters and
+//! gauges, the keys that apply to the boiler's kind and output, the tables'
+//! q₅ and limit row, and the dated fuel records.
+
+use std::path::Path;
+
+use config::{Value, ValueKind};
+
+use super::boiler_records::records;
+use super::boilers::{BoilerConfig, Combustion, InputRef, Known, limit_row};
+use super::raw::{BoilerRaw, InputPointRaw};
+use crate::check::{self, Flag, Float, Problems, Text, choice, kind_name, unknown_ref};
+use crate::model::{MeterId, SiteId};
+use crate::pipeline::boiler::tables::FuelClass;
+use crate::pipeline::boiler::{BoilerKind, BoilerSpec, FuelKind, OutputKind};
+use crate::pipeline::steam::SteamState;
+use crate::profiles::{PointKind, Profile};
+
+/// `disagreement_points` when not given.
+const DEFAULT_DISAGREEMENT_POINTS: f64 = 5.0;
+
+/// Checks the `[[boilers]]` element `r` at `key` of site `site`'s `file`
+/// (all but its `id`, which the caller checks for duplicates); the
+/// boiler, with an empty id, when it is complete.
+pub(super) fn element(
+    known: &Known<'_>,
+    site: SiteId,
+    file: &Path,
+    key: &str,
+    r: BoilerRaw,
+    p: &mut Problems,
+) -> Option<BoilerConfig> {
+    BoilerCheck {
+        known,
+        site,
+        file,
+        key,
+        p,
+    }
+    .boiler(r)
+}
+
+/// What a gauge input must be.
+#[derive(Clone, Copy)]
+struct Want {
+    /// Unit of the gauge in its profile.
+    unit: &'static str,
+    /// What it is, for messages.
+    what: &'static str,
+    /// A fixed number is allowed.
+    fixed: bool,
+}
+
+/// Each gauge input: the unit its gauge must have, what it is, whether a
+/// fixed number is allowed.
+const PRESSURE: Want = Want::new("mpa", "steam pressure (MPa gauge)", false);
+const STEAM_T: Want = Want::new("c", "steam temperature (degC)", false);
+const WATER_T: Want = Want::new("c", "water temperature (degC)", false);
+const FEED_T: Want = Want::new("c", "feed-water temperature (degC)", true);
+const EXHAUST_T: Want = Want::new("c", "exhaust temperature (degC)", false);
+const O2: Want = Want::new("pct", "O2 (% dry)", false);
+const CO: Want = Want::new("ppm", "CO (ppm)", false);
+const AIR_T: Want = Want::new("c", "cold-air temperature (degC)", true);
+
+impl Want {
+    const fn new(unit: &'static str, what: &'static str, fixed: bool) -> Want {
+        Want { unit, what, fixed }
+    }
+}
+
+/// One `[[boilers]]` element being checked.
+struct BoilerCheck<'a, 'k> {
+    known: &'a Known<'k>,
+    site: SiteId,
+    file: &'a Path,
+    key: &'a str,
+    p: &'a mut Problems,
+}
+
+impl BoilerCheck<'_, '_> {
+    /// `boilers[i].sub`.
+    fn k(&self, sub: &str) -> String {
+        format!("{}.{sub}", self.key)
+    }
+
+    /// The complete meter named `name`, of this boiler's site; `None` (with
+    /// a problem, unless the meter is declared but broken) otherwise.
+    fn meter(&mut self, name: &str, at: &str) -> Option<MeterId> {
+        match self.known.meter_ids.get(name) {
+            None => {
+                let here = self
+                    .known
+                    .meter_ids
+                    .iter()
+                    .filter(|(_, (_, d))| d.file == self.file)
+                    .map(|(id, _)| id.as_str());
+                self.p.push(at, unknown_ref("meter", name, here));
+                None
+            }
+            Some((_, d)) if d.file != self.file => {
+                self.p.push(
+                    at,
+                    format!(
+                        "meter \"{name}\" belongs to another site ({}); a boiler's meters are meters of its own site file",
+                        d.file.display()
+                    ),
+                );
+                None
+            }
+            // Declared but broken: its own problems are reported already.
+            Some((id, _)) => self
+                .known
+                .meters
+                .get(id.index())
+                .filter(|m| m.id == name && m.site == self.site)
+                .map(|_| *id),
+        }
+    }
+
+    fn profile(&self, m: MeterId) -> &Profile {
+        &self.known.profiles[self.known.meters[m.index()].profile.index()]
+    }
+
+    /// The unit of meter `m`'s consumption counter, or a problem at `at`.
+    fn counter_unit(&mut self, m: MeterId, at: &str) -> Option<String> {
+        let meter = &self.known.meters[m.index()];
+        let prof = self.profile(m);
+        if let Some(pt) = meter.consumption.and_then(|i| prof.points.get(i)) {
+            return Some(pt.unit.clone());
+        }
+        let msg = format!(
+            "meter \"{}\" has no consumption counter (profile \"{}\" has none); a boiler's fuel and output are counters",
+            meter.id, prof.id
+        );
+        self.p.push(at, msg);
+        None
+    }
+
+    /// A gauge input: `{ meter, point }`, or a number where `want.fixed`.
+    /// `Some(InputRef::None)` when absent, `None` when broken.
+    fn input(&mut self, v: Option<Value>, sub: &str, want: Want) -> Option<InputRef> {
+        let at = self.k(sub);
+        let Some(v) = v else {
+            return Some(InputRef::None);
+        };
+        let expected = if want.fixed {
+            "a number (degC) or { meter = \"...\", point = \"...\" }"
+        } else {
+            "{ meter = \"...\", point = \"...\" }"
+        };
+        let number = match &v.kind {
+            ValueKind::Float(x) => Some(*x),
+            ValueKind::I64(x) => Some(*x as f64),
+            ValueKind::U64(x) => Some(*x as f64),
+            ValueKind::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        if let Some(x) = number {
+            if !want.fixed {
+                let found = kind_name(&v);
+                self.p.push(
+                    at,
+                    format!(
+                        "expected {expected} (the meter point of the {}), found {found}",
+                        want.what
+                    ),
+                );
+                return None;
+            }
+            if !x.is_finite() {
+                self.p
+                    .push(at, format!("{x} is not a temperature; give degC"));
+                return None;
+            }
+            return Some(InputRef::Fixed(x));
+        }
+        if !matches!(v.kind, ValueKind::Table(_)) {
+            let found = kind_name(&v);
+            self.p
+                .push(at, format!("expected {expected}, found {found}"));
+            return None;
+        }
+        let r = check::table::<InputPointRaw>(v, &at, expected, self.p)?;
+        let meter = if let Some(Text(name)) = r.meter {
+            self.meter(&name, &format!("{at}.meter"))
+        } else {
+            self.p.push(
+                format!("{at}.meter"),
+                "missing required key; give the id of a meter of this site",
+            );
+            None
+        };
+        let Some(Text(point)) = r.point else {
+            self.p.push(
+                format!("{at}.point"),
+                format!(
+                    "missing required key; give the name of the {} gauge in the meter's profile",
+                    want.what
+                ),
+            );
+            return None;
+        };
+        let meter = meter?;
+        self.gauge(meter, &point, &format!("{at}.point"), want)
+            .map(|point| InputRef::Point { meter, point })
+    }
+
+    /// Index of gauge `name` of meter `m`, checked for kind and unit.
+    fn gauge(&mut self, m: MeterId, name: &str, at: &str, want: Want) -> Option<usize> {
+        let prof = self.profile(m);
+        let Some(i) = prof.point_index(name) else {
+            let msg = unknown_ref(
+                &format!("point of profile \"{}\"", prof.id),
+                name,
+                prof.points.iter().map(|x| x.name.as_str()),
+            );
+            self.p.push(at, msg);
+            return None;
+        };
+        let pt = &prof.points[i];
+        if pt.kind != PointKind::Gauge {
+            let msg = format!(
+                "\"{name}\" of profile \"{}\" is a counter; the {} is a gauge",
+                prof.id, want.what
+            );
+            self.p.push(at, msg);
+            return None;
+        }
+        if pt.unit != want.unit {
+            let msg = format!(
+                "\"{name}\" of profile \"{}\" is in \"{}\"; the {} must be a gauge in \"{}\"",
+                prof.id, pt.unit, want.what, want.unit
+            );
+            self.p.push(at, msg);
+            return None;
+        }
+        Some(i)
+    }
+
+    /// A number in `range` (`what` says which), or a problem.
+    fn number(
+        &mut self,
+        v: Option<Float>,
+        sub: &str,
+        ok: impl Fn(f64) -> bool,
+        rule: &str,
+    ) -> Result<Option<f64>, ()> {
+        match v {
+            None => Ok(None),
+            Some(Float(x)) if x.is_finite() && ok(x) => Ok(Some(x)),
+            Some(Float(x)) => {
+                self.p
+                    .push(self.k(sub), format!("{x} is out of range; {rule}"));
+                Err(())
+            }
+        }
+    }
+
+    /// A key given where it does not apply: a problem (`why`), false.
+    fn not_here(&mut self, given: bool, sub: &str, why: &str) -> bool {
+        if given {
+            self.p.push(self.k(sub), format!("{why}; remove it"));
+        }
+        !given
+    }
+
+    /// A required key is absent: a problem (`hint`), false.
+    fn missing(&mut self, absent: bool, sub: &str, hint: &str) -> bool {
+        if absent {
+            self.p
+                .push(self.k(sub), format!("missing required key; {hint}"));
+        }
+        !absent
+    }
+
+    /// `rated_capacity`: required, > 0.
+    fn rated(&mut self, v: Option<Float>) -> Option<f64> {
+        let rule = "give the rated capacity, a number > 0 (t/h for steam, MW for hot water)";
+        match v {
+            None => {
+                self.missing(true, "rated_capacity", rule);
+                None
+            }
+            Some(Float(x)) if x.is_finite() && x > 0.0 => Some(x),
+            Some(Float(x)) => {
+                self.p.push(
+                    self.k("rated_capacity"),
+                    format!("{x} is not a capacity; {rule}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `fuel`: a class of the coefficient table.
+    fn fuel_class(&mut self, v: Option<Text>) -> Option<&FuelClass> {
+        let table = &self.known.settings?.coefficients;
+        let keys = || table.fuels.iter().map(|f| f.key.as_str());
+        let Some(Text(f)) = v else {
+            let msg = format!(
+                "give a fuel class of the boiler coefficient table: {}",
+                keys().collect::<Vec<_>>().join(", ")
+            );
+            self.missing(true, "fuel", &msg);
+            return None;
+        };
+        let class = table.fuel(&f);
+        if class.is_none() {
+            self.p
+                .push(self.k("fuel"), unknown_ref("fuel class", &f, keys()));
+        }
+        class
+    }
+
+    /// A required meter reference (`fuel_meter`, `output_meter`).
+    fn required_meter(&mut self, v: Option<Text>, sub: &str, what: &str) -> Option<MeterId> {
+        if let Some(Text(name)) = v {
+            return self.meter(&name, &self.k(sub));
+        }
+        let hint = format!("give the id of {what}, a meter of this site");
+        self.missing(true, sub, &hint);
+        None
+    }
+
+    /// The fuel meter's counter: units of fuel (kg or m³) per counter unit.
+    fn fuel_counter(&mut self, m: MeterId, kind: FuelKind) -> Option<f64> {
+        let at = self.k("fuel_meter");
+        let unit = self.counter_unit(m, &at)?;
+        let per_unit = match (kind, unit.as_str()) {
+            (FuelKind::Gas, "nm3" | "m3") | (FuelKind::Oil | FuelKind::Solid, "kg") => Some(1.0),
+            (FuelKind::Oil | FuelKind::Solid, "t") => Some(1000.0),
+            _ => None,
+        };
+        if per_unit.is_none() {
+            let fits = if kind == FuelKind::Gas {
+                "a gas is counted in nm3 or m3"
+            } else {
+                "solid and liquid fuels are counted in t or kg"
+            };
+            let id = &self.known.meters[m.index()].id;
+            self.p
+                .push(at, format!("meter \"{id}\" counts \"{unit}\"; {fits}"));
+        }
+        per_unit
+    }
+
+    /// The output meter's counter: how the output is measured.
+    fn output_counter(
+        &mut self,
+        m: MeterId,
+        kind: BoilerKind,
+        state: SteamState,
+        dryness: f64,
+    ) -> Option<OutputKind> {
+        let at = self.k("output_meter");
+        let unit = self.counter_unit(m, &at)?;
+        let out = match (kind, unit.as_str()) {
+            (_, "gj") => Some(OutputKind::Heat { gj_per_unit: 1.0 }),
+            (_, "mj") => Some(OutputKind::Heat { gj_per_unit: 0.001 }),
+            (_, "kwh") => Some(OutputKind::Heat {
+                gj_per_unit: 0.0036,
+            }),
+            (_, "mwh") => Some(OutputKind::Heat { gj_per_unit: 3.6 }),
+            (BoilerKind::Steam, "t" | "kg") => Some(OutputKind::SteamMass {
+                kg_per_unit: if unit == "t" { 1000.0 } else { 1.0 },
+                state,
+                dryness,
+            }),
+            // Water is taken as 1 t per m³.
+            (BoilerKind::HotWater, "m3" | "t") => Some(OutputKind::WaterFlow {
+                kg_per_unit: 1000.0,
+            }),
+            _ => None,
+        };
+        if out.is_none() {
+            let fits = match kind {
+                BoilerKind::Steam => {
+                    "a steam-mass counter (t or kg) or a heat counter (gj, mj, kwh or mwh)"
+                }
+                BoilerKind::HotWater => {
+                    "a heat counter (gj, mj, kwh or mwh) or a water counter (m3 or t)"
+                }
+            };
+            let id = &self.known.meters[m.index()].id;
+            self.p.push(
+                at,
+                format!(
+                    "meter \"{id}\" counts \"{unit}\"; the output of a {} boiler is {fits}",
+                    kind.as_str()
+                ),
+            );
+        }
+        out
+    }
+
+    /// Every gauge input; the steam pressure and temperature of a
+    /// steam-mass output default to its profile's `pressure` and
+    /// `temperature` gauges. `None` when one is broken.
+    fn inputs(&mut self, r: &BoilerRaw, output: Option<(MeterId, OutputKind)>) -> Option<Inputs> {
+        let mut i = Inputs {
+            steam_pressure: self.input(r.steam_pressure.clone(), "steam_pressure", PRESSURE),
+            steam_temperature: self.input(
+                r.steam_temperature.clone(),
+                "steam_temperature",
+                STEAM_T,
+            ),
+            supply: self.input(r.supply_temperature.clone(), "supply_temperature", WATER_T),
+            ret: self.input(r.return_temperature.clone(), "return_temperature", WATER_T),
+            feed: self.input(r.feed_water_c.clone(), "feed_water_c", FEED_T),
+            exhaust: self.input(r.exhaust_c.clone(), "exhaust_c", EXHAUST_T),
+            o2: self.input(r.o2_pct.clone(), "o2_pct", O2),
+            co: self.input(r.co_ppm.clone(), "co_ppm", CO),
+            cold_air: self.input(r.cold_air_c.clone(), "cold_air_c", AIR_T),
+        };
+        let mut ok = true;
+        if let Some((m, OutputKind::SteamMass { .. })) = output {
+            let prof = self.profile(m);
+            let (pid, defaults) = (prof.id.clone(), [prof.pressure, prof.temperature]);
+            for ((v, sub), (default, profile_key)) in [
+                (&mut i.steam_pressure, "steam_pressure"),
+                (&mut i.steam_temperature, "steam_temperature"),
+            ]
+            .into_iter()
+            .zip(defaults.into_iter().zip(["pressure", "temperature"]))
+            {
+                match (*v, default) {
+                    (Some(InputRef::None), Some(point)) => {
+                        *v = Some(InputRef::Point { meter: m, point });
+                    }
+                    (Some(InputRef::None), None) => {
+                        self.p.push(
+                            self.k(sub),
+                            format!(
+                                "missing; profile \"{pid}\" of the output meter has no `{profile_key}` gauge, so give {{ meter = \"...\", point = \"...\" }}"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if r.exhaust_c.is_some() && r.cold_air_c.is_none() {
+            self.p.push(
+                self.k("cold_air_c"),
+                "missing; with exhaust_c give the cold-air temperature: a number (degC) or { meter = \"...\", point = \"...\" }",
+            );
+            ok = false;
+        }
+        let Inputs {
+            steam_pressure: Some(_),
+            steam_temperature: Some(_),
+            supply: Some(_),
+            ret: Some(_),
+            feed: Some(_),
+            exhaust: Some(_),
+            o2: Some(_),
+            co: Some(_),
+            cold_air: Some(_),
+        } = i
+        else {
+            return None;
+        };
+        ok.then_some(i)
+    }
+
+    /// The keys that apply only to some kinds of boiler and output: a
+    /// problem for each given where it does not apply or missing where it
+    /// is required. False when there is one.
+    fn kind_keys(&mut self, r: &BoilerRaw, kind: BoilerKind, output: OutputKind) -> bool {
+        let steam = kind == BoilerKind::Steam;
+        let steam_mass = matches!(output, OutputKind::SteamMass { .. });
+        let water_flow = matches!(output, OutputKind::WaterFlow { .. });
+        let mut ok = true;
+        let not_steam_mass = if steam {
+            "only used when the output meter counts steam mass (t or kg)"
+        } else {
+            "only for steam boilers"
+        };
+        for (given, sub) in [
+            (r.steam_pressure.is_some(), "steam_pressure"),
+            (r.steam_temperature.is_some(), "steam_temperature"),
+            (r.steam_state.is_some(), "steam_state"),
+            (r.steam_dryness.is_some(), "steam_dryness"),
+        ] {
+            ok &= steam_mass || self.not_here(given, sub, not_steam_mass);
+        }
+        for (given, sub) in [
+            (r.feed_water_c.is_some(), "feed_water_c"),
+            (r.blowdown_pct.is_some(), "blowdown_pct"),
+        ] {
+            ok &= steam || self.not_here(given, sub, "only for steam boilers");
+        }
+        if steam {
+            ok &= self.missing(
+                r.feed_water_c.is_none(),
+                "feed_water_c",
+                "give the feed-water temperature: a number (degC) or { meter = \"...\", point = \"...\" }",
+            );
+        }
+        for (given, sub) in [
+            (r.supply_temperature.is_some(), "supply_temperature"),
+            (r.return_temperature.is_some(), "return_temperature"),
+        ] {
+            ok &= if water_flow {
+                self.missing(
+                    !given,
+                    sub,
+                    "the output meter counts water, so give { meter = \"...\", point = \"...\" } (degC)",
+                )
+            } else if steam {
+                self.not_here(given, sub, "only for hot_water boilers")
+            } else {
+                self.not_here(
+                    given,
+                    sub,
+                    "only used when the output meter counts water (m3 or t)",
+                )
+            };
+        }
+        ok
+    }
+
+    /// The optional numbers: blow-down, q₅ and q₃ overrides, disagreement.
+    fn numbers(&mut self, r: &BoilerRaw) -> Option<Numbers> {
+        let blowdown = self.number(
+            r.blowdown_pct,
+            "blowdown_pct",
+            |x| (0.0..=50.0).contains(&x),
+            "use a percentage of the steam mass, 0 to 50",
+        );
+        let q5 = self.number(
+            r.q5_rated_pct,
+            "q5_rated_pct",
+            |x| x > 0.0 && x < 100.0,
+            "use a loss in %, above 0",
+        );
+        let q3 = self.number(
+            r.q3_pct,
+            "q3_pct",
+            |x| (0.0..100.0).contains(&x),
+            "use a loss in %, 0 or more",
+        );
+        let disagreement = self.number(
+            r.disagreement_points,
+            "disagreement_points",
+            |x| x > 0.0,
+            "use points of efficiency above 0 (default 5)",
+        );
+        Some(Numbers {
+            blowdown: blowdown.ok()?,
+            q5: q5.ok()?,
+            q3: q3.ok()?,
+            disagreement: disagreement.ok()?,
+        })
+    }
+
+    /// Everything of the element but its id (checked by the caller).
+    fn boiler(&mut self, r: BoilerRaw) -> Option<BoilerConfig> {
+        let name = check::required_text(
+            r.name.clone(),
+            &self.k("name"),
+            "give the boiler's name (free text)",
+            self.p,
+        );
+        let kind = choice(
+            r.kind.clone(),
+            &self.k("kind"),
+            "boiler kind",
+            &[
+                ("steam", BoilerKind::Steam),
+                ("hot_water", BoilerKind::HotWater),
+            ],
+            None,
+            self.p,
+        );
+        let rated = self.rated(r.rated_capacity);
+        let class = self.fuel_class(r.fuel.clone()).cloned();
+        let fuel_kind = class.as_ref().map(|c| c.kind);
+        let combustion = choice(
+            r.combustion.clone(),
+            &self.k("combustion"),
+            "combustion",
+            &[
+                ("layered", Combustion::Layered),
+                ("fluidized_bed", Combustion::FluidizedBed),
+                ("chamber", Combustion::Chamber),
+            ],
+            Some(match fuel_kind {
+                Some(FuelKind::Solid) => Combustion::Layered,
+                _ => Combustion::Chamber,
+            }),
+            self.p,
+        );
+        let condensing = r.condensing.is_some_and(|Flag(c)| c);
+        let mut ok = fuel_kind.is_none_or(|k| {
+            k == FuelKind::Gas
+                || self.not_here(r.condensing.is_some(), "condensing", "only for gas boilers")
+        });
+
+        let fuel_meter = self.required_meter(
+            r.fuel_meter.clone(),
+            "fuel_meter",
+            "the meter whose consumption counter is the fuel",
+        );
+        let output_meter = self.required_meter(
+            r.output_meter.clone(),
+            "output_meter",
+            "the meter whose consumption counter is the boiler's output (steam, heat or water)",
+        );
+        if fuel_meter.is_some() && fuel_meter == output_meter {
+            self.p.push(
+                self.k("output_meter"),
+                "is the fuel meter; the output is measured by another meter",
+            );
+            ok = false;
+        }
+        let fuel_per_unit = fuel_meter
+            .zip(fuel_kind)
+            .and_then(|(m, k)| self.fuel_counter(m, k));
+        let state = choice(
+            r.steam_state.clone(),
+            &self.k("steam_state"),
+            "steam state",
+            &[
+                ("auto", SteamState::Auto),
+                ("saturated", SteamState::Saturated),
+                ("superheated", SteamState::Superheated),
+            ],
+            Some(SteamState::Auto),
+            self.p,
+        );
+        let dryness = self.number(
+            r.steam_dryness,
+            "steam_dryness",
+            |x| x > 0.0 && x <= 1.0,
+            "use a dryness fraction 0 < x <= 1 (1 = dry saturated steam)",
+        );
+        let output = match (output_meter, kind, state, dryness) {
+            (Some(m), Some(kind), Some(state), Ok(dryness)) => self
+                .output_counter(m, kind, state, dryness.unwrap_or(1.0))
+                .map(|o| (m, o)),
+            _ => None,
+        };
+        if let (Some(kind), Some((_, o))) = (kind, output) {
+            ok &= self.kind_keys(&r, kind, o);
+        }
+        let inputs = self.inputs(&r, output);
+        let numbers = self.numbers(&r);
+
+        let meter_lhv = fuel_meter.and_then(|m| self.known.meters[m.index()].lhv_kj_per_m3);
+        let tz = self
+            .known
+            .sites
+            .get(self.site.index())
+            .map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.clone());
+        let records = fuel_kind.and_then(|k| {
+            records(
+                r.fuel_records.clone(),
+                &self.k("fuel_records"),
+                k,
+                meter_lhv,
+                &tz,
+                self.p,
+            )
+        });
+
+        let (
+            true,
+            Some(name),
+            Some(kind),
+            Some(rated),
+            Some(class),
+            Some(combustion),
+            Some(fuel_meter),
+            Some(fuel_per_unit),
+            Some((output_meter, output)),
+            Some(i),
+            Some(n),
+            Some(fuel_records),
+            Some(s),
+        ) = (
+            ok,
+            name,
+            kind,
+            rated,
+            class,
+            combustion,
+            fuel_meter,
+            fuel_per_unit,
+            output,
+            inputs,
+            numbers,
+            records,
+            self.known.settings,
+        )
+        else {
+            return None;
+        };
+        let Some(q5_rated_pct) = n.q5.or_else(|| s.coefficients.q5_rated_pct(rated, kind)) else {
+            self.p.push(
+                self.k("rated_capacity"),
+                format!("{rated} is outside the q5 table of the boiler coefficient table; give q5_rated_pct (the radiation loss at rated load, %)"),
+            );
+            return None;
+        };
+        let (limits_key, row, limits_source) = limit_row(
+            &self.k("limits"),
+            r.limits,
+            s,
+            &class.key,
+            kind,
+            rated,
+            combustion,
+            condensing,
+            self.p,
+        )?;
+        let spec = BoilerSpec {
+            kind,
+            rated_capacity: rated,
+            fuel_kind: class.kind,
+            fuel_per_unit,
+            output,
+            q2_m: class.q2_m,
+            q2_n: class.q2_n,
+            q3_k: class.q3_k,
+            q3_default_pct: n.q3.unwrap_or(class.q3_default_pct),
+            beta: class.beta,
+            carbon_kj_per_kg: s.coefficients.carbon_kj_per_kg,
+            slag_temperature_c: s.coefficients.slag_temperature_c,
+            q5_rated_pct,
+            limits: row,
+            disagreement_points: n.disagreement.unwrap_or(DEFAULT_DISAGREEMENT_POINTS),
+            min_coverage: s.min_coverage,
+        };
+        let got = |v: Option<InputRef>| v.unwrap_or(InputRef::None);
+        Some(BoilerConfig {
+            id: String::new(),
+            name,
+            site: self.site,
+            fuel: class.key,
+            spec,
+            fuel_meter,
+            output_meter,
+            steam_pressure: got(i.steam_pressure),
+            steam_temperature: got(i.steam_temperature),
+            supply_temperature: got(i.supply),
+            return_temperature: got(i.ret),
+            feed_water: got(i.feed),
+            exhaust: got(i.exhaust),
+            o2: got(i.o2),
+            co_ppm: got(i.co),
+            cold_air: got(i.cold_air),
+            blowdown_pct: n.blowdown,
+            meter_lhv_kj_per_m3: meter_lhv,
+            fuel_records,
+            limits_key,
+            combustion,
+            condensing,
+            limits_source,
+        })
+    }
+}
+
+/// The gauge inputs of one element; `None` where broken.
+struct Inputs {
+    steam_pressure: Option<InputRef>,
+    steam_temperature: Option<InputRef>,
+    supply: Option<InputRef>,
+    ret: Option<InputRef>,
+    feed: Option<InputRef>,
+    exhaust: Option<InputRef>,
+    o2: Option<InputRef>,
+    co: Option<InputRef>,
+    cold_air: Option<InputRef>,
+}
+
+/// The optional numbers of one element (`None`: not given).
+struct Numbers {
+    blowdown: Option<f64>,
+    q5: Option<f64>,
+    q3: Option<f64>,
+    disagreement: Option<f64>,
+}

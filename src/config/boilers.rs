@@ -23,7 +23,8 @@ use super::sites::Declared;
 use super::{Config, MeterConfig, SiteConfig};
 use crate::check::{self, Float, Problems, Text, unknown_ref};
 use crate::model::{MeterId, SiteId};
-use crate::pipeline::boiler::tables::{BoilerTable, LimitRow, LimitTable};
+pub use crate::pipeline::boiler::tables::Combustion;
+use crate::pipeline::boiler::tables::{BoilerTable, LimitRow, LimitTable, rated_t_h};
 use crate::pipeline::boiler::{BoilerKind, BoilerSpec, FuelRecord, OutputKind};
 use crate::profiles::Profile;
 
@@ -111,29 +112,6 @@ impl BoilerConfig {
             ("co_ppm", self.co_ppm),
             ("cold_air_c", self.cold_air),
         ]
-    }
-}
-
-/// How a boiler is fired (`combustion`): selects the limit-table row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Combustion {
-    /// Layered (grate) firing of solid fuel (层状燃烧).
-    Layered,
-    /// Fluidised bed (流化床).
-    FluidizedBed,
-    /// Chamber firing: gas, oil, pulverised coal (室燃).
-    Chamber,
-}
-
-impl Combustion {
-    /// Name as written in configuration.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Combustion::Layered => "layered",
-            Combustion::FluidizedBed => "fluidized_bed",
-            Combustion::Chamber => "chamber",
-        }
     }
 }
 
@@ -242,6 +220,17 @@ pub(super) fn boiler_settings(
         i64::from(u32::MAX),
         p,
     );
+    // The two files are replaced separately: every fuel a limit row names
+    // must be a class of the coefficient table.
+    if let (Some(c), Some(Some(l))) = (&coefficients, &limits)
+        && let Err(e) = l.check_fuels(c)
+    {
+        p.push(
+            "boiler.limits",
+            format!("does not fit the coefficient table: {e}"),
+        );
+        return None;
+    }
     Some(BoilerSettings {
         coefficients: coefficients?,
         limits: limits?,
@@ -376,7 +365,7 @@ pub(super) fn limit_row(
                 return Some((
                     Some(e.key.clone()),
                     Some(e.row),
-                    format!("configured; {} [{}]", e.source, e.confidence),
+                    format!("configured; {} [{}]", e.source, e.confidence.as_str()),
                 ));
             }
             let msg = unknown_ref("limit row", &key, table.rows.iter().map(|r| r.key.as_str()));
@@ -385,29 +374,28 @@ pub(super) fn limit_row(
         }
         None => {
             // The table is by t/h; hot water at 0.7 MW per t/h.
-            let t_h = match kind {
-                BoilerKind::Steam => rated,
-                BoilerKind::HotWater => rated / 0.7,
-            };
+            let t_h = rated_t_h(rated, kind);
             let how = format!(
                 "fuel {fuel}, {}{}, {t_h} t/h",
                 combustion.as_str(),
                 if condensing { ", condensing" } else { "" }
             );
-            Some(
-                match table.select(fuel, combustion.as_str(), condensing, t_h) {
-                    Some(e) => (
-                        Some(e.key.clone()),
-                        Some(e.row),
-                        format!("selected by {how}; {} [{}]", e.source, e.confidence),
+            Some(match table.select(fuel, combustion, condensing, t_h) {
+                Some(e) => (
+                    Some(e.key.clone()),
+                    Some(e.row),
+                    format!(
+                        "selected by {how}; {} [{}]",
+                        e.source,
+                        e.confidence.as_str()
                     ),
-                    None => (
-                        None,
-                        None,
-                        format!("none: no row of the limit table for {how}"),
-                    ),
-                },
-            )
+                ),
+                None => (
+                    None,
+                    None,
+                    format!("none: no row of the limit table for {how}"),
+                ),
+            })
         }
     }
 }

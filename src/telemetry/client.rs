@@ -64,9 +64,7 @@ pub async fn run(url: &str, token: Option<&str>) -> Result<String, StatusCliErro
         other => other?,
     };
     let summary: Summary = fetch(&client, base, "/api/summary", token).await?;
-    let mut text = render(&sites, &meters, &buses, &summary);
-    render_boilers(&boilers, &mut text);
-    Ok(text)
+    Ok(render_all(&sites, &meters, &buses, &boilers, &summary))
 }
 
 async fn fetch<T: serde::de::DeserializeOwned>(
@@ -181,10 +179,10 @@ fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}%"))
 }
 
-/// One line per boiler after the rest (nothing without boilers): its
+/// The boiler table, one line per boiler (nothing without boilers): its
 /// shortest window that has been written, with state, both efficiencies,
 /// grade and reasons.
-pub fn render_boilers(boilers: &[BoilerSnapshot], out: &mut String) {
+fn render_boilers(boilers: &[BoilerSnapshot], out: &mut String) {
     if boilers.is_empty() {
         return;
     }
@@ -214,7 +212,6 @@ pub fn render_boilers(boilers: &[BoilerSnapshot], out: &mut String) {
             row
         })
         .collect();
-    out.push('\n');
     table(
         &[
             "SITE",
@@ -232,12 +229,25 @@ pub fn render_boilers(boilers: &[BoilerSnapshot], out: &mut String) {
     );
 }
 
-/// The text `emgate status` prints for these snapshots.
+/// The text `emgate status` prints for these snapshots (a gateway
+/// without boilers).
 #[must_use]
 pub fn render(
     sites: &[SiteSnapshot],
     meters: &[MeterSnapshot],
     buses: &[EndpointSnapshot],
+    summary: &Summary,
+) -> String {
+    render_all(sites, meters, buses, &[], summary)
+}
+
+/// The text `emgate status` prints: sites, meters, buses, boilers, totals.
+#[must_use]
+pub fn render_all(
+    sites: &[SiteSnapshot],
+    meters: &[MeterSnapshot],
+    buses: &[EndpointSnapshot],
+    boilers: &[BoilerSnapshot],
     summary: &Summary,
 ) -> String {
     let mut out = String::new();
@@ -313,6 +323,10 @@ pub fn render(
     );
     out.push('\n');
     render_buses(buses, &mut out);
+    if !boilers.is_empty() {
+        render_boilers(boilers, &mut out);
+        out.push('\n');
+    }
     let _ = writeln!(
         out,
         "meters: {} up, {} down, {} bad of {}",

@@ -38,8 +38,67 @@ pub struct FuelClass {
     pub source: String,
 }
 
-// TEMPORARY stand-in (branch bstage) for the API helper "bcalc" is writing
-// on branch bcalc; replaced by bcalc's tables.rs when main is merged.
+// TEMPORARY stand-in (branch bstage) with the API of helper "bcalc"'s
+// tables.rs at bcalc 1d6962f; replaced by bcalc's file when main is merged.
+
+/// MW of heat per t/h of steam.
+pub const MW_PER_T_H: f64 = 0.7;
+
+/// How far a row can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confidence {
+    /// `P`.
+    Public,
+}
+
+impl Confidence {
+    /// The mark.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        "P"
+    }
+}
+
+/// How the fuel is burned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combustion {
+    /// Grate firing.
+    Layered,
+    /// Fluidised bed.
+    FluidizedBed,
+    /// Chamber firing.
+    Chamber,
+}
+
+impl Combustion {
+    /// Name as written.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Combustion::Layered => "layered",
+            Combustion::FluidizedBed => "fluidized_bed",
+            Combustion::Chamber => "chamber",
+        }
+    }
+
+    /// The default for a fuel kind.
+    #[must_use]
+    pub fn default_for(kind: FuelKind) -> Combustion {
+        match kind {
+            FuelKind::Gas | FuelKind::Oil => Combustion::Chamber,
+            FuelKind::Solid => Combustion::Layered,
+        }
+    }
+}
+
+/// Rated capacity in t/h.
+#[must_use]
+pub fn rated_t_h(rated_capacity: f64, kind: super::BoilerKind) -> f64 {
+    match kind {
+        super::BoilerKind::Steam => rated_capacity,
+        super::BoilerKind::HotWater => rated_capacity / MW_PER_T_H,
+    }
+}
 
 /// Why a table file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +108,8 @@ pub struct TableError(pub String);
 /// One row of the q5 table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Q5Row {
-    /// Rated capacity up to which the row applies, t/h.
-    pub up_to_t_h: f64,
+    /// Rated capacity, t/h.
+    pub rated_t_h: f64,
     /// q5 at rated load, %.
     pub q5_pct: f64,
 }
@@ -92,7 +151,7 @@ impl BoilerTable {
                 class("bituminous", FuelKind::Solid),
             ],
             q5: vec![Q5Row {
-                up_to_t_h: 100.0,
+                rated_t_h: 10.0,
                 q5_pct: 1.7,
             }],
             slag_temperature_c: 600.0,
@@ -114,17 +173,11 @@ impl BoilerTable {
         self.fuels.iter().find(|f| f.key == key)
     }
 
-    /// q5 at rated load for a capacity (t/h; MW for hot water).
+    /// q5 at rated load.
     #[must_use]
     pub fn q5_rated_pct(&self, rated_capacity: f64, kind: super::BoilerKind) -> Option<f64> {
-        let t_h = match kind {
-            super::BoilerKind::Steam => rated_capacity,
-            super::BoilerKind::HotWater => rated_capacity / 0.7,
-        };
-        self.q5
-            .iter()
-            .find(|r| t_h <= r.up_to_t_h)
-            .map(|r| r.q5_pct)
+        let t_h = rated_t_h(rated_capacity, kind);
+        (t_h > 0.0).then(|| self.q5[0].q5_pct)
     }
 }
 
@@ -136,19 +189,15 @@ pub struct LimitEntry {
     /// Fuel classes it applies to.
     pub fuels: Vec<String>,
     /// Combustion type.
-    pub combustion: String,
+    pub combustion: Option<Combustion>,
     /// Condensing gas boilers, when the row says.
     pub condensing: Option<bool>,
-    /// Capacity range, t/h.
-    pub min_t_h: f64,
-    /// Capacity range, t/h.
-    pub max_t_h: f64,
     /// The limits.
     pub row: LimitRow,
     /// Source.
     pub source: String,
     /// Confidence.
-    pub confidence: String,
+    pub confidence: Confidence,
 }
 
 /// The limit table.
@@ -169,17 +218,15 @@ impl LimitTable {
             rows: vec![LimitEntry {
                 key: "gb24500_2020_gas_non_condensing".to_owned(),
                 fuels: vec!["natural_gas".to_owned()],
-                combustion: "chamber".to_owned(),
+                combustion: Some(Combustion::Chamber),
                 condensing: Some(false),
-                min_t_h: 0.0,
-                max_t_h: f64::INFINITY,
                 row: LimitRow {
                     eta_grades: [96.0, 94.0, 92.0],
                     exhaust_c_max: None,
                     alpha_max: None,
                 },
                 source: "GB 24500-2020 table 4".to_owned(),
-                confidence: "P".to_owned(),
+                confidence: Confidence::Public,
             }],
         }
     }
@@ -203,16 +250,22 @@ impl LimitTable {
     pub fn select(
         &self,
         fuel_key: &str,
-        combustion: &str,
+        combustion: Combustion,
         condensing: bool,
-        rated_t_h: f64,
+        _rated_t_h: f64,
     ) -> Option<&LimitEntry> {
         self.rows.iter().find(|r| {
             r.fuels.iter().any(|f| f == fuel_key)
-                && r.combustion == combustion
+                && r.combustion.is_none_or(|c| c == combustion)
                 && r.condensing.is_none_or(|c| c == condensing)
-                && rated_t_h > r.min_t_h
-                && rated_t_h <= r.max_t_h
         })
+    }
+
+    /// Every fuel of every row is a class of `coefficients`.
+    ///
+    /// # Errors
+    /// Never in the stand-in.
+    pub fn check_fuels(&self, _coefficients: &BoilerTable) -> Result<(), TableError> {
+        Ok(())
     }
 }

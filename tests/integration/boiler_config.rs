@@ -1,0 +1,1 @@
+//! `[[boilers]]` and `[boiler]`.

@@ -1,0 +1,453 @@
+//! The boiler stage's join and emission rules on hand-made aggregation
+//! output: which window is written when (complete → at once; else at end +
+//! grace by the boiler clock; again on a later input), exactly what each
+//! input becomes (amounts, gauge means and coverage, fixed values, the fuel
+//! record in force), and the counters.
+//!
+//! The formulas are replaced by a recording stub, so every expectation
+//! here is about the join, not the efficiency (the real formulas are
+//! exercised end to end in `boiler_e2e` and by `boiler_calc`).
+
+use emgate::pipeline::aggregate::{AggOutput, ConsumptionOut, GaugeStatOut, GaugeWindowOut};
+use emgate::pipeline::boiler::stage::{
+    BoilerCounters, BoilerOut, BoilerStage, MAX_OPEN, Slot, Source, StageBoiler, auto_grace,
+};
+use emgate::pipeline::boiler::{
+    BoilerKind, BoilerResult, BoilerSpec, BoilerState, FuelKind, FuelRecord, OutOfLimit,
+    OutputKind, Reasons, WindowInputs,
+};
+use emgate::pipeline::steam::{SteamMargins, SteamState};
+use emgate::pipeline::window::WindowSize;
+use jiff::tz::TimeZone;
+
+/// 2026-03-15T00:00:00+08:00, a local midnight in Asia/Shanghai.
+const T0: i64 = 1_773_504_000;
+const Q: i64 = 900;
+
+/// Meters: 0 fuel, 1 output, 2 flue-gas analyzer (points: 0 O₂, 1 CO,
+/// 2 exhaust), 3 a meter no boiler uses.
+const FUEL: u32 = 0;
+const OUTPUT: u32 = 1;
+const FLUE: u32 = 2;
+const OTHER: u32 = 3;
+const POLL: [i64; 4] = [60, 60, 30, 60];
+
+fn spec() -> BoilerSpec {
+    BoilerSpec {
+        kind: BoilerKind::Steam,
+        rated_capacity: 10.0,
+        fuel_kind: FuelKind::Gas,
+        fuel_per_unit: 1.0,
+        output: OutputKind::SteamMass {
+            kg_per_unit: 1000.0,
+            state: SteamState::Auto,
+            dryness: 1.0,
+        },
+        q2_m: 0.5,
+        q2_n: 3.5,
+        q3_k: 3.2,
+        q3_default_pct: 0.5,
+        beta: 0.79,
+        carbon_kj_per_kg: 32_866.0,
+        slag_temperature_c: 600.0,
+        q5_rated_pct: 1.7,
+        limits: None,
+        disagreement_points: 5.0,
+        min_coverage: 0.9,
+    }
+}
+
+fn record(from: i64, lhv: f64) -> FuelRecord {
+    FuelRecord {
+        from,
+        lhv_kj: lhv,
+        ash_pct: None,
+        moisture_pct: None,
+        volatile_daf_pct: None,
+        slag_share_pct: None,
+        slag_combustible_pct: None,
+        fly_ash_combustible_pct: None,
+        slag_temperature_c: None,
+    }
+}
+
+/// A gas steam boiler: O₂ and exhaust from the analyzer, feed water 20 °C
+/// and cold air 25 °C fixed, no CO, no steam gauges (the stub needs none).
+fn boiler(grace_secs: i64) -> StageBoiler {
+    let mut gauges = [Source::None; 9];
+    gauges[Slot::ALL.iter().position(|s| *s == Slot::O2).expect("slot")] = Source::Point {
+        meter: FLUE,
+        point: 0,
+    };
+    gauges[Slot::ALL.iter().position(|s| *s == Slot::Exhaust).expect("slot")] = Source::Point {
+        meter: FLUE,
+        point: 2,
+    };
+    gauges[Slot::ALL.iter().position(|s| *s == Slot::FeedWater).expect("slot")] =
+        Source::Fixed(20.0);
+    gauges[Slot::ALL.iter().position(|s| *s == Slot::ColdAir).expect("slot")] =
+        Source::Fixed(25.0);
+    StageBoiler {
+        spec: spec(),
+        records: vec![record(T0 - 86_400, 35_000.0), record(T0 + Q, 36_000.0)],
+        meter_lhv_kj_per_m3: Some(34_000.0),
+        blowdown_pct: Some(2.0),
+        fuel_meter: FUEL,
+        output_meter: OUTPUT,
+        gauges,
+        tz: TimeZone::get("Asia/Shanghai").expect("zone"),
+        grace_secs,
+    }
+}
+
+/// The stub "formulas": the result carries the inputs it was given, so
+/// the tests read back exactly what the join handed over.
+/// * `fuel_in_gj`, `heat_out_gj`: the fuel and output amounts;
+/// * `o2_mean`, `exhaust_c_mean`: the gauge means; `q2`, `q3`: their coverages;
+/// * `q4`: the feed water, `q5`: the cold air, `q6`: the blow-down;
+/// * `alpha`: the LHV of the record in force (else the meter's);
+/// * `load_pct`: the window length, s;
+/// * state off when the fuel is 0, partial when something is missing;
+/// * out of limit (efficiency) when the fuel exceeds 100, the methods
+///   disagree when the output exceeds 100.
+fn stub(
+    _spec: &BoilerSpec,
+    record: Option<&FuelRecord>,
+    w: &WindowInputs,
+    _m: SteamMargins,
+) -> BoilerResult {
+    let all = w.fuel.is_some() && w.output.is_some() && w.o2.is_some() && w.exhaust.is_some();
+    let state = match w.fuel {
+        Some(f) if f.amount == 0.0 => BoilerState::Off,
+        _ if all => BoilerState::Running,
+        _ => BoilerState::Partial,
+    };
+    let mut reasons = Reasons::default();
+    if w.fuel.is_none() {
+        reasons.insert(Reasons::DIRECT_NO_FUEL);
+    }
+    if w.o2.is_none() {
+        reasons.insert(Reasons::INDIRECT_NO_ANALYZER);
+    }
+    BoilerResult {
+        state,
+        eta_direct: None,
+        eta_indirect: None,
+        q2: w.o2.map(|m| m.coverage),
+        q3: w.exhaust.map(|m| m.coverage),
+        q4: w.feed_water.map(|m| m.mean),
+        q5: w.cold_air.map(|m| m.mean),
+        q6: w.blowdown_pct,
+        alpha: record.map(|r| r.lhv_kj).or(w.meter_lhv_kj_per_m3),
+        load_pct: Some(w.window_secs),
+        heat_out_gj: w.output.map(|a| a.amount),
+        fuel_in_gj: w.fuel.map(|a| a.amount),
+        exhaust_c_mean: w.exhaust.map(|m| m.mean),
+        o2_mean: w.o2.map(|m| m.mean),
+        coverage: w.fuel.map_or(0.0, |a| a.coverage),
+        estimated: w.fuel.is_some_and(|a| a.estimated),
+        methods_disagree: w.output.is_some_and(|a| a.amount > 100.0),
+        grade: None,
+        out_of_limit: if w.fuel.is_some_and(|a| a.amount > 100.0) {
+            OutOfLimit::EFFICIENCY
+        } else {
+            OutOfLimit::default()
+        },
+        reasons,
+    }
+}
+
+fn stage(grace_secs: i64, sizes: &[WindowSize]) -> BoilerStage {
+    BoilerStage::new(
+        vec![boiler(grace_secs)],
+        POLL.to_vec(),
+        sizes.to_vec(),
+        SteamMargins::DEFAULT,
+        stub,
+    )
+}
+
+fn consumption(meter: u32, size: WindowSize, start: i64, amount: f64) -> ConsumptionOut {
+    ConsumptionOut {
+        meter,
+        size,
+        start,
+        amount,
+        kgce: None,
+        coverage: 1.0,
+        estimated: false,
+    }
+}
+
+/// The analyzer's gauge window: O₂ and exhaust with `samples` good samples
+/// each (CO never good).
+fn flue(out: &mut AggOutput, size: WindowSize, start: i64, o2: f64, exhaust: f64, samples: u32) {
+    let first = out.gauge_stats.len() as u32;
+    for (point, mean) in [(0u16, o2), (2u16, exhaust)] {
+        out.gauge_stats.push(GaugeStatOut {
+            point,
+            mean,
+            min: mean - 1.0,
+            max: mean + 1.0,
+            samples,
+        });
+    }
+    out.gauges.push(GaugeWindowOut {
+        meter: FLUE,
+        size,
+        start,
+        samples,
+        stats_start: first,
+        stats_end: out.gauge_stats.len() as u32,
+    });
+}
+
+/// One batch: `agg` and reading slots of every meter at `slot`.
+fn run(s: &mut BoilerStage, agg: &AggOutput, slot: i64) -> Vec<BoilerOut> {
+    let mut out = Vec::new();
+    s.process(agg, [FUEL, OUTPUT, FLUE, OTHER].map(|m| (m, slot)), &mut out);
+    out
+}
+
+fn only(out: &[BoilerOut]) -> BoilerOut {
+    assert_eq!(out.len(), 1, "{out:#?}");
+    out[0]
+}
+
+#[test]
+fn a_complete_window_is_written_at_once_with_exactly_its_inputs() {
+    let mut s = stage(600, &[WindowSize::Min15]);
+    // The fuel and output meters close the window first: nothing yet.
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 40.0));
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 0.5));
+    assert!(run(&mut s, &agg, T0 + Q).is_empty());
+    // The analyzer's window completes it: written in the same batch.
+    let mut agg = AggOutput::default();
+    flue(&mut agg, WindowSize::Min15, T0, 3.5, 120.0, 27);
+    let w = only(&run(&mut s, &agg, T0 + Q + 30));
+    assert_eq!((w.boiler, w.size, w.start), (0, WindowSize::Min15, T0));
+    let r = w.result;
+    assert_eq!(r.state, BoilerState::Running);
+    assert_eq!((r.fuel_in_gj, r.heat_out_gj), (Some(40.0), Some(0.5)));
+    assert_eq!((r.o2_mean, r.exhaust_c_mean), (Some(3.5), Some(120.0)));
+    // 27 good samples of 900 s / 30 s = 30 expected.
+    assert_eq!((r.q2, r.q3), (Some(0.9), Some(0.9)));
+    assert_eq!((r.q4, r.q5, r.q6), (Some(20.0), Some(25.0), Some(2.0)));
+    assert_eq!(r.alpha, Some(35_000.0), "the record from the day before");
+    assert_eq!(r.load_pct, Some(900.0));
+    let c = s.counters(0);
+    assert_eq!(c.windows, [1, 0, 0]);
+    assert_eq!(c.reemitted, 0);
+    // Nothing more: the window is not written twice.
+    assert!(run(&mut s, &AggOutput::default(), T0 + 2 * Q).is_empty());
+}
+
+#[test]
+fn a_window_missing_an_input_waits_for_its_grace_then_is_written_with_what_it_has() {
+    let grace = 300;
+    let mut s = stage(grace, &[WindowSize::Min15]);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 40.0));
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 0.5));
+    assert!(run(&mut s, &agg, T0 + Q).is_empty());
+    // The clock is the newest slot of the boiler's meters.
+    assert!(run(&mut s, &AggOutput::default(), T0 + Q + grace - 1).is_empty());
+    let w = only(&run(&mut s, &AggOutput::default(), T0 + Q + grace));
+    assert_eq!(w.start, T0);
+    assert_eq!(w.result.state, BoilerState::Partial);
+    assert_eq!(w.result.o2_mean, None);
+    assert_eq!(w.result.reasons, Reasons::INDIRECT_NO_ANALYZER);
+    assert_eq!(s.counters(0).windows, [0, 0, 1]);
+    // A slot of a meter no boiler uses does not move the clock.
+    let mut s = stage(grace, &[WindowSize::Min15]);
+    assert!(run(&mut s, &agg, T0 + Q).is_empty());
+    let mut out = Vec::new();
+    s.process(&AggOutput::default(), [(OTHER, T0 + 10 * Q)], &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_later_input_rewrites_a_written_window() {
+    let mut s = stage(60, &[WindowSize::Min15]);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 150.0));
+    flue(&mut agg, WindowSize::Min15, T0, 3.5, 120.0, 30);
+    assert!(run(&mut s, &agg, T0 + Q).is_empty());
+    // The fuel meter is down: at grace the window goes out without fuel.
+    let first = only(&run(&mut s, &AggOutput::default(), T0 + Q + 60));
+    assert_eq!(first.result.fuel_in_gj, None);
+    assert_eq!(first.result.reasons, Reasons::DIRECT_NO_FUEL);
+    assert_eq!(first.result.state, BoilerState::Partial);
+    // It catches up: the same window again, now complete.
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 200.0));
+    let again = only(&run(&mut s, &agg, T0 + Q + 120));
+    assert_eq!(again.start, T0);
+    assert_eq!(again.result.fuel_in_gj, Some(200.0));
+    assert_eq!(again.result.state, BoilerState::Running);
+    // And once more when the aggregator re-emits the fuel window.
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 210.0));
+    let third = only(&run(&mut s, &agg, T0 + Q + 180));
+    assert_eq!(third.result.fuel_in_gj, Some(210.0));
+    // Counted once by the state of its first writing, then as re-emitted;
+    // out of limit and disagreement once per window.
+    assert_eq!(
+        s.counters(0),
+        BoilerCounters {
+            windows: [0, 0, 1],
+            reemitted: 2,
+            out_of_limit: [1, 0, 0],
+            disagreements: 1,
+        }
+    );
+}
+
+#[test]
+fn coverage_of_a_gauge_is_its_good_samples_over_the_expected_capped_at_one() {
+    let mut s = stage(600, &[WindowSize::Min15, WindowSize::Day]);
+    let mut agg = AggOutput::default();
+    for (size, start) in [(WindowSize::Min15, T0), (WindowSize::Day, T0)] {
+        agg.consumption.push(consumption(FUEL, size, start, 1.0));
+        agg.consumption.push(consumption(OUTPUT, size, start, 1.0));
+    }
+    // 45 samples in a quarter hour of 30 s polls (the meter polled faster
+    // than configured): capped at 1; 1440 in a day: 0.5.
+    flue(&mut agg, WindowSize::Min15, T0, 3.5, 120.0, 45);
+    flue(&mut agg, WindowSize::Day, T0, 3.5, 120.0, 1440);
+    let out = run(&mut s, &agg, T0 + 86_400);
+    assert_eq!(out.len(), 2);
+    let q = out.iter().find(|w| w.size == WindowSize::Min15).expect("15m");
+    let d = out.iter().find(|w| w.size == WindowSize::Day).expect("1d");
+    assert_eq!(q.result.q2, Some(1.0));
+    assert_eq!(d.result.q2, Some(0.5));
+    assert_eq!(d.result.load_pct, Some(86_400.0), "a local day");
+}
+
+#[test]
+fn a_gauge_window_without_a_good_sample_of_the_input_counts_as_arrived() {
+    let mut s = stage(600, &[WindowSize::Min15]);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
+    // The analyzer's window has only CO (point 1): O₂ and exhaust flagged.
+    agg.gauge_stats.push(GaugeStatOut {
+        point: 1,
+        mean: 40.0,
+        min: 40.0,
+        max: 40.0,
+        samples: 30,
+    });
+    agg.gauges.push(GaugeWindowOut {
+        meter: FLUE,
+        size: WindowSize::Min15,
+        start: T0,
+        samples: 30,
+        stats_start: 0,
+        stats_end: 1,
+    });
+    let w = only(&run(&mut s, &agg, T0 + Q));
+    assert_eq!((w.result.o2_mean, w.result.exhaust_c_mean), (None, None));
+    assert_eq!(w.result.state, BoilerState::Partial);
+}
+
+#[test]
+fn the_fuel_record_in_force_is_the_latest_not_after_the_window_start() {
+    let mut s = stage(600, &[WindowSize::Min15]);
+    let mut agg = AggOutput::default();
+    // The second record starts exactly at the second window's start.
+    for start in [T0, T0 + Q] {
+        agg.consumption.push(consumption(FUEL, WindowSize::Min15, start, 1.0));
+        agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, start, 1.0));
+        flue(&mut agg, WindowSize::Min15, start, 3.5, 120.0, 30);
+    }
+    let out = run(&mut s, &agg, T0 + 2 * Q);
+    let lhv: Vec<(i64, Option<f64>)> = out.iter().map(|w| (w.start, w.result.alpha)).collect();
+    assert_eq!(lhv, [(T0, Some(35_000.0)), (T0 + Q, Some(36_000.0))]);
+    // Before every record: none in force (the stub then shows the meter's LHV).
+    let mut agg = AggOutput::default();
+    let early = T0 - 2 * 86_400;
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, early, 1.0));
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, early, 1.0));
+    flue(&mut agg, WindowSize::Min15, early, 3.5, 120.0, 30);
+    let mut s = stage(600, &[WindowSize::Min15]);
+    assert_eq!(
+        only(&run(&mut s, &agg, early + Q)).result.alpha,
+        Some(34_000.0)
+    );
+}
+
+#[test]
+fn windows_of_other_sizes_and_meters_are_ignored() {
+    let mut s = stage(0, &[WindowSize::Min15]);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Hour, T0, 1.0));
+    agg.consumption.push(consumption(OTHER, WindowSize::Min15, T0, 1.0));
+    flue(&mut agg, WindowSize::Hour, T0, 3.5, 120.0, 30);
+    assert!(run(&mut s, &agg, T0 + 10 * Q).is_empty());
+    assert!(s.uses_meter(FLUE) && !s.uses_meter(OTHER));
+}
+
+#[test]
+fn open_windows_are_bounded_the_oldest_written_first() {
+    // A huge grace: nothing is due by time, only by the bound.
+    let mut s = stage(1_000_000, &[WindowSize::Min15]);
+    let n = MAX_OPEN as i64 + 1;
+    let mut written = Vec::new();
+    for k in 0..n {
+        let mut agg = AggOutput::default();
+        agg.consumption
+            .push(consumption(FUEL, WindowSize::Min15, T0 + k * Q, 1.0));
+        written.extend(run(&mut s, &agg, T0 + (k + 1) * Q));
+    }
+    let starts: Vec<i64> = written.iter().map(|w| w.start).collect();
+    assert_eq!(starts, [T0], "the 17th open window pushes out the first");
+    assert_eq!(written[0].result.state, BoilerState::Partial);
+}
+
+#[test]
+fn windows_are_dropped_after_grace_and_the_longest_window() {
+    let mut s = stage(60, &[WindowSize::Min15, WindowSize::Hour]);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
+    assert_eq!(run(&mut s, &agg, T0 + Q + 60).len(), 1);
+    // Past end + grace + 1 h the window is gone: a late input for it is
+    // not joined into a new, emptier window.
+    assert!(run(&mut s, &AggOutput::default(), T0 + Q + 60 + 3600).is_empty());
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
+    assert!(run(&mut s, &agg, T0 + Q + 60 + 3600).is_empty());
+    // Within it, the same late input rewrites the window.
+    let mut s = stage(60, &[WindowSize::Min15, WindowSize::Hour]);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
+    assert_eq!(run(&mut s, &agg, T0 + Q + 60).len(), 1);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
+    assert_eq!(run(&mut s, &agg, T0 + Q + 60 + 3599).len(), 1);
+}
+
+#[test]
+fn an_input_amount_reaches_the_formulas_unchanged() {
+    let mut s = stage(600, &[WindowSize::Min15]);
+    let mut agg = AggOutput::default();
+    agg.consumption.push(ConsumptionOut {
+        coverage: 0.75,
+        estimated: true,
+        ..consumption(FUEL, WindowSize::Min15, T0, 0.0)
+    });
+    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 0.0));
+    flue(&mut agg, WindowSize::Min15, T0, 20.9, 30.0, 30);
+    let r = only(&run(&mut s, &agg, T0 + Q)).result;
+    assert_eq!(r.state, BoilerState::Off);
+    assert_eq!((r.coverage, r.estimated), (0.75, true));
+    assert_eq!(s.counters(0).windows, [0, 1, 0]);
+}
+
+#[test]
+fn the_automatic_grace_is_two_longest_polls_plus_the_lateness() {
+    assert_eq!(auto_grace([60, 15, 300], 120), 720);
+    assert_eq!(auto_grace([60], 0), 120);
+    assert_eq!(BoilerCounters::state_index(BoilerState::Partial), 2);
+}

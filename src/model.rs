@@ -458,6 +458,42 @@ impl ReadingBatch {
     }
 }
 
+/// How a steam meter's state is decided (`steam_state` in profiles and
+/// meters; the rule is in `pipeline::steam`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SteamState {
+    /// From the temperature against saturation.
+    #[default]
+    Auto,
+    /// Always saturated: enthalpy from pressure and dryness alone.
+    Saturated,
+    /// Always superheated: h(p, T).
+    Superheated,
+}
+
+impl SteamState {
+    /// Name as written in configuration.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SteamState::Auto => "auto",
+            SteamState::Saturated => "saturated",
+            SteamState::Superheated => "superheated",
+        }
+    }
+
+    /// The state named `s`, if any.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<SteamState> {
+        match s {
+            "auto" => Some(SteamState::Auto),
+            "saturated" => Some(SteamState::Saturated),
+            "superheated" => Some(SteamState::Superheated),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

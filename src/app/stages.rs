@@ -34,7 +34,6 @@ use crate::model::ReadingBatch;
 use crate::pipeline::aggregate::{AggOutput, Aggregator, MeterSpec, SiteSpec};
 use crate::pipeline::boiler;
 use crate::pipeline::boiler::stage::{BoilerOut, Source, StageBoiler, auto_grace};
-use crate::pipeline::steam::SteamMargins;
 use crate::pipeline::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::profiles::codec::ratio_factor;
 use crate::profiles::{DataType, PointKind};
@@ -438,6 +437,8 @@ const MIN_CHECKPOINT_GAP: Duration = Duration::from_secs(1);
 /// encoded with the readings, its state checkpointed beside the validator's.
 pub struct AggregationStage {
     aggregator: Aggregator,
+    /// Meter ids by index, for warnings.
+    meter_ids: Vec<String>,
     output: AggOutput,
     checkpoint: PathBuf,
     checkpoint_every: Duration,
@@ -469,6 +470,7 @@ impl AggregationStage {
             }
         }
         AggregationStage {
+            meter_ids: config.meters.iter().map(|m| m.id.clone()).collect(),
             aggregator,
             output: AggOutput::default(),
             checkpoint,
@@ -497,6 +499,21 @@ impl AggregationStage {
             Ordering::Relaxed,
         );
         s.site_too_late.store(c.site_too_late, Ordering::Relaxed);
+        for w in &self.output.consumption {
+            if w.steam_suspect {
+                s.steam_suspect.fetch_add(1, Ordering::Relaxed);
+                let meter = self
+                    .meter_ids
+                    .get(w.meter as usize)
+                    .map_or("?", String::as_str);
+                warn!(
+                    meter = %meter,
+                    window = w.size.as_tag(),
+                    start = w.start,
+                    "steam temperature far below saturation: sensor suspect; priced as saturated steam, window estimated"
+                );
+            }
+        }
         // Windows just closed: checkpoint soon, so a crash re-opens as few
         // closed windows as possible (their re-emission would interpolate
         // across the restart gap).
@@ -600,7 +617,7 @@ impl BoilerStage {
                 .map(|m| m.poll_interval.as_secs() as i64)
                 .collect(),
             config.aggregation.aggregator.windows.clone(),
-            SteamMargins::DEFAULT,
+            config.aggregation.steam_margins,
             boiler::calc::evaluate,
         );
         BoilerStage {

@@ -48,7 +48,7 @@ pub(crate) use tables::field_names;
 pub(crate) use tables::{array, kind_name, parse_toml, table};
 pub(crate) use values::{
     backoff_range, choice, choice_ci, int, is_valid_id, millis, path_key, ratio, required_id,
-    required_text, timezone,
+    required_text, steam_keys, timezone,
 };
 
 /// A secret (token, password): never printed by `Debug` or `Display`.

@@ -229,3 +229,47 @@ pub(crate) fn backoff_range(
     }
     (first, cap)
 }
+
+/// `steam_state` and `steam_dryness` (profiles and steam meters), each
+/// optional; `key` is the prefix (`""` or `meters[3]`).
+pub(crate) fn steam_keys(
+    state: Option<Text>,
+    dryness: Option<Float>,
+    key: &str,
+    p: &mut Problems,
+) -> (Option<crate::model::SteamState>, Option<f64>) {
+    use crate::model::SteamState;
+    let k = |sub: &str| {
+        if key.is_empty() {
+            sub.to_owned()
+        } else {
+            format!("{key}.{sub}")
+        }
+    };
+    let state = state.and_then(|t| {
+        choice(
+            Some(t),
+            &k("steam_state"),
+            "steam state",
+            &[
+                ("auto", SteamState::Auto),
+                ("saturated", SteamState::Saturated),
+                ("superheated", SteamState::Superheated),
+            ],
+            None,
+            p,
+        )
+    });
+    let dryness = match dryness {
+        None => None,
+        Some(Float(x)) if x.is_finite() && x > 0.0 && x <= 1.0 => Some(x),
+        Some(Float(x)) => {
+            p.push(
+                k("steam_dryness"),
+                format!("{x} is not a dryness fraction; give the mass share of vapour in the wet steam, above 0 and at most 1 (e.g. 0.98)"),
+            );
+            None
+        }
+    };
+    (state, dryness)
+}

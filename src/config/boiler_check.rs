@@ -15,6 +15,7 @@ use crate::check::{self, Flag, Float, Problems, Text, choice, kind_name, unknown
 use crate::model::{MeterId, SiteId};
 use crate::pipeline::boiler::tables::FuelClass;
 use crate::pipeline::boiler::{BoilerKind, BoilerSpec, FuelKind, OutputKind};
+use crate::pipeline::energy::Conversion;
 use crate::pipeline::steam::SteamState;
 use crate::profiles::{PointKind, Profile};
 
@@ -620,6 +621,14 @@ impl BoilerCheck<'_, '_> {
         let fuel_per_unit = fuel_meter
             .zip(fuel_kind)
             .and_then(|(m, k)| self.fuel_counter(m, k));
+        // The steam's state and dryness default to what the output meter's
+        // own steam accounting uses, so the boiler and the site total price
+        // the same steam alike.
+        let (meter_state, meter_dryness) =
+            match output_meter.map(|m| &self.known.meters[m.index()].conversion) {
+                Some(Conversion::Steam { state, dryness, .. }) => (*state, *dryness),
+                _ => (SteamState::Auto, 1.0),
+            };
         let state = choice(
             r.steam_state.clone(),
             &self.k("steam_state"),
@@ -629,7 +638,7 @@ impl BoilerCheck<'_, '_> {
                 ("saturated", SteamState::Saturated),
                 ("superheated", SteamState::Superheated),
             ],
-            Some(SteamState::Auto),
+            Some(meter_state),
             self.p,
         );
         let dryness = self.number(
@@ -640,7 +649,7 @@ impl BoilerCheck<'_, '_> {
         );
         let output = match (output_meter, kind, state, dryness) {
             (Some(m), Some(kind), Some(state), Ok(dryness)) => self
-                .output_counter(m, kind, state, dryness.unwrap_or(1.0))
+                .output_counter(m, kind, state, dryness.unwrap_or(meter_dryness))
                 .map(|o| (m, o)),
             _ => None,
         };

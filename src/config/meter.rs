@@ -15,7 +15,7 @@ use super::{
     PointOverride,
 };
 use crate::check::{self, Float, Int, Problems, Text, choice, unknown_ref};
-use crate::model::EnergyType;
+use crate::model::{EnergyType, SteamState};
 use crate::pipeline::coefficients::kgce_per_m3_from_lhv;
 use crate::pipeline::energy::{self, Conversion, EnergyRole};
 use crate::profiles::dlt645::Address;
@@ -267,6 +267,10 @@ pub(super) struct EnergyKeys {
     pub(super) coefficient: Option<Text>,
     /// `lhv_kj_per_m3`: measured net calorific value of natural gas.
     pub(super) lhv_kj_per_m3: Option<Float>,
+    /// `steam_state`: how a steam meter's state is decided.
+    pub(super) steam_state: Option<Text>,
+    /// `steam_dryness`: dryness fraction of saturated steam.
+    pub(super) steam_dryness: Option<Float>,
 }
 
 /// A meter's consumption counter (`Some(None)`: the profile has none), role,
@@ -317,6 +321,20 @@ pub(super) fn meter_energy(
             Some(x)
         }
     };
+    let steam_given = keys.steam_state.is_some() || keys.steam_dryness.is_some();
+    let (steam_state, steam_dryness) =
+        check::steam_keys(keys.steam_state, keys.steam_dryness, key, p);
+    if steam_given && energy.is_some_and(|e| e != EnergyType::Steam) {
+        p.push(
+            k(if steam_state.is_some() {
+                "steam_state"
+            } else {
+                "steam_dryness"
+            }),
+            "only for steam meters; remove it",
+        );
+        ok = false;
+    }
     let Some(prof) = profile else {
         return (None, role, None);
     };
@@ -503,10 +521,23 @@ pub(super) fn meter_energy(
                     return (consumption, role, Some((Conversion::None, note)));
                 };
                 let reference = agg.steam_reference_kj_per_kg;
-                let source = match (prof.pressure, prof.temperature) {
-                    (Some(pi), Some(ti)) => format!(
-                        "IF97 enthalpy of {} and {} over {reference} kJ/kg, 0.03412 kgce/MJ; fallback (estimated) {row}",
-                        prof.points[pi].name, prof.points[ti].name
+                let state = steam_state.or(prof.steam_state).unwrap_or_default();
+                let dryness = steam_dryness.or(prof.steam_dryness).unwrap_or(1.0);
+                let wet = if dryness < 1.0 {
+                    format!(", dryness {dryness}")
+                } else {
+                    String::new()
+                };
+                let source = match (state, prof.pressure, prof.temperature) {
+                    (SteamState::Saturated, Some(pi), _) => format!(
+                        "IF97 enthalpy of saturated steam at {}{wet} over {reference} kJ/kg, 0.03412 kgce/MJ; fallback (estimated) {row}",
+                        prof.points[pi].name
+                    ),
+                    (_, Some(pi), Some(ti)) => format!(
+                        "IF97 enthalpy of {} and {} ({} state{wet}) over {reference} kJ/kg, 0.03412 kgce/MJ; fallback (estimated) {row}",
+                        prof.points[pi].name,
+                        prof.points[ti].name,
+                        state.as_str()
                     ),
                     _ => format!(
                         "{row}; profile \"{}\" has no pressure and temperature gauges, so always estimated",
@@ -520,6 +551,9 @@ pub(super) fn meter_energy(
                         reference_kj_per_kg: reference,
                         kg_per_unit,
                         fallback_kgce_per_unit,
+                        state,
+                        dryness,
+                        margins: agg.steam_margins,
                     },
                     source,
                 ))

@@ -53,7 +53,7 @@ use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, 
 use crate::pipeline::aggregate::AggregatorSettings;
 use crate::pipeline::coefficients::CoefficientTable;
 use crate::pipeline::energy::{Conversion, EnergyRole};
-use crate::pipeline::steam::MAKE_UP_WATER_KJ_PER_KG;
+use crate::pipeline::steam::{MAKE_UP_WATER_KJ_PER_KG, SteamMargins};
 use crate::pipeline::window::WindowSize;
 use crate::profiles::Profile;
 use crate::spool::SpoolConfig;
@@ -560,6 +560,9 @@ pub struct AggregationSettings {
     /// Enthalpy of the water steam is made from, kJ/kg (default: make-up
     /// water at 20 °C, 84.0).
     pub steam_reference_kj_per_kg: f64,
+    /// How `steam_state = "auto"` tells saturated from superheated steam
+    /// (default 3 K above saturation, 10 K below is a sensor problem).
+    pub steam_margins: SteamMargins,
 }
 
 impl Default for AggregationSettings {
@@ -575,6 +578,7 @@ impl Default for AggregationSettings {
             coefficients: CoefficientTable::builtin_2008(),
             electricity: ElectricityMethod::Equivalent,
             steam_reference_kj_per_kg: MAKE_UP_WATER_KJ_PER_KG,
+            steam_margins: SteamMargins::DEFAULT,
         }
     }
 }

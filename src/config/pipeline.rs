@@ -18,6 +18,7 @@ use super::{AggregationSettings, ElectricityMethod, ValidationSettings};
 use crate::check::{self, Flag, Float, Problems, Text, choice, int};
 use crate::pipeline::aggregate::AggregatorSettings;
 use crate::pipeline::coefficients::CoefficientTable;
+use crate::pipeline::steam::SteamMargins;
 use crate::pipeline::window::WindowSize;
 
 /// `[validation]`; absent, the defaults.
@@ -158,6 +159,29 @@ pub(super) fn aggregation(
             None
         }
     };
+    let mut margin = |v: Option<Float>, key: &str, default: f64, what: &str| match v {
+        None => Some(default),
+        Some(Float(x)) if x.is_finite() && (0.0..=50.0).contains(&x) => Some(x),
+        Some(Float(x)) => {
+            p.push(
+                key,
+                format!("{x} is not a margin; give {what} in K, 0 to 50 (default {default})"),
+            );
+            None
+        }
+    };
+    let superheat = margin(
+        r.steam_superheat_margin_k,
+        "aggregation.steam_superheat_margin_k",
+        d.steam_margins.superheat_margin_k,
+        "how far above saturation a steam temperature means superheated steam",
+    );
+    let sensor = margin(
+        r.steam_sensor_margin_k,
+        "aggregation.steam_sensor_margin_k",
+        d.steam_margins.sensor_margin_k,
+        "how far below saturation a steam temperature is a sensor problem",
+    );
     Some(AggregationSettings {
         aggregator: AggregatorSettings {
             windows: windows?,
@@ -169,6 +193,10 @@ pub(super) fn aggregation(
         coefficients: coefficients?,
         electricity: electricity?,
         steam_reference_kj_per_kg: reference?,
+        steam_margins: SteamMargins {
+            superheat_margin_k: superheat?,
+            sensor_margin_k: sensor?,
+        },
     })
 }
 

@@ -160,6 +160,10 @@ pub struct AggregationRaw {
     pub equal_value_kgce_per_kwh: Option<Value>,
     /// Reference enthalpy of steam, kJ/kg.
     pub steam_reference_kj_per_kg: Option<Float>,
+    /// Above saturation + this (K): superheated.
+    pub steam_superheat_margin_k: Option<Float>,
+    /// Below saturation − this (K): a sensor problem.
+    pub steam_sensor_margin_k: Option<Float>,
 }
 
 /// `[gateway]` as written.
@@ -392,6 +396,10 @@ pub struct MeterRaw {
     pub coefficient: Option<Text>,
     /// Measured net calorific value of natural gas, kJ/m³.
     pub lhv_kj_per_m3: Option<Float>,
+    /// Steam meters: `auto`, `saturated` or `superheated` (default: the profile's, else auto).
+    pub steam_state: Option<Text>,
+    /// Steam meters: dryness fraction of saturated steam (default: the profile's, else 1).
+    pub steam_dryness: Option<Float>,
 }
 
 /// `calibration` of a meter as written.

@@ -173,6 +173,8 @@ impl<'a> SiteState<'a> {
             role: r.role.take(),
             coefficient: r.coefficient.take(),
             lhv_kj_per_m3: r.lhv_kj_per_m3.take(),
+            steam_state: r.steam_state.take(),
+            steam_dryness: r.steam_dryness.take(),
         };
         let lhv_kj_per_m3 = energy_keys.lhv_kj_per_m3.map(|Float(x)| x);
         let id = required_id(r.id, &k("id"), "meter id", p);

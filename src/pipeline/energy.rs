@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 
 use super::coefficients::KGCE_PER_MJ;
-use super::steam::enthalpy_kj_per_kg;
+use super::steam::{SteamMargins, SteamState, steam_enthalpy};
 use crate::model::EnergyType;
 
 /// How a meter's energy counts in its site's balance (GB/T 2589).
@@ -79,10 +79,12 @@ pub enum Conversion {
         unit_factor: f64,
     },
     /// Steam by enthalpy from the window's mean gauge pressure (MPa gauge)
-    /// and temperature (°C): kgce = amount × `kg_per_unit` ×
-    /// (h − `reference_kj_per_kg`)/1000 MJ × 0.034 12; when either mean is
-    /// missing, outside IF97, or gives h ≤ the reference: amount ×
-    /// `fallback_kgce_per_unit`, estimated. A point index of
+    /// and temperature (°C), the state decided by `state` against
+    /// saturation ([`steam_enthalpy`]): kgce = amount × `kg_per_unit` ×
+    /// (h − `reference_kj_per_kg`)/1000 MJ × 0.034 12, estimated when the
+    /// temperature contradicts the state (a sensor problem, h″ used); when a
+    /// mean needed is missing, outside IF97, or gives h ≤ the reference:
+    /// amount × `fallback_kgce_per_unit`, estimated. A point index of
     /// [`Conversion::NO_POINT`] means the profile has no such gauge, so every
     /// window falls back.
     Steam {
@@ -96,6 +98,12 @@ pub enum Conversion {
         kg_per_unit: f64,
         /// kgce per unit of the counter when the state is unknown (table row).
         fallback_kgce_per_unit: f64,
+        /// Saturated, superheated, or decided by the temperature.
+        state: SteamState,
+        /// Dryness fraction of saturated steam (0 < x ≤ 1).
+        dryness: f64,
+        /// Where `auto` draws the lines around saturation.
+        margins: SteamMargins,
     },
 }
 
@@ -135,6 +143,9 @@ impl Conversion {
                 reference_kj_per_kg,
                 kg_per_unit,
                 fallback_kgce_per_unit,
+                state,
+                dryness,
+                margins,
             } => {
                 let mean = |i: usize| {
                     if i == Self::NO_POINT {
@@ -143,20 +154,56 @@ impl Conversion {
                         gauge_mean(i)
                     }
                 };
-                let h = mean(*pressure)
-                    .zip(mean(*temperature))
-                    .and_then(|(p, t)| enthalpy_kj_per_kg(p, t))
-                    .filter(|h| *h > *reference_kj_per_kg);
+                let h = steam_enthalpy(
+                    mean(*pressure),
+                    mean(*temperature),
+                    *state,
+                    *dryness,
+                    *margins,
+                )
+                .filter(|s| s.h > *reference_kj_per_kg);
                 Some(match h {
                     // kg × kJ/kg ÷ 1000 = MJ.
-                    Some(h) => (
-                        amount * kg_per_unit * (h - reference_kj_per_kg) / 1000.0 * KGCE_PER_MJ,
-                        false,
+                    Some(s) => (
+                        amount * kg_per_unit * (s.h - reference_kj_per_kg) / 1000.0 * KGCE_PER_MJ,
+                        s.suspect,
                     ),
                     None => (amount * fallback_kgce_per_unit, true),
                 })
             }
         }
+    }
+
+    /// True for steam whose window means put the temperature where no
+    /// steam of its state can be (far below saturation): the sensor is
+    /// suspect, and [`Conversion::kgce`] used h″ and marked it estimated.
+    pub fn steam_suspect(&self, gauge_mean: impl Fn(usize) -> Option<f64>) -> bool {
+        let Conversion::Steam {
+            pressure,
+            temperature,
+            state,
+            dryness,
+            margins,
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let mean = |i: usize| {
+            if i == Self::NO_POINT {
+                None
+            } else {
+                gauge_mean(i)
+            }
+        };
+        steam_enthalpy(
+            mean(*pressure),
+            mean(*temperature),
+            *state,
+            *dryness,
+            *margins,
+        )
+        .is_some_and(|s| s.suspect)
     }
 
     /// One line for logs and the README, in numbers (the table row it came
@@ -185,14 +232,22 @@ impl Conversion {
                 reference_kj_per_kg,
                 kg_per_unit,
                 fallback_kgce_per_unit,
+                state,
+                dryness,
+                ..
             } => {
-                if *pressure == Self::NO_POINT || *temperature == Self::NO_POINT {
+                if *state == SteamState::Saturated && *pressure != Self::NO_POINT {
+                    format!(
+                        "saturated steam by IF97 h'' at the pressure (dryness {dryness}) over {reference_kj_per_kg} kJ/kg, {kg_per_unit} kg per unit, 0.03412 kgce/MJ; fallback {fallback_kgce_per_unit} kgce per unit (estimated)"
+                    )
+                } else if *pressure == Self::NO_POINT || *temperature == Self::NO_POINT {
                     format!(
                         "steam without pressure and temperature gauges: {fallback_kgce_per_unit} kgce per unit, always estimated"
                     )
                 } else {
                     format!(
-                        "steam by IF97 enthalpy over {reference_kj_per_kg} kJ/kg, {kg_per_unit} kg per unit, 0.03412 kgce/MJ; fallback {fallback_kgce_per_unit} kgce per unit (estimated)"
+                        "steam by IF97 enthalpy ({} state, dryness {dryness}) over {reference_kj_per_kg} kJ/kg, {kg_per_unit} kg per unit, 0.03412 kgce/MJ; fallback {fallback_kgce_per_unit} kgce per unit (estimated)",
+                        state.as_str()
                     )
                 }
             }
@@ -242,6 +297,9 @@ mod tests {
             reference_kj_per_kg: 84.0,
             kg_per_unit: 1000.0,
             fallback_kgce_per_unit: 128.6,
+            state: SteamState::Auto,
+            dryness: 1.0,
+            margins: SteamMargins::DEFAULT,
         };
         let got = c.kgce(2.0, 2025, |i| {
             assert_ne!(i, Conversion::NO_POINT);

@@ -29,6 +29,7 @@
 //! treats a temperature at or below saturation as the sensor problem above.
 
 use super::coefficients::KGCE_PER_MJ;
+pub use crate::model::SteamState;
 
 /// Standard atmosphere, MPa: gauge + this = absolute.
 pub const ATMOSPHERE_MPA: f64 = 0.101_325;
@@ -65,41 +66,6 @@ pub fn saturated_enthalpy_kj_per_kg(pressure_mpa_abs: f64, quality: f64) -> Opti
     }
     let h = seuif97::px2h(pressure_mpa_abs, quality);
     h.is_finite().then_some(h)
-}
-
-/// How a meter's steam state is decided (`steam_state` in profiles and meters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SteamState {
-    /// From the temperature against saturation (module doc).
-    #[default]
-    Auto,
-    /// Always saturated: enthalpy from pressure and dryness alone.
-    Saturated,
-    /// Always superheated: h(p, T).
-    Superheated,
-}
-
-impl SteamState {
-    /// Name as written in configuration.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SteamState::Auto => "auto",
-            SteamState::Saturated => "saturated",
-            SteamState::Superheated => "superheated",
-        }
-    }
-
-    /// The state named `s`, if any.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<SteamState> {
-        match s {
-            "auto" => Some(SteamState::Auto),
-            "saturated" => Some(SteamState::Saturated),
-            "superheated" => Some(SteamState::Superheated),
-            _ => None,
-        }
-    }
 }
 
 /// Margins of the `auto` decision, K (`[aggregation] steam_superheat_margin_k`

@@ -260,7 +260,10 @@ fn parse(id: &str, text: &str, p: &mut Problems) -> Option<Profile> {
     } else {
         (None, None, None)
     };
+    let (steam_state, steam_dryness) = check::steam_keys(top.steam_state, top.steam_dryness, "", p);
     Some(Profile {
+        steam_state,
+        steam_dryness,
         id: id.to_owned(),
         protocol,
         description,

@@ -281,6 +281,12 @@ pub struct Profile {
     /// The temperature gauge (°C) steam enthalpy uses (profile key
     /// `temperature`, else a gauge named `temperature_c`).
     pub temperature: Option<usize>,
+    /// How steam meters using this profile decide saturated or superheated
+    /// (profile key `steam_state`; a meter's own key wins; default auto).
+    pub steam_state: Option<crate::model::SteamState>,
+    /// Dryness fraction of saturated steam (profile key `steam_dryness`;
+    /// a meter's own key wins; default 1).
+    pub steam_dryness: Option<f64>,
 }
 
 impl Profile {

@@ -22,6 +22,10 @@ pub struct ProfileFile {
     pub pressure: Option<Text>,
     /// Temperature gauge (°C) for steam enthalpy.
     pub temperature: Option<Text>,
+    /// `auto` (default), `saturated` or `superheated`.
+    pub steam_state: Option<Text>,
+    /// Dryness fraction of saturated steam, (0, 1].
+    pub steam_dryness: Option<Float>,
     /// `[[points]]`.
     pub points: Option<Value>,
     /// `modbus` (default) or `dlt645`.

@@ -382,7 +382,7 @@ impl StatusBoard {
         }
 
         // Aggregation.
-        let agg: [(&str, &str, &AtomicU64); 6] = [
+        let agg: [(&str, &str, &AtomicU64); 7] = [
             (
                 "emgate_windows_emitted_total",
                 "Meter windows written.",
@@ -412,6 +412,11 @@ impl StatusBoard {
                 "emgate_site_windows_too_late_total",
                 "Final meter windows that came after their site window closed.",
                 &stats.site_too_late,
+            ),
+            (
+                "emgate_steam_temperature_suspect_total",
+                "Steam windows whose temperature contradicts their state (far below saturation): priced as saturated steam, estimated.",
+                &stats.steam_suspect,
             ),
         ];
         for (name, help, c) in agg {

@@ -92,6 +92,9 @@ pub struct Stats {
     pub late_rejected: AtomicU64,
     /// Final meter windows that came after their site window was closed.
     pub site_too_late: AtomicU64,
+    /// Steam windows whose temperature was far below saturation (sensor
+    /// suspect; priced as saturated steam and marked estimated).
+    pub steam_suspect: AtomicU64,
     /// MQTT messages received (all brokers, before decoding).
     pub mqtt_messages: AtomicU64,
     /// Readings decoded from MQTT messages.

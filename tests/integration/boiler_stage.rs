@@ -79,14 +79,21 @@ fn boiler(grace_secs: i64) -> StageBoiler {
         meter: FLUE,
         point: 0,
     };
-    gauges[Slot::ALL.iter().position(|s| *s == Slot::Exhaust).expect("slot")] = Source::Point {
+    gauges[Slot::ALL
+        .iter()
+        .position(|s| *s == Slot::Exhaust)
+        .expect("slot")] = Source::Point {
         meter: FLUE,
         point: 2,
     };
-    gauges[Slot::ALL.iter().position(|s| *s == Slot::FeedWater).expect("slot")] =
-        Source::Fixed(20.0);
-    gauges[Slot::ALL.iter().position(|s| *s == Slot::ColdAir).expect("slot")] =
-        Source::Fixed(25.0);
+    gauges[Slot::ALL
+        .iter()
+        .position(|s| *s == Slot::FeedWater)
+        .expect("slot")] = Source::Fixed(20.0);
+    gauges[Slot::ALL
+        .iter()
+        .position(|s| *s == Slot::ColdAir)
+        .expect("slot")] = Source::Fixed(25.0);
     StageBoiler {
         spec: spec(),
         records: vec![record(T0 - 86_400, 35_000.0), record(T0 + Q, 36_000.0)],
@@ -176,6 +183,7 @@ fn consumption(meter: u32, size: WindowSize, start: i64, amount: f64) -> Consump
         kgce: None,
         coverage: 1.0,
         estimated: false,
+        steam_suspect: false,
     }
 }
 
@@ -205,7 +213,11 @@ fn flue(out: &mut AggOutput, size: WindowSize, start: i64, o2: f64, exhaust: f64
 /// One batch: `agg` and reading slots of every meter at `slot`.
 fn run(s: &mut BoilerStage, agg: &AggOutput, slot: i64) -> Vec<BoilerOut> {
     let mut out = Vec::new();
-    s.process(agg, [FUEL, OUTPUT, FLUE, OTHER].map(|m| (m, slot)), &mut out);
+    s.process(
+        agg,
+        [FUEL, OUTPUT, FLUE, OTHER].map(|m| (m, slot)),
+        &mut out,
+    );
     out
 }
 
@@ -219,8 +231,10 @@ fn a_complete_window_is_written_at_once_with_exactly_its_inputs() {
     let mut s = stage(600, &[WindowSize::Min15]);
     // The fuel and output meters close the window first: nothing yet.
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 40.0));
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 0.5));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, T0, 40.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, T0, 0.5));
     assert!(run(&mut s, &agg, T0 + Q).is_empty());
     // The analyzer's window completes it: written in the same batch.
     let mut agg = AggOutput::default();
@@ -248,8 +262,10 @@ fn a_window_missing_an_input_waits_for_its_grace_then_is_written_with_what_it_ha
     let grace = 300;
     let mut s = stage(grace, &[WindowSize::Min15]);
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 40.0));
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 0.5));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, T0, 40.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, T0, 0.5));
     assert!(run(&mut s, &agg, T0 + Q).is_empty());
     // The clock is the newest slot of the boiler's meters.
     assert!(run(&mut s, &AggOutput::default(), T0 + Q + grace - 1).is_empty());
@@ -271,7 +287,8 @@ fn a_window_missing_an_input_waits_for_its_grace_then_is_written_with_what_it_ha
 fn a_later_input_rewrites_a_written_window() {
     let mut s = stage(60, &[WindowSize::Min15]);
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 150.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, T0, 150.0));
     flue(&mut agg, WindowSize::Min15, T0, 3.5, 120.0, 30);
     assert!(run(&mut s, &agg, T0 + Q).is_empty());
     // The fuel meter is down: at grace the window goes out without fuel.
@@ -281,14 +298,16 @@ fn a_later_input_rewrites_a_written_window() {
     assert_eq!(first.result.state, BoilerState::Partial);
     // It catches up: the same window again, now complete.
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 200.0));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, T0, 200.0));
     let again = only(&run(&mut s, &agg, T0 + Q + 120));
     assert_eq!(again.start, T0);
     assert_eq!(again.result.fuel_in_gj, Some(200.0));
     assert_eq!(again.result.state, BoilerState::Running);
     // And once more when the aggregator re-emits the fuel window.
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 210.0));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, T0, 210.0));
     let third = only(&run(&mut s, &agg, T0 + Q + 180));
     assert_eq!(third.result.fuel_in_gj, Some(210.0));
     // Counted once by the state of its first writing, then as re-emitted;
@@ -318,7 +337,10 @@ fn coverage_of_a_gauge_is_its_good_samples_over_the_expected_capped_at_one() {
     flue(&mut agg, WindowSize::Day, T0, 3.5, 120.0, 1440);
     let out = run(&mut s, &agg, T0 + 86_400);
     assert_eq!(out.len(), 2);
-    let q = out.iter().find(|w| w.size == WindowSize::Min15).expect("15m");
+    let q = out
+        .iter()
+        .find(|w| w.size == WindowSize::Min15)
+        .expect("15m");
     let d = out.iter().find(|w| w.size == WindowSize::Day).expect("1d");
     assert_eq!(q.result.q2, Some(1.0));
     assert_eq!(d.result.q2, Some(0.5));
@@ -329,8 +351,10 @@ fn coverage_of_a_gauge_is_its_good_samples_over_the_expected_capped_at_one() {
 fn a_gauge_window_without_a_good_sample_of_the_input_counts_as_arrived() {
     let mut s = stage(600, &[WindowSize::Min15]);
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
     // The analyzer's window has only CO (point 1): O₂ and exhaust flagged.
     agg.gauge_stats.push(GaugeStatOut {
         point: 1,
@@ -358,8 +382,10 @@ fn the_fuel_record_in_force_is_the_latest_not_after_the_window_start() {
     let mut agg = AggOutput::default();
     // The second record starts exactly at the second window's start.
     for start in [T0, T0 + Q] {
-        agg.consumption.push(consumption(FUEL, WindowSize::Min15, start, 1.0));
-        agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, start, 1.0));
+        agg.consumption
+            .push(consumption(FUEL, WindowSize::Min15, start, 1.0));
+        agg.consumption
+            .push(consumption(OUTPUT, WindowSize::Min15, start, 1.0));
         flue(&mut agg, WindowSize::Min15, start, 3.5, 120.0, 30);
     }
     let out = run(&mut s, &agg, T0 + 2 * Q);
@@ -368,8 +394,10 @@ fn the_fuel_record_in_force_is_the_latest_not_after_the_window_start() {
     // Before every record: none in force (the stub then shows the meter's LHV).
     let mut agg = AggOutput::default();
     let early = T0 - 2 * 86_400;
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, early, 1.0));
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, early, 1.0));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, early, 1.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, early, 1.0));
     flue(&mut agg, WindowSize::Min15, early, 3.5, 120.0, 30);
     let mut s = stage(600, &[WindowSize::Min15]);
     assert_eq!(
@@ -382,8 +410,10 @@ fn the_fuel_record_in_force_is_the_latest_not_after_the_window_start() {
 fn windows_of_other_sizes_and_meters_are_ignored() {
     let mut s = stage(0, &[WindowSize::Min15]);
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Hour, T0, 1.0));
-    agg.consumption.push(consumption(OTHER, WindowSize::Min15, T0, 1.0));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Hour, T0, 1.0));
+    agg.consumption
+        .push(consumption(OTHER, WindowSize::Min15, T0, 1.0));
     flue(&mut agg, WindowSize::Hour, T0, 3.5, 120.0, 30);
     assert!(run(&mut s, &agg, T0 + 10 * Q).is_empty());
     assert!(s.uses_meter(FLUE) && !s.uses_meter(OTHER));
@@ -410,21 +440,25 @@ fn open_windows_are_bounded_the_oldest_written_first() {
 fn windows_are_dropped_after_grace_and_the_longest_window() {
     let mut s = stage(60, &[WindowSize::Min15, WindowSize::Hour]);
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
     assert_eq!(run(&mut s, &agg, T0 + Q + 60).len(), 1);
     // Past end + grace + 1 h the window is gone: a late input for it is
     // not joined into a new, emptier window.
     assert!(run(&mut s, &AggOutput::default(), T0 + Q + 60 + 3600).is_empty());
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
     assert!(run(&mut s, &agg, T0 + Q + 60 + 3600).is_empty());
     // Within it, the same late input rewrites the window.
     let mut s = stage(60, &[WindowSize::Min15, WindowSize::Hour]);
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
+    agg.consumption
+        .push(consumption(FUEL, WindowSize::Min15, T0, 1.0));
     assert_eq!(run(&mut s, &agg, T0 + Q + 60).len(), 1);
     let mut agg = AggOutput::default();
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, T0, 1.0));
     assert_eq!(run(&mut s, &agg, T0 + Q + 60 + 3599).len(), 1);
 }
 
@@ -437,7 +471,8 @@ fn an_input_amount_reaches_the_formulas_unchanged() {
         estimated: true,
         ..consumption(FUEL, WindowSize::Min15, T0, 0.0)
     });
-    agg.consumption.push(consumption(OUTPUT, WindowSize::Min15, T0, 0.0));
+    agg.consumption
+        .push(consumption(OUTPUT, WindowSize::Min15, T0, 0.0));
     flue(&mut agg, WindowSize::Min15, T0, 20.9, 30.0, 30);
     let r = only(&run(&mut s, &agg, T0 + Q)).result;
     assert_eq!(r.state, BoilerState::Off);

@@ -589,7 +589,7 @@ sentinels = [65535, nan]
     assert_eq!(
         got,
         [
-            "profiles/test.toml: colour: unknown key; expected one of: description, consumption, pressure, temperature, points, protocol",
+            "profiles/test.toml: colour: unknown key; expected one of: description, consumption, pressure, temperature, steam_state, steam_dryness, points, protocol",
             "profiles/test.toml: points[0].name: \"State\" is not a valid field name; use lowercase letters, digits and \"_\", starting with a letter, as <quantity>_<unit> (e.g. \"import_kwh\")",
             "profiles/test.toml: points[0].type: \"bool\" is only for coil and discrete registers; use a numeric type such as \"u16\" for register \"holding\"",
             "profiles/test.toml: points[0].address: 400010 is beyond 65535; 400010 looks like a 1-based register number, whose 0-based address is 9",

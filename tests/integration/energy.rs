@@ -9,7 +9,7 @@
 use emgate::config::{ElectricityMethod, from_parts};
 use emgate::pipeline::coefficients::{CoefficientTable, KGCE_PER_MJ, kgce_per_m3_from_lhv};
 use emgate::pipeline::energy::{Conversion, EnergyRole, unit_factor};
-use emgate::pipeline::steam::{ATMOSPHERE_MPA, MAKE_UP_WATER_KJ_PER_KG};
+use emgate::pipeline::steam::{ATMOSPHERE_MPA, MAKE_UP_WATER_KJ_PER_KG, SteamMargins, SteamState};
 use emgate::profiles::load::builtin;
 
 /// Equal to within floating-point rounding of a few operations.
@@ -162,6 +162,9 @@ fn steam_by_enthalpy_and_its_fallback() {
         reference_kj_per_kg: MAKE_UP_WATER_KJ_PER_KG,
         kg_per_unit: 1000.0,
         fallback_kgce_per_unit: row("steam_low_pressure") * 1000.0,
+        state: SteamState::Auto,
+        dryness: 1.0,
+        margins: SteamMargins::DEFAULT,
     };
     let means = |i: usize| match i {
         3 => Some(1.0),   // MPa gauge
@@ -223,6 +226,7 @@ fn example_meters_resolve_to_the_default_conversions() {
         reference_kj_per_kg,
         kg_per_unit,
         fallback_kgce_per_unit,
+        ..
     } = *conversion_of(&c, "fz01-steam-main")
     else {
         panic!("steam by enthalpy");

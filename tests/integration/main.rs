@@ -113,6 +113,7 @@ mod spool_full;
 mod spool_model;
 mod spool_recovery;
 mod steam;
+mod steam_state;
 mod validate_props;
 mod validate_rules;
 mod window;

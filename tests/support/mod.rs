@@ -20,6 +20,7 @@
 pub mod chromium;
 pub mod config;
 pub mod gateway;
+pub mod iapws;
 pub mod influxd;
 pub mod mosquitto;
 pub mod peer;

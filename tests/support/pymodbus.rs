@@ -637,6 +637,8 @@ pub fn sdm630_profile() -> Profile {
     use RatioScaling::None as NoRatio;
     use RegisterKind::Input;
     Profile {
+        steam_state: None,
+        steam_dryness: None,
         id: "sdm630".to_owned(),
         protocol: emgate::profiles::Protocol::Modbus,
         description: "Eastron SDM630 (test copy)".to_owned(),
@@ -706,6 +708,8 @@ pub fn dtsd1352_profile() -> Profile {
     use RatioScaling::{Ct, None as NoRatio, Pt, PtCt};
     use RegisterKind::Holding;
     Profile {
+        steam_state: None,
+        steam_dryness: None,
         protocol: emgate::profiles::Protocol::Modbus,
         id: "dtsd1352".to_owned(),
         description: "Acrel DTSD1352 (test copy)".to_owned(),

@@ -379,6 +379,9 @@ mod tests {
                 reference_kj_per_kg: 84.0,
                 kg_per_unit: 1000.0,
                 fallback_kgce_per_unit: 128.6,
+                state: crate::pipeline::steam::SteamState::Auto,
+                dryness: 1.0,
+                margins: crate::pipeline::steam::SteamMargins::DEFAULT,
             },
         };
         let sites = vec![SiteSpec {

@@ -93,7 +93,7 @@ impl Aggregator {
             } => (pressure, temperature),
             _ => (usize::MAX, usize::MAX),
         };
-        let kgce = spec.conversion.kgce(w.amount, year, |i| {
+        let means = |i: usize| {
             if i == p {
                 steam[0].mean()
             } else if i == q {
@@ -101,7 +101,8 @@ impl Aggregator {
             } else {
                 None
             }
-        });
+        };
+        let kgce = spec.conversion.kgce(w.amount, year, means);
         ConsumptionOut {
             meter: u32::try_from(m).unwrap_or(u32::MAX),
             size,
@@ -110,6 +111,7 @@ impl Aggregator {
             kgce: kgce.map(|(k, _)| k),
             coverage: w.coverage,
             estimated: w.estimated || kgce.is_some_and(|(_, e)| e),
+            steam_suspect: spec.conversion.steam_suspect(means),
         }
     }
 }

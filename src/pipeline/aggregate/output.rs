@@ -23,6 +23,9 @@ pub struct ConsumptionOut {
     /// A boundary was interpolated across a long gap, or kgce used a
     /// fallback coefficient.
     pub estimated: bool,
+    /// Steam whose temperature contradicts its state (far below
+    /// saturation): priced as saturated, `estimated`, and counted.
+    pub steam_suspect: bool,
 }
 
 /// Statistics of one gauge in a window.

@@ -1,23 +1,22 @@
 //! One `[[boilers]]` element checked against everything the site files
 //! declared (split from [`super::boilers`], which holds the types, `[boiler]`
-//! and the order of the checks): meter references and their counters and
-//! gauges, the keys that apply to the boiler's kind and output, the tables'
-//! q₅ and limit row, and the dated fuel records.
+//! and the order of the files): its scalars, the fuel and output meters and
+//! what their counters measure, the tables' fuel class, q₅ and limit row,
+//! and the assembly of the [`BoilerConfig`]. The gauge inputs are checked in
+//! `boiler_inputs`, the dated fuel records in `boiler_records`.
 
 use std::path::Path;
 
-use config::{Value, ValueKind};
-
 use super::boiler_records::records;
 use super::boilers::{BoilerConfig, Combustion, InputRef, Known, limit_row};
-use super::raw::{BoilerRaw, InputPointRaw};
-use crate::check::{self, Flag, Float, Problems, Text, choice, kind_name, unknown_ref};
+use super::raw::BoilerRaw;
+use crate::check::{self, Flag, Float, Problems, Text, choice, unknown_ref};
 use crate::model::{MeterId, SiteId};
 use crate::pipeline::boiler::tables::FuelClass;
 use crate::pipeline::boiler::{BoilerKind, BoilerSpec, FuelKind, OutputKind};
 use crate::pipeline::energy::Conversion;
 use crate::pipeline::steam::SteamState;
-use crate::profiles::{PointKind, Profile};
+use crate::profiles::Profile;
 
 /// `disagreement_points` when not given.
 const DEFAULT_DISAGREEMENT_POINTS: f64 = 5.0;
@@ -30,7 +29,7 @@ pub(super) fn element(
     site: SiteId,
     file: &Path,
     key: &str,
-    r: BoilerRaw,
+    r: &BoilerRaw,
     p: &mut Problems,
 ) -> Option<BoilerConfig> {
     BoilerCheck {
@@ -43,52 +42,24 @@ pub(super) fn element(
     .boiler(r)
 }
 
-/// What a gauge input must be.
-#[derive(Clone, Copy)]
-struct Want {
-    /// Unit of the gauge in its profile.
-    unit: &'static str,
-    /// What it is, for messages.
-    what: &'static str,
-    /// A fixed number is allowed.
-    fixed: bool,
-}
-
-/// Each gauge input: the unit its gauge must have, what it is, whether a
-/// fixed number is allowed.
-const PRESSURE: Want = Want::new("mpa", "steam pressure (MPa gauge)", false);
-const STEAM_T: Want = Want::new("c", "steam temperature (degC)", false);
-const WATER_T: Want = Want::new("c", "water temperature (degC)", false);
-const FEED_T: Want = Want::new("c", "feed-water temperature (degC)", true);
-const EXHAUST_T: Want = Want::new("c", "exhaust temperature (degC)", false);
-const O2: Want = Want::new("pct", "O2 (% dry)", false);
-const CO: Want = Want::new("ppm", "CO (ppm)", false);
-const AIR_T: Want = Want::new("c", "cold-air temperature (degC)", true);
-
-impl Want {
-    const fn new(unit: &'static str, what: &'static str, fixed: bool) -> Want {
-        Want { unit, what, fixed }
-    }
-}
-
 /// One `[[boilers]]` element being checked.
-struct BoilerCheck<'a, 'k> {
-    known: &'a Known<'k>,
-    site: SiteId,
-    file: &'a Path,
-    key: &'a str,
-    p: &'a mut Problems,
+pub(super) struct BoilerCheck<'a, 'k> {
+    pub(super) known: &'a Known<'k>,
+    pub(super) site: SiteId,
+    pub(super) file: &'a Path,
+    pub(super) key: &'a str,
+    pub(super) p: &'a mut Problems,
 }
 
 impl BoilerCheck<'_, '_> {
     /// `boilers[i].sub`.
-    fn k(&self, sub: &str) -> String {
+    pub(super) fn k(&self, sub: &str) -> String {
         format!("{}.{sub}", self.key)
     }
 
     /// The complete meter named `name`, of this boiler's site; `None` (with
     /// a problem, unless the meter is declared but broken) otherwise.
-    fn meter(&mut self, name: &str, at: &str) -> Option<MeterId> {
+    pub(super) fn meter(&mut self, name: &str, at: &str) -> Option<MeterId> {
         match self.known.meter_ids.get(name) {
             None => {
                 let here = self
@@ -120,7 +91,7 @@ impl BoilerCheck<'_, '_> {
         }
     }
 
-    fn profile(&self, m: MeterId) -> &Profile {
+    pub(super) fn profile(&self, m: MeterId) -> &Profile {
         &self.known.profiles[self.known.meters[m.index()].profile.index()]
     }
 
@@ -137,107 +108,6 @@ impl BoilerCheck<'_, '_> {
         );
         self.p.push(at, msg);
         None
-    }
-
-    /// A gauge input: `{ meter, point }`, or a number where `want.fixed`.
-    /// `Some(InputRef::None)` when absent, `None` when broken.
-    fn input(&mut self, v: Option<Value>, sub: &str, want: Want) -> Option<InputRef> {
-        let at = self.k(sub);
-        let Some(v) = v else {
-            return Some(InputRef::None);
-        };
-        let expected = if want.fixed {
-            "a number (degC) or { meter = \"...\", point = \"...\" }"
-        } else {
-            "{ meter = \"...\", point = \"...\" }"
-        };
-        let number = match &v.kind {
-            ValueKind::Float(x) => Some(*x),
-            ValueKind::I64(x) => Some(*x as f64),
-            ValueKind::U64(x) => Some(*x as f64),
-            ValueKind::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        if let Some(x) = number {
-            if !want.fixed {
-                let found = kind_name(&v);
-                self.p.push(
-                    at,
-                    format!(
-                        "expected {expected} (the meter point of the {}), found {found}",
-                        want.what
-                    ),
-                );
-                return None;
-            }
-            if !x.is_finite() {
-                self.p
-                    .push(at, format!("{x} is not a temperature; give degC"));
-                return None;
-            }
-            return Some(InputRef::Fixed(x));
-        }
-        if !matches!(v.kind, ValueKind::Table(_)) {
-            let found = kind_name(&v);
-            self.p
-                .push(at, format!("expected {expected}, found {found}"));
-            return None;
-        }
-        let r = check::table::<InputPointRaw>(v, &at, expected, self.p)?;
-        let meter = if let Some(Text(name)) = r.meter {
-            self.meter(&name, &format!("{at}.meter"))
-        } else {
-            self.p.push(
-                format!("{at}.meter"),
-                "missing required key; give the id of a meter of this site",
-            );
-            None
-        };
-        let Some(Text(point)) = r.point else {
-            self.p.push(
-                format!("{at}.point"),
-                format!(
-                    "missing required key; give the name of the {} gauge in the meter's profile",
-                    want.what
-                ),
-            );
-            return None;
-        };
-        let meter = meter?;
-        self.gauge(meter, &point, &format!("{at}.point"), want)
-            .map(|point| InputRef::Point { meter, point })
-    }
-
-    /// Index of gauge `name` of meter `m`, checked for kind and unit.
-    fn gauge(&mut self, m: MeterId, name: &str, at: &str, want: Want) -> Option<usize> {
-        let prof = self.profile(m);
-        let Some(i) = prof.point_index(name) else {
-            let msg = unknown_ref(
-                &format!("point of profile \"{}\"", prof.id),
-                name,
-                prof.points.iter().map(|x| x.name.as_str()),
-            );
-            self.p.push(at, msg);
-            return None;
-        };
-        let pt = &prof.points[i];
-        if pt.kind != PointKind::Gauge {
-            let msg = format!(
-                "\"{name}\" of profile \"{}\" is a counter; the {} is a gauge",
-                prof.id, want.what
-            );
-            self.p.push(at, msg);
-            return None;
-        }
-        if pt.unit != want.unit {
-            let msg = format!(
-                "\"{name}\" of profile \"{}\" is in \"{}\"; the {} must be a gauge in \"{}\"",
-                prof.id, pt.unit, want.what, want.unit
-            );
-            self.p.push(at, msg);
-            return None;
-        }
-        Some(i)
     }
 
     /// A number in `range` (`what` says which), or a problem.
@@ -260,7 +130,7 @@ impl BoilerCheck<'_, '_> {
     }
 
     /// A key given where it does not apply: a problem (`why`), false.
-    fn not_here(&mut self, given: bool, sub: &str, why: &str) -> bool {
+    pub(super) fn not_here(&mut self, given: bool, sub: &str, why: &str) -> bool {
         if given {
             self.p.push(self.k(sub), format!("{why}; remove it"));
         }
@@ -268,7 +138,7 @@ impl BoilerCheck<'_, '_> {
     }
 
     /// A required key is absent: a problem (`hint`), false.
-    fn missing(&mut self, absent: bool, sub: &str, hint: &str) -> bool {
+    pub(super) fn missing(&mut self, absent: bool, sub: &str, hint: &str) -> bool {
         if absent {
             self.p
                 .push(self.k(sub), format!("missing required key; {hint}"));
@@ -396,134 +266,6 @@ impl BoilerCheck<'_, '_> {
         out
     }
 
-    /// Every gauge input; the steam pressure and temperature of a
-    /// steam-mass output default to its profile's `pressure` and
-    /// `temperature` gauges. `None` when one is broken.
-    fn inputs(&mut self, r: &BoilerRaw, output: Option<(MeterId, OutputKind)>) -> Option<Inputs> {
-        let mut i = Inputs {
-            steam_pressure: self.input(r.steam_pressure.clone(), "steam_pressure", PRESSURE),
-            steam_temperature: self.input(
-                r.steam_temperature.clone(),
-                "steam_temperature",
-                STEAM_T,
-            ),
-            supply: self.input(r.supply_temperature.clone(), "supply_temperature", WATER_T),
-            ret: self.input(r.return_temperature.clone(), "return_temperature", WATER_T),
-            feed: self.input(r.feed_water_c.clone(), "feed_water_c", FEED_T),
-            exhaust: self.input(r.exhaust_c.clone(), "exhaust_c", EXHAUST_T),
-            o2: self.input(r.o2_pct.clone(), "o2_pct", O2),
-            co: self.input(r.co_ppm.clone(), "co_ppm", CO),
-            cold_air: self.input(r.cold_air_c.clone(), "cold_air_c", AIR_T),
-        };
-        let mut ok = true;
-        if let Some((m, OutputKind::SteamMass { .. })) = output {
-            let prof = self.profile(m);
-            let (pid, defaults) = (prof.id.clone(), [prof.pressure, prof.temperature]);
-            for ((v, sub), (default, profile_key)) in [
-                (&mut i.steam_pressure, "steam_pressure"),
-                (&mut i.steam_temperature, "steam_temperature"),
-            ]
-            .into_iter()
-            .zip(defaults.into_iter().zip(["pressure", "temperature"]))
-            {
-                match (*v, default) {
-                    (Some(InputRef::None), Some(point)) => {
-                        *v = Some(InputRef::Point { meter: m, point });
-                    }
-                    (Some(InputRef::None), None) => {
-                        self.p.push(
-                            self.k(sub),
-                            format!(
-                                "missing; profile \"{pid}\" of the output meter has no `{profile_key}` gauge, so give {{ meter = \"...\", point = \"...\" }}"
-                            ),
-                        );
-                        ok = false;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if r.exhaust_c.is_some() && r.cold_air_c.is_none() {
-            self.p.push(
-                self.k("cold_air_c"),
-                "missing; with exhaust_c give the cold-air temperature: a number (degC) or { meter = \"...\", point = \"...\" }",
-            );
-            ok = false;
-        }
-        let Inputs {
-            steam_pressure: Some(_),
-            steam_temperature: Some(_),
-            supply: Some(_),
-            ret: Some(_),
-            feed: Some(_),
-            exhaust: Some(_),
-            o2: Some(_),
-            co: Some(_),
-            cold_air: Some(_),
-        } = i
-        else {
-            return None;
-        };
-        ok.then_some(i)
-    }
-
-    /// The keys that apply only to some kinds of boiler and output: a
-    /// problem for each given where it does not apply or missing where it
-    /// is required. False when there is one.
-    fn kind_keys(&mut self, r: &BoilerRaw, kind: BoilerKind, output: OutputKind) -> bool {
-        let steam = kind == BoilerKind::Steam;
-        let steam_mass = matches!(output, OutputKind::SteamMass { .. });
-        let water_flow = matches!(output, OutputKind::WaterFlow { .. });
-        let mut ok = true;
-        let not_steam_mass = if steam {
-            "only used when the output meter counts steam mass (t or kg)"
-        } else {
-            "only for steam boilers"
-        };
-        for (given, sub) in [
-            (r.steam_pressure.is_some(), "steam_pressure"),
-            (r.steam_temperature.is_some(), "steam_temperature"),
-            (r.steam_state.is_some(), "steam_state"),
-            (r.steam_dryness.is_some(), "steam_dryness"),
-        ] {
-            ok &= steam_mass || self.not_here(given, sub, not_steam_mass);
-        }
-        for (given, sub) in [
-            (r.feed_water_c.is_some(), "feed_water_c"),
-            (r.blowdown_pct.is_some(), "blowdown_pct"),
-        ] {
-            ok &= steam || self.not_here(given, sub, "only for steam boilers");
-        }
-        if steam {
-            ok &= self.missing(
-                r.feed_water_c.is_none(),
-                "feed_water_c",
-                "give the feed-water temperature: a number (degC) or { meter = \"...\", point = \"...\" }",
-            );
-        }
-        for (given, sub) in [
-            (r.supply_temperature.is_some(), "supply_temperature"),
-            (r.return_temperature.is_some(), "return_temperature"),
-        ] {
-            ok &= if water_flow {
-                self.missing(
-                    !given,
-                    sub,
-                    "the output meter counts water, so give { meter = \"...\", point = \"...\" } (degC)",
-                )
-            } else if steam {
-                self.not_here(given, sub, "only for hot_water boilers")
-            } else {
-                self.not_here(
-                    given,
-                    sub,
-                    "only used when the output meter counts water (m3 or t)",
-                )
-            };
-        }
-        ok
-    }
-
     /// The optional numbers: blow-down, q₅ and q₃ overrides, disagreement.
     fn numbers(&mut self, r: &BoilerRaw) -> Option<Numbers> {
         let blowdown = self.number(
@@ -559,7 +301,7 @@ impl BoilerCheck<'_, '_> {
     }
 
     /// Everything of the element but its id (checked by the caller).
-    fn boiler(&mut self, r: BoilerRaw) -> Option<BoilerConfig> {
+    fn boiler(&mut self, r: &BoilerRaw) -> Option<BoilerConfig> {
         let name = check::required_text(
             r.name.clone(),
             &self.k("name"),
@@ -653,11 +395,25 @@ impl BoilerCheck<'_, '_> {
                 .map(|o| (m, o)),
             _ => None,
         };
-        if let (Some(kind), Some((_, o))) = (kind, output) {
-            ok &= self.kind_keys(&r, kind, o);
+        if let Some(kind) = kind {
+            ok &= self.kind_keys(r, kind, output.map(|(_, o)| o));
         }
-        let inputs = self.inputs(&r, output);
-        let numbers = self.numbers(&r);
+        let inputs = self.inputs(r, output);
+        let numbers = self.numbers(r);
+        let limits = match (kind, rated, combustion, &class, self.known.settings) {
+            (Some(kind), Some(rated), Some(combustion), Some(class), Some(s)) => limit_row(
+                &self.k("limits"),
+                r.limits.clone(),
+                s,
+                &class.key,
+                kind,
+                rated,
+                combustion,
+                condensing,
+                self.p,
+            ),
+            _ => None,
+        };
 
         let meter_lhv = fuel_meter.and_then(|m| self.known.meters[m.index()].lhv_kj_per_m3);
         let tz = self
@@ -689,6 +445,7 @@ impl BoilerCheck<'_, '_> {
             Some(i),
             Some(n),
             Some(fuel_records),
+            Some((limits_key, row, limits_source)),
             Some(s),
         ) = (
             ok,
@@ -703,6 +460,7 @@ impl BoilerCheck<'_, '_> {
             inputs,
             numbers,
             records,
+            limits,
             self.known.settings,
         )
         else {
@@ -715,17 +473,6 @@ impl BoilerCheck<'_, '_> {
             );
             return None;
         };
-        let (limits_key, row, limits_source) = limit_row(
-            &self.k("limits"),
-            r.limits,
-            s,
-            &class.key,
-            kind,
-            rated,
-            combustion,
-            condensing,
-            self.p,
-        )?;
         let spec = BoilerSpec {
             kind,
             rated_capacity: rated,
@@ -771,19 +518,6 @@ impl BoilerCheck<'_, '_> {
             limits_source,
         })
     }
-}
-
-/// The gauge inputs of one element; `None` where broken.
-struct Inputs {
-    steam_pressure: Option<InputRef>,
-    steam_temperature: Option<InputRef>,
-    supply: Option<InputRef>,
-    ret: Option<InputRef>,
-    feed: Option<InputRef>,
-    exhaust: Option<InputRef>,
-    o2: Option<InputRef>,
-    co: Option<InputRef>,
-    cold_air: Option<InputRef>,
 }
 
 /// The optional numbers of one element (`None`: not given).

@@ -320,7 +320,7 @@ pub(super) fn resolve(
                 }
             }
             if let (Some(mut boiler), Some(id)) =
-                (element(known, f.site, &f.file, &key, r, &mut p), id)
+                (element(known, f.site, &f.file, &key, &r, &mut p), id)
             {
                 boiler.id = id;
                 out.push(boiler);

@@ -20,6 +20,7 @@
 //! below; the generic checking machinery is in [`crate::check`].
 
 mod boiler_check;
+mod boiler_inputs;
 mod boiler_records;
 pub mod boilers;
 pub mod bus;

@@ -486,3 +486,247 @@ fn the_automatic_grace_is_two_longest_polls_plus_the_lateness() {
     assert_eq!(auto_grace([60], 0), 120);
     assert_eq!(BoilerCounters::state_index(BoilerState::Partial), 2);
 }
+
+// ---------------------------------------------------------------------------
+// What a written window becomes: the `boiler` line, `/api/boilers`, the
+// metrics and `emgate status`.
+
+/// A graded, estimated running window of `fz-b1` and an off window of
+/// `fz-b2` (no efficiency, nothing graded).
+fn written() -> [BoilerOut; 2] {
+    let running = BoilerResult {
+        state: BoilerState::Running,
+        eta_direct: Some(91.5),
+        eta_indirect: Some(90.25),
+        q2: Some(5.5),
+        q3: Some(0.5),
+        q4: Some(0.0),
+        q5: Some(1.7),
+        q6: Some(0.0),
+        alpha: Some(1.2),
+        load_pct: Some(75.0),
+        heat_out_gj: Some(6.25),
+        fuel_in_gj: Some(6.83),
+        exhaust_c_mean: Some(130.5),
+        o2_mean: Some(3.5),
+        coverage: 0.95,
+        estimated: true,
+        methods_disagree: false,
+        grade: Some(emgate::pipeline::boiler::Grade::Two),
+        out_of_limit: OutOfLimit(OutOfLimit::EXHAUST.0 | OutOfLimit::EXCESS_AIR.0),
+        reasons: Reasons(Reasons::Q3_DEFAULT.0 | Reasons::Q5_RATED.0),
+    };
+    let off = BoilerResult {
+        state: BoilerState::Off,
+        eta_direct: None,
+        eta_indirect: None,
+        q2: None,
+        q3: None,
+        q4: None,
+        q5: None,
+        q6: None,
+        alpha: None,
+        load_pct: None,
+        heat_out_gj: Some(0.0),
+        fuel_in_gj: Some(0.0),
+        exhaust_c_mean: None,
+        o2_mean: None,
+        coverage: 1.0,
+        estimated: false,
+        methods_disagree: false,
+        grade: None,
+        out_of_limit: OutOfLimit::default(),
+        reasons: Reasons::default(),
+    };
+    [
+        BoilerOut {
+            boiler: 0,
+            size: WindowSize::Min15,
+            start: T0,
+            result: running,
+        },
+        BoilerOut {
+            boiler: 1,
+            size: WindowSize::Hour,
+            start: T0,
+            result: off,
+        },
+    ]
+}
+
+#[test]
+fn a_window_becomes_one_boiler_line() {
+    let config = super::boiler_config::config();
+    let mut enc = emgate::sinks::boilers::BoilerEncoder::new(&config);
+    let mut chunk = emgate::sinks::LineChunk::default();
+    enc.encode(&written(), &mut chunk);
+    assert_eq!(chunk.lines, 2);
+    assert_eq!(
+        String::from_utf8(chunk.body).expect("utf-8"),
+        "boiler,boiler=fz-b1,site=fz,window=15m eta_direct=91.5,eta_indirect=90.25,q2=5.5,q3=0.5,q4=0.0,q5=1.7,q6=0.0,alpha=1.2,load_pct=75.0,heat_out_gj=6.25,fuel_in_gj=6.83,exhaust_c_mean=130.5,o2_mean=3.5,coverage=0.95,estimated=true,methods_disagree=false,state=\"running\",grade=\"2\",out_of_limit=\"exhaust_c,alpha\",reasons=\"estimated:q3_default,estimated:q5_rated\" 1773504000\n\
+         boiler,boiler=fz-b2,site=fz,window=1h heat_out_gj=0.0,fuel_in_gj=0.0,coverage=1.0,estimated=false,methods_disagree=false,state=\"off\",out_of_limit=\"\",reasons=\"\" 1773504000\n"
+    );
+}
+
+/// Serves the API over `board` on a free port; its base URL.
+async fn serve(board: std::sync::Arc<emgate::telemetry::StatusBoard>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let state = emgate::api::ApiState {
+        board: board.into(),
+        stats: std::sync::Arc::new(emgate::telemetry::Stats::default()),
+        token: Some(emgate::config::Secret::new("t0ken")),
+        reload: None,
+    };
+    tokio::spawn(emgate::api::serve(
+        listener,
+        state,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn boilers_on_the_api_the_metrics_and_emgate_status() {
+    let config = super::boiler_config::config();
+    let board = std::sync::Arc::new(emgate::telemetry::StatusBoard::new(&config));
+    let [running, off] = written();
+    // A newer 15m window of fz-b1, then the older one re-emitted: the newer stays.
+    let newer = BoilerOut {
+        start: T0 + Q,
+        ..running
+    };
+    board.boiler_windows(&[running, off, newer, running]);
+    board.boiler_counters(
+        0,
+        &BoilerCounters {
+            windows: [7, 1, 2],
+            reemitted: 3,
+            out_of_limit: [0, 4, 5],
+            disagreements: 6,
+        },
+    );
+    let base = serve(std::sync::Arc::clone(&board)).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .bearer_auth("t0ken")
+            .send()
+    };
+    let unauthorized = client
+        .get(format!("{base}/api/boilers"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unauthorized.status().as_u16(), 401);
+    let body: serde_json::Value = get("/api/boilers")
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    let b1 = &body[0];
+    assert_eq!(b1["id"], "fz-b1");
+    assert_eq!(b1["name"], "1# gas steam boiler");
+    assert_eq!(b1["site"], "fz");
+    assert_eq!(b1["kind"], "steam");
+    assert_eq!(b1["fuel"], "natural_gas");
+    assert_eq!(b1["rated_capacity"], 10.0);
+    assert_eq!(
+        b1["windows_total"],
+        serde_json::json!({
+            "running": 7, "off": 1, "partial": 2, "reemitted": 3,
+            "out_of_limit_efficiency": 0, "out_of_limit_exhaust_c": 4,
+            "out_of_limit_alpha": 5, "methods_disagree": 6
+        })
+    );
+    assert_eq!(
+        b1["windows"],
+        serde_json::json!([{
+            "window": "15m", "start": T0 + Q, "state": "running",
+            "eta_direct": 91.5, "eta_indirect": 90.25,
+            "q2": 5.5, "q3": 0.5, "q4": 0.0, "q5": 1.7, "q6": 0.0, "alpha": 1.2,
+            "load_pct": 75.0, "heat_out_gj": 6.25, "fuel_in_gj": 6.83,
+            "exhaust_c_mean": 130.5, "o2_mean": 3.5, "coverage": 0.95,
+            "estimated": true, "methods_disagree": false, "grade": "2",
+            "out_of_limit": ["exhaust_c", "alpha"],
+            "reasons": ["estimated:q3_default", "estimated:q5_rated"]
+        }])
+    );
+    let b2 = &body[1];
+    assert_eq!(
+        (b2["id"].as_str(), b2["limits"].as_null()),
+        (Some("fz-b2"), Some(()))
+    );
+    assert_eq!(b2["limits_source"], "none (limits = \"none\")");
+    assert_eq!(b2["windows"][0]["window"], "1h");
+    assert_eq!(b2["windows"][0]["state"], "off");
+    assert_eq!(b2["windows"][0]["eta_direct"], serde_json::Value::Null);
+    assert_eq!(b2["windows"][0]["grade"], serde_json::Value::Null);
+    assert_eq!(b2["windows"][0]["reasons"], serde_json::json!([]));
+
+    let metrics = get("/metrics")
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    for want in [
+        "emgate_boiler_windows_total{boiler=\"fz-b1\",state=\"running\"} 7",
+        "emgate_boiler_windows_total{boiler=\"fz-b1\",state=\"partial\"} 2",
+        "emgate_boiler_windows_total{boiler=\"fz-b2\",state=\"off\"} 0",
+        "emgate_boiler_windows_reemitted_total{boiler=\"fz-b1\"} 3",
+        "emgate_boiler_out_of_limit_total{boiler=\"fz-b1\",item=\"exhaust_c\"} 4",
+        "emgate_boiler_out_of_limit_total{boiler=\"fz-b1\",item=\"alpha\"} 5",
+        "emgate_boiler_out_of_limit_total{boiler=\"fz-b1\",item=\"efficiency\"} 0",
+        "emgate_boiler_methods_disagree_total{boiler=\"fz-b1\"} 6",
+    ] {
+        assert!(metrics.lines().any(|l| l == want), "{want} in\n{metrics}");
+    }
+
+    let text = emgate::telemetry::client::run(&base, Some("t0ken"))
+        .await
+        .expect("status");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("SITE  BOILER"))
+        .take(3)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "SITE", "BOILER", "KIND", "WINDOW", "STATE", "ETA", "DIRECT", "ETA", "INDIRECT",
+                "GRADE", "REASONS"
+            ],
+            vec![
+                "fz",
+                "fz-b1",
+                "steam",
+                "15m",
+                "2026-03-14T16:15:00Z",
+                "RUNNING",
+                "91.5%",
+                "90.2%",
+                "2",
+                "estimated:q3_default,estimated:q5_rated"
+            ],
+            vec![
+                "fz",
+                "fz-b2",
+                "hot_water",
+                "1h",
+                "2026-03-14T16:00:00Z",
+                "OFF",
+                "-",
+                "-",
+                "-",
+                "-"
+            ],
+        ]
+    );
+}

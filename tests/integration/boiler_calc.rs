@@ -686,6 +686,15 @@ fn fuel_meter_down_or_low_gives_no_direct_number() {
     assert_same("fuel_in_gj", r.fuel_in_gj, 600.0 * 35_818.0 / 1e6);
     assert_eq!(r.coverage, 0.8);
     assert_eq!(r.state, BoilerState::Partial);
+    // At exactly the minimum it counts.
+    w.fuel = Some(Amount {
+        amount: 800.0,
+        coverage: 0.9,
+        estimated: false,
+    });
+    let r = eval(&spec, &w);
+    assert!(r.eta_direct.is_some());
+    assert_eq!(r.state, BoilerState::Running);
 }
 
 #[test]

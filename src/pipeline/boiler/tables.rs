@@ -869,3 +869,181 @@ fn limit_entry(i: usize, l: &RawLimit) -> Result<LimitEntry, TableError> {
         confidence: p.confidence(&l.confidence)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = r#"
+edition = "test"
+[carbon]
+kj_per_kg = 32866
+source = "s"
+confidence = "P"
+[slag]
+temperature_c = 600
+source = "s"
+confidence = "M"
+[[fuels]]
+key = "gas"
+name = "gas"
+kind = "gas"
+q2_m = 0.5
+q2_n = 3.5
+q3_k = 3.2
+q3_default_pct = 0.5
+beta = 0.79
+source = "s"
+confidence = "C"
+[[q5]]
+rated_t_h = 1
+q5_pct = 3
+source = "s"
+confidence = "M"
+[[q5]]
+rated_t_h = 2
+q5_pct = 2
+source = "s"
+confidence = "M"
+"#;
+
+    const LIMIT: &str = r#"
+edition = "test"
+[[limits]]
+key = "a"
+name = "a"
+fuels = ["gas"]
+combustion = "chamber"
+from_t_h = 1
+below_t_h = 20
+eta_grades = [96, 94, 92]
+source = "s"
+confidence = "P"
+"#;
+
+    fn table_err(from: &str, to: &str) -> String {
+        assert!(TABLE.contains(from), "{from}");
+        BoilerTable::from_toml(&TABLE.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn limit_err(from: &str, to: &str) -> String {
+        assert!(LIMIT.contains(from), "{from}");
+        LimitTable::from_toml(&LIMIT.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn the_shipped_files_parse() {
+        let t = BoilerTable::builtin();
+        assert_eq!(t.fuels.len(), 8);
+        LimitTable::builtin().check_fuels(&t).unwrap();
+        BoilerTable::from_toml(TABLE).unwrap();
+        LimitTable::from_toml(LIMIT).unwrap();
+    }
+
+    #[test]
+    fn coefficient_errors_name_the_row() {
+        assert_eq!(
+            table_err("q2_m = 0.5", "q2_m = 0"),
+            "boiler coefficient table: [[fuels]] #1 \"gas\": q2_m must be > 0, got 0"
+        );
+        assert_eq!(
+            table_err("q3_k = 3.2", "q3_k = -1"),
+            "boiler coefficient table: [[fuels]] #1 \"gas\": q3_k must be > 0, got -1"
+        );
+        assert_eq!(
+            table_err("kind = \"gas\"", "kind = \"liquid\""),
+            "boiler coefficient table: [[fuels]] #1 \"gas\": kind \"liquid\" unknown; known: gas, oil, solid"
+        );
+        assert_eq!(
+            table_err("confidence = \"C\"", "confidence = \"X\""),
+            "boiler coefficient table: [[fuels]] #1 \"gas\": confidence \"X\" unknown; known: V, P, C, M (boiler.md marks)"
+        );
+        assert_eq!(
+            table_err("rated_t_h = 2", "rated_t_h = 1"),
+            "boiler coefficient table: [[q5]] #2: rows must be strictly ascending by rated_t_h: 1 follows 1"
+        );
+        assert_eq!(
+            table_err("q5_pct = 2", "q5_pct = 0"),
+            "boiler coefficient table: [[q5]] #2: q5_pct must be > 0 and < 100, got 0"
+        );
+        assert_eq!(
+            table_err("kj_per_kg = 32866", "kj_per_kg = 0"),
+            "boiler coefficient table: [carbon]: kj_per_kg must be > 0, got 0"
+        );
+        assert_eq!(
+            table_err(
+                "source = \"s\"\nconfidence = \"C\"",
+                "source = \" \"\nconfidence = \"C\""
+            ),
+            "boiler coefficient table: [[fuels]] #1 \"gas\": source must say where the values come from"
+        );
+        let dup = TABLE.replacen("[[q5]]", "[[fuels]]\nkey = \"gas\"\nname = \"g\"\nkind = \"gas\"\nq2_m = 1\nq2_n = 1\nq3_k = 1\nq3_default_pct = 0\nbeta = 0\nsource = \"s\"\nconfidence = \"P\"\n[[q5]]", 1);
+        assert_eq!(
+            BoilerTable::from_toml(&dup).unwrap_err().to_string(),
+            "boiler coefficient table: key \"gas\" appears twice ([[fuels]] #1 and #2)"
+        );
+        let e = table_err("beta = 0.79", "beta = 0.79\nbeat = 1");
+        assert!(e.starts_with("boiler coefficient table: "), "{e}");
+        assert!(e.contains("unknown field `beat`"), "{e}");
+    }
+
+    #[test]
+    fn limit_errors_name_the_row() {
+        assert_eq!(
+            limit_err("[96, 94, 92]", "[92, 94, 96]"),
+            "boiler limit table: [[limits]] #1 \"a\": eta_grades must be [grade 1, grade 2, grade 3] descending, got [92, 94, 96]"
+        );
+        assert_eq!(
+            limit_err("from_t_h = 1", "from_t_h = 1\nabove_t_h = 1"),
+            "boiler limit table: [[limits]] #1 \"a\": give one of above_t_h and from_t_h, not both"
+        );
+        assert_eq!(
+            limit_err("below_t_h = 20", "below_t_h = 1"),
+            "boiler limit table: [[limits]] #1 \"a\": the capacity range 1 .. 1 t/h is empty"
+        );
+        assert_eq!(
+            limit_err("combustion = \"chamber\"", "combustion = \"grate\""),
+            "boiler limit table: [[limits]] #1 \"a\": combustion \"grate\" unknown; known: layered, fluidized_bed, chamber"
+        );
+        assert_eq!(
+            limit_err("eta_grades", "alpha_max = 1.0\neta_grades"),
+            "boiler limit table: [[limits]] #1 \"a\": alpha_max must be > 1, got 1"
+        );
+        let two = format!("{LIMIT}{}", &LIMIT[LIMIT.find("[[limits]]").unwrap()..]);
+        assert_eq!(
+            LimitTable::from_toml(&two).unwrap_err().to_string(),
+            "boiler limit table: key \"a\" appears twice ([[limits]] #1 and #2)"
+        );
+        let coal =
+            LimitTable::from_toml(&LIMIT.replace("[\"gas\"]", "[\"gas\", \"coal\"]")).unwrap();
+        assert_eq!(
+            coal.check_fuels(&BoilerTable::from_toml(TABLE).unwrap())
+                .unwrap_err()
+                .to_string(),
+            "boiler limit table: [[limits]] #1 \"a\": fuel \"coal\" is not a class of test; known: gas"
+        );
+    }
+
+    #[test]
+    fn capacity_bounds_are_inclusive_or_exclusive_as_named() {
+        let t = LimitTable::from_toml(LIMIT).unwrap();
+        let r = t.rows[0].capacity;
+        assert!(!r.contains(0.999));
+        assert!(r.contains(1.0));
+        assert!(r.contains(19.999));
+        assert!(!r.contains(20.0));
+        assert_eq!(
+            t.select("gas", Combustion::Chamber, false, 1.0)
+                .map(|e| e.key.as_str()),
+            Some("a")
+        );
+        assert!(t.select("gas", Combustion::Layered, false, 5.0).is_none());
+        assert!(t.select("oil", Combustion::Chamber, false, 5.0).is_none());
+        let open = CapacityRange::default();
+        assert!(open.contains(0.0) && open.contains(1e9));
+    }
+}

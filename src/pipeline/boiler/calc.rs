@@ -32,7 +32,7 @@ const N2_AIR_PCT: f64 = 79.0;
 pub const BURNER_OFF_O2_PCT: f64 = 20.5;
 
 /// q₅ at rated value from this load up, % (PetroChina heater rule, boiler.md
-/// §3.6 [P]).
+/// §3.6, \[P\]).
 pub const Q5_FULL_LOAD_PCT: f64 = 75.0;
 
 /// Below this load q₅ is q₅,rated / 0.3, % (same rule).

@@ -248,6 +248,23 @@ fn worked_example_7_3_one_window_by_both_methods() {
     assert_eq!(r.coverage, 1.0);
     assert_eq!(r.exhaust_c_mean, Some(160.0));
     assert_eq!(r.o2_mean, Some(8.0));
+    assert_eq!(r.grade, None);
+
+    // With its default limit row (layered bituminous class II, 1 to 20 t/h:
+    // 85/82/80, exhaust ≤ 170 °C): grade 2, nothing out of limit.
+    let mut spec = coal_spec();
+    let limits = LimitTable::builtin();
+    let row = limits.select("bituminous", Layered, false, 10.0).unwrap();
+    assert_eq!(row.key, "gb24500_2020_layered_bituminous_ii_1_to_20t");
+    spec.limits = Some(row.row);
+    let r = evaluate(
+        &spec,
+        Some(&coal_record()),
+        &coal_window(),
+        SteamMargins::DEFAULT,
+    );
+    assert_eq!(r.grade, Some(Grade::Two));
+    assert!(r.out_of_limit.is_empty());
 }
 
 // ------------------------------------------------------------------ §7.4

@@ -712,6 +712,12 @@ fn fuel_meter_down_or_low_gives_no_direct_number() {
     let r = eval(&spec, &w);
     assert!(r.eta_direct.is_some());
     assert_eq!(r.state, BoilerState::Running);
+    // A negative amount (a counter run backwards past validation) is no amount.
+    w.fuel = Some(amount(-5.0));
+    let r = eval(&spec, &w);
+    assert_eq!(names(r.reasons), ["direct:no_fuel_data"]);
+    assert_eq!((r.eta_direct, r.fuel_in_gj), (None, None));
+    assert_eq!(r.state, BoilerState::Partial);
 }
 
 #[test]

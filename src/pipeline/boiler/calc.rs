@@ -268,7 +268,7 @@ pub fn evaluate_with(
 
     // Direct: η₁ = 100 · Q₁ / (B · Q_r).
     let fuel_ok = amount_ok(
-        w.fuel,
+        fuel,
         min,
         Reasons::DIRECT_NO_FUEL,
         Reasons::DIRECT_FUEL_COVERAGE,

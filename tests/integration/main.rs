@@ -66,6 +66,7 @@ mod aggregate;
 mod aggregate_restart;
 mod api;
 mod bad_devices;
+mod boiler_calc;
 mod browser;
 mod cli;
 mod coefficients;

@@ -618,7 +618,7 @@ impl BoilerStage {
                 .collect(),
             config.aggregation.aggregator.windows.clone(),
             config.aggregation.steam_margins,
-            boiler::calc::evaluate,
+            boiler::calc::evaluate_with,
         );
         BoilerStage {
             stage,

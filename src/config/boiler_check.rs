@@ -13,13 +13,12 @@ use super::raw::BoilerRaw;
 use crate::check::{self, Flag, Float, Problems, Text, choice, unknown_ref};
 use crate::model::{MeterId, SiteId};
 use crate::pipeline::boiler::tables::FuelClass;
-use crate::pipeline::boiler::{BoilerKind, BoilerSpec, FuelKind, OutputKind};
+use crate::pipeline::boiler::{
+    BoilerKind, BoilerSpec, DEFAULT_DISAGREEMENT_POINTS, FuelKind, OutputKind,
+};
 use crate::pipeline::energy::Conversion;
 use crate::pipeline::steam::SteamState;
 use crate::profiles::Profile;
-
-/// `disagreement_points` when not given.
-const DEFAULT_DISAGREEMENT_POINTS: f64 = 5.0;
 
 /// Checks the `[[boilers]]` element `r` at `key` of site `site`'s `file`
 /// (all but its `id`, which the caller checks for duplicates); the
@@ -331,10 +330,7 @@ impl BoilerCheck<'_, '_> {
                 ("fluidized_bed", Combustion::FluidizedBed),
                 ("chamber", Combustion::Chamber),
             ],
-            Some(match fuel_kind {
-                Some(FuelKind::Solid) => Combustion::Layered,
-                _ => Combustion::Chamber,
-            }),
+            Some(fuel_kind.map_or(Combustion::Chamber, Combustion::default_for)),
             self.p,
         );
         let condensing = r.condensing.is_some_and(|Flag(c)| c);

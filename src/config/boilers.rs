@@ -25,7 +25,9 @@ use crate::check::{self, Float, Problems, Text, unknown_ref};
 use crate::model::{MeterId, SiteId};
 pub use crate::pipeline::boiler::tables::Combustion;
 use crate::pipeline::boiler::tables::{BoilerTable, LimitRow, LimitTable, rated_t_h};
-use crate::pipeline::boiler::{BoilerKind, BoilerSpec, FuelRecord, OutputKind};
+use crate::pipeline::boiler::{
+    BoilerKind, BoilerSpec, DEFAULT_MIN_COVERAGE, FuelRecord, OutputKind,
+};
 use crate::profiles::Profile;
 
 /// Where one boiler input comes from.
@@ -143,9 +145,6 @@ impl Default for BoilerSettings {
         }
     }
 }
-
-/// `[boiler] min_coverage` when not given.
-const DEFAULT_MIN_COVERAGE: f64 = 0.9;
 
 /// The value of `coefficients` / `limits` that names the built-in table.
 const BUILTIN: &str = "builtin";

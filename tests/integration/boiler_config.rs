@@ -412,8 +412,8 @@ ash_pct = 120
 /// The limit row typo of [`every_reference_and_unit_is_checked_with_its_message`].
 const LIMIT_TYPO: &str = "sites/fz.toml: boilers[1].limits: unknown limit row \"gb24500_2020_gas_non_condensin\"; did you mean \"gb24500_2020_gas_non_condensing\"? (or \"none\": no grading)";
 
-/// Pinned after bcalc's table lands.
-const FUEL_MISSING: &str = "sites/fz.toml: boilers[0].fuel: missing required key; give a fuel class of the boiler coefficient table: natural_gas, fuel_oil, bituminous";
+/// The message for a missing `fuel`: it lists the built-in table's classes.
+const FUEL_MISSING: &str = "sites/fz.toml: boilers[0].fuel: missing required key; give a fuel class of the boiler coefficient table: natural_gas, lpg, fuel_oil, bituminous, anthracite, lean_coal, lignite, biomass";
 
 #[test]
 fn missing_keys_say_what_to_write() {

@@ -13,7 +13,7 @@ use emgate::pipeline::boiler::stage::{
     BoilerCounters, BoilerOut, BoilerStage, MAX_OPEN, Slot, Source, StageBoiler, auto_grace,
 };
 use emgate::pipeline::boiler::{
-    BoilerKind, BoilerResult, BoilerSpec, BoilerState, FuelKind, FuelRecord, OutOfLimit,
+    BoilerKind, BoilerResult, BoilerSpec, BoilerState, FuelKind, FuelRecord, Inputs, OutOfLimit,
     OutputKind, Reasons, WindowInputs,
 };
 use emgate::pipeline::steam::{SteamMargins, SteamState};
@@ -113,12 +113,13 @@ fn boiler(grace_secs: i64) -> StageBoiler {
 /// * `o2_mean`, `exhaust_c_mean`: the gauge means; `q2`, `q3`: their coverages;
 /// * `q4`: the feed water, `q5`: the cold air, `q6`: the blow-down;
 /// * `alpha`: the LHV of the record in force (else the meter's);
-/// * `load_pct`: the window length, s;
+/// * `load_pct`: the window length, s; `eta_direct`: the configured inputs' bits;
 /// * state off when the fuel is 0, partial when something is missing;
 /// * out of limit (efficiency) when the fuel exceeds 100, the methods
 ///   disagree when the output exceeds 100.
 fn stub(
     _spec: &BoilerSpec,
+    configured: Inputs,
     record: Option<&FuelRecord>,
     w: &WindowInputs,
     _m: SteamMargins,
@@ -138,7 +139,7 @@ fn stub(
     }
     BoilerResult {
         state,
-        eta_direct: None,
+        eta_direct: Some(f64::from(configured.0)),
         eta_indirect: None,
         q2: w.o2.map(|m| m.coverage),
         q3: w.exhaust.map(|m| m.coverage),
@@ -250,6 +251,18 @@ fn a_complete_window_is_written_at_once_with_exactly_its_inputs() {
     assert_eq!((r.q4, r.q5, r.q6), (Some(20.0), Some(25.0), Some(2.0)));
     assert_eq!(r.alpha, Some(35_000.0), "the record from the day before");
     assert_eq!(r.load_pct, Some(900.0));
+    // Fuel, output, the analyzer's O₂ and exhaust, the fixed feed water and cold air.
+    let configured = [
+        Inputs::FUEL,
+        Inputs::OUTPUT,
+        Inputs::O2,
+        Inputs::EXHAUST,
+        Inputs::FEED_WATER,
+        Inputs::COLD_AIR,
+    ]
+    .into_iter()
+    .fold(Inputs::default(), Inputs::with);
+    assert_eq!(r.eta_direct, Some(f64::from(configured.0)));
     let c = s.counters(0);
     assert_eq!(c.windows, [1, 0, 0]);
     assert_eq!(c.reemitted, 0);

@@ -68,6 +68,7 @@ mod aggregate;
 mod aggregate_restart;
 mod api;
 mod bad_devices;
+mod boiler_calc;
 mod boiler_config;
 mod boiler_stage;
 mod browser;

@@ -38,7 +38,8 @@
 use jiff::tz::TimeZone;
 
 use super::{
-    Amount, BoilerResult, BoilerSpec, BoilerState, FuelRecord, Mean, OutOfLimit, WindowInputs,
+    Amount, BoilerResult, BoilerSpec, BoilerState, FuelRecord, Inputs, Mean, OutOfLimit,
+    WindowInputs,
 };
 use crate::pipeline::aggregate::AggOutput;
 use crate::pipeline::steam::SteamMargins;
@@ -48,10 +49,10 @@ use crate::pipeline::window::{WindowSize, window_end};
 /// meters need a few; more means a meter is far behind the others).
 pub const MAX_OPEN: usize = 16;
 
-/// The formulas: one window's inputs in, one result out
-/// ([`super::calc::evaluate`] in the gateway).
+/// The formulas: the inputs a boiler has configured and one window's inputs
+/// in, one result out ([`super::calc::evaluate_with`] in the gateway).
 pub type Evaluate =
-    fn(&BoilerSpec, Option<&FuelRecord>, &WindowInputs, SteamMargins) -> BoilerResult;
+    fn(&BoilerSpec, Inputs, Option<&FuelRecord>, &WindowInputs, SteamMargins) -> BoilerResult;
 
 /// A boiler's gauge inputs, in the order of [`StageBoiler::gauges`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,9 +209,10 @@ enum Role {
     },
 }
 
-/// Bits of [`Open::have`]: fuel, output, then one per slot.
-const FUEL: u16 = 1;
-const OUTPUT: u16 = 1 << 1;
+/// Bits of [`Open::have`]: those of [`Inputs`] (fuel, output, then one per
+/// slot in the order of [`Slot::ALL`]).
+const FUEL: u16 = Inputs::FUEL.0;
+const OUTPUT: u16 = Inputs::OUTPUT.0;
 const fn slot_bit(slot: usize) -> u16 {
     1 << (2 + slot)
 }
@@ -238,6 +240,8 @@ struct Tracked {
     spec: StageBoiler,
     /// Inputs that must arrive for the window to be complete.
     required: u16,
+    /// Inputs configured: the required ones and the fixed values.
+    configured: Inputs,
     /// Newest reading slot of any of its meters.
     clock: i64,
     /// Something changed since the last emission pass.
@@ -285,22 +289,27 @@ impl BoilerStage {
             };
             add(spec.fuel_meter, Role::Fuel);
             add(spec.output_meter, Role::Output);
-            let mut required = FUEL | OUTPUT;
+            let (mut required, mut fixed) = (FUEL | OUTPUT, 0);
             for (slot, source) in spec.gauges.iter().enumerate() {
-                if let Source::Point { meter, point } = *source {
-                    add(
-                        meter,
-                        Role::Gauge {
-                            slot: slot as u8,
-                            point,
-                        },
-                    );
-                    required |= slot_bit(slot);
+                match *source {
+                    Source::Point { meter, point } => {
+                        add(
+                            meter,
+                            Role::Gauge {
+                                slot: slot as u8,
+                                point,
+                            },
+                        );
+                        required |= slot_bit(slot);
+                    }
+                    Source::Fixed(_) => fixed |= slot_bit(slot),
+                    Source::None => {}
                 }
             }
             states.push(Tracked {
                 spec,
                 required,
+                configured: Inputs(required | fixed),
                 clock: i64::MIN,
                 dirty: false,
                 open: (0..sizes.len())
@@ -549,7 +558,7 @@ impl BoilerStage {
             .partition_point(|r| r.from <= w.start)
             .checked_sub(1)
             .map(|i| &records[i]);
-        let result = (self.evaluate)(&s.spec.spec, record, &w.inputs, self.margins);
+        let result = (self.evaluate)(&s.spec.spec, s.configured, record, &w.inputs, self.margins);
         let c = &mut s.counters;
         let (prev_out, prev_disagree) = if w.emitted {
             c.reemitted += 1;

@@ -364,7 +364,7 @@ pub(super) fn limit_row(
                 return Some((
                     Some(e.key.clone()),
                     Some(e.row),
-                    format!("configured; {} [{}]", e.source, e.confidence.as_str()),
+                    format!("configured; {}", e.source),
                 ));
             }
             let msg = unknown_ref("limit row", &key, table.rows.iter().map(|r| r.key.as_str()));
@@ -383,11 +383,7 @@ pub(super) fn limit_row(
                 Some(e) => (
                     Some(e.key.clone()),
                     Some(e.row),
-                    format!(
-                        "selected by {how}; {} [{}]",
-                        e.source,
-                        e.confidence.as_str()
-                    ),
+                    format!("selected by {how}; {}", e.source),
                 ),
                 None => (
                     None,

@@ -700,3 +700,101 @@ fn the_aggregator_keeps_the_gauges_boilers_use_without_gauge_stats() {
         ]
     );
 }
+
+#[test]
+fn the_tables_give_the_coefficients_q5_and_the_limit_row() {
+    let c = config();
+    let b = boiler(&c, "fz-b1");
+    let s = &b.spec;
+    // The natural_gas row of config/coefficients/boiler.toml.
+    assert_eq!(
+        (s.q2_m, s.q2_n, s.q3_k, s.q3_default_pct, s.beta),
+        (0.5, 3.5, 3.2, 0.5, 0.7903)
+    );
+    assert_eq!(
+        (s.carbon_kj_per_kg, s.slag_temperature_c),
+        (32_866.0, 600.0)
+    );
+    // The q5 table's 10 t/h row.
+    assert_eq!(s.q5_rated_pct, 1.7);
+    assert_eq!(
+        b.limits_key.as_deref(),
+        Some("gb24500_2020_gas_non_condensing")
+    );
+    let row = s.limits.expect("a limit row");
+    assert_eq!(row.eta_grades, [96.0, 94.0, 92.0]);
+    assert!(
+        b.limits_source
+            .starts_with("selected by fuel natural_gas, chamber, 10 t/h; GB 24500-2020 Table 4")
+            && b.limits_source.ends_with(" [P]"),
+        "{}",
+        b.limits_source
+    );
+    // The same boiler 7 MW hot water (10 t/h) with a q3 override.
+    let site = BOILERS
+        .split("\n[[boilers]]\nid = \"fz-b2\"")
+        .next()
+        .expect("first boiler")
+        .replace(
+            "blowdown_pct = 2.0\n",
+            "q3_pct = 0.2\nlimits = \"gb24500_2020_gas_non_condensing\"\n",
+        );
+    let c = load("", &site).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    let b = boiler(&c, "fz-b1");
+    assert_eq!(b.spec.q3_default_pct, 0.2);
+    assert!(
+        b.limits_source
+            .starts_with("configured; GB 24500-2020 Table 4"),
+        "{}",
+        b.limits_source
+    );
+}
+
+#[test]
+fn check_config_prints_each_boiler_and_warns_on_stderr() {
+    use crate::support::config::GatewayToml;
+    let site = format!("{METERS}{BOILERS}")
+        .replace("output_meter = \"steam\"", "output_meter = \"steam-main\"");
+    let files = GatewayToml::new("gw")
+        .gateway_keys("timezone = \"Asia/Shanghai\"")
+        .section("aggregation", "windows = [\"15m\", \"1h\"]")
+        .endpoint("ep", "")
+        .profile("test_flue", FLUE_PROFILE)
+        .site("fz.toml", site)
+        .write();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_emgate"))
+        .args(["check-config", "--config"])
+        .arg(files.main_file())
+        .output()
+        .expect("run emgate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let boilers: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("boilers: "))
+        .collect();
+    assert_eq!(
+        boilers,
+        [
+            "boilers: 2 (windows 15m 1h; min coverage 0.9; grace automatic)",
+            "  boiler fz-b1 (steam, 10 t/h, fuel natural_gas, chamber): limits gb24500_2020_gas_non_condensing (selected by fuel natural_gas, chamber, 10 t/h; GB 24500-2020 Table 4 as reproduced in adgo07/EquipEffi standards/boiler.json (source pages 4-6), a data pack marked 'under review' (boiler.md 5.1) [P])",
+            "    fuel gas.volume_nm3 (nm3); output steam-main.mass_t (t) as steam mass, auto steam, dryness 1",
+            "    inputs: steam_pressure steam-main.pressure_mpa, steam_temperature steam-main.temperature_c, feed_water_c 20 degC, exhaust_c flue.exhaust_c, o2_pct flue.o2_pct, co_ppm flue.co_ppm, cold_air_c flue.ambient_c",
+            "    q5 at rated load 1.7 %, q3 without CO 0.5 %, disagreement above 5 points; LHV from the fuel meter's lhv_kj_per_m3 35818",
+            "  boiler fz-b2 (hot_water, 7 MW, fuel bituminous, layered): limits none (limits = \"none\")",
+            "    fuel coal.mass_t (t); output heat.heat_gj (gj) as heat",
+            "    inputs: -",
+            "    q5 at rated load 2.5 %, q3 without CO 0.5 %, disagreement above 3 points; LHV from 2 fuel record(s)",
+        ],
+        "{stdout}"
+    );
+    // The warning goes to stderr; the exit code stays 0.
+    assert_eq!(
+        stderr,
+        format!(
+            "{}: boilers[0]: warning: output meter \"steam-main\" and fuel meter \"gas\" are both level 1: the same energy would be counted twice in the site total; unless the steam leaves the site, make the output meter level 2 or 3\n",
+            files.site_file("fz.toml").display()
+        )
+    );
+}

@@ -743,3 +743,336 @@ async fn boilers_on_the_api_the_metrics_and_emgate_status() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------
+// Readings through the gateway's own stages (validation, aggregation, the
+// boiler stage with the real formulas) into line protocol, as the encoder
+// task appends it to the spool: the `boiler` points against a hand
+// computation, steam and water properties from `iapws` (not the `seuif97`
+// the gateway computes with).
+
+/// 2026-03-15T10:00:00+08:00.
+const TEN: i64 = 1_773_540_000;
+
+/// A site on Shanghai time with a gas meter (measured LHV), a saturated
+/// steam meter, an analyzer and a 2.7 t/h gas steam boiler (q₅ 2 % at
+/// rated load, blow-down 2 %); every meter read once a minute.
+fn pipeline_config() -> (crate::support::config::ConfigFiles, emgate::config::Config) {
+    use crate::support::config::GatewayToml;
+    let site = r#"
+[site]
+id = "fz"
+name = "Fuzhou mill"
+timezone = "Asia/Shanghai"
+
+[[meters]]
+id = "gas"
+energy = "natural_gas"
+level = 1
+profile = "gas_flow_computer"
+endpoint = "ep"
+unit_id = 1
+lhv_kj_per_m3 = 35818
+
+[[meters]]
+id = "steam"
+energy = "steam"
+level = 2
+profile = "steam_flow_computer"
+endpoint = "ep"
+unit_id = 2
+steam_state = "saturated"
+
+[[meters]]
+id = "flue"
+energy = "natural_gas"
+level = 3
+profile = "test_flue"
+endpoint = "ep"
+unit_id = 3
+
+[[boilers]]
+id = "b1"
+name = "gas steam boiler"
+kind = "steam"
+rated_capacity = 2.7
+fuel = "natural_gas"
+fuel_meter = "gas"
+output_meter = "steam"
+feed_water_c = 20.0
+exhaust_c = { meter = "flue", point = "exhaust_c" }
+o2_pct = { meter = "flue", point = "o2_pct" }
+co_ppm = { meter = "flue", point = "co_ppm" }
+cold_air_c = { meter = "flue", point = "ambient_c" }
+blowdown_pct = 2.0
+q5_rated_pct = 2.0
+"#;
+    let files = GatewayToml::new("boilers")
+        .section("validation", "max_lateness_secs = 100_000_000")
+        .section(
+            "aggregation",
+            "windows = [\"15m\", \"1h\"]\nallowed_lateness_secs = 0",
+        )
+        .endpoint("ep", "")
+        .profile("test_flue", super::boiler_config::FLUE_PROFILE)
+        .site("fz.toml", site)
+        .write();
+    let config = files.load();
+    (files, config)
+}
+
+/// The lines the stages write for one reading per meter and minute from
+/// `from` to `to`, skipping the gas meter's slots in `gas_down`.
+fn run_pipeline(
+    config: &emgate::config::Config,
+    from: i64,
+    to: i64,
+    gas_down: std::ops::Range<i64>,
+) -> String {
+    use emgate::app::stages::{AggregationStage, BoilerStage, ValidationStage};
+    use emgate::model::{MeterId, PointValue, Quality, ReadingBatch};
+    use std::sync::Arc;
+    let stats = Arc::new(emgate::telemetry::Stats::default());
+    let board = Arc::new(emgate::telemetry::StatusBoard::new(config));
+    let mut validation = ValidationStage::new(config, Arc::clone(&stats));
+    let mut aggregation = AggregationStage::new(config, Arc::clone(&stats));
+    let mut boilers = BoilerStage::new(config, board);
+    let mut enc = emgate::sinks::boilers::BoilerEncoder::new(config);
+    let mut chunk = emgate::sinks::LineChunk::default();
+    let mut batch = ReadingBatch::default();
+    let mut t = from;
+    while t <= to {
+        batch.clear();
+        #[allow(clippy::cast_precision_loss)]
+        let k = ((t - from) / 60) as f64;
+        // gas: 3 Nm³ a minute; steam: 0.037 t a minute at 0.9 MPa(g); the
+        // analyzer: O₂ 3.5 %, CO 50 ppm, exhaust 120 °C, ambient 20 °C.
+        let gas = [1000.0 + 3.0 * k, 180.0, 0.2, 15.0];
+        let steam = [50.0 + 0.037 * k, 10.0 + 0.1 * k, 2.22, 0.9, 179.5];
+        let flue = [3.5, 50.0, 120.0, 20.0];
+        for (m, values) in [(0, &gas[..]), (1, &steam[..]), (2, &flue[..])] {
+            if m == 0 && gas_down.contains(&t) {
+                continue;
+            }
+            let v: Vec<PointValue> = values
+                .iter()
+                .map(|x| PointValue::new(*x, Quality::GOOD))
+                .collect();
+            batch.push(MeterId(m), t, 0, &v);
+        }
+        validation.process(&mut batch);
+        aggregation.process(&mut batch, validation.continuous());
+        boilers.process(aggregation.output(), &batch);
+        enc.encode(boilers.output(), &mut chunk);
+        t += 60;
+    }
+    assert_eq!(
+        emgate::telemetry::Stats::get(&stats.points_flagged),
+        0,
+        "every value is good"
+    );
+    String::from_utf8(chunk.body).expect("utf-8")
+}
+
+/// One `boiler` line: its window tag, timestamp and fields (strings unquoted).
+fn parse_boiler_line(line: &str) -> (String, i64, std::collections::BTreeMap<String, String>) {
+    let (series, rest) = line.split_once(' ').expect("series");
+    let (fields, ts) = rest.rsplit_once(' ').expect("timestamp");
+    let window = series
+        .split(',')
+        .find_map(|t| t.strip_prefix("window="))
+        .expect("window tag")
+        .to_owned();
+    let mut map = std::collections::BTreeMap::new();
+    let (mut key, mut value, mut in_key, mut quoted) = (String::new(), String::new(), true, false);
+    for c in fields.chars().chain([',']) {
+        match c {
+            '=' if in_key => in_key = false,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                map.insert(std::mem::take(&mut key), std::mem::take(&mut value));
+                in_key = true;
+            }
+            c if in_key => key.push(c),
+            c => value.push(c),
+        }
+    }
+    (window, ts.parse().expect("timestamp"), map)
+}
+
+fn num(fields: &std::collections::BTreeMap<String, String>, key: &str) -> f64 {
+    fields
+        .get(key)
+        .unwrap_or_else(|| panic!("no field {key} in {fields:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+/// The hand computation of one window of `minutes` minutes, from the
+/// readings' rates and the natural_gas row of the coefficient table.
+struct Hand {
+    fuel_in_gj: f64,
+    heat_out_gj: f64,
+    eta_direct: f64,
+    alpha: f64,
+    q2: f64,
+    q3: f64,
+    eta_indirect: f64,
+    load_pct: f64,
+}
+
+fn hand(minutes: f64) -> Hand {
+    use crate::support::iapws::{Ask, iapws};
+    let p_abs = 0.9 + 0.101_325;
+    let h = iapws(&[
+        Ask::Hx { p_abs, x: 1.0 },
+        Ask::Hx { p_abs, x: 0.0 },
+        Ask::H { p_abs, t_c: 20.0 },
+    ]);
+    let (h_steam, h_water, h_feed) = (h[0], h[1], h[2]);
+    let steam_kg = 37.0 * minutes;
+    let fuel_in_gj = 3.0 * minutes * 35_818.0 / 1e6;
+    // Saturated steam over feed water pumped to boiler pressure, plus the
+    // blow-down (2 % of the steam) as saturated water.
+    let heat_out_gj = (steam_kg * (h_steam - h_feed) + steam_kg * 0.02 * (h_water - h_feed)) / 1e6;
+    // α with CO: β = 0.7903 (natural_gas), CO 50 ppm = 0.005 %.
+    let (o2, co, beta) = (3.5, 0.005, 0.7903);
+    let ro2 = (21.0 - o2 - (0.605 + beta) * co) / (1.0 + beta);
+    let alpha = 21.0 / (21.0 - 79.0 * (o2 - 0.5 * co) / (100.0 - ro2 - o2 - co));
+    let q2 = (0.5 + 3.5 * alpha) * (120.0 - 20.0) / 100.0;
+    let q3 = 3.2 * alpha * co;
+    // Load 0.037 t/min = 2.22 t/h of 2.7: above 75 %, so q5 = q5 at rated load.
+    Hand {
+        fuel_in_gj,
+        heat_out_gj,
+        eta_direct: 100.0 * heat_out_gj / fuel_in_gj,
+        alpha,
+        q2,
+        q3,
+        eta_indirect: 100.0 - (q2 + q3 + 0.0 + 2.0 + 0.0),
+        load_pct: 100.0 * 2.22 / 2.7,
+    }
+}
+
+fn close(got: f64, want: f64, rel: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= rel * want.abs().max(1.0),
+        "{what}: {got} vs {want}"
+    );
+}
+
+#[test]
+fn readings_through_the_stages_give_boiler_points_as_computed_by_hand() {
+    let (_files, config) = pipeline_config();
+    let text = run_pipeline(&config, TEN, TEN + 3600 + 120, 0..0);
+    let lines: Vec<_> = text.lines().map(parse_boiler_line).collect();
+    // Four quarter hours and the hour, each written once, when complete.
+    let windows: Vec<(&str, i64)> = lines.iter().map(|(w, t, _)| (w.as_str(), *t)).collect();
+    assert_eq!(
+        windows,
+        [
+            ("15m", TEN),
+            ("15m", TEN + 900),
+            ("15m", TEN + 1800),
+            ("15m", TEN + 2700),
+            ("1h", TEN),
+        ],
+        "{text}"
+    );
+    for (window, _, f) in &lines {
+        let minutes = if window == "1h" { 60.0 } else { 15.0 };
+        let h = hand(minutes);
+        close(num(f, "fuel_in_gj"), h.fuel_in_gj, 1e-9, "fuel_in_gj");
+        close(num(f, "heat_out_gj"), h.heat_out_gj, 1e-6, "heat_out_gj");
+        close(num(f, "eta_direct"), h.eta_direct, 1e-6, "eta_direct");
+        close(num(f, "alpha"), h.alpha, 1e-9, "alpha");
+        close(num(f, "q2"), h.q2, 1e-9, "q2");
+        close(num(f, "q3"), h.q3, 1e-9, "q3");
+        assert_eq!((num(f, "q4"), num(f, "q5"), num(f, "q6")), (0.0, 2.0, 0.0));
+        close(num(f, "eta_indirect"), h.eta_indirect, 1e-9, "eta_indirect");
+        close(num(f, "load_pct"), h.load_pct, 1e-9, "load_pct");
+        assert_eq!((num(f, "exhaust_c_mean"), num(f, "o2_mean")), (120.0, 3.5));
+        assert_eq!(num(f, "coverage"), 1.0);
+        // The gas limit row grades 96 / 94 / 92.
+        let grade = match h.eta_direct {
+            e if e >= 96.0 => "1",
+            e if e >= 94.0 => "2",
+            e if e >= 92.0 => "3",
+            _ => "below_limit",
+        };
+        for (key, want) in [
+            ("estimated", "false"),
+            ("methods_disagree", "false"),
+            ("state", "running"),
+            ("grade", grade),
+            ("out_of_limit", ""),
+            ("reasons", ""),
+        ] {
+            assert_eq!(f.get(key).map(String::as_str), Some(want), "{key}: {f:?}");
+        }
+        assert_eq!(f.len(), 20, "every field: {f:?}");
+    }
+}
+
+#[test]
+fn a_fuel_meter_down_for_a_quarter_gives_no_direct_number_then_an_estimated_one() {
+    let (_files, config) = pipeline_config();
+    // No gas reading from 10:15 to 10:29. The 10:00 quarter waits for the
+    // gas meter's reading at 10:15 that closes it: at its grace (2 × 60 s)
+    // it is written without fuel; at 10:30 the gas meter's next reading
+    // closes it, interpolated across the gap, and it is written again. The
+    // 10:15 quarter closes for every meter at 10:30: written once, its fuel
+    // covering nothing.
+    let text = run_pipeline(&config, TEN, TEN + 2700, TEN + 900..TEN + 1800);
+    let lines: Vec<_> = text.lines().map(parse_boiler_line).collect();
+    let at: Vec<(&str, i64)> = lines.iter().map(|(w, t, _)| (w.as_str(), *t)).collect();
+    assert_eq!(
+        at,
+        [
+            ("15m", TEN),
+            ("15m", TEN),
+            ("15m", TEN + 900),
+            ("15m", TEN + 1800)
+        ],
+        "{text}"
+    );
+    let str_of = |f: &std::collections::BTreeMap<String, String>, k: &str| {
+        f.get(k).cloned().unwrap_or_default()
+    };
+    let h = hand(15.0);
+
+    let first = &lines[0].2;
+    assert_eq!(str_of(first, "state"), "partial");
+    assert_eq!(str_of(first, "reasons"), "direct:no_fuel_data");
+    assert!(!first.contains_key("eta_direct") && !first.contains_key("fuel_in_gj"));
+    close(
+        num(first, "eta_indirect"),
+        h.eta_indirect,
+        1e-9,
+        "eta_indirect",
+    );
+
+    // 14 of its 15 minutes are backed by readings (the last one spans the gap).
+    let again = &lines[1].2;
+    assert_eq!(str_of(again, "state"), "running");
+    assert_eq!(str_of(again, "estimated"), "true");
+    assert_eq!(str_of(again, "reasons"), "estimated:input_interpolated");
+    close(num(again, "coverage"), 14.0 / 15.0, 1e-12, "coverage");
+    close(num(again, "fuel_in_gj"), h.fuel_in_gj, 1e-9, "fuel_in_gj");
+    close(num(again, "eta_direct"), h.eta_direct, 1e-6, "eta_direct");
+
+    let gap = &lines[2].2;
+    assert_eq!(str_of(gap, "state"), "partial");
+    assert_eq!(
+        str_of(gap, "reasons"),
+        "direct:fuel_coverage,estimated:input_interpolated"
+    );
+    assert!(!gap.contains_key("eta_direct"));
+    assert_eq!(num(gap, "coverage"), 0.0);
+    close(
+        num(gap, "eta_indirect"),
+        h.eta_indirect,
+        1e-9,
+        "eta_indirect",
+    );
+}

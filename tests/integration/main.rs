@@ -13,7 +13,7 @@
 //! - `api`: the HTTP API over a status board fed in a known order, and `emgate status`;
 //! - `bad_devices`: devices that answer garbage or close mid-frame never stop the other meters;
 //! - `boiler_config`: `[[boilers]]` and `[boiler]`: what they become, exact errors and warnings, check-config, gauges kept for boilers;
-//! - `boiler_stage`: the boiler stage's join and emission rules on hand-made aggregation output; the `boiler` line protocol; `/api/boilers`;
+//! - `boiler_stage`: the boiler stage's join and emission rules on hand-made aggregation output; the `boiler` line protocol; `/api/boilers`, metrics and `emgate status`; readings through the gateway's stages against a hand computation (`iapws` for steam);
 //! - `browser`: the status page in headless Chromium, against a mock API and the real gateway;
 //! - `cli`: the `emgate` binary: `check-config`, `demo`, and `run` until SIGTERM;
 //! - `coefficients`: the shipped standard-coal coefficient table;

@@ -4,8 +4,8 @@
 //! Why here: a boiler's inputs are points of configured meters, so it can
 //! only be checked once every site's meters are known; the result is a
 //! [`BoilerConfig`] per boiler whose references are interned indexes.
-//! The site files hand their `[[boilers]]` over as [`PendingBoilers`];
-//! [`resolve`] checks them after the last site file, every problem in the
+//! The site files hand their `[[boilers]]` over as `PendingBoilers`;
+//! `resolve` checks them after the last site file, every problem in the
 //! usual `FILE: key.path: message` form. [`warnings`] and [`describe`] are
 //! what `check-config` (and `run`'s log) say about them.
 

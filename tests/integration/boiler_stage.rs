@@ -428,7 +428,12 @@ fn windows_of_other_sizes_and_meters_are_ignored() {
     agg.consumption
         .push(consumption(OTHER, WindowSize::Min15, T0, 1.0));
     flue(&mut agg, WindowSize::Hour, T0, 3.5, 120.0, 30);
-    assert!(run(&mut s, &agg, T0 + 10 * Q).is_empty());
+    // The analyzer's own counter (a heat meter lending its temperatures
+    // has one) feeds no input: no window is opened for it.
+    agg.consumption
+        .push(consumption(FLUE, WindowSize::Min15, T0, 1.0));
+    assert!(run(&mut s, &agg, T0 + Q).is_empty());
+    assert!(run(&mut s, &AggOutput::default(), T0 + 10 * Q).is_empty());
     assert!(s.uses_meter(FLUE) && !s.uses_meter(OTHER));
 }
 

@@ -384,25 +384,26 @@ impl BoilerStage {
             };
             for k in 0..self.by_meter.get(c.meter as usize).map_or(0, Vec::len) {
                 let (b, role) = self.by_meter[c.meter as usize][k];
-                let amount = Amount {
-                    amount: c.amount,
-                    coverage: c.coverage,
-                    estimated: c.estimated,
+                // A gauge source's own counter feeds nothing.
+                let bit = match role {
+                    Role::Fuel => FUEL,
+                    Role::Output => OUTPUT,
+                    Role::Gauge { .. } => continue,
                 };
                 let Some(w) = self.window(b as usize, si, c.start, out) else {
                     continue;
                 };
-                match role {
-                    Role::Fuel => {
-                        w.inputs.fuel = Some(amount);
-                        w.have |= FUEL;
-                    }
-                    Role::Output => {
-                        w.inputs.output = Some(amount);
-                        w.have |= OUTPUT;
-                    }
-                    Role::Gauge { .. } => continue,
+                let amount = Some(Amount {
+                    amount: c.amount,
+                    coverage: c.coverage,
+                    estimated: c.estimated,
+                });
+                if bit == FUEL {
+                    w.inputs.fuel = amount;
+                } else {
+                    w.inputs.output = amount;
                 }
+                w.have |= bit;
                 w.touched = true;
             }
         }

@@ -189,6 +189,37 @@ fn print_bus_timings(c: &Config) {
     }
 }
 
+/// Each boiler (kind, capacity, fuel class, limit row and its source,
+/// inputs); the boiler warnings go to stderr (the exit code stays 0).
+fn print_boilers(c: &Config) {
+    if c.boilers.is_empty() {
+        return;
+    }
+    println!(
+        "boilers: {} (windows {}; min coverage {}; grace {})",
+        c.boilers.len(),
+        c.aggregation
+            .aggregator
+            .windows
+            .iter()
+            .map(|w| w.as_tag())
+            .collect::<Vec<_>>()
+            .join(" "),
+        c.boiler.min_coverage,
+        if c.boiler.grace_secs > 0 {
+            format!("{} s", c.boiler.grace_secs)
+        } else {
+            "automatic".to_owned()
+        }
+    );
+    for b in &c.boilers {
+        print!("{}", config::boilers::describe(c, b));
+    }
+    for w in config::boilers::warnings(c) {
+        eprintln!("{w}");
+    }
+}
+
 fn print_config_errors(errors: &ConfigErrors) {
     for e in &errors.0 {
         eprintln!("{e}");
@@ -266,6 +297,7 @@ fn main() -> ExitCode {
                 );
                 print_bus_timings(&c);
                 print_conversions(&c);
+                print_boilers(&c);
                 ExitCode::SUCCESS
             }
             Err(errors) => {

@@ -1,6 +1,6 @@
 //! The HTTP API of a running gateway: health, readiness, Prometheus metrics,
-//! per-meter, per-site and per-endpoint (bus) status as JSON, the status
-//! page, and reload.
+//! per-meter, per-site, per-endpoint (bus) and per-boiler status as JSON,
+//! the status page, and reload.
 //!
 //! It only reads the [`StatusBoard`](crate::telemetry::StatusBoard) and [`Stats`] (and forwards reload
 //! requests to the app's reload loop), so a slow client never slows the
@@ -71,6 +71,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/meters/{id}", get(meter))
         .route("/api/sites", get(sites))
         .route("/api/endpoints", get(endpoints))
+        .route("/api/boilers", get(boilers))
         .route("/api/summary", get(summary))
         .route("/api/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -186,6 +187,10 @@ async fn sites(State(state): State<ApiState>) -> Response {
 
 async fn endpoints(State(state): State<ApiState>) -> Response {
     Json(state.board.get().endpoints()).into_response()
+}
+
+async fn boilers(State(state): State<ApiState>) -> Response {
+    Json(state.board.get().boilers()).into_response()
 }
 
 async fn summary(State(state): State<ApiState>) -> Response {

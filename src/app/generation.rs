@@ -8,14 +8,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::error;
+use tracing::{error, warn};
 
-use super::stages::{AggregationStage, ValidationStage};
+use super::stages::{AggregationStage, BoilerStage, ValidationStage};
 use crate::config::Config;
 use crate::model::{BrokerId, EndpointId};
 use crate::shutdown::Shutdown;
 use crate::sinks::LineChunk;
 use crate::sinks::aggregates::AggregateEncoder;
+use crate::sinks::boilers::BoilerEncoder;
 use crate::sinks::encode::ReadingEncoder;
 use crate::sources::bus::dtu::DtuHub;
 use crate::sources::modbus::poller::EndpointPoller;
@@ -51,6 +52,9 @@ pub(super) struct Prepared {
 
 impl Prepared {
     pub(super) fn new(config: Arc<Config>, stats: &Arc<Stats>) -> Result<Prepared, AppError> {
+        for w in crate::config::boilers::warnings(&config) {
+            warn!("{w}");
+        }
         let (tx, rx) = mpsc::channel::<Input>(READING_CHANNEL);
         let sources = SourceContext {
             board: Arc::new(StatusBoard::new(&config)),
@@ -162,7 +166,7 @@ impl Generation {
     }
 }
 
-/// The encoder task of a generation: validate → aggregate → encode → append.
+/// The encoder task of a generation: validate → aggregate → boilers → encode → append.
 pub(super) async fn encode(
     config: Arc<Config>,
     mut rx: mpsc::Receiver<Input>,
@@ -180,17 +184,22 @@ pub(super) async fn encode(
     let agg_enc = AggregateEncoder::new(&config);
     let mut chunk = LineChunk::default();
     // The board learns each reading's quality and slot (per-meter status).
-    let mut validation = ValidationStage::new(&config, Arc::clone(&stats)).with_board(board);
+    let mut validation =
+        ValidationStage::new(&config, Arc::clone(&stats)).with_board(Arc::clone(&board));
     let mut aggregation = AggregationStage::new(&config, Arc::clone(&stats));
+    let mut boilers = BoilerStage::new(&config, Arc::clone(&board));
+    let mut boiler_enc = BoilerEncoder::new(&config);
     while let Some(Input { mut batch, spooled }) = rx.recv().await {
         validation.process(&mut batch);
         // Aggregation may flag late readings it cannot use, so it runs
         // before the readings are encoded.
         aggregation.process(&mut batch, validation.continuous());
+        boilers.process(aggregation.output(), &batch);
         chunk.body.clear();
         chunk.lines = 0;
         enc.encode(&batch, &mut chunk);
         agg_enc.encode(aggregation.output(), &mut chunk);
+        boiler_enc.encode(boilers.output(), &mut chunk);
         let stored = chunk.lines == 0 || appender.append(&chunk).await;
         if let Some(tx) = spooled {
             // The source may have stopped waiting (shutdown): nothing to do.

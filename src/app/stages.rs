@@ -29,9 +29,11 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::checkpoint::{self, WriteError};
-use crate::config::Config;
+use crate::config::{Config, InputRef};
 use crate::model::ReadingBatch;
 use crate::pipeline::aggregate::{AggOutput, Aggregator, MeterSpec, SiteSpec};
+use crate::pipeline::boiler;
+use crate::pipeline::boiler::stage::{BoilerOut, Source, StageBoiler, auto_grace};
 use crate::pipeline::validate::{MeterRules, PointRules, Replacement, TimeRules, Validator};
 use crate::profiles::codec::ratio_factor;
 use crate::profiles::{DataType, PointKind};
@@ -365,14 +367,29 @@ fn site_key(site: &str) -> u64 {
     stable_key(site, "")
 }
 
-/// The aggregator's view of `config`: one spec per meter and site.
+/// The gauges of meter `m` that some boiler uses as an input.
+fn boiler_gauges(config: &Config, m: usize) -> impl Iterator<Item = usize> + '_ {
+    config.boilers.iter().flat_map(move |b| {
+        b.gauge_inputs()
+            .into_iter()
+            .filter_map(move |(_, r)| match r {
+                InputRef::Point { meter, point } if meter.index() == m => Some(point),
+                _ => None,
+            })
+    })
+}
+
+/// The aggregator's view of `config`: one spec per meter and site. Every
+/// gauge is written as window statistics with `gauge_stats` (the default);
+/// without it, only the gauges boilers use (the boiler stage joins them).
 #[must_use]
 pub fn aggregator(config: &Config) -> Aggregator {
     let a = &config.aggregation;
     let meters = config
         .meters
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(mi, m)| {
             let profile = &config.profiles[m.profile.index()];
             let gauges = if a.gauge_stats {
                 profile
@@ -383,7 +400,10 @@ pub fn aggregator(config: &Config) -> Aggregator {
                     .map(|(i, _)| i)
                     .collect()
             } else {
-                Vec::new()
+                let mut used: Vec<usize> = boiler_gauges(config, mi).collect();
+                used.sort_unstable();
+                used.dedup();
+                used
             };
             MeterSpec {
                 key: stable_key(&m.id, &profile.id),
@@ -520,6 +540,114 @@ impl AggregationStage {
                 "cannot write the aggregation checkpoint; a restart would re-open windows from the last one"
             );
         }
+    }
+}
+
+/// What the boiler stage needs of `config`: one spec per boiler, with its
+/// grace (`[boiler] grace_secs`, or automatic: 2 × the longest poll
+/// interval of its meters + `aggregation.allowed_lateness_secs`).
+#[must_use]
+pub fn stage_boilers(config: &Config) -> Vec<StageBoiler> {
+    let source = |r: InputRef| match r {
+        InputRef::None => Source::None,
+        InputRef::Fixed(v) => Source::Fixed(v),
+        InputRef::Point { meter, point } => Source::Point {
+            meter: meter.0,
+            point: u16::try_from(point).unwrap_or(u16::MAX),
+        },
+    };
+    config
+        .boilers
+        .iter()
+        .map(|b| {
+            let mut gauges = [Source::None; 9];
+            for (g, (_, r)) in gauges.iter_mut().zip(b.gauge_inputs()) {
+                *g = source(r);
+            }
+            let meters = [b.fuel_meter, b.output_meter].into_iter().chain(
+                b.gauge_inputs().into_iter().filter_map(|(_, r)| match r {
+                    InputRef::Point { meter, .. } => Some(meter),
+                    _ => None,
+                }),
+            );
+            let polls = meters.map(|m| config.meter(m).poll_interval.as_secs() as i64);
+            let grace_secs = if config.boiler.grace_secs > 0 {
+                config.boiler.grace_secs
+            } else {
+                auto_grace(polls, config.aggregation.aggregator.allowed_lateness_secs)
+            };
+            StageBoiler {
+                spec: b.spec.clone(),
+                records: b.fuel_records.clone(),
+                meter_lhv_kj_per_m3: b.meter_lhv_kj_per_m3,
+                blowdown_pct: b.blowdown_pct,
+                fuel_meter: b.fuel_meter.0,
+                output_meter: b.output_meter.0,
+                gauges,
+                tz: config
+                    .sites
+                    .get(b.site.index())
+                    .map_or(jiff::tz::TimeZone::UTC, |s| s.timezone.clone()),
+                grace_secs,
+            }
+        })
+        .collect()
+}
+
+/// The boiler stage as the gateway runs it: fed with each batch's
+/// aggregation output after the aggregator, its windows encoded with the
+/// batch and shown on the status board. It keeps no checkpoint: after a
+/// restart, windows open at the stop are joined from what the aggregator
+/// writes again.
+pub struct BoilerStage {
+    stage: boiler::stage::BoilerStage,
+    output: Vec<BoilerOut>,
+    board: Arc<StatusBoard>,
+}
+
+impl BoilerStage {
+    /// Builds the stage for `config`'s boilers, reporting to `board`.
+    #[must_use]
+    pub fn new(config: &Config, board: Arc<StatusBoard>) -> BoilerStage {
+        let stage = boiler::stage::BoilerStage::new(
+            stage_boilers(config),
+            config
+                .meters
+                .iter()
+                .map(|m| m.poll_interval.as_secs() as i64)
+                .collect(),
+            config.aggregation.aggregator.windows.clone(),
+            config.aggregation.steam_margins,
+            boiler::calc::evaluate_with,
+        );
+        BoilerStage {
+            stage,
+            output: Vec::new(),
+            board,
+        }
+    }
+
+    /// Joins the aggregation output `agg` of `batch`; the windows to write
+    /// are in [`Self::output`] until the next call.
+    pub fn process(&mut self, agg: &AggOutput, batch: &ReadingBatch) {
+        self.output.clear();
+        if self.stage.is_empty() {
+            return;
+        }
+        let slots = batch.readings.iter().map(|r| (r.meter.0, r.slot));
+        self.stage.process(agg, slots, &mut self.output);
+        if !self.output.is_empty() {
+            self.board.boiler_windows(&self.output);
+            for b in 0..self.stage.len() {
+                self.board.boiler_counters(b, &self.stage.counters(b));
+            }
+        }
+    }
+
+    /// The boiler windows the last [`Self::process`] wrote.
+    #[must_use]
+    pub fn output(&self) -> &[BoilerOut] {
+        &self.output
     }
 }
 

@@ -37,6 +37,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::boilers::{Known, resolve};
 use super::files::{SourceText, file_stem, io_message, read_dir};
 use super::main_file::parse_main;
 use super::main_state::Main;
@@ -222,8 +223,20 @@ fn assemble(
         meters,
         profiles,
         meter_ids,
+        boilers,
         ..
     } = st;
+    let boilers = resolve(
+        boilers,
+        &Known {
+            sites: &sites,
+            meters: &meters,
+            profiles: &profiles,
+            meter_ids: &meter_ids,
+            settings: main.boiler.as_ref(),
+        },
+        &mut site_problems,
+    );
 
     let simulator = simulator(main.simulator.take(), &meter_ids, &mut main.problems);
 
@@ -249,6 +262,7 @@ fn assemble(
         Some(aggregation),
         Some(api),
         Some(dtu),
+        Some(boiler),
     ) = (
         endpoints,
         mqtt,
@@ -259,6 +273,7 @@ fn assemble(
         main.aggregation,
         main.api,
         main.dtu,
+        main.boiler,
     )
     else {
         // Unreachable in practice: every `None` above comes with a recorded problem.
@@ -283,6 +298,7 @@ fn assemble(
         aggregation,
         mqtt,
         api,
-        boilers: Vec::new(),
+        boilers,
+        boiler,
     })
 }

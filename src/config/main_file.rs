@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use config::Value;
 
+use super::boilers::boiler_settings;
 use super::dtu::dtu_settings;
 use super::main_state::Main;
 use super::modbus::endpoints;
@@ -72,6 +73,7 @@ pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> M
         aggregation: None,
         api: None,
         dtu: None,
+        boiler: None,
     };
 
     let root = if check::parse_toml(text, &mut p).is_some() {
@@ -113,6 +115,11 @@ pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> M
     main.dtu = dtu_settings(top.dtu, &mut main.problems);
     main.aggregation = aggregation(
         top.aggregation,
+        path.parent().unwrap_or(Path::new("")),
+        &mut main.problems,
+    );
+    main.boiler = boiler_settings(
+        top.boiler,
         path.parent().unwrap_or(Path::new("")),
         &mut main.problems,
     );

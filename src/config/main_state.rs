@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use super::boilers::BoilerSettings;
 use super::raw::SimulatorRaw;
 use super::{
     AggregationSettings, ApiSettings, DtuSettings, EndpointConfig, GatewayConfig, MqttBroker,
@@ -45,4 +46,6 @@ pub(super) struct Main {
     pub(super) aggregation: Option<AggregationSettings>,
     pub(super) api: Option<ApiSettings>,
     pub(super) dtu: Option<DtuSettings>,
+    /// `[boiler]`; `None` where broken.
+    pub(super) boiler: Option<BoilerSettings>,
 }

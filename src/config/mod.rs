@@ -19,6 +19,9 @@
 //! `meter` (a meter's validation and energy keys). The validated types are
 //! below; the generic checking machinery is in [`crate::check`].
 
+mod boiler_check;
+mod boiler_inputs;
+mod boiler_records;
 pub mod boilers;
 pub mod bus;
 pub mod dtu;
@@ -57,7 +60,7 @@ use crate::profiles::Profile;
 use crate::spool::SpoolConfig;
 
 pub use crate::check::{ConfigError, ConfigErrors, Secret};
-pub use boilers::{BoilerConfig, InputRef};
+pub use boilers::{BoilerConfig, BoilerSettings, Combustion, InputRef};
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
 pub use spool::default_spool;
 
@@ -93,8 +96,10 @@ pub struct Config {
     pub aggregation: AggregationSettings,
     /// The HTTP API (status, metrics, reload).
     pub api: ApiSettings,
-    /// Boilers (`[[boilers]]` of the site files).
+    /// Boilers of every site (`[[boilers]]`), in file order.
     pub boilers: Vec<BoilerConfig>,
+    /// `[boiler]`: the boiler tables and the boiler stage's timing.
+    pub boiler: BoilerSettings,
 }
 
 /// `[api]`, validated: the HTTP server of status, metrics and reload.
@@ -350,6 +355,9 @@ pub struct MeterConfig {
     /// `GB/T 2589-2008 natural_gas_gas_field 1.2143 kgce/m3 (counter volume_nm3 in nm3)`;
     /// empty with [`Conversion::None`] when the meter has no counter.
     pub conversion_source: String,
+    /// Measured net calorific value of natural gas (`lhv_kj_per_m3`),
+    /// kJ/m³: also a gas boiler's LHV when no fuel record is in force.
+    pub lhv_kj_per_m3: Option<f64>,
 }
 
 /// Where a meter's readings come from.

@@ -44,6 +44,8 @@ pub struct MainFile {
     pub api: Option<Value>,
     /// `[dtu]`.
     pub dtu: Option<Value>,
+    /// `[boiler]`.
+    pub boiler: Option<Value>,
 }
 
 /// `[dtu]` as written.
@@ -340,6 +342,8 @@ pub struct SiteFile {
     pub site: Option<Value>,
     /// `[[meters]]`.
     pub meters: Option<Value>,
+    /// `[[boilers]]`.
+    pub boilers: Option<Value>,
 }
 
 /// `[site]` as written.
@@ -437,6 +441,115 @@ pub struct OverrideRaw {
     pub spike_margin: Option<Float>,
     /// Identical polls that make a gauge frozen.
     pub frozen_after: Option<Int>,
+}
+
+// ---------------------------------------------------------------------------
+// Boilers (`[boiler]` in the main file, `[[boilers]]` in site files)
+
+/// `[boiler]` as written.
+#[derive(Debug, Deserialize)]
+pub struct BoilerSettingsRaw {
+    /// `"builtin"` or a path to a boiler coefficient table.
+    pub coefficients: Option<Text>,
+    /// `"builtin"`, a path to a limit table, or `"none"`.
+    pub limits: Option<Text>,
+    /// Inputs below this coverage give no number for their method, 0..=1.
+    pub min_coverage: Option<Float>,
+    /// Seconds a window waits for missing inputs; 0 = automatic.
+    pub grace_secs: Option<Int>,
+}
+
+/// One `[[boilers]]` element as written. Inputs that are a point of a
+/// meter (or, for some, a fixed number) stay untyped [`Value`]s: the
+/// loader tells a number from `{ meter, point }`.
+#[derive(Debug, Deserialize)]
+pub struct BoilerRaw {
+    /// Boiler id, unique across all site files.
+    pub id: Option<Text>,
+    /// Free text.
+    pub name: Option<Text>,
+    /// `"steam"` or `"hot_water"`.
+    pub kind: Option<Text>,
+    /// t/h (steam) or MW (hot water).
+    pub rated_capacity: Option<Float>,
+    /// Fuel-class key of the boiler coefficient table.
+    pub fuel: Option<Text>,
+    /// `"layered"`, `"fluidized_bed"` or `"chamber"`.
+    pub combustion: Option<Text>,
+    /// Condensing gas boiler (limit row).
+    pub condensing: Option<Flag>,
+    /// Meter whose consumption counter is the fuel.
+    pub fuel_meter: Option<Text>,
+    /// Meter whose consumption counter is the output.
+    pub output_meter: Option<Text>,
+    /// `{ meter, point }`, MPa gauge.
+    pub steam_pressure: Option<Value>,
+    /// `{ meter, point }`, °C.
+    pub steam_temperature: Option<Value>,
+    /// `"auto"`, `"saturated"` or `"superheated"`.
+    pub steam_state: Option<Text>,
+    /// Dryness fraction of saturated steam.
+    pub steam_dryness: Option<Float>,
+    /// `{ meter, point }`, °C.
+    pub supply_temperature: Option<Value>,
+    /// `{ meter, point }`, °C.
+    pub return_temperature: Option<Value>,
+    /// A number (°C) or `{ meter, point }`.
+    pub feed_water_c: Option<Value>,
+    /// `{ meter, point }`, °C.
+    pub exhaust_c: Option<Value>,
+    /// `{ meter, point }`, % dry.
+    pub o2_pct: Option<Value>,
+    /// `{ meter, point }`, ppm.
+    pub co_ppm: Option<Value>,
+    /// A number (°C) or `{ meter, point }`.
+    pub cold_air_c: Option<Value>,
+    /// % of the steam mass.
+    pub blowdown_pct: Option<Float>,
+    /// q5 at rated load, %.
+    pub q5_rated_pct: Option<Float>,
+    /// q3 when CO is not measured, %.
+    pub q3_pct: Option<Float>,
+    /// Points of difference between the methods that count as disagreement.
+    pub disagreement_points: Option<Float>,
+    /// A limit-table row key, or `"none"`.
+    pub limits: Option<Text>,
+    /// `[[boilers.fuel_records]]`.
+    pub fuel_records: Option<Value>,
+}
+
+/// A boiler input `{ meter = "...", point = "..." }` as written.
+#[derive(Debug, Deserialize)]
+pub struct InputPointRaw {
+    /// Meter id (same site as the boiler).
+    pub meter: Option<Text>,
+    /// Point name in the meter's profile.
+    pub point: Option<Text>,
+}
+
+/// One `[[boilers.fuel_records]]` element as written.
+#[derive(Debug, Deserialize)]
+pub struct FuelRecordRaw {
+    /// Date the record is in force from (site local midnight).
+    pub from: Option<Text>,
+    /// Net calorific value, kJ/kg (solid, oil).
+    pub lhv_kj_per_kg: Option<Float>,
+    /// Net calorific value, kJ/m³ (gas).
+    pub lhv_kj_per_m3: Option<Float>,
+    /// As-received ash, %.
+    pub ash_pct: Option<Float>,
+    /// As-received moisture, %.
+    pub moisture_pct: Option<Float>,
+    /// Volatile matter, dry ash-free, %.
+    pub volatile_daf_pct: Option<Float>,
+    /// Share of the ash leaving as slag, %.
+    pub slag_share_pct: Option<Float>,
+    /// Combustible content of the slag, %.
+    pub slag_combustible_pct: Option<Float>,
+    /// Combustible content of the fly ash, %.
+    pub fly_ash_combustible_pct: Option<Float>,
+    /// Slag temperature, °C.
+    pub slag_temperature_c: Option<Float>,
 }
 
 #[cfg(test)]

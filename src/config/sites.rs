@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use config::Value;
 
+use super::boilers::PendingBoilers;
 use super::files::SourceText;
 use super::main_state::Main;
 use super::meter::{EnergyKeys, meter_energy, meter_validation};
 use super::raw::{MeterRaw, SiteFile, SiteRaw};
 use super::{EndpointConfig, MeterConfig, MeterSource, SiteConfig};
 use crate::check::{
-    self, Int, Problems, Text, choice, int, ratio, required_id, required_text, timezone,
+    self, Float, Int, Problems, Text, choice, int, ratio, required_id, required_text, timezone,
     unknown_ref,
 };
 use crate::model::{BrokerId, EndpointId, EnergyType, Level, MeterId, ProfileId, SiteId};
@@ -62,6 +63,8 @@ pub(super) struct SiteState<'a> {
     /// Counter unit of the first level-1 meter per (site, energy): site
     /// roll-ups add their amounts, so the units must agree.
     level1_units: HashMap<(SiteId, EnergyType), (String, String)>,
+    /// Each file's `[[boilers]]`, checked once every meter is known.
+    pub(super) boilers: Vec<PendingBoilers>,
 }
 
 impl<'a> SiteState<'a> {
@@ -84,6 +87,7 @@ impl<'a> SiteState<'a> {
             site_ids: HashMap::new(),
             units: HashMap::new(),
             level1_units: HashMap::new(),
+            boilers: Vec::new(),
         }
     }
 
@@ -145,6 +149,13 @@ impl<'a> SiteState<'a> {
                 self.meter(item, i, site_id, &f.path, p);
             }
         }
+        if let Some(value) = top.boilers {
+            self.boilers.push(PendingBoilers {
+                site: site_id,
+                file: f.path.clone(),
+                value,
+            });
+        }
     }
 
     /// One `[[meters]]` element; kept only when complete, but its id is
@@ -165,6 +176,7 @@ impl<'a> SiteState<'a> {
             steam_state: r.steam_state.take(),
             steam_dryness: r.steam_dryness.take(),
         };
+        let lhv_kj_per_m3 = energy_keys.lhv_kj_per_m3.map(|Float(x)| x);
         let id = required_id(r.id, &k("id"), "meter id", p);
         let energy_options: Vec<(&str, EnergyType)> =
             EnergyType::ALL.iter().map(|e| (e.as_str(), *e)).collect();
@@ -455,6 +467,7 @@ impl<'a> SiteState<'a> {
                 role,
                 conversion,
                 conversion_source,
+                lhv_kj_per_m3,
             });
         }
     }

@@ -497,6 +497,7 @@ pub(crate) mod tests {
             role: crate::pipeline::energy::EnergyRole::Consumed,
             conversion: crate::pipeline::energy::Conversion::None,
             conversion_source: String::new(),
+            lhv_kj_per_m3: None,
         }
     }
 

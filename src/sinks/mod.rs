@@ -4,6 +4,7 @@
 //! * [`encode`]: the schema of SCHEMA.md: readings become `reading` lines.
 //! * [`aggregates`]: closed windows become `consumption`, `gauge_stats` and
 //!   `site_consumption` lines.
+//! * [`boilers`]: boiler windows become `boiler` lines.
 //! * [`influx`]: the InfluxDB writer (v2 through the `influxdb2` crate, v1 by
 //!   plain HTTP), response classification and retries.
 //! * [`file`]: appends line protocol to a local file (the demo's fallback).
@@ -11,6 +12,7 @@
 //!   retries, and acknowledges to the spool only what the output confirmed.
 
 pub mod aggregates;
+pub mod boilers;
 pub mod encode;
 pub mod file;
 pub mod influx;

@@ -281,6 +281,9 @@ pub struct StatusBoard {
     pub(super) influx_requests: [AtomicU64; 4],
     pub(super) influx_lines: AtomicU64,
     pub(super) influx_latency: Histogram,
+    /// Boilers, by index, and the window sizes of their last windows.
+    pub(super) boilers: Vec<super::boilers::BoilerRow>,
+    pub(super) boiler_sizes: Vec<crate::pipeline::window::WindowSize>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -401,7 +404,10 @@ impl StatusBoard {
                     .collect(),
             })
             .collect();
+        let (boilers, boiler_sizes) = super::boilers::boiler_rows(config);
         StatusBoard {
+            boilers,
+            boiler_sizes,
             meters,
             endpoints,
             sites,

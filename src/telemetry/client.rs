@@ -2,13 +2,14 @@
 //! fetched from its HTTP API and rendered as a terminal table.
 //!
 //! It reads the same JSON the status page reads (`/api/sites`,
-//! `/api/meters`, `/api/endpoints`, `/api/summary`), so the terminal and the
-//! browser never disagree about a meter's state or a bus's round time.
+//! `/api/meters`, `/api/endpoints`, `/api/boilers`, `/api/summary`), so the
+//! terminal and the browser never disagree about a meter's state, a bus's
+//! round time or a boiler's efficiency.
 
 use std::fmt::Write as _;
 
 use super::Summary;
-use super::{EndpointSnapshot, MeterSnapshot, SiteSnapshot};
+use super::{BoilerSnapshot, EndpointSnapshot, MeterSnapshot, SiteSnapshot};
 
 /// Why the status could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +58,13 @@ pub async fn run(url: &str, token: Option<&str>) -> Result<String, StatusCliErro
         Err(StatusCliError::Status { status: 404, .. }) => Vec::new(),
         other => other?,
     };
+    // Nor `/api/boilers` before boilers: no boiler lines.
+    let boilers: Vec<BoilerSnapshot> = match fetch(&client, base, "/api/boilers", token).await {
+        Err(StatusCliError::Status { status: 404, .. }) => Vec::new(),
+        other => other?,
+    };
     let summary: Summary = fetch(&client, base, "/api/summary", token).await?;
-    Ok(render(&sites, &meters, &buses, &summary))
+    Ok(render_all(&sites, &meters, &buses, &boilers, &summary))
 }
 
 async fn fetch<T: serde::de::DeserializeOwned>(
@@ -168,12 +174,80 @@ fn render_buses(buses: &[EndpointSnapshot], out: &mut String) {
     out.push('\n');
 }
 
-/// The text `emgate status` prints for these snapshots.
+/// An efficiency as `83.9%`, `-` when there is none.
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}%"))
+}
+
+/// The boiler table, one line per boiler (nothing without boilers): its
+/// shortest window that has been written, with state, both efficiencies,
+/// grade and reasons.
+fn render_boilers(boilers: &[BoilerSnapshot], out: &mut String) {
+    if boilers.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = boilers
+        .iter()
+        .map(|b| {
+            let mut row = vec![b.site.clone(), b.id.clone(), b.kind.clone()];
+            match b.windows.first() {
+                None => row.extend(["-", "NO WINDOW YET", "-", "-", "-", "-"].map(str::to_owned)),
+                Some(w) => {
+                    let at = jiff::Timestamp::from_second(w.start)
+                        .map_or_else(|_| w.start.to_string(), |t| t.to_string());
+                    row.extend([
+                        format!("{} {at}", w.window),
+                        w.state.to_uppercase(),
+                        pct(w.eta_direct),
+                        pct(w.eta_indirect),
+                        w.grade.clone().unwrap_or_else(|| "-".to_owned()),
+                        if w.reasons.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            w.reasons.join(",")
+                        },
+                    ]);
+                }
+            }
+            row
+        })
+        .collect();
+    table(
+        &[
+            "SITE",
+            "BOILER",
+            "KIND",
+            "WINDOW",
+            "STATE",
+            "ETA DIRECT",
+            "ETA INDIRECT",
+            "GRADE",
+            "REASONS",
+        ],
+        &rows,
+        out,
+    );
+}
+
+/// The text `emgate status` prints for these snapshots (a gateway
+/// without boilers).
 #[must_use]
 pub fn render(
     sites: &[SiteSnapshot],
     meters: &[MeterSnapshot],
     buses: &[EndpointSnapshot],
+    summary: &Summary,
+) -> String {
+    render_all(sites, meters, buses, &[], summary)
+}
+
+/// The text `emgate status` prints: sites, meters, buses, boilers, totals.
+#[must_use]
+pub fn render_all(
+    sites: &[SiteSnapshot],
+    meters: &[MeterSnapshot],
+    buses: &[EndpointSnapshot],
+    boilers: &[BoilerSnapshot],
     summary: &Summary,
 ) -> String {
     let mut out = String::new();
@@ -249,6 +323,10 @@ pub fn render(
     );
     out.push('\n');
     render_buses(buses, &mut out);
+    if !boilers.is_empty() {
+        render_boilers(boilers, &mut out);
+        out.push('\n');
+    }
     let _ = writeln!(
         out,
         "meters: {} up, {} down, {} bad of {}",

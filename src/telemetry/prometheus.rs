@@ -8,6 +8,7 @@ use super::Stats;
 use super::board::{EndpointCounter, Histogram, NONE, STATUS_CLASSES, StatusBoard, lock};
 use crate::clock::now_ms;
 use crate::model::{Detail, Quality};
+use crate::pipeline::boiler::OutOfLimit;
 
 impl StatusBoard {
     /// Appends every metric in the Prometheus text exposition format 0.0.4.
@@ -423,6 +424,8 @@ impl StatusBoard {
             w.sample(name, &[], Stats::get(c));
         }
 
+        self.render_boiler_metrics(&mut w);
+
         // Spool.
         let gauges: [(&str, &str, u64); 4] = [
             (
@@ -526,6 +529,70 @@ impl StatusBoard {
         let name = "emgate_ready";
         w.header(name, "1 when the gateway is ready (see /ready).", "gauge");
         w.sample(name, &[], u64::from(self.readiness(stats).ready));
+    }
+}
+
+impl StatusBoard {
+    /// Boilers: windows per state, out-of-limit windows per item,
+    /// disagreeing windows (one series per boiler; families without
+    /// boilers have no sample).
+    fn render_boiler_metrics(&self, w: &mut Exposition<'_>) {
+        let name = "emgate_boiler_windows_total";
+        w.header(
+            name,
+            "Boiler windows written, by the state of their first writing.",
+            "counter",
+        );
+        for b in &self.boilers {
+            for (state, c) in ["running", "off", "partial"].iter().zip(&b.windows) {
+                w.sample(
+                    name,
+                    &[("boiler", &b.id), ("state", state)],
+                    c.load(Ordering::Relaxed),
+                );
+            }
+        }
+        let name = "emgate_boiler_windows_reemitted_total";
+        w.header(
+            name,
+            "Boiler windows written again after a later input.",
+            "counter",
+        );
+        for b in &self.boilers {
+            w.sample(
+                name,
+                &[("boiler", &b.id)],
+                b.reemitted.load(Ordering::Relaxed),
+            );
+        }
+        let name = "emgate_boiler_out_of_limit_total";
+        w.header(
+            name,
+            "Boiler windows beyond a limit, per item (efficiency, exhaust_c, alpha).",
+            "counter",
+        );
+        for b in &self.boilers {
+            for ((_, item), c) in OutOfLimit::NAMES.iter().zip(&b.out_of_limit) {
+                w.sample(
+                    name,
+                    &[("boiler", &b.id), ("item", item)],
+                    c.load(Ordering::Relaxed),
+                );
+            }
+        }
+        let name = "emgate_boiler_methods_disagree_total";
+        w.header(
+            name,
+            "Boiler windows whose direct and indirect efficiencies differ by more than the boiler's margin.",
+            "counter",
+        );
+        for b in &self.boilers {
+            w.sample(
+                name,
+                &[("boiler", &b.id)],
+                b.disagreements.load(Ordering::Relaxed),
+            );
+        }
     }
 }
 

@@ -14,7 +14,8 @@
 //!   a Buses row for each endpoint with its measured round.
 //!
 //! The meter rows' test hooks are `<tr data-meter="ID" data-state="...">`;
-//! the Buses table's rows are `<tr data-bus="ID">` in `table#buses`.
+//! the Buses table's rows are `<tr data-bus="ID">` in `table#buses`; the
+//! Boilers table's `<tr data-boiler="ID" data-state="...">` in `table#boilers`.
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Write};
@@ -63,6 +64,28 @@ const MOCK_ENDPOINTS: &str = r#"[
   "planned_round_ms":2250.0,"budget_ms":5000,"utilisation":1.10248},
  {"id":"plc","transport":"tcp","meters":2,"requests":4,"round_ms":12.5,
   "planned_round_ms":null,"budget_ms":1000,"utilisation":0.0125}
+]"#;
+
+/// Two boilers: one with a running window (its 15m window listed first,
+/// shortest first), one that has written nothing yet.
+const MOCK_BOILERS: &str = r#"[
+ {"id":"b1","name":"1# gas","site":"S1","kind":"steam","fuel":"natural_gas","rated_capacity":10.0,
+  "limits":null,"limits_source":"none","windows_total":{"running":1,"off":0,"partial":0,
+  "reemitted":0,"out_of_limit_efficiency":0,"out_of_limit_exhaust_c":0,"out_of_limit_alpha":0,
+  "methods_disagree":0},
+  "windows":[{"window":"15m","start":1764000000,"state":"running","eta_direct":91.54,
+   "eta_indirect":90.25,"q2":5.5,"q3":0.5,"q4":0.0,"q5":1.7,"q6":0.0,"alpha":1.2,"load_pct":75.0,
+   "heat_out_gj":6.25,"fuel_in_gj":6.83,"exhaust_c_mean":130.5,"o2_mean":3.5,"coverage":0.95,
+   "estimated":true,"methods_disagree":false,"grade":"2","out_of_limit":[],
+   "reasons":["estimated:q3_default","estimated:q5_rated"]},
+   {"window":"1h","start":1763998200,"state":"partial","eta_direct":null,"eta_indirect":null,
+   "q2":null,"q3":null,"q4":null,"q5":null,"q6":null,"alpha":null,"load_pct":null,
+   "heat_out_gj":null,"fuel_in_gj":null,"exhaust_c_mean":null,"o2_mean":null,"coverage":0.5,
+   "estimated":false,"methods_disagree":false,"grade":null,"out_of_limit":[],"reasons":[]}]},
+ {"id":"b2","name":"","site":"S2","kind":"hot_water","fuel":"bituminous","rated_capacity":7.0,
+  "limits":null,"limits_source":"none","windows_total":{"running":0,"off":0,"partial":0,
+  "reemitted":0,"out_of_limit_efficiency":0,"out_of_limit_exhaust_c":0,"out_of_limit_alpha":0,
+  "methods_disagree":0},"windows":[]}
 ]"#;
 
 const MOCK_READY: &str = r#"{"ready":true,"reasons":[]}"#;
@@ -205,6 +228,7 @@ fn api_answer(path: &str, seen: &Seen) -> (&'static str, &'static str, String) {
         "/api/sites" => ("200 OK", json, MOCK_SITES.to_owned()),
         "/api/meters" => ("200 OK", json, MOCK_METERS.to_owned()),
         "/api/endpoints" => ("200 OK", json, MOCK_ENDPOINTS.to_owned()),
+        "/api/boilers" => ("200 OK", json, MOCK_BOILERS.to_owned()),
         "/api/summary" => {
             let n = seen.summaries.fetch_add(1, Ordering::Relaxed);
             (
@@ -247,6 +271,16 @@ fn bus_rows(dom: &str) -> Vec<(String, String)> {
         rest = &rest[end..];
     }
     rows
+}
+
+/// The text of the Boilers row of `boiler`, whose `data-state` must be `state`.
+fn boiler_row(dom: &str, boiler: &str, state: &str) -> String {
+    let tag = format!("<tr data-boiler=\"{boiler}\" data-state=\"{state}\">");
+    let start = dom
+        .find(&tag)
+        .unwrap_or_else(|| panic!("no {tag} in DOM:\n{dom}"));
+    let end = dom[start..].find("</tr>").map_or(dom.len(), |e| start + e);
+    strip_tags(&dom[start + tag.len()..end])
 }
 
 /// The start tag of the element with `id`.
@@ -332,6 +366,21 @@ async fn page_renders_the_mock_api_with_the_token_from_the_fragment() {
         dom.contains("class=\"num over\">110.2 % (over)"),
         "DOM:\n{dom}"
     );
+
+    // The Boilers table: the shortest window's state, both efficiencies,
+    // grade and reasons (the window's time is local to the browser).
+    assert!(
+        !start_tag(&dom, "boilers-panel").contains(" hidden"),
+        "DOM:\n{dom}"
+    );
+    let b1 = boiler_row(&dom, "b1", "running");
+    assert!(b1.starts_with("b1 (1# gas)S115m "), "{b1}");
+    // 90.25 is exact in binary: JavaScript's toFixed rounds the tie up.
+    assert!(
+        b1.ends_with("running91.5 %90.3 %2estimated:q3_default, estimated:q5_rated"),
+        "{b1}"
+    );
+    assert_eq!(boiler_row(&dom, "b2", "none"), "b2S2–no window yet––––");
 
     // The page refreshed by itself, and every API request carried the token.
     assert!(

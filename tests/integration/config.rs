@@ -1676,7 +1676,7 @@ fn an_unknown_section_from_the_environment_is_reported_against_env() {
     assert_eq!(
         got,
         [
-            "<env>: nosection: unknown key; expected one of: gateway, influxdb, file_sink, endpoints, spool, validation, simulator, aggregation, mqtt, api, dtu (set by EMGATE__NOSECTION__X)"
+            "<env>: nosection: unknown key; expected one of: gateway, influxdb, file_sink, endpoints, spool, validation, simulator, aggregation, mqtt, api, dtu, boiler (set by EMGATE__NOSECTION__X)"
         ]
     );
 }

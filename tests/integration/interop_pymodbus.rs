@@ -45,13 +45,15 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
         role: emgate::pipeline::energy::EnergyRole::Consumed,
         conversion: emgate::pipeline::energy::Conversion::None,
         conversion_source: String::new(),
+        lhv_kj_per_m3: None,
     }
 }
 
 fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config {
     Config {
-        boilers: Vec::new(),
         dtu: DtuSettings::default(),
+        boilers: Vec::new(),
+        boiler: emgate::config::BoilerSettings::default(),
         source: "tests/integration/interop_pymodbus.rs".into(),
         gateway: GatewayConfig {
             id: "interop".to_owned(),

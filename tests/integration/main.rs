@@ -12,6 +12,8 @@
 //! - `aggregate_restart`: `emgate run` SIGKILLed mid-window neither loses nor double-counts a minute;
 //! - `api`: the HTTP API over a status board fed in a known order, and `emgate status`;
 //! - `bad_devices`: devices that answer garbage or close mid-frame never stop the other meters;
+//! - `boiler_config`: `[[boilers]]` and `[boiler]`: what they become, exact errors and warnings, check-config, gauges kept for boilers;
+//! - `boiler_stage`: the boiler stage's join and emission rules on hand-made aggregation output; the `boiler` line protocol; `/api/boilers`, metrics and `emgate status`; readings through the gateway's stages against a hand computation (`iapws` for steam);
 //! - `browser`: the status page in headless Chromium, against a mock API and the real gateway;
 //! - `cli`: the `emgate` binary: `check-config`, `demo`, and `run` until SIGTERM;
 //! - `coefficients`: the shipped standard-coal coefficient table;
@@ -66,6 +68,9 @@ mod aggregate;
 mod aggregate_restart;
 mod api;
 mod bad_devices;
+mod boiler_calc;
+mod boiler_config;
+mod boiler_stage;
 mod browser;
 mod cli;
 mod coefficients;

@@ -63,6 +63,7 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
         role: emgate::pipeline::energy::EnergyRole::Consumed,
         conversion: emgate::pipeline::energy::Conversion::None,
         conversion_source: String::new(),
+        lhv_kj_per_m3: None,
     }
 }
 
@@ -71,8 +72,9 @@ fn meter(id: &str, profile: u32, unit_id: u8, pt: f64, ct: f64) -> MeterConfig {
 pub(crate) fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
     let profiles: Vec<Profile> = vec![sdm630_profile(), dtsd1352_profile()];
     Config {
-        boilers: Vec::new(),
         dtu: DtuSettings::default(),
+        boilers: Vec::new(),
+        boiler: emgate::config::BoilerSettings::default(),
         source: "tests/integration/sim.rs".into(),
         gateway: GatewayConfig {
             id: "sim-test".to_owned(),

@@ -181,6 +181,7 @@ impl Aggregator {
                     mean,
                     min: st.min,
                     max: st.max,
+                    samples: st.n,
                 });
             }
         }

@@ -39,6 +39,10 @@ pub struct GaugeStatOut {
     pub min: f64,
     /// Largest good sample.
     pub max: f64,
+    /// Good samples of this gauge (a meter's gauges can be flagged one by
+    /// one, so this can be below [`GaugeWindowOut::samples`]): the boiler
+    /// stage's coverage of a gauge input.
+    pub samples: u32,
 }
 
 /// One `gauges` point: a meter's gauge statistics in a window.

@@ -147,6 +147,109 @@ pub struct BoilerSpec {
     pub min_coverage: f64,
 }
 
+/// Default of `[[boilers]] disagreement_points`: the methods disagree when
+/// |η₁ − η₂| exceeds this many points.
+pub const DEFAULT_DISAGREEMENT_POINTS: f64 = 5.0;
+
+/// Default of `[boiler] min_coverage`.
+pub const DEFAULT_MIN_COVERAGE: f64 = 0.9;
+
+/// A set of a boiler's inputs: which are configured ([`calc::evaluate_with`])
+/// or which arrived in a window ([`Inputs::present`]). A bit set, so it is
+/// copied, never allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Inputs(pub u16);
+
+impl Inputs {
+    /// The fuel counter.
+    pub const FUEL: Inputs = Inputs(1);
+    /// The output counter.
+    pub const OUTPUT: Inputs = Inputs(1 << 1);
+    /// Steam pressure.
+    pub const STEAM_PRESSURE: Inputs = Inputs(1 << 2);
+    /// Steam temperature.
+    pub const STEAM_TEMPERATURE: Inputs = Inputs(1 << 3);
+    /// Hot-water supply temperature.
+    pub const SUPPLY_TEMPERATURE: Inputs = Inputs(1 << 4);
+    /// Hot-water return temperature.
+    pub const RETURN_TEMPERATURE: Inputs = Inputs(1 << 5);
+    /// Feed-water temperature.
+    pub const FEED_WATER: Inputs = Inputs(1 << 6);
+    /// Exhaust temperature.
+    pub const EXHAUST: Inputs = Inputs(1 << 7);
+    /// O₂.
+    pub const O2: Inputs = Inputs(1 << 8);
+    /// CO.
+    pub const CO: Inputs = Inputs(1 << 9);
+    /// Cold-air temperature.
+    pub const COLD_AIR: Inputs = Inputs(1 << 10);
+
+    /// True when `other`'s bits are all set.
+    #[must_use]
+    pub fn contains(self, other: Inputs) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// True when any of `other`'s bits is set.
+    #[must_use]
+    pub fn intersects(self, other: Inputs) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The union.
+    #[must_use]
+    pub fn with(self, other: Inputs) -> Inputs {
+        Inputs(self.0 | other.0)
+    }
+
+    /// The inputs that arrived in `w` (its `Some` fields).
+    #[must_use]
+    pub fn present(w: &WindowInputs) -> Inputs {
+        let mut s = Inputs::default();
+        for (p, bit) in [
+            (w.fuel.is_some(), Inputs::FUEL),
+            (w.output.is_some(), Inputs::OUTPUT),
+            (w.steam_pressure.is_some(), Inputs::STEAM_PRESSURE),
+            (w.steam_temperature.is_some(), Inputs::STEAM_TEMPERATURE),
+            (w.supply_temperature.is_some(), Inputs::SUPPLY_TEMPERATURE),
+            (w.return_temperature.is_some(), Inputs::RETURN_TEMPERATURE),
+            (w.feed_water.is_some(), Inputs::FEED_WATER),
+            (w.exhaust.is_some(), Inputs::EXHAUST),
+            (w.o2.is_some(), Inputs::O2),
+            (w.co_ppm.is_some(), Inputs::CO),
+            (w.cold_air.is_some(), Inputs::COLD_AIR),
+        ] {
+            if p {
+                s = s.with(bit);
+            }
+        }
+        s
+    }
+
+    /// The inputs every boiler of `spec`'s output kind has (the contract's
+    /// required keys): fuel and output; steam mass adds pressure, feed water
+    /// and (unless `saturated`) temperature; water flow adds supply and
+    /// return temperatures.
+    #[must_use]
+    pub fn required(spec: &BoilerSpec) -> Inputs {
+        let base = Inputs::FUEL.with(Inputs::OUTPUT);
+        match spec.output {
+            OutputKind::SteamMass { state, .. } => {
+                let s = base.with(Inputs::STEAM_PRESSURE).with(Inputs::FEED_WATER);
+                if state == SteamState::Saturated {
+                    s
+                } else {
+                    s.with(Inputs::STEAM_TEMPERATURE)
+                }
+            }
+            OutputKind::Heat { .. } => base,
+            OutputKind::WaterFlow { .. } => base
+                .with(Inputs::SUPPLY_TEMPERATURE)
+                .with(Inputs::RETURN_TEMPERATURE),
+        }
+    }
+}
+
 /// A window's amount of one counter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Amount {

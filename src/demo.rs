@@ -21,6 +21,14 @@
 //!   so heartbeats arrive between the 5 s polls). The simulator is the DTU;
 //!   the summary says how often it connected and beat.
 //!
+//! Three enterprises have a boiler house ([`boilers`]): a gas steam boiler,
+//! a coal-fired steam boiler and a gas hot-water boiler, each with its fuel
+//! meter, output meter and flue-gas analyzer, driven by the simulator's
+//! boiler model. The demo serves the HTTP API on a free loopback port (the
+//! status page shows the boilers) and its summary ends with each boiler's
+//! newest window: both efficiencies, state and grade, beside the
+//! simulator's true efficiency.
+//!
 //! When an MQTT broker answers on 127.0.0.1:1883 (a local Mosquitto), the
 //! demo adds broker `local` with one JSON, one line-protocol and one CSV
 //! subscription and [`MQTT_METERS`] publishing meters: the simulator
@@ -28,6 +36,7 @@
 //! ingestion run side by side. Without a broker the demo says how to get one
 //! and runs with Modbus meters only.
 
+mod boilers;
 mod builtin;
 
 use std::path::PathBuf;
@@ -40,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigErrors, InfluxApi, InfluxConfig, OutputConfig, Secret};
 use crate::sim::Simulator;
 use crate::sinks::influx::Writer;
-use crate::telemetry::Stats;
+use crate::telemetry::{BoilerSnapshot, Stats};
 pub use builtin::{
     DLT645_METERS, DLT645_PROFILE, DTU_BUS, DTU_HEARTBEAT_MS, DTU_REGISTRATION, DemoBus,
     MQTT_BROKER, MQTT_METERS, SERIAL_BUS, demo_config,
@@ -256,6 +265,10 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     } else {
         println!("MQTT: no broker on {host}:{port}; start mosquitto to include MQTT meters");
     }
+    if let Some(addr) = config.api.listen {
+        println!("status page: http://{addr}/ (boilers: http://{addr}/api/boilers)");
+    }
+    println!("{}", boilers::banner(&config));
     println!(
         "injected faults: {}",
         faults(mqtt)
@@ -266,10 +279,24 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
 
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
-    let gateway = tokio::spawn(crate::app::run(
+    // The API serves the status page and /api/boilers while the demo runs;
+    // its reload requests are refused (the configuration is built in).
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<crate::app::ReloadRequest>(1);
+    tokio::spawn(async move {
+        while let Some(r) = reload_rx.recv().await {
+            let _ = r.reply.send(Err(vec![
+                "the demo's configuration is built in: nothing to reload".to_owned(),
+            ]));
+        }
+    });
+    let gateway = tokio::spawn(crate::app::run_with(
         Arc::clone(&config),
         Arc::clone(&stats),
         shutdown.clone(),
+        crate::app::Control {
+            reload: None,
+            api: Some(reload_tx),
+        },
     ));
 
     let started = Instant::now();
@@ -298,6 +325,11 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
             break;
         }
     }
+    // The boilers' newest windows, as the status page shows them.
+    let boilers = match config.api.listen {
+        Some(addr) => boiler_snapshots(addr).await,
+        None => Vec::new(),
+    };
     shutdown.cancel();
     let summary = gateway.await.map_err(|e| DemoError::Io(e.to_string()))??;
     sim_stop.cancel();
@@ -366,6 +398,9 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
             sim.dtu_heartbeats(e)
         );
     }
+    for line in boilers::summary_lines(&config, &boilers, &sim) {
+        println!("{line}");
+    }
     if summary.lines_left_in_spool > 0 {
         println!(
             "               {} lines not delivered before the shutdown grace ended",
@@ -373,6 +408,28 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         );
     }
     Ok(())
+}
+
+/// `GET /api/boilers` of the demo's own API; empty when it does not answer
+/// (the summary then says the boilers have no window).
+async fn boiler_snapshots(addr: std::net::SocketAddr) -> Vec<BoilerSnapshot> {
+    let url = format!("http://{addr}/api/boilers");
+    let answer = async {
+        let body = reqwest::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_str::<Vec<BoilerSnapshot>>(&body).map_err(|e| e.to_string())
+    };
+    answer.await.unwrap_or_else(|e| {
+        println!("warning: {url}: {e}");
+        Vec::new()
+    })
 }
 
 /// The endpoint called `id`.

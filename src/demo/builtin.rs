@@ -514,10 +514,12 @@ pub fn demo_config(
         "[gateway]\nid = \"demo\"\ntimezone = \"Asia/Shanghai\"\ndata_dir = {:?}\n\n\
          [file_sink]\npath = {:?}\nbatch_size = 1000\nflush_interval_ms = 500\n\n\
          [aggregation]\nwindows = [\"1m\", \"15m\", \"1h\", \"1d\"]\n\n\
+         [api]\nlisten = \"127.0.0.1:{}\"\n\n\
          [dtu]\nlisten = \"127.0.0.1:{}\"\n\n\
          [simulator]\ntime_step_ms = 1000\ndtu_heartbeat_ms = {DTU_HEARTBEAT_MS}\nfaults = [",
         data_dir.display().to_string(),
         lines_file.display().to_string(),
+        free_port()?,
         free_port()?
     );
     for (i, (meter, fault)) in faults(mqtt).enumerate() {
@@ -581,6 +583,7 @@ pub fn demo_config(
                 }
             }
         }
+        super::boilers::append_site(&mut text, n, &format!("tcp-{n}"), meters.len() + 1);
         for (_, id, energy, level, profile, interval) in
             MQTT_METERS.iter().filter(|m| mqtt && m.0 == n)
         {
@@ -610,9 +613,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let c = demo_config(dir.path(), &dir.path().join("demo.lp"), false).expect("loads");
         assert!(c.mqtt.is_empty());
-        assert_eq!(c.meters.len(), 49);
+        // 49 meters of the enterprises and 8 of their boilers.
+        assert_eq!(super::super::boilers::meter_count(), 8);
+        assert_eq!(c.meters.len(), 57);
         assert!(c.meters.iter().all(|m| m.endpoint().is_some()));
-        assert_eq!(c.meters.iter().filter(|m| m.modbus().is_some()).count(), 47);
+        assert_eq!(c.meters.iter().filter(|m| m.modbus().is_some()).count(), 55);
+        assert!(c.api.listen.is_some_and(|a| a.ip().is_loopback()));
     }
 
     #[test]
@@ -721,7 +727,7 @@ mod tests {
         assert_eq!(c.mqtt.len(), 1);
         assert_eq!(c.mqtt[0].id, "local");
         assert_eq!((c.mqtt[0].host.as_str(), c.mqtt[0].port), MQTT_BROKER);
-        assert_eq!(c.meters.len(), 53);
+        assert_eq!(c.meters.len(), 61);
         let (plans, skipped) = crate::sim::mqtt::plan(&c);
         assert!(skipped.is_empty(), "{skipped:?}");
         let topics: Vec<(&str, &str)> = plans

@@ -11,6 +11,7 @@
 //! - `aggregate`: the aggregation stage on hand-made streams, plus lateness and checkpoint properties;
 //! - `aggregate_restart`: `emgate run` SIGKILLed mid-window neither loses nor double-counts a minute;
 //! - `api`: the HTTP API over a status board fed in a known order, and `emgate status`;
+//! - `boiler_e2e`: simulated boilers through the gateway into `influxd`: both efficiency methods against a hand computation of the model, and bad input with its exact fields and reasons;
 //! - `bad_devices`: devices that answer garbage or close mid-frame never stop the other meters;
 //! - `boiler_config`: `[[boilers]]` and `[boiler]`: what they become, exact errors and warnings, check-config, gauges kept for boilers;
 //! - `boiler_stage`: the boiler stage's join and emission rules on hand-made aggregation output; the `boiler` line protocol; `/api/boilers`, metrics and `emgate status`; readings through the gateway's stages against a hand computation (`iapws` for steam);
@@ -68,6 +69,7 @@ mod aggregate;
 mod aggregate_restart;
 mod api;
 mod bad_devices;
+mod boiler_e2e;
 mod boiler_calc;
 mod boiler_config;
 mod boiler_stage;

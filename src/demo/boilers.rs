@@ -159,6 +159,9 @@ pub(super) fn meter_count() -> usize {
     BOILERS.iter().map(|b| b.meters.len()).sum()
 }
 
+/// What the summary says of a boiler before its first window.
+const NO_WINDOW: &str = "no window yet (one is written when its first minute has closed)";
+
 /// `12.3 %`, or `-` when there is no number.
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} %"))
@@ -224,7 +227,7 @@ pub(super) fn summary_lines(
                 .and_then(|s| s.windows.first())
             {
                 None => {
-                    line.push_str("no window yet (one is written when its first minute has closed)")
+                    line.push_str(NO_WINDOW);
                 }
                 Some(w) => {
                     let at = jiff::Timestamp::from_second(w.start)

@@ -98,8 +98,8 @@ fn demo_writes_line_protocol_to_data_dir() {
     let text = std::fs::read_to_string(&file).expect("data/demo.lp");
     let lines: Vec<&str> = text.lines().collect();
     assert!(!lines.is_empty());
-    // Readings, and the demo's 1-minute windows when the run crossed a
-    // minute boundary.
+    // Readings, and the demo's 1-minute windows (its boilers' too) when the
+    // run crossed a minute boundary.
     assert!(
         lines.iter().any(|l| l.starts_with("reading,energy=")),
         "readings written"
@@ -109,7 +109,8 @@ fn demo_writes_line_protocol_to_data_dir() {
             "reading,",
             "consumption,",
             "gauge_stats,",
-            "site_consumption,"
+            "site_consumption,",
+            "boiler,"
         ]
         .iter()
         .any(|m| l.starts_with(m))),

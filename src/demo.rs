@@ -21,7 +21,7 @@
 //!   so heartbeats arrive between the 5 s polls). The simulator is the DTU;
 //!   the summary says how often it connected and beat.
 //!
-//! Three enterprises have a boiler house ([`boilers`]): a gas steam boiler,
+//! Three enterprises have a boiler house (`demo/boilers.rs`): a gas steam boiler,
 //! a coal-fired steam boiler and a gas hot-water boiler, each with its fuel
 //! meter, output meter and flue-gas analyzer, driven by the simulator's
 //! boiler model. The demo serves the HTTP API on a free loopback port (the

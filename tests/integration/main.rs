@@ -56,6 +56,7 @@
 //! - `spool_full`: a full spool under `block` and `drop_oldest`, drained into `influxd`;
 //! - `spool_model`: the spool against an in-memory model (proptest);
 //! - `spool_recovery`: hand-made spool damage and its exact recovery report; a real SIGKILL;
+//! - `targets_config`: `[[targets]]` in site files: what a target becomes, every key's exact message;
 //! - `steam`: steam properties against the IAPWS-IF97 reference values;
 //! - `validate_props`: property test of the validator's consumption arithmetic;
 //! - `validate_rules`: one test per validation rule with exact quality bits;
@@ -115,6 +116,7 @@ mod spool_model;
 mod spool_recovery;
 mod steam;
 mod steam_state;
+mod targets_config;
 mod validate_props;
 mod validate_rules;
 mod window;

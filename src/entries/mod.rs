@@ -374,5 +374,7 @@ impl Entry {
     }
 }
 
+pub mod write;
+
 #[cfg(test)]
 mod tests;

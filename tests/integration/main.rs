@@ -30,6 +30,7 @@
 //! - `e2e_influx_v1`: simulator, whole gateway and `influxd`: one exact point per polled slot;
 //! - `e2e_mqtt`: MQTT ingestion through Mosquitto into `influxd`: formats, credentials, TLS, bad payloads;
 //! - `e2e_quality`: simulator faults carry the right quality bits into `influxd`; a restart keeps a rollover;
+//! - `entries`: `emgate enter` into a real `influxd`: an entry and its correction both stored, each refusal's exact message with nothing written;
 //! - `energy`: standard-coal conversion of window amounts;
 //! - `fieldbus_adversarial`: our own misbehaving device on every transport: exact quality bit and detail, never a value;
 //! - `fieldbus_common`: what the field-bus tests share (reading lines, metrics, profiles);
@@ -89,6 +90,7 @@ mod e2e_influx_v1;
 mod e2e_mqtt;
 mod e2e_quality;
 mod energy;
+mod entries;
 mod fieldbus_adversarial;
 mod fieldbus_common;
 mod fieldbus_config;

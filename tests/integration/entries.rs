@@ -253,3 +253,104 @@ async fn each_bad_entry_is_refused_with_its_message_and_nothing_is_written() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(entries(&influxd).await.len(), 1);
 }
+
+/// POSTs `body` to `/api/entries` with `token`: status and JSON answer.
+async fn post(base: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/api/entries"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("POST /api/entries");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_appends_entries_through_the_spool_behind_the_token() {
+    let influxd = Influxd::with_database(DB).await;
+    let port = crate::support::free_port();
+    let files = GatewayToml::new("gw")
+        .readings_only()
+        .influx_v1(
+            &influxd.url(),
+            DB,
+            "batch_size = 10\nflush_interval_ms = 100",
+        )
+        .section(
+            "api",
+            &format!("listen = \"127.0.0.1:{port}\"\ntoken = \"tok\""),
+        )
+        .site(
+            "fz.toml",
+            Site::new("fz", "Fuzhou mill").timezone("Asia/Shanghai"),
+        )
+        .write();
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let gw = crate::support::test_gateway::InProcess::start_with(
+        std::sync::Arc::new(files.load()),
+        emgate::app::Control {
+            reload: None,
+            api: Some(tx),
+        },
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    crate::support::wait_for(
+        "the API to answer /health",
+        std::time::Duration::from_secs(15),
+        async || reqwest::get(format!("{base}/health")).await.is_ok(),
+    )
+    .await;
+    let good = r#"{"site": "fz", "item": "output_value_10k_cny", "period": "2026-10",
+                   "value": 812.25, "unit": "10k_cny"}"#;
+    assert_eq!(
+        post(&base, None, good).await,
+        (
+            401,
+            json!({"error": "missing bearer token (Authorization: Bearer <token>)"})
+        )
+    );
+    assert_eq!(
+        post(&base, Some("wrong"), good).await,
+        (401, json!({"error": "invalid bearer token"}))
+    );
+    assert_eq!(
+        post(&base, Some("tok"), &good.replace("10k_cny\"}", "cny\"}")).await,
+        (
+            400,
+            json!({"error": "unit \"cny\" does not fit item output_value_10k_cny; use \"10k_cny\""})
+        )
+    );
+    let (status, answer) = post(&base, Some("tok"), "{\"site\": \"fz\"}").await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("invalid entry JSON: missing field `item`")),
+        "{answer}"
+    );
+    let (status, entry) = post(&base, Some("tok"), good).await;
+    assert_eq!(status, 201, "{entry}");
+    let id = entry["id"].as_str().expect("id").to_owned();
+    let mut expected = json!({
+        "site": "fz", "item": "output_value_10k_cny", "period": "2026-10",
+        "period_start": "2026-10-01T00:00:00+08:00", "period_end": "2026-11-01T00:00:00+08:00",
+        "value": 812.25, "unit": "10k_cny", "entered_by": "api", "reason": "",
+        "id": id, "supersedes": "", "time": entry["time"],
+    });
+    assert_eq!(entry, expected);
+    crate::support::wait_for(
+        "the entry in influxd",
+        std::time::Duration::from_secs(15),
+        async || !entries(&influxd).await.is_empty(),
+    )
+    .await;
+    let stored = entries(&influxd).await;
+    if let Some(e) = expected.as_object_mut() {
+        e.remove("time");
+    }
+    assert_eq!(stored, vec![expected], "only the good entry is stored");
+    gw.stop().await;
+}

@@ -21,6 +21,10 @@ use crate::sinks::lineproto::{LineBuilder, series_prefix};
 
 /// Characters of an entry id (Crockford base32, ULID-like).
 const ID_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Longest `entered_by`, characters: a name, not a document.
+pub const MAX_BY_CHARS: usize = 100;
+/// Longest `reason`, characters.
+pub const MAX_REASON_CHARS: usize = 1000;
 /// Length of an entry id: 10 characters of milliseconds, 16 of randomness.
 pub const ID_LEN: usize = 26;
 
@@ -150,6 +154,14 @@ pub enum EntryError {
     /// A correction without a reason.
     #[error("a correction needs a reason; say why the entry it supersedes is wrong")]
     Reason,
+    /// A free-text field longer than its limit.
+    #[error("{key} is too long; at most {max} characters")]
+    TooLong {
+        /// `entered_by` or `reason`.
+        key: &'static str,
+        /// Its limit ([`MAX_BY_CHARS`], [`MAX_REASON_CHARS`]).
+        max: usize,
+    },
     /// `supersedes` is not an id.
     #[error("supersedes \"{0}\" is not an entry id (26 characters, as `emgate enter` printed it)")]
     Supersedes(String),
@@ -316,6 +328,14 @@ pub fn validate(
         .map(str::trim)
         .unwrap_or_default()
         .to_owned();
+    for (key, text, max) in [
+        ("entered_by", entered_by.as_str(), MAX_BY_CHARS),
+        ("reason", reason.as_str(), MAX_REASON_CHARS),
+    ] {
+        if text.chars().count() > max {
+            return Err(EntryError::TooLong { key, max });
+        }
+    }
     let supersedes = input
         .supersedes
         .as_deref()

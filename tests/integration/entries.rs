@@ -230,7 +230,12 @@ async fn each_bad_entry_is_refused_with_its_message_and_nothing_is_written() {
             "supersedes \"nope\" is not an entry id (26 characters, as `emgate enter` printed it)",
         ),
     ];
-    for (change, message) in cases {
+    let long_reason = "x".repeat(1001);
+    let long: &[(&[&str], &str)] = &[(
+        &["--reason", &long_reason],
+        "reason is too long; at most 1000 characters",
+    )];
+    for (change, message) in cases.iter().chain(long) {
         let mut args: Vec<&str> = ok.to_vec();
         for pair in change.chunks(2) {
             if let Some(at) = args.iter().position(|a| *a == pair[0]) {

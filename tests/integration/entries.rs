@@ -1,7 +1,10 @@
 //! Manual entries through `emgate enter` into a real `influxd`: an entry and
 //! its correction are both stored with every field; a meter reading takes
 //! its meter's counter unit; each refused entry's exact message (part of
-//! the interface), with nothing written.
+//! the interface), with nothing written. `POST /api/entries` on a running
+//! gateway: behind the token, 400 with the message for a bad entry, 201
+//! and the entry through the spool into `influxd`, checked against the
+//! configuration in force after a reload.
 
 use std::path::Path;
 use std::process::Command;
@@ -293,11 +296,11 @@ async fn the_api_appends_entries_through_the_spool_behind_the_token() {
             Site::new("fz", "Fuzhou mill").timezone("Asia/Shanghai"),
         )
         .write();
-    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     let gw = crate::support::test_gateway::InProcess::start_with(
         std::sync::Arc::new(files.load()),
         emgate::app::Control {
-            reload: None,
+            reload: Some(rx),
             api: Some(tx),
         },
     );
@@ -357,5 +360,23 @@ async fn the_api_appends_entries_through_the_spool_behind_the_token() {
         e.remove("time");
     }
     assert_eq!(stored, vec![expected], "only the good entry is stored");
+
+    // Entries are checked against the configuration in force: a site added
+    // by a reload can be entered for, at once.
+    let xm = good.replace("\"fz\"", "\"xm\"");
+    assert_eq!(
+        post(&base, Some("tok"), &xm).await,
+        (400, json!({"error": "unknown site \"xm\"; known: fz"}))
+    );
+    files.write_site("xm.toml", Site::new("xm", "Xiamen plant"));
+    let reloaded = reqwest::Client::new()
+        .post(format!("{base}/api/reload"))
+        .bearer_auth("tok")
+        .send()
+        .await
+        .expect("POST /api/reload");
+    assert_eq!(reloaded.status().as_u16(), 200);
+    let (status, entry) = post(&base, Some("tok"), &xm).await;
+    assert_eq!((status, &entry["site"]), (201, &json!("xm")), "{entry}");
     gw.stop().await;
 }

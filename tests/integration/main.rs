@@ -30,7 +30,7 @@
 //! - `e2e_influx_v1`: simulator, whole gateway and `influxd`: one exact point per polled slot;
 //! - `e2e_mqtt`: MQTT ingestion through Mosquitto into `influxd`: formats, credentials, TLS, bad payloads;
 //! - `e2e_quality`: simulator faults carry the right quality bits into `influxd`; a restart keeps a rollover;
-//! - `entries`: manual entries into a real `influxd`: `emgate enter` (an entry and its correction both stored, each refusal's exact message with nothing written) and `POST /api/entries` (through the spool, behind the token);
+//! - `entries`: manual entries into a real `influxd`: `emgate enter` (an entry and its correction both stored, each refusal's exact message with nothing written) and `POST /api/entries` (through the spool, behind the token, against the configuration in force after a reload);
 //! - `energy`: standard-coal conversion of window amounts;
 //! - `fieldbus_adversarial`: our own misbehaving device on every transport: exact quality bit and detail, never a value;
 //! - `fieldbus_common`: what the field-bus tests share (reading lines, metrics, profiles);

@@ -380,3 +380,42 @@ async fn the_api_appends_entries_through_the_spool_behind_the_token() {
     assert_eq!((status, &entry["site"]), (201, &json!("xm")), "{entry}");
     gw.stop().await;
 }
+
+#[test]
+fn without_influxdb_the_entry_is_appended_to_the_file_sink() {
+    let files = GatewayToml::new("gw")
+        .site("xm.toml", Site::new("xm", "Xiamen plant").timezone("UTC"))
+        .write();
+    let (code, id, err) = enter(
+        &files.main_file(),
+        &[
+            "--site",
+            "xm",
+            "--item",
+            "value_added_10k_cny",
+            "--period",
+            "2025",
+            "--value",
+            "0",
+            "--unit",
+            "10k_cny",
+            "--by",
+            "Chen \"Jr\"",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(files.data_dir().join("lines.lp")).expect("lines.lp");
+    let (line, time) = text.trim_end().rsplit_once(' ').expect("timestamp");
+    assert_eq!(
+        line,
+        format!(
+            "entry,item=value_added_10k_cny,period=2025,site=xm value=0.0,unit=\"10k_cny\",\
+             period_start=\"2025-01-01T00:00:00+00:00\",period_end=\"2026-01-01T00:00:00+00:00\",\
+             entered_by=\"Chen \\\"Jr\\\"\",reason=\"\",id=\"{id}\",supersedes=\"\""
+        )
+    );
+    let now = jiff::Timestamp::now().as_second();
+    let time: i64 = time.parse().expect("seconds");
+    assert!((now - 60..=now).contains(&time), "{time} vs {now}");
+    assert_eq!(text.lines().count(), 1);
+}

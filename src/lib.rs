@@ -14,6 +14,7 @@
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 //!
 //! Components:
+//! * [`entries`]: manual entries (output, output value, readings of unconnected meters): validation and their `entry` line.
 //! * [`sources`]: where readings enter ([`sources::modbus`], [`sources::mqtt`]), as [`sources::Input`].
 //! * [`sinks`]: where they leave: line protocol, InfluxDB v1/v2, a local file.
 //! * [`sim`]: simulated meters with exact, known consumption (Modbus and MQTT).
@@ -43,6 +44,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod entries;
 pub mod model;
 pub mod pipeline;
 pub mod profiles;

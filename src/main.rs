@@ -83,6 +83,41 @@ enum Command {
         #[arg(long, env = "EMGATE__API__TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Enter a value no meter measures (production output, output value,
+    /// value added, a reading of an unconnected meter): validated against
+    /// the configuration, written to its output at once; prints the entry id.
+    Enter {
+        /// Main configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Site id.
+        #[arg(long)]
+        site: String,
+        /// Item: output_t (or output_<unit>), output_value_10k_cny, value_added_10k_cny or meter_reading.
+        #[arg(long)]
+        item: String,
+        /// Meter id (only with `--item meter_reading`).
+        #[arg(long)]
+        meter: Option<String>,
+        /// Period in the site's time zone: YYYY, YYYY-MM or YYYY-MM-DD.
+        #[arg(long)]
+        period: String,
+        /// The value (finite, not negative).
+        #[arg(long, allow_negative_numbers = true)]
+        value: f64,
+        /// Unit of the value (the item's: t, 10k_cny, or the meter's counter unit).
+        #[arg(long)]
+        unit: String,
+        /// Who enters it.
+        #[arg(long)]
+        by: String,
+        /// Why (required with `--supersedes`).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Id of the entry this one corrects.
+        #[arg(long)]
+        supersedes: Option<String>,
+    },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
         /// How long to run, seconds (long enough for a 1-minute window to close).
@@ -401,6 +436,48 @@ async fn async_main(command: Command) -> ExitCode {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Enter {
+            config,
+            site,
+            item,
+            meter,
+            period,
+            value,
+            unit,
+            by,
+            reason,
+            supersedes,
+        } => {
+            let config = match load_or_report(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let input = emgate::entries::EntryInput {
+                site,
+                item,
+                meter,
+                period,
+                value,
+                unit,
+                entered_by: Some(by),
+                reason,
+                supersedes,
+            };
+            match emgate::entries::write::enter(&config, &input).await {
+                Ok(entry) => {
+                    println!("{}", entry.id);
+                    ExitCode::SUCCESS
+                }
+                Err(e @ emgate::entries::write::EnterError::Invalid(_)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
                 }
                 Err(e) => {
                     eprintln!("error: {e}");

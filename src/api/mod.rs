@@ -1,6 +1,6 @@
 //! The HTTP API of a running gateway: health, readiness, Prometheus metrics,
 //! per-meter, per-site, per-endpoint (bus) and per-boiler status as JSON,
-//! the status page, and reload.
+//! the status page, reload, and manual entries ([`entries`]).
 //!
 //! It only reads the [`StatusBoard`](crate::telemetry::StatusBoard) and [`Stats`] (and forwards reload
 //! requests to the app's reload loop), so a slow client never slows the
@@ -22,7 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
+
+pub mod entries;
 use crate::telemetry::{Stats, Summary};
+pub use entries::EntryTarget;
 
 /// The status page, served from the binary (no CDN).
 const PAGE: &str = include_str!("page.html");
@@ -39,6 +42,8 @@ pub struct ApiState {
     pub token: Option<Secret>,
     /// Where `POST /api/reload` sends its request; `None`: reload unavailable.
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// Where `POST /api/entries` validates and appends; `None`: unavailable.
+    pub entries: Option<EntryTarget>,
 }
 
 /// A request to reload the configuration; the app's reload loop answers on
@@ -74,6 +79,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/boilers", get(boilers))
         .route("/api/summary", get(summary))
         .route("/api/reload", post(reload))
+        .route("/api/entries", post(entries::post_entry))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     // The page is open like /health: it holds no data, and a browser cannot
     // send a bearer token for it. Its script sends the token (from the

@@ -210,8 +210,12 @@ pub async fn run_with(
         shutdown,
         board: shared_board,
     };
+    // The configuration in force, for `POST /api/entries` (sent at each reload).
+    let (config_tx, config_rx) = tokio::sync::watch::channel(Arc::clone(&config));
     let api = match (control.api.take(), config.api.listen) {
-        (Some(reload), Some(addr)) => start_api(addr, &config, &env, reload, &token).await,
+        (Some(reload), Some(addr)) => {
+            start_api(addr, &config, &env, reload, config_rx, &token).await
+        }
         _ => None,
     };
     let mut current = next.start(&env, None, None, None).await;
@@ -235,7 +239,10 @@ pub async fn run_with(
         };
         let outcome = reload(&mut current, &env).await;
         match &outcome {
-            Ok(summary) => info!(summary = %summary, "reload applied: {summary}"),
+            Ok(summary) => {
+                config_tx.send_replace(Arc::clone(&current.config));
+                info!(summary = %summary, "reload applied: {summary}");
+            }
             Err(errors) => {
                 for e in errors {
                     error!(error = %e, "reload refused: {e}");
@@ -298,6 +305,7 @@ async fn start_api(
     config: &Config,
     env: &GenEnv,
     reload: mpsc::Sender<ReloadRequest>,
+    config_rx: tokio::sync::watch::Receiver<Arc<Config>>,
     shutdown: &CancellationToken,
 ) -> Option<JoinHandle<()>> {
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -312,6 +320,10 @@ async fn start_api(
         stats: Arc::clone(&env.stats),
         token: config.api.token.clone(),
         reload: Some(reload),
+        entries: Some(crate::api::EntryTarget {
+            config: config_rx,
+            spool: env.spool.clone(),
+        }),
     };
     let stop = shutdown.clone();
     Some(tokio::spawn(async move {

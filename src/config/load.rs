@@ -224,6 +224,7 @@ fn assemble(
         profiles,
         meter_ids,
         boilers,
+        targets,
         ..
     } = st;
     let boilers = resolve(
@@ -300,5 +301,6 @@ fn assemble(
         api,
         boilers,
         boiler,
+        targets,
     })
 }

@@ -39,6 +39,7 @@ mod simulator;
 mod sites;
 mod spool;
 mod subscription;
+pub mod targets;
 pub mod topic;
 
 use std::net::SocketAddr;
@@ -63,6 +64,7 @@ pub use crate::check::{ConfigError, ConfigErrors, Secret};
 pub use boilers::{BoilerConfig, BoilerSettings, Combustion, InputRef};
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
 pub use spool::default_spool;
+pub use targets::{EntryItem, IntensityTarget, TargetConfig, TargetSpan};
 
 /// The validated configuration of a gateway.
 #[derive(Debug, Clone)]
@@ -100,6 +102,8 @@ pub struct Config {
     pub boilers: Vec<BoilerConfig>,
     /// `[boiler]`: the boiler tables and the boiler stage's timing.
     pub boiler: BoilerSettings,
+    /// Energy-saving targets of every site (`[[targets]]`), in file order.
+    pub targets: Vec<TargetConfig>,
 }
 
 /// `[api]`, validated: the HTTP server of status, metrics and reload.

@@ -344,6 +344,35 @@ pub struct SiteFile {
     pub meters: Option<Value>,
     /// `[[boilers]]`.
     pub boilers: Option<Value>,
+    /// `[[targets]]`.
+    pub targets: Option<Value>,
+}
+
+/// One `[[targets]]` element as written (see `config::targets`).
+#[derive(Debug, Deserialize)]
+pub struct TargetRaw {
+    /// Calendar year of the target.
+    pub year: Option<Int>,
+    /// Five-year plan period, `"YYYY-YYYY"`.
+    pub period: Option<Text>,
+    /// Cap on the controlled total consumption, tce.
+    pub cap_tce: Option<Float>,
+    /// `kgce_per_<unit>`.
+    pub intensity_unit: Option<Text>,
+    /// Manual-entry item of the denominator.
+    pub intensity_item: Option<Text>,
+    /// Base year of the intensity decrease.
+    pub base_year: Option<Int>,
+    /// Intensity in the base year, kgce per unit.
+    pub base_intensity: Option<Float>,
+    /// Decrease per year, %.
+    pub annual_decrease_pct: Option<Float>,
+    /// Decrease over the plan period, %.
+    pub five_year_decrease_pct: Option<Float>,
+    /// Completion rate (%) below which the level is yellow.
+    pub warn_yellow_pct: Option<Float>,
+    /// Completion rate (%) at or below which the level is red.
+    pub warn_orange_pct: Option<Float>,
 }
 
 /// `[site]` as written.

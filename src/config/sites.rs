@@ -65,6 +65,8 @@ pub(super) struct SiteState<'a> {
     level1_units: HashMap<(SiteId, EnergyType), (String, String)>,
     /// Each file's `[[boilers]]`, checked once every meter is known.
     pub(super) boilers: Vec<PendingBoilers>,
+    /// Every site file's `[[targets]]`, checked.
+    pub(super) targets: Vec<super::targets::TargetConfig>,
 }
 
 impl<'a> SiteState<'a> {
@@ -88,6 +90,7 @@ impl<'a> SiteState<'a> {
             units: HashMap::new(),
             level1_units: HashMap::new(),
             boilers: Vec::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -148,6 +151,9 @@ impl<'a> SiteState<'a> {
             for (i, item) in items.into_iter().enumerate() {
                 self.meter(item, i, site_id, &f.path, p);
             }
+        }
+        if let Some(value) = top.targets {
+            super::targets::site_targets(value, site_id, &mut self.targets, p);
         }
         if let Some(value) = top.boilers {
             self.boilers.push(PendingBoilers {

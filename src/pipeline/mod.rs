@@ -26,5 +26,6 @@ pub mod boiler;
 pub mod coefficients;
 pub mod energy;
 pub mod steam;
+pub mod targets;
 pub mod validate;
 pub mod window;

@@ -84,6 +84,7 @@ async fn start(token: Option<&str>, reload: Option<mpsc::Sender<ReloadRequest>>)
         stats: Arc::clone(&stats),
         token: token.map(Secret::new),
         reload,
+        entries: None,
     };
     tokio::spawn(api::serve(listener, state, shutdown.clone()));
     Api {

@@ -597,6 +597,7 @@ async fn serve(board: std::sync::Arc<emgate::telemetry::StatusBoard>) -> String 
         stats: std::sync::Arc::new(emgate::telemetry::Stats::default()),
         token: Some(emgate::config::Secret::new("t0ken")),
         reload: None,
+        entries: None,
     };
     tokio::spawn(emgate::api::serve(
         listener,

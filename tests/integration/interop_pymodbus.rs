@@ -54,6 +54,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
         dtu: DtuSettings::default(),
         boilers: Vec::new(),
         boiler: emgate::config::BoilerSettings::default(),
+        targets: Vec::new(),
         source: "tests/integration/interop_pymodbus.rs".into(),
         gateway: GatewayConfig {
             id: "interop".to_owned(),

@@ -75,6 +75,7 @@ pub(crate) fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
         dtu: DtuSettings::default(),
         boilers: Vec::new(),
         boiler: emgate::config::BoilerSettings::default(),
+        targets: Vec::new(),
         source: "tests/integration/sim.rs".into(),
         gateway: GatewayConfig {
             id: "sim-test".to_owned(),

@@ -201,13 +201,19 @@ fn print_conversions(c: &emgate::config::Config) {
         a.coefficients.edition
     );
     for m in &c.meters {
+        // A meter without a counter (a flue-gas analyzer, a power-quality
+        // meter) converts nothing: say so instead of an empty line.
+        let conversion = if m.consumption.is_none() {
+            "no counter: adds to no total"
+        } else {
+            m.conversion_source.as_str()
+        };
         println!(
-            "  {} ({} level {}, {}): {}",
+            "  {} ({} level {}, {}): {conversion}",
             m.id,
             m.energy,
             m.level.as_str(),
             m.role.as_str(),
-            m.conversion_source
         );
     }
 }

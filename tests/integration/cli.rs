@@ -30,6 +30,14 @@ fn check_config_accepts_the_shipped_example() {
         stdout.lines().next().unwrap_or_default(),
         "config/emgate.toml: ok: 2 site(s), 15 meter(s), 3 endpoint(s), 0 MQTT broker(s), 10 profile(s) in use; output: file data/lines.lp"
     );
+    // A meter without a counter converts nothing, and says so.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l
+                == "  fz01-b1-flue (natural_gas level 3, consumed): no counter: adds to no total"),
+        "{stdout}"
+    );
 }
 
 #[test]

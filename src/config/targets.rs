@@ -7,7 +7,7 @@
 //! enterprise and per year, so they are configuration, checked here with
 //! every problem as `FILE: targets[i].key: message`. The item names that
 //! manual entries and `intensity_item` share live here too ([`EntryItem`]),
-//! so the configuration never imports `crate::entries`.
+//! so the configuration never depends on the entries module.
 
 use std::collections::HashMap;
 

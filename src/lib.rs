@@ -48,6 +48,7 @@ pub mod entries;
 pub mod model;
 pub mod pipeline;
 pub mod profiles;
+pub mod reports;
 pub mod shutdown;
 pub mod sim;
 pub mod sinks;

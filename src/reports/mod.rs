@@ -298,3 +298,54 @@ pub enum StoreError {
         message: String,
     },
 }
+
+/// Granularity of the consumption report's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// One row per local day (the `1d` windows).
+    Day,
+    /// One row per local month (the `1mo` windows).
+    Month,
+    /// One row per year (the `1mo` windows summed).
+    Year,
+}
+
+/// What a report is asked for (CLI options or API query parameters).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The kind.
+    pub kind: ReportKind,
+    /// The sites to report (`--site`, or a scoped token's sites).
+    pub sites: Sites,
+    /// The range; `None`: the kind's default (the current year for
+    /// `targets` and `consumption`, the current month for the others).
+    pub range: Option<Range>,
+    /// "Now": the report's reference time (year-to-date ends here).
+    pub now: jiff::Timestamp,
+    /// `consumption`: rows per day, month or year.
+    pub granularity: Granularity,
+    /// `verification`: "due soon" means due within this many days (default 30).
+    pub due_within_days: u32,
+}
+
+/// A built report: its JSON (the API's answer, `--format json`) and the
+/// document the other formats render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The typed report serialised.
+    pub json: serde_json::Value,
+    /// The same report for reading.
+    pub document: Document,
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The request does not make sense (unknown site, range, option).
+    #[error("{0}")]
+    Request(String),
+}

@@ -110,6 +110,7 @@ mod ops_e2e;
 mod outage;
 mod plan;
 mod reload;
+mod reports_html;
 mod shutdown;
 mod sim;
 mod sim_dlt645;

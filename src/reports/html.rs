@@ -30,12 +30,16 @@ pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src da
 /// they fit; longer ones break between rows only.
 const KEEP_ROWS: usize = 30;
 
+/// Tables with more columns than this (the status column included) are
+/// set smaller, so they fit the width of an A4 page.
+const WIDE_COLUMNS: usize = 7;
+
 /// The page's style sheet (the `@page` footer text is added per document).
 const STYLE: &str = r#"
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 html { -webkit-print-color-adjust: exact; print-color-adjust: exact; background: #fff; }
-body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 10.5pt;
+body { font-family: "DejaVu Sans", "Liberation Sans", Arial, "Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", "PingFang SC", sans-serif; font-size: 10.5pt;
   line-height: 1.35; color: #1a1a1a; background: #fff; max-width: 190mm; margin: 0 auto; padding: 8mm 6mm; }
 header { border-bottom: 2px solid #1a1a1a; margin-bottom: 8px; }
 h1 { font-size: 18pt; margin: 0 0 4px; }
@@ -53,7 +57,10 @@ thead { display: table-header-group; }
 tr { break-inside: avoid; page-break-inside: avoid; }
 th, td { border-bottom: 1px solid #cfd8dc; padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #eceff1; border-bottom: 1.5px solid #263238; }
-.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+table.wide { font-size: 7.5pt; }
+table.wide th, table.wide td { padding: 2px 3px; }
 td.empty { text-align: center; color: #555; font-style: italic; }
 td.status { white-space: nowrap; font-weight: bold; }
 .sw { display: inline-block; width: 0.8em; height: 0.8em; border: 1px solid #222;
@@ -154,10 +161,17 @@ fn table(h: &mut String, t: &Table, id: &str) {
         .max()
         .unwrap_or(0)
         .max(t.columns.len());
-    let keep = if t.rows.len() <= KEEP_ROWS {
-        " class=\"keep\""
+    let mut classes = Vec::new();
+    if t.rows.len() <= KEEP_ROWS {
+        classes.push("keep");
+    }
+    if width + usize::from(marked) > WIDE_COLUMNS {
+        classes.push("wide");
+    }
+    let keep = if classes.is_empty() {
+        String::new()
     } else {
-        ""
+        format!(" class=\"{}\"", classes.join(" "))
     };
     let _ = write!(
         h,

@@ -154,7 +154,7 @@ pub fn mark_colour(mark: Mark) -> &'static str {
 }
 
 /// A value as a reader wants it on a chart: thousands grouped with ",",
-/// 0 decimals from 1 000, 1 from 10, else 2.
+/// 0 decimals from 1 000, 1 from 1 (and for 0), else 2.
 #[must_use]
 pub fn format_value(v: f64) -> String {
     if !v.is_finite() {
@@ -162,7 +162,7 @@ pub fn format_value(v: f64) -> String {
     }
     let decimals = if v.abs() >= 1000.0 {
         0
-    } else if v.abs() >= 10.0 {
+    } else if v.abs() >= 1.0 || v == 0.0 {
         1
     } else {
         2
@@ -495,7 +495,9 @@ mod tests {
         assert_eq!(format_value(-1234.4), "-1,234");
         assert_eq!(format_value(105.04), "105.0");
         assert_eq!(format_value(0.915), "0.92");
-        assert_eq!(format_value(-0.0), "0.00");
+        assert_eq!(format_value(-0.0), "0.0");
+        assert_eq!(format_value(6.0), "6.0");
+        assert_eq!(format_value(0.05), "0.05");
         assert_eq!(format_value(f64::INFINITY), "–");
     }
 

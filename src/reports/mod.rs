@@ -15,6 +15,8 @@
 
 use serde::Serialize;
 
+pub mod store_archive;
+
 /// The report kinds, as named on the command line and in `/api/reports/KIND`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -691,7 +691,15 @@ fn export(
     let tz = &config.gateway.timezone;
     let result = match out {
         Some(path) => match std::fs::File::create(path) {
-            Ok(f) => export(&dir, tz, from, to, sites, format, &mut std::io::BufWriter::new(f)),
+            Ok(f) => export(
+                &dir,
+                tz,
+                from,
+                to,
+                sites,
+                format,
+                &mut std::io::BufWriter::new(f),
+            ),
             Err(e) => {
                 eprintln!("error: cannot create {}: {e}", path.display());
                 return ExitCode::FAILURE;

@@ -125,7 +125,11 @@ fn log_archive(archive: &Archive) {
     let dropped = c.lines_dropped.load(Relaxed) + c.lines_failed.load(Relaxed);
     let written = c.lines_written.load(Relaxed);
     if dropped > 0 {
-        warn!(written, not_archived = dropped, "archive closed; some window lines were not archived (see earlier warnings)");
+        warn!(
+            written,
+            not_archived = dropped,
+            "archive closed; some window lines were not archived (see earlier warnings)"
+        );
     } else {
         info!(
             written,

@@ -133,11 +133,12 @@ pub fn csv_row(p: &Point, tz: &TimeZone, out: &mut Vec<u8>) {
                 .to_string()
         })
         .unwrap_or_default();
-    let mut put = |key: &str, value: String, cells: &mut Vec<String>| {
-        match CSV_COLUMNS[2..].iter().position(|c| *c == key) {
-            Some(i) if cells[i + 2].is_empty() => cells[i + 2] = value,
-            _ => extra.push(format!("{key}={value}")),
-        }
+    let mut put = |key: &str, value: String, cells: &mut Vec<String>| match CSV_COLUMNS[2..]
+        .iter()
+        .position(|c| *c == key)
+    {
+        Some(i) if cells[i + 2].is_empty() => cells[i + 2] = value,
+        _ => extra.push(format!("{key}={value}")),
     };
     for (k, v) in &p.tags {
         put(k, v.clone(), &mut cells);

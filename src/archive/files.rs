@@ -268,11 +268,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = jiff::civil::date(2026, 3, 5);
         assert!(!append_day(dir.path(), d, b"m a=1.0 1\n").expect("append"));
-        fs::write(
-            open_path(dir.path(), d),
-            b"m a=1.0 1\nm a=2",
-        )
-        .expect("tear");
+        fs::write(open_path(dir.path(), d), b"m a=1.0 1\nm a=2").expect("tear");
         assert!(append_day(dir.path(), d, b"m a=3.0 3\n").expect("append"));
         compress_day(dir.path(), d).expect("compress");
         append_day(dir.path(), d, b"m a=4.0 4\n").expect("append");

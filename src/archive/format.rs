@@ -160,7 +160,12 @@ impl Cursor<'_> {
         let mut out = Vec::new();
         while self.i < self.b.len() {
             let c = self.b[self.i];
-            if c == b'\\' && self.b.get(self.i + 1).is_some_and(|n| escapable.contains(n)) {
+            if c == b'\\'
+                && self
+                    .b
+                    .get(self.i + 1)
+                    .is_some_and(|n| escapable.contains(n))
+            {
                 out.push(self.b[self.i + 1]);
                 self.i += 2;
             } else if stops.contains(&c) {
@@ -229,9 +234,9 @@ impl Cursor<'_> {
             _ => {
                 let digits = raw.strip_prefix('-').unwrap_or(raw);
                 if !digits.starts_with(|c: char| c.is_ascii_digit())
-                    || !digits
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+                    || !digits.bytes().all(|b| {
+                        b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+')
+                    })
                 {
                     return Err(ParseError {
                         at: start,
@@ -308,7 +313,10 @@ mod tests {
         let p = parse(line).expect("parse");
         assert_eq!(p.measurement, "entry");
         assert_eq!(p.tag("site"), Some("a b,c=d"));
-        assert_eq!(p.series, "entry,item=output_t,period=2026-11,site=a\\ b\\,c\\=d");
+        assert_eq!(
+            p.series,
+            "entry,item=output_t,period=2026-11,site=a\\ b\\,c\\=d"
+        );
         assert_eq!(p.float("value"), Some(5.0));
         assert_eq!(p.string("reason"), Some("say \"hi\" \\ ok, x=1"));
         assert_eq!(p.field("n"), Some(&Value::Int(3)));
@@ -352,7 +360,10 @@ mod tests {
 
     #[test]
     fn measurement_and_time_without_parsing() {
-        assert_eq!(measurement_of(b"gauge_stats,site=a x=1 2\n"), b"gauge_stats");
+        assert_eq!(
+            measurement_of(b"gauge_stats,site=a x=1 2\n"),
+            b"gauge_stats"
+        );
         assert_eq!(measurement_of(b"a\\ b x=1 2"), b"a\\ b");
         assert_eq!(time_of(b"m x=\"a b\" 1700000000\n"), Some(1_700_000_000));
         assert_eq!(time_of(b"m x=1.0"), None);

@@ -138,7 +138,9 @@ pub struct Archive {
 
 impl std::fmt::Debug for Archive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Archive").field("dir", &self.dir).finish()
+        f.debug_struct("Archive")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 

@@ -59,10 +59,10 @@ pub struct Filter {
 impl Filter {
     fn keeps(&self, p: &Point) -> bool {
         (self.measurements.is_empty() || self.measurements.contains(&p.measurement))
-            && self
-                .sites
-                .as_ref()
-                .is_none_or(|s| p.tag("site").is_some_and(|site| s.iter().any(|x| x == site)))
+            && self.sites.as_ref().is_none_or(|s| {
+                p.tag("site")
+                    .is_some_and(|site| s.iter().any(|x| x == site))
+            })
             && self.time.is_none_or(|(a, b)| p.time >= a && p.time < b)
     }
 }
@@ -103,15 +103,12 @@ pub fn points_of(bytes: &[u8], filter: &Filter, stats: &mut ReadStats) -> Vec<Po
         if !filter.keeps(&p) {
             continue;
         }
-        match index.get(&(p.series.clone(), p.time)) {
-            Some(&i) => {
-                stats.merged += 1;
-                merge(&mut points[i], p);
-            }
-            None => {
-                index.insert((p.series.clone(), p.time), points.len());
-                points.push(p);
-            }
+        if let Some(&i) = index.get(&(p.series.clone(), p.time)) {
+            stats.merged += 1;
+            merge(&mut points[i], p);
+        } else {
+            index.insert((p.series.clone(), p.time), points.len());
+            points.push(p);
         }
     }
     points.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.series.cmp(&b.series)));

@@ -18,7 +18,7 @@ use super::reader::day_of;
 use super::{Counters, Msg};
 
 /// How often the thread looks whether the local date changed.
-const TICK: Duration = Duration::from_secs(60);
+const TICK: Duration = Duration::from_mins(1);
 
 /// Most messages written in one go (one fsync per day touched).
 const MAX_BATCH: usize = 64;
@@ -32,7 +32,9 @@ pub(super) struct Writer {
 
 impl Writer {
     fn today(&self) -> Date {
-        jiff::Timestamp::now().to_zoned_datetime(self.tz.clone()).date()
+        jiff::Timestamp::now()
+            .to_zoned_datetime(self.tz.clone())
+            .date()
     }
 
     /// Rotation and compression for `today`, logged and counted.

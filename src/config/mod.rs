@@ -175,7 +175,7 @@ pub struct GatewayConfig {
     pub shutdown_timeout: Duration,
     /// Days the local archive of window results and entries keeps
     /// (`archive_days`, default 190, 0..=3650; 0 turns the archive off).
-    /// See `crate::archive`.
+    /// The archive module's doc has the design.
     pub archive_days: u32,
 }
 

@@ -72,7 +72,11 @@ impl ArchiveStore {
         .await
         .map_err(|e| self.error(format!("reader failed: {e}")))?;
         let (points, _stats) = read.map_err(|e| match e {
-            crate::archive::ArchiveError::Io { path, what, message } => StoreError::Archive {
+            crate::archive::ArchiveError::Io {
+                path,
+                what,
+                message,
+            } => StoreError::Archive {
                 path: path.display().to_string(),
                 message: format!("{what}: {message}"),
             },
@@ -232,7 +236,10 @@ mod tests {
             .await
             .expect("sums");
         assert_eq!(sums.len(), 2);
-        assert_eq!((sums[0].site.as_str(), sums[0].amount, sums[0].windows), ("S1", 17.0, 2));
+        assert_eq!(
+            (sums[0].site.as_str(), sums[0].amount, sums[0].windows),
+            ("S1", 17.0, 2)
+        );
         assert_eq!(sums[0].controlled_kgce, 13.0);
         let level1 = store
             .meter_rows("1d", &only, Some(1), t, t + 86_400)

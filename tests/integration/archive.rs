@@ -26,6 +26,11 @@ use crate::support::influxd::Influxd;
 use crate::support::test_gateway::{InProcess, TestGateway};
 use crate::support::{timed, wait_for};
 
+/// The database `emgate run` writes to.
+const DB: &str = "first";
+/// The fresh database the export refills.
+const FRESH: &str = "refill";
+
 fn emgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_emgate"))
 }
@@ -69,10 +74,13 @@ fn archive_text(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_refills_a_fresh_influxd_with_the_same_window_points() {
     let _timed = timed().await;
-    const DB: &str = "first";
     let influx = Influxd::with_database(DB).await;
     let toml = GatewayToml::new("archive")
-        .influx_v1(&influx.url(), DB, "batch_size = 50\nflush_interval_ms = 100")
+        .influx_v1(
+            &influx.url(),
+            DB,
+            "batch_size = 50\nflush_interval_ms = 100",
+        )
         .section(
             "aggregation",
             "windows = [\"1m\"]\nallowed_lateness_secs = 0",
@@ -103,12 +111,23 @@ async fn export_refills_a_fresh_influxd_with_the_same_window_points() {
         .args(["--value", "12.5", "--unit", "t", "--by", "tester"])
         .output()
         .expect("emgate enter");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let archive = gw.files.data_dir().join("archive");
     let text = archive_text(&archive);
-    let count = |m: &str| text.lines().filter(|l| l.starts_with(&format!("{m},"))).count();
-    assert!(count("consumption") >= 4, "two meters × two minutes:\n{text}");
+    let count = |m: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{m},")))
+            .count()
+    };
+    assert!(
+        count("consumption") >= 4,
+        "two meters × two minutes:\n{text}"
+    );
     assert!(count("site_consumption") >= 2, "{text}");
     assert_eq!(count("entry"), 1, "{text}");
     assert_eq!(count("reading"), 0, "raw readings are not archived");
@@ -132,7 +151,6 @@ async fn export_refills_a_fresh_influxd_with_the_same_window_points() {
         "{stderr}"
     );
     let body = std::fs::read(&lp).expect("export file");
-    const FRESH: &str = "refill";
     let fresh = Influxd::with_database(FRESH).await;
     let resp = reqwest::Client::new()
         .post(format!("{}/write?db={FRESH}&precision=s", fresh.url()))
@@ -146,8 +164,14 @@ async fn export_refills_a_fresh_influxd_with_the_same_window_points() {
         let q = format!("SELECT * FROM {m} GROUP BY *");
         let a = influx.query(DB, &q).await;
         let b = fresh.query(FRESH, &q).await;
-        let series = a["results"][0]["series"].as_array().cloned().unwrap_or_default();
-        assert!(!series.is_empty(), "{m}: the first database has points: {a}");
+        let series = a["results"][0]["series"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !series.is_empty(),
+            "{m}: the first database has points: {a}"
+        );
         assert_eq!(
             a["results"][0]["series"], b["results"][0]["series"],
             "{m}: the refilled database holds the same series, points and values"
@@ -156,7 +180,10 @@ async fn export_refills_a_fresh_influxd_with_the_same_window_points() {
     let per_meter = influx
         .query(DB, "SELECT count(amount) FROM consumption GROUP BY meter")
         .await;
-    for s in per_meter["results"][0]["series"].as_array().expect("series") {
+    for s in per_meter["results"][0]["series"]
+        .as_array()
+        .expect("series")
+    {
         assert!(s["values"][0][1].as_u64().expect("count") >= 2, "{s}");
     }
 }
@@ -192,9 +219,11 @@ async fn days_older_than_archive_days_are_removed_at_start() {
     }
     let run = InProcess::start(std::sync::Arc::clone(&gw.config));
     let gone = dir.join(format!("{}.lp", day(191)));
-    wait_for("rotation and compression", Duration::from_secs(30), async || {
-        !gone.exists() && dir.join(format!("{}.lp.gz", day(3))).exists()
-    })
+    wait_for(
+        "rotation and compression",
+        Duration::from_secs(30),
+        async || !gone.exists() && dir.join(format!("{}.lp.gz", day(3))).exists(),
+    )
     .await;
     run.stop().await;
     let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -231,7 +260,7 @@ fn csv_row(cells: &[(&str, &str)]) -> String {
     let mut row = vec![String::new(); cols.len()];
     for (k, v) in cells {
         let i = cols.iter().position(|c| c == k).expect("column");
-        row[i] = (*v).to_owned();
+        (*v).clone_into(&mut row[i]);
     }
     row.join(",") + "\n"
 }
@@ -341,7 +370,9 @@ fn csv_export_of_a_hand_made_archive_is_exact() {
         .expect("emgate export");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("consumption,energy=electricity,level=1,meter=m1,site=S2,unit=kwh,window=15m amount=9.0,coverage=1.0,estimated=false {t0}\n")
+        format!(
+            "consumption,energy=electricity,level=1,meter=m1,site=S2,unit=kwh,window=15m amount=9.0,coverage=1.0,estimated=false {t0}\n"
+        )
     );
 
     // Bad days and sites: exit 2, a message that says what to write.
@@ -380,8 +411,14 @@ fn csv_export_of_a_hand_made_archive_is_exact() {
 #[test]
 fn archive_days_is_checked() {
     for (value, message) in [
-        ("-1", "gateway.archive_days: -1 is too small; the minimum is 0"),
-        ("3651", "gateway.archive_days: 3651 is too large; the maximum is 3650"),
+        (
+            "-1",
+            "gateway.archive_days: -1 is too small; the minimum is 0",
+        ),
+        (
+            "3651",
+            "gateway.archive_days: 3651 is too large; the maximum is 3650",
+        ),
     ] {
         let files = GatewayToml::new("days")
             .gateway_keys(&format!("archive_days = {value}"))

@@ -24,6 +24,7 @@
 //! * [`config`]: TOML files and environment overrides to a validated [`config::Config`], one file per section.
 //!
 //! Data and pure stages:
+//! * [`archive`]: the local archive of window results and entries (days on disk, export, reading back).
 //! * [`pipeline`]: pure stages on reading batches: validation, windows, aggregation, kgce, steam.
 //! * [`spool`]: the durable on-disk buffer between the pipeline and the writer.
 //! * [`profiles`]: meter register maps as data, and the register codec.
@@ -38,6 +39,7 @@
 
 pub mod api;
 pub mod app;
+pub mod archive;
 pub mod backoff;
 pub mod check;
 pub mod checkpoint;

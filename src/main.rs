@@ -118,6 +118,29 @@ enum Command {
         #[arg(long)]
         supersedes: Option<String>,
     },
+    /// Write out the local archive (window results and entries kept under
+    /// `<data_dir>/archive` for `gateway.archive_days`): line protocol to
+    /// refill an InfluxDB (`/write?precision=s`), or CSV.
+    Export {
+        /// Main configuration file (its data directory and time zone).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// First day, YYYY-MM-DD, in the gateway's time zone.
+        #[arg(long)]
+        from: String,
+        /// Last day (included), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// Only this site (repeat for more); all sites when absent.
+        #[arg(long)]
+        site: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormatArg::Lp)]
+        format: ExportFormatArg,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
         /// How long to run, seconds (long enough for a 1-minute window to close).
@@ -161,6 +184,14 @@ enum Command {
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    /// InfluxDB line protocol, timestamps in seconds.
+    Lp,
+    /// CSV, one row per point (columns in the README).
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -478,6 +509,7 @@ async fn async_main(command: Command) -> ExitCode {
             };
             match emgate::entries::write::enter(&config, &input).await {
                 Ok(entry) => {
+                    archive_entry(&config, &entry);
                     println!("{}", entry.id);
                     ExitCode::SUCCESS
                 }
@@ -490,6 +522,20 @@ async fn async_main(command: Command) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Export {
+            config,
+            from,
+            to,
+            site,
+            format,
+            out,
+        } => {
+            let config = match load_or_report(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            export(&config, &from, &to, &site, format, out.as_deref())
         }
         Command::Simulate { config } => {
             let config = match load_or_report(&config) {
@@ -571,6 +617,117 @@ async fn async_main(command: Command) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// `emgate enter`: keeps a copy of the stored entry in the local archive
+/// when the data directory exists (the gateway has run here); says on
+/// stderr why not otherwise. The entry is stored either way.
+fn archive_entry(config: &Config, entry: &emgate::entries::Entry) {
+    let g = &config.gateway;
+    if g.archive_days == 0 {
+        return;
+    }
+    if !g.data_dir.is_dir() {
+        eprintln!(
+            "note: not archived locally: gateway.data_dir \"{}\" does not exist here (run emgate enter where the gateway runs)",
+            g.data_dir.display()
+        );
+        return;
+    }
+    let mut line = Vec::with_capacity(256);
+    entry.encode(&mut line);
+    let dir = emgate::archive::dir_of(&g.data_dir);
+    if let Err(e) = emgate::archive::append_now(&dir, &g.timezone, &line) {
+        eprintln!("warning: the entry is stored but not archived locally: {e}");
+    }
+}
+
+/// `emgate export`: parses the days, writes the archive's points, and
+/// reports what was read on stderr.
+fn export(
+    config: &Config,
+    from: &str,
+    to: &str,
+    sites: &[String],
+    format: ExportFormatArg,
+    out: Option<&std::path::Path>,
+) -> ExitCode {
+    use emgate::archive::export::{Format, export};
+    let day = |flag: &str, text: &str| {
+        let ok = text.len() == 10;
+        match text.parse::<jiff::civil::Date>() {
+            Ok(d) if ok => Ok(d),
+            _ => Err(format!(
+                "error: {flag} \"{text}\" is not a day; use YYYY-MM-DD (in the gateway's time zone)"
+            )),
+        }
+    };
+    let (from, to) = match (day("--from", from), day("--to", to)) {
+        (Ok(a), Ok(b)) if a <= b => (a, b),
+        (Ok(a), Ok(b)) => {
+            eprintln!("error: --from {a} is after --to {b}; both days are included");
+            return ExitCode::from(2);
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(s) = sites
+        .iter()
+        .find(|s| !config.sites.iter().any(|c| c.id == **s))
+    {
+        let known: Vec<&str> = config.sites.iter().map(|c| c.id.as_str()).collect();
+        eprintln!("error: unknown site \"{s}\"; known: {}", known.join(", "));
+        return ExitCode::from(2);
+    }
+    let format = match format {
+        ExportFormatArg::Lp => Format::Lp,
+        ExportFormatArg::Csv => Format::Csv,
+    };
+    let dir = emgate::archive::dir_of(&config.gateway.data_dir);
+    let tz = &config.gateway.timezone;
+    let result = match out {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => export(
+                &dir,
+                tz,
+                from,
+                to,
+                sites,
+                format,
+                &mut std::io::BufWriter::new(f),
+            ),
+            Err(e) => {
+                eprintln!("error: cannot create {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => export(
+            &dir,
+            tz,
+            from,
+            to,
+            sites,
+            format,
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+        ),
+    };
+    match result {
+        Ok(s) => {
+            eprintln!(
+                "exported {} points of {from}..={to} from {} ({})",
+                s.points,
+                dir.display(),
+                s.read
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct EntryTarget {
     pub config: watch::Receiver<Arc<Config>>,
     /// The gateway's spool.
     pub spool: Spool,
+    /// The gateway's local archive, which keeps a copy of each entry.
+    pub archive: Option<crate::archive::Archive>,
 }
 
 /// Validates the JSON body (the fields of [`EntryInput`]) and appends its
@@ -56,6 +58,9 @@ pub(super) async fn post_entry(State(state): State<ApiState>, body: Bytes) -> Re
     entry.encode(&mut line);
     match target.spool.append(&line) {
         Ok(Appended::Stored) => {
+            if let Some(archive) = &target.archive {
+                archive.append(&line);
+            }
             Stats::add(&state.stats.lines_spooled, 1);
             state.stats.update_spool(&target.spool);
             (StatusCode::CREATED, Json(entry)).into_response()

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
 
 use super::stages::{AggregationStage, BoilerStage, ValidationStage};
+use crate::archive::Archive;
 use crate::config::Config;
 use crate::model::{BrokerId, EndpointId};
 use crate::shutdown::Shutdown;
@@ -38,6 +39,9 @@ pub(super) struct GenEnv {
     pub(super) shutdown: Shutdown,
     /// The board the API reads: the current generation's.
     pub(super) board: SharedBoard,
+    /// The local archive of window results (`None`: `archive_days = 0`,
+    /// or its directory could not be created).
+    pub(super) archive: Option<Archive>,
 }
 
 /// A generation whose broker clients are built (the step that can fail)
@@ -105,6 +109,7 @@ impl Prepared {
             ),
             Arc::clone(&env.stats),
             Arc::clone(&board),
+            env.archive.clone(),
         ));
         if let Some(t) = prev_modbus {
             t.wait().await;
@@ -166,7 +171,8 @@ impl Generation {
     }
 }
 
-/// The encoder task of a generation: validate → aggregate → boilers → encode → append.
+/// The encoder task of a generation: validate → aggregate → boilers → encode → append
+/// (and a copy of the window lines to the archive).
 pub(super) async fn encode(
     config: Arc<Config>,
     mut rx: mpsc::Receiver<Input>,
@@ -174,6 +180,7 @@ pub(super) async fn encode(
     mut appender: Appender,
     stats: Arc<Stats>,
     board: Arc<StatusBoard>,
+    archive: Option<Archive>,
 ) {
     if let Some(prev) = prev
         && let Err(e) = prev.await
@@ -198,8 +205,16 @@ pub(super) async fn encode(
         chunk.body.clear();
         chunk.lines = 0;
         enc.encode(&batch, &mut chunk);
+        // Window lines follow the readings in the chunk: the archive keeps
+        // a copy of them (never waiting; `gauge_stats` left out).
+        let windows_at = chunk.body.len();
         agg_enc.encode(aggregation.output(), &mut chunk);
         boiler_enc.encode(boilers.output(), &mut chunk);
+        if let Some(archive) = &archive
+            && chunk.body.len() > windows_at
+        {
+            archive.append(&chunk.body[windows_at..]);
+        }
         let stored = chunk.lines == 0 || appender.append(&chunk).await;
         if let Some(tx) = spooled {
             // The source may have stopped waiting (shutdown): nothing to do.

@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::api::ApiState;
+use crate::archive::Archive;
 use crate::config::{Config, InfluxApi, OutputConfig};
 use crate::shutdown::{Deadline, Shutdown};
 use crate::sinks::uploader::{self, SinkSummary, UploaderOptions};
@@ -93,6 +94,50 @@ pub fn open_spool(config: &Config, stats: &Arc<Stats>) -> Result<Spool, SpoolErr
     spool.set_drop_hook(Box::new(move |record| hook_stats.count_dropped(record)));
     stats.update_spool(&spool);
     Ok(spool)
+}
+
+/// Opens `<data_dir>/archive` (see [`crate::archive`]); `None` when
+/// `archive_days` is 0, or when the directory cannot be created (logged:
+/// the gateway runs without its local history rather than not at all).
+fn open_archive(config: &Config) -> Option<Archive> {
+    let g = &config.gateway;
+    let dir = crate::archive::dir_of(&g.data_dir);
+    match Archive::open(&dir, g.archive_days, &g.timezone) {
+        Ok(Some(a)) => {
+            info!(dir = %dir.display(), archive_days = g.archive_days, "archive opened");
+            Some(a)
+        }
+        Ok(None) => {
+            info!("archive off (gateway.archive_days = 0)");
+            None
+        }
+        Err(e) => {
+            error!(error = %e, "the gateway runs without its local archive: {e}");
+            None
+        }
+    }
+}
+
+/// Logs what the archive did in this run.
+fn log_archive(archive: &Archive) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = archive.counters();
+    let dropped = c.lines_dropped.load(Relaxed) + c.lines_failed.load(Relaxed);
+    let written = c.lines_written.load(Relaxed);
+    if dropped > 0 {
+        warn!(
+            written,
+            not_archived = dropped,
+            "archive closed; some window lines were not archived (see earlier warnings)"
+        );
+    } else {
+        info!(
+            written,
+            removed = c.files_removed.load(Relaxed),
+            compressed = c.days_compressed.load(Relaxed),
+            "archive closed"
+        );
+    }
 }
 
 /// A one-line description of where points go, for startup logs (no secrets).
@@ -209,6 +254,7 @@ pub async fn run_with(
         spool: spool.clone(),
         shutdown,
         board: shared_board,
+        archive: open_archive(&config),
     };
     // The configuration in force, for `POST /api/entries` (sent at each reload).
     let (config_tx, config_rx) = tokio::sync::watch::channel(Arc::clone(&config));
@@ -292,6 +338,11 @@ pub async fn run_with(
         // Cancelled with the shutdown; it only has open requests to finish.
         let _ = tokio::time::timeout(deadline.exit_margin(), api).await;
     }
+    if let Some(archive) = &env.archive {
+        // Everything was handed over (encoder and API have ended): write it.
+        archive.close(deadline.exit_margin()).await;
+        log_archive(archive);
+    }
     stats.update_spool(&spool);
     info!(?summary, "stopped");
     Ok(summary)
@@ -323,6 +374,7 @@ async fn start_api(
         entries: Some(crate::api::EntryTarget {
             config: config_rx,
             spool: env.spool.clone(),
+            archive: env.archive.clone(),
         }),
     };
     let stop = shutdown.clone();

@@ -37,6 +37,10 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<String> {
         "gateway.shutdown_timeout_secs",
     );
     check(old.api != new.api, "[api] settings");
+    check(
+        old.gateway.archive_days != new.gateway.archive_days,
+        "gateway.archive_days",
+    );
     out
 }
 

@@ -61,6 +61,7 @@ pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> M
             timezone_name: DEFAULT_TIMEZONE.to_owned(),
             data_dir: PathBuf::from("data"),
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS as u64),
+            archive_days: DEFAULT_ARCHIVE_DAYS as u32,
         },
         sites_dir: PathBuf::from("sites"),
         profiles_dir: PathBuf::from("profiles"),
@@ -181,7 +182,23 @@ fn gateway(v: Value, main: &mut Main) {
     ) {
         main.gateway.shutdown_timeout = Duration::from_secs(secs as u64);
     }
+    if let Some(days) = int(
+        r.archive_days,
+        "gateway.archive_days",
+        DEFAULT_ARCHIVE_DAYS,
+        0,
+        MAX_ARCHIVE_DAYS,
+        p,
+    ) {
+        main.gateway.archive_days = u32::try_from(days).unwrap_or(0);
+    }
 }
+
+/// `gateway.archive_days` when not given: six months and a margin, as the
+/// online-monitoring rules ask the enterprise end to keep.
+const DEFAULT_ARCHIVE_DAYS: i64 = 190;
+/// Largest `gateway.archive_days`: ten years.
+const MAX_ARCHIVE_DAYS: i64 = 3650;
 
 /// `gateway.shutdown_timeout_secs` when not given.
 const DEFAULT_SHUTDOWN_TIMEOUT_SECS: i64 = 10;

@@ -173,6 +173,10 @@ pub struct GatewayConfig {
     /// default 10 s, 1..=300): polling stops, the pipeline drains into the
     /// spool and the output delivers for the rest of it.
     pub shutdown_timeout: Duration,
+    /// Days the local archive of window results and entries keeps
+    /// (`archive_days`, default 190, 0..=3650; 0 turns the archive off).
+    /// The archive module's doc has the design.
+    pub archive_days: u32,
 }
 
 /// Where points are written.

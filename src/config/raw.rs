@@ -181,6 +181,8 @@ pub struct GatewayRaw {
     pub profiles_dir: Option<Text>,
     /// Longest orderly shutdown, seconds.
     pub shutdown_timeout_secs: Option<Int>,
+    /// Days of window results kept in the local archive (0: off).
+    pub archive_days: Option<Int>,
 }
 
 /// `[influxdb]` as written (both API flavours' keys; the loader rejects the other flavour's).

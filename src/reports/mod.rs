@@ -16,6 +16,7 @@
 use serde::Serialize;
 
 pub mod html;
+pub mod store_archive;
 pub mod svg;
 
 /// The report kinds, as named on the command line and in `/api/reports/KIND`.

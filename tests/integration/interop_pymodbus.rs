@@ -62,6 +62,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
             timezone_name: "UTC".to_owned(),
             data_dir: "data".into(),
             shutdown_timeout: Duration::from_secs(10),
+            archive_days: 0,
         },
         output: OutputConfig::File(FileSinkConfig {
             path: "data/unused.lp".into(),

@@ -10,6 +10,7 @@
 //! Modules, one area each:
 //! - `aggregate`: the aggregation stage on hand-made streams, plus lateness and checkpoint properties;
 //! - `aggregate_restart`: `emgate run` SIGKILLed mid-window neither loses nor double-counts a minute;
+//! - `archive`: the local archive: written by `emgate run` and `emgate enter`, rotated by age, exported (csv exactly; lp refills a fresh `influxd` with the same points);
 //! - `api`: the HTTP API over a status board fed in a known order, and `emgate status`;
 //! - `bad_devices`: devices that answer garbage or close mid-frame never stop the other meters;
 //! - `boiler_config`: `[[boilers]]` and `[boiler]`: what they become, exact errors and warnings, check-config, gauges kept for boilers;
@@ -70,6 +71,7 @@ mod support;
 mod aggregate;
 mod aggregate_restart;
 mod api;
+mod archive;
 mod bad_devices;
 mod boiler_calc;
 mod boiler_config;

@@ -83,6 +83,7 @@ pub(crate) fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             timezone_name: "UTC".to_owned(),
             data_dir: "data".into(),
             shutdown_timeout: Duration::from_secs(10),
+            archive_days: 0,
         },
         output: OutputConfig::File(FileSinkConfig {
             path: "data/out.lp".into(),

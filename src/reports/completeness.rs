@@ -483,6 +483,8 @@ pub(crate) mod tests {
     //! The builder on an in-memory store: a site at 171/192 (89.06 %) fails,
     //! one at 175/192 (91.15 %) passes; a meter that was down is not present.
 
+    use std::fmt::Write as _;
+
     use super::*;
     use crate::reports::{Granularity, Range, SiteSum, Sites, StoreError, WindowRow};
 
@@ -587,11 +589,12 @@ pub(crate) mod tests {
                     .iter()
                     .find(|(m, _)| *m == meter)
                     .map_or("", |(_, k)| k);
-                text.push_str(&format!(
+                let _ = write!(
+                    text,
                     "\n[[meters]]\nid = \"{meter}\"\nenergy = \"water\"\nlevel = {level}\n\
                      profile = \"water_meter\"\nendpoint = \"ep\"\nunit_id = {}\n{keys}\n",
                     unit + level + usize::from(n == "m2") * 5
-                ));
+                );
             }
             text
         };

@@ -132,7 +132,7 @@ fn deviation(sum: f64, reference: f64) -> Option<f64> {
 /// (the last row of a time wins).
 type Series<'a> = BTreeMap<(&'a str, &'a str), BTreeMap<i64, &'a WindowRow>>;
 
-fn series<'a>(rows: &'a [WindowRow]) -> HashMap<&'a str, Series<'a>> {
+fn series(rows: &[WindowRow]) -> HashMap<&str, Series<'_>> {
     let mut out: HashMap<&str, Series<'_>> = HashMap::new();
     for r in rows {
         out.entry(r.site.as_str())

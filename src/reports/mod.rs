@@ -17,6 +17,12 @@ use serde::Serialize;
 
 pub mod completeness;
 pub mod consistency;
+pub mod consumption;
+pub mod html;
+pub mod run;
+pub mod store_influx;
+pub mod targets;
+pub mod text;
 pub mod verification;
 
 /// The report kinds, as named on the command line and in `/api/reports/KIND`.

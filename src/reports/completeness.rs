@@ -676,6 +676,23 @@ pub(crate) mod tests {
         assert_eq!(t.rows[1].mark, Mark::Green);
     }
 
+    #[test]
+    fn a_clock_change_day_requires_92_or_100_quarter_hours() {
+        let tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let count = |day: &str| {
+            let d: jiff::civil::Date = day.parse().unwrap();
+            let (a, b) = (
+                local_midnight(d, &tz).unwrap(),
+                local_midnight(d.tomorrow().unwrap(), &tz).unwrap(),
+            );
+            quarters(&tz, a, b).len()
+        };
+        // 23 h × 4 on the spring change, 25 h × 4 in autumn.
+        assert_eq!(count("2026-03-29"), 92);
+        assert_eq!(count("2026-10-25"), 100);
+        assert_eq!(count("2026-10-26"), 96);
+    }
+
     #[tokio::test]
     async fn without_15m_windows_the_report_says_how_to_fix_it() {
         let config = config("\"1h\", \"1d\"", &[]);

@@ -143,10 +143,10 @@ async fn completeness_89_percent_fails_91_passes_and_15m_is_required() {
 
     let range = ["--from", "2026-10-01", "--to", "2026-10-01"];
     let v = json(&f.main_file(), "completeness", &range);
-    let (a, b) = (&v["sites"][0], &v["sites"][1]);
-    assert_eq!(a["site"], "a");
-    assert_eq!(a["meters"], serde_json::json!(["a1", "a2"]));
-    let day = &a["days"][0];
+    let (site_a, site_b) = (&v["sites"][0], &v["sites"][1]);
+    assert_eq!(site_a["site"], "a");
+    assert_eq!(site_a["meters"], serde_json::json!(["a1", "a2"]));
+    let day = &site_a["days"][0];
     assert_eq!(day["date"], "2026-10-01");
     assert_eq!(
         (day["present"].as_u64(), day["required"].as_u64()),
@@ -155,15 +155,15 @@ async fn completeness_89_percent_fails_91_passes_and_15m_is_required() {
     assert_eq!(day["rate_pct"], 89.0625); // 171 / 192 = 0.890625
     assert_eq!(day["passes"], false);
     assert_eq!(day["meters"][1]["present"], 75);
-    assert_eq!(a["failing_days"], serde_json::json!(["2026-10-01"]));
-    let day = &b["days"][0];
+    assert_eq!(site_a["failing_days"], serde_json::json!(["2026-10-01"]));
+    let day = &site_b["days"][0];
     assert_eq!(
         (day["present"].as_u64(), day["required"].as_u64()),
         (Some(175), Some(192))
     );
     assert_eq!(day["rate_pct"], 17_500.0 / 192.0); // 91.1458…
     assert_eq!(day["passes"], true);
-    assert_eq!(b["failing_days"], serde_json::json!([]));
+    assert_eq!(site_b["failing_days"], serde_json::json!([]));
     assert_eq!(v["summary"]["days"], 2);
     assert_eq!(v["summary"]["failing_days"], 1);
     assert_eq!(v["summary"]["sites_failing"], 1);
@@ -321,20 +321,23 @@ async fn verification_register_with_exact_percentages() {
         assert_eq!(v["meters"][2]["level"], 2);
         assert_eq!(v["meters"][4]["due"], Value::Null);
         // a: 3 of 3 on record (100 %), 2 of 3 on time (66.67 %): not met.
-        let a = &v["sites"][0];
+        let site_a = &v["sites"][0];
         assert_eq!(
-            (a["on_record_pct"].as_f64(), a["on_time"].as_u64()),
+            (site_a["on_record_pct"].as_f64(), site_a["on_time"].as_u64()),
             (Some(100.0), Some(2))
         );
-        assert_eq!(a["on_time_pct"], 200.0 / 3.0);
-        assert_eq!(a["meets_targets"], false);
+        assert_eq!(site_a["on_time_pct"], 200.0 / 3.0);
+        assert_eq!(site_a["meets_targets"], false);
         // b: 1 of 2 on record (50 %), 1 of 1 on time (100 %): not met.
-        let b = &v["sites"][1];
+        let site_b = &v["sites"][1];
         assert_eq!(
-            (b["on_record_pct"].as_f64(), b["on_time_pct"].as_f64()),
+            (
+                site_b["on_record_pct"].as_f64(),
+                site_b["on_time_pct"].as_f64()
+            ),
             (Some(50.0), Some(100.0))
         );
-        assert_eq!(b["meets_targets"], false);
+        assert_eq!(site_b["meets_targets"], false);
         // Overall: 4 of 5 on record (80 %), 3 of 4 on time (75 %).
         let o = &v["overall"];
         assert_eq!(

@@ -141,6 +141,52 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Make a report from the InfluxDB the gateways write to: consumption,
+    /// targets, completeness, consistency or verification. Exit code 0 on
+    /// success, 2 for a bad request or configuration, 1 when the database fails.
+    Report {
+        /// consumption, targets, completeness, consistency or verification.
+        kind: String,
+        /// Main configuration file (sites, targets, and `[influxdb]` to read).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Site id (repeat, or separate with commas); default: every site.
+        #[arg(long)]
+        site: Vec<String>,
+        /// Calendar year, e.g. 2026 (default: the current year or month).
+        #[arg(long)]
+        year: Option<String>,
+        /// A month, YYYY-MM.
+        #[arg(long)]
+        month: Option<String>,
+        /// First day, YYYY-MM-DD (with --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD, included (with --from).
+        #[arg(long)]
+        to: Option<String>,
+        /// Consumption rows per day, month or year.
+        #[arg(long)]
+        granularity: Option<String>,
+        /// Verification: "due soon" means within this many days (default 30).
+        #[arg(long)]
+        due_within: Option<String>,
+        /// table, csv, json or html.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// InfluxDB base URL instead of the configuration's `[influxdb] url`.
+        #[arg(long)]
+        url: Option<String>,
+        /// Database (1.x) or bucket (2.x/3.x, through a DBRP mapping) instead of the configuration's.
+        #[arg(long)]
+        db: Option<String>,
+        /// InfluxDB 2.x/3.x token (or set `EMGATE_REPORT_TOKEN`).
+        #[arg(long, env = "EMGATE_REPORT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
         /// How long to run, seconds (long enough for a 1-minute window to close).
@@ -537,6 +583,43 @@ async fn async_main(command: Command) -> ExitCode {
             };
             export(&config, &from, &to, &site, format, out.as_deref())
         }
+        Command::Report {
+            kind,
+            config,
+            site,
+            year,
+            month,
+            from,
+            to,
+            granularity,
+            due_within,
+            format,
+            out,
+            url,
+            db,
+            token,
+        } => {
+            let config = match load_or_report(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let args = emgate::reports::run::Args {
+                kind,
+                sites: site,
+                year,
+                month,
+                from,
+                to,
+                granularity,
+                due_within,
+            };
+            let overrides = emgate::reports::store_influx::InfluxOverrides {
+                url,
+                database: db,
+                token,
+            };
+            report(&config, &args, &format, &overrides, out.as_deref()).await
+        }
         Command::Simulate { config } => {
             let config = match load_or_report(&config) {
                 Ok(c) => c,
@@ -729,6 +812,45 @@ fn export(
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `emgate report`: the text on stdout or in `out`; exit 2 for a bad
+/// request, 1 when the database or the file fails.
+async fn report(
+    config: &Config,
+    args: &emgate::reports::run::Args,
+    format: &str,
+    overrides: &emgate::reports::store_influx::InfluxOverrides,
+    out: Option<&std::path::Path>,
+) -> ExitCode {
+    use emgate::reports::ReportError;
+    let text =
+        match emgate::reports::run::make(config, args, format, overrides, jiff::Timestamp::now())
+            .await
+        {
+            Ok(t) => t,
+            Err(e @ ReportError::Request(_)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e @ ReportError::Store(_)) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    match out {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -15,9 +15,17 @@
 
 use serde::Serialize;
 
+pub mod completeness;
+pub mod consistency;
+pub mod consumption;
 pub mod html;
+pub mod run;
 pub mod store_archive;
+pub mod store_influx;
 pub mod svg;
+pub mod targets;
+pub mod text;
+pub mod verification;
 
 /// The report kinds, as named on the command line and in `/api/reports/KIND`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -352,4 +360,121 @@ pub enum ReportError {
     /// The request does not make sense (unknown site, range, option).
     #[error("{0}")]
     Request(String),
+}
+
+// Helpers shared by the institute's reports (completeness, consistency,
+// verification): which sites a request selects and its local days.
+
+/// The sites a request selects, in configuration order, with their index.
+///
+/// # Errors
+/// [`ReportError::Request`] naming an id of `sites` that no site file
+/// defines, with the ids there are.
+pub fn selected_sites<'a>(
+    config: &'a crate::config::Config,
+    sites: &Sites,
+) -> Result<Vec<(crate::model::SiteId, &'a crate::config::SiteConfig)>, ReportError> {
+    let all = config.sites.iter().enumerate().map(|(i, s)| {
+        let index = u32::try_from(i).unwrap_or(u32::MAX);
+        (crate::model::SiteId(index), s)
+    });
+    match sites {
+        Sites::All => Ok(all.collect()),
+        Sites::Only(ids) => {
+            if let Some(unknown) = ids
+                .iter()
+                .find(|id| !config.sites.iter().any(|s| &s.id == *id))
+            {
+                let known: Vec<&str> = config.sites.iter().map(|s| s.id.as_str()).collect();
+                return Err(ReportError::Request(format!(
+                    "unknown site \"{unknown}\"; known: {}",
+                    known.join(", ")
+                )));
+            }
+            Ok(all.filter(|(_, s)| ids.contains(&s.id)).collect())
+        }
+    }
+}
+
+/// The local dates `[first, end)` a request covers in the time zone `tz`:
+/// its range, or without one the calendar month containing `now` there.
+///
+/// # Errors
+/// [`ReportError::Request`] for `--from` after `--to` or a date out of range.
+pub fn local_dates(
+    range: Option<Range>,
+    now: jiff::Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> Result<(jiff::civil::Date, jiff::civil::Date), ReportError> {
+    let bad = |e: jiff::Error| ReportError::Request(format!("range out of bounds: {e}"));
+    let month = |y: i16, m: i8| -> Result<_, ReportError> {
+        let first = jiff::civil::Date::new(y, m, 1).map_err(bad)?;
+        let end = first.last_of_month().tomorrow().map_err(bad)?;
+        Ok((first, end))
+    };
+    match range {
+        None => {
+            let today = tz.to_datetime(now).date();
+            month(today.year(), today.month())
+        }
+        Some(Range::Month(y, m)) => month(y, m),
+        Some(Range::Year(y)) => {
+            let first = jiff::civil::Date::new(y, 1, 1).map_err(bad)?;
+            let end = jiff::civil::Date::new(y, 12, 31)
+                .map_err(bad)?
+                .tomorrow()
+                .map_err(bad)?;
+            Ok((first, end))
+        }
+        Some(Range::Days(from, to)) => {
+            if from > to {
+                return Err(ReportError::Request(format!(
+                    "--from {from} is after --to {to}; give the earlier day first"
+                )));
+            }
+            Ok((from, to.tomorrow().map_err(bad)?))
+        }
+    }
+}
+
+/// Unix seconds of the local midnight that starts `date` in `tz` (where a
+/// clock change skips midnight, the first instant of the day), as the
+/// gateway aligns its `1d` and `1mo` windows.
+///
+/// # Errors
+/// [`ReportError::Request`] for a date outside the supported range.
+pub fn local_midnight(
+    date: jiff::civil::Date,
+    tz: &jiff::tz::TimeZone,
+) -> Result<i64, ReportError> {
+    tz.to_ambiguous_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
+        .compatible()
+        .map(jiff::Timestamp::as_second)
+        .map_err(|e| {
+            ReportError::Request(format!(
+                "{date} in {}: {e}",
+                tz.iana_name().unwrap_or("zone")
+            ))
+        })
+}
+
+/// Formats a percentage with two decimals (`89.06`), as the tables show it.
+#[must_use]
+pub fn pct_text(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+/// A range as a reader names it: `2026-10`, `2026`, `2026-10-01 to
+/// 2026-10-15`; without one, the month containing `now` in `tz`.
+#[must_use]
+pub fn range_label(range: Option<Range>, now: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    match range {
+        Some(Range::Year(y)) => format!("{y:04}"),
+        Some(Range::Month(y, m)) => format!("{y:04}-{m:02}"),
+        Some(Range::Days(from, to)) => format!("{from} to {to}"),
+        None => {
+            let today = tz.to_datetime(now).date();
+            format!("{:04}-{:02}", today.year(), today.month())
+        }
+    }
 }

@@ -50,6 +50,7 @@
 //! - `ops_e2e`: a running gateway's API: token, meter views, reload, exact metrics, readiness;
 //! - `outage`: an `influxd` outage while the gateway runs loses no slot;
 //! - `plan`: the Modbus request planner against hand-worked plans;
+//! - `reports_compliance`: `emgate report completeness|consistency|verification` against `influxd` filled with known windows: exact figures by hand;
 //! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
 //! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
@@ -112,6 +113,7 @@ mod ops_e2e;
 mod outage;
 mod plan;
 mod reload;
+mod reports_compliance;
 mod reports_html;
 mod shutdown;
 mod sim;

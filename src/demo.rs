@@ -423,7 +423,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     with_targets.targets = targets::size(&config, &measured, jiff::Timestamp::now());
     for t in &with_targets.targets {
         println!(
-            "  target       {}: {} cap {:.6} tce, intensity base {:.6} {} (sized from this run: see `emgate demo --help`)",
+            "  target       {}: {} cap {:.6} tce, intensity base {:.6} {} (sized from this run)",
             config.sites[t.site.index()].id,
             match t.span {
                 crate::config::TargetSpan::Year(y) => y.to_string(),

@@ -513,7 +513,10 @@ pub fn demo_config(
         main,
         "[gateway]\nid = \"demo\"\ntimezone = \"Asia/Shanghai\"\ndata_dir = {:?}\n\n\
          [file_sink]\npath = {:?}\nbatch_size = 1000\nflush_interval_ms = 500\n\n\
-         [aggregation]\nwindows = [\"1m\", \"15m\", \"1h\", \"1d\", \"1mo\"]\n\n\
+         [aggregation]\nwindows = [\"1m\", \"15m\", \"1h\", \"1d\", \"1mo\"]\n\
+         # Nothing arrives late on loopback: windows are final 2 s after they end,\n\
+         # so a one-minute demo has its site totals.\n\
+         allowed_lateness_secs = 2\n\n\
          [api]\nlisten = \"127.0.0.1:{}\"\n\n\
          [dtu]\nlisten = \"127.0.0.1:{}\"\n\n\
          [simulator]\ntime_step_ms = 1000\ndtu_heartbeat_ms = {DTU_HEARTBEAT_MS}\nfaults = [",

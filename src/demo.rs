@@ -446,6 +446,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
 /// Filled in at merge with the reports code (`crate::reports::run` over an
 /// `InfluxStore`, or `crate::reports::store_archive::ArchiveStore`); until
 /// then it says where the report will appear.
+#[allow(clippy::unused_async)] // the reports it will call are async
 pub async fn print_targets_report(config: &Config) {
     println!(
         "\ntargets report: {} site(s) with a target for this year (printed here once the reports are built in)",

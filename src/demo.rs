@@ -35,9 +35,19 @@
 //! publishes them there and the gateway subscribes, so both paths of
 //! ingestion run side by side. Without a broker the demo says how to get one
 //! and runs with Modbus meters only.
+//!
+//! The regulator's view (see [`targets`]): at start each enterprise's
+//! production output for the current month and year is entered through the
+//! entries module (`emgate enter`'s path, so the `entry` points land in the
+//! output); at the end the demo reads back each site's `1m` totals from its
+//! line file, prints them (electricity and controlled standard coal), gives
+//! each enterprise a target for the current year sized from that run, and
+//! prints the targets report ([`print_targets_report`]).
 
 mod boilers;
 mod builtin;
+mod physics;
+pub mod targets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -225,6 +235,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     let mut config = demo_config(&opts.data_dir, &lines_file, mqtt)?;
     choose_output(&opts, &mut config, &lines_file).await;
     let config = Arc::new(config);
+    enter_output(&config).await;
 
     let sim_stop = CancellationToken::new();
     let sim = Simulator::start(&config, sim_stop.clone())
@@ -357,7 +368,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         Stats::get(&stats.missed_slots)
     );
     println!(
-        "  aggregation  {} meter windows (1m, 15m, 1h, 1d; consumption and gauge statistics), {} site roll-ups",
+        "  aggregation  {} meter windows (1m, 15m, 1h, 1d, 1mo; consumption and gauge statistics), {} site roll-ups",
         Stats::get(&stats.windows_emitted),
         Stats::get(&stats.site_windows_emitted)
     );
@@ -407,7 +418,84 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
             summary.lines_left_in_spool
         );
     }
+    let measured = site_totals(&config, &lines_file);
+    let mut with_targets = (*config).clone();
+    with_targets.targets = targets::size(&config, &measured, jiff::Timestamp::now());
+    for t in &with_targets.targets {
+        println!(
+            "  target       {}: {} cap {:.6} tce, intensity base {:.6} {} (sized from this run)",
+            config.sites[t.site.index()].id,
+            match t.span {
+                crate::config::TargetSpan::Year(y) => y.to_string(),
+                crate::config::TargetSpan::Plan { first, last } => format!("{first}-{last}"),
+            },
+            t.cap_tce.unwrap_or(0.0),
+            t.intensity.as_ref().map_or(0.0, |i| i.base_intensity),
+            t.intensity.as_ref().map_or("", |i| i.unit.as_str()),
+        );
+    }
+    print_targets_report(&with_targets).await;
     Ok(())
+}
+
+/// Prints the targets report for the current year over what the demo
+/// wrote (its InfluxDB, or without one the gateway's local archive under
+/// `config.gateway.data_dir`), worst first. `config` holds the demo's
+/// sites, their targets sized from this run and the windows the report sums.
+///
+/// Filled in at merge with the reports code (`crate::reports::run` over an
+/// `InfluxStore`, or `crate::reports::store_archive::ArchiveStore`); until
+/// then it says where the report will appear.
+#[allow(clippy::unused_async)] // the reports it will call are async
+pub async fn print_targets_report(config: &Config) {
+    println!(
+        "\ntargets report: {} site(s) with a target for this year (printed here once the reports are built in)",
+        config.targets.len()
+    );
+}
+
+/// Enters each enterprise's production output for the current month and
+/// year (see [`targets::entries`]) through the entries module, into the
+/// demo's output; a refused entry is a warning, never a failed demo.
+async fn enter_output(config: &Config) {
+    let inputs = targets::entries(config, jiff::Timestamp::now());
+    let mut stored = 0;
+    for input in &inputs {
+        match crate::entries::write::enter(config, input).await {
+            Ok(_) => stored += 1,
+            Err(e) => println!(
+                "warning: entry {} {} {}: {e}",
+                input.site, input.item, input.period
+            ),
+        }
+    }
+    println!(
+        "entries: {stored} production entries (output this month and this year) for {} enterprises",
+        config.sites.len()
+    );
+}
+
+/// Each site's `1m` totals as the gateway wrote them, printed one line a
+/// site. Read from the line file; with InfluxDB as the output the file is
+/// empty and the demo says where the totals are instead.
+fn site_totals(
+    config: &Config,
+    lines_file: &std::path::Path,
+) -> std::collections::BTreeMap<String, targets::SiteMeasure> {
+    if !matches!(config.output, OutputConfig::File(_)) {
+        println!("  sites        totals are in InfluxDB (measurement site_consumption, window 1m)");
+        return std::collections::BTreeMap::new();
+    }
+    let text = std::fs::read_to_string(lines_file).unwrap_or_default();
+    let measured = targets::measure(&text);
+    for site in &config.sites {
+        let m = measured.get(&site.id).cloned().unwrap_or_default();
+        println!(
+            "  site         {}: electricity {:.2} kWh, controlled {:.3} kgce in {} 1m window(s)",
+            site.id, m.electricity_kwh, m.controlled_kgce, m.windows
+        );
+    }
+    measured
 }
 
 /// `GET /api/boilers` of the demo's own API; empty when it does not answer

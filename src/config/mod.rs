@@ -578,7 +578,12 @@ impl Default for AggregationSettings {
     fn default() -> AggregationSettings {
         AggregationSettings {
             aggregator: AggregatorSettings {
-                windows: vec![WindowSize::Min15, WindowSize::Hour, WindowSize::Day],
+                windows: vec![
+                    WindowSize::Min15,
+                    WindowSize::Hour,
+                    WindowSize::Day,
+                    WindowSize::Month,
+                ],
                 allowed_lateness_secs: 120,
                 max_reorder_readings: 16,
                 max_gap_secs: 900,

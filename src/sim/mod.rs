@@ -43,6 +43,11 @@
 //! 2 % of the load, reactive ones 30 %; voltage, current, frequency, power
 //! factor, pressure and temperature serve plausible values for the energy type.
 //!
+//! Within a site and an energy type the meters form a coherent hierarchy
+//! (see [`hierarchy`]): each level-1 meter draws the sum of the level-2 and
+//! level-3 meters below it plus an unmetered 15 %, at every instant, so a
+//! sub-meter never draws more than its incomer ([`Simulator::incomer_of`]).
+//!
 //! DL/T 645 meters follow the same load, and their data identifiers refine
 //! the share: reverse active energy (`0002xxxx`) carries the export share,
 //! tariffs 1-4 (`0001 01 00`…`0001 04 00`: sharp, peak, flat, valley) 10 %,
@@ -120,6 +125,7 @@ pub mod boiler;
 pub mod bus;
 pub mod dlt645;
 pub mod dtu;
+pub mod hierarchy;
 mod lines;
 mod load;
 mod meter;
@@ -359,6 +365,8 @@ pub struct Simulator {
     mqtt: Arc<MqttState>,
     /// The simulated boilers' truths, in configuration order.
     boilers: Arc<Vec<BoilerTruth>>,
+    /// Per meter, the incomer it hangs below (see [`hierarchy`]).
+    incomers: Arc<Vec<Option<MeterId>>>,
 }
 
 /// What the handle knows of the MQTT publishers.
@@ -450,6 +458,11 @@ impl Simulator {
             tracing::warn!(boiler = %s.boiler, reason = s.reason,
                 "simulator: boiler not simulated (its meters are served as plain meters)");
         }
+        // After the boilers: their meters follow the boiler model, not the hierarchy.
+        let incomers: Vec<Option<MeterId>> = hierarchy::cohere(config, &mut meters)
+            .into_iter()
+            .map(|p| p.and_then(|i| u32::try_from(i).ok().map(MeterId)))
+            .collect();
         for &(meter, point, value) in &options.values {
             let Some(p) = meters
                 .get_mut(meter.index())
@@ -631,6 +644,7 @@ impl Simulator {
             dtus: Arc::new(dtus),
             mqtt: Arc::new(MqttState { counters, plans }),
             boilers: Arc::new(boilers),
+            incomers: Arc::new(incomers),
         })
     }
 
@@ -638,6 +652,12 @@ impl Simulator {
     /// model cannot drive are left out, with a warning at start).
     pub fn boilers(&self) -> &[BoilerTruth] {
         &self.boilers
+    }
+
+    /// The level-1 meter `meter` hangs below in the simulated hierarchy
+    /// (`None` for incomers and meters outside one; see [`hierarchy`]).
+    pub fn incomer_of(&self, meter: MeterId) -> Option<MeterId> {
+        self.incomers.get(meter.index()).copied().flatten()
     }
 
     /// The truth of boiler `id`, when it is simulated.

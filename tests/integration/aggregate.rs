@@ -309,3 +309,51 @@ fn damaged_checkpoint_is_refused() {
     assert!(fresh.restore(b"junk").is_err());
     assert!(fresh.restore(&[]).is_err());
 }
+
+/// A `1mo` window in Asia/Shanghai runs from local midnight on the 1st, and
+/// its amount is exactly the sum of its days' amounts: a meter read every
+/// hour from 2026-03-30 00:00 to 2026-04-02 01:00 local time, using 5 kWh an
+/// hour before April and 7 kWh an hour from April on (integers, so every
+/// figure is exact). Worked out by hand:
+/// * days: 30 and 31 March 24 × 5 = 120 kWh each, 1 April 24 × 7 = 168 kWh;
+/// * March (from 2026-03-01T00:00+08:00 = 2026-02-28T16:00Z; the meter starts
+///   on the 30th, so the window is partial): 120 + 120 = 240 kWh;
+/// * April is still open at 2026-04-02 01:00: not written.
+#[test]
+fn month_window_is_the_sum_of_its_days_across_a_month_boundary() {
+    let settings = AggregatorSettings {
+        windows: vec![WindowSize::Day, WindowSize::Month],
+        allowed_lateness_secs: 0,
+        max_reorder_readings: 0,
+        max_gap_secs: 3600,
+    };
+    let meters = vec![meter(1, true, EnergyRole::Consumed, 0.1229)];
+    let mut agg = Aggregator::new(settings, meters, shanghai());
+    let mut out = AggOutput::default();
+    // 2026-03-30T00:00:00+08:00 = 2026-03-29T16:00:00Z.
+    let mar30 = 1_774_800_000;
+    let apr1 = mar30 + 2 * 86_400;
+    let mar1 = 1_772_294_400; // 2026-03-01T00:00:00+08:00
+    let mut readings = Vec::new();
+    let mut counter = 1000.0;
+    for h in 0..=73_i64 {
+        let t = mar30 + h * 3600;
+        readings.push((0, t, counter, 0.0));
+        counter += if t < apr1 { 5.0 } else { 7.0 };
+    }
+    feed(&mut agg, &readings, &mut out);
+    let c = last_written(&out.consumption);
+    let day = |start: i64| c[&(0, "1d", start)].amount;
+    assert_eq!(day(mar30), 120.0);
+    assert_eq!(day(mar30 + 86_400), 120.0);
+    assert_eq!(day(apr1), 168.0);
+    let march = c[&(0, "1mo", mar1)];
+    assert_eq!(march.amount, 240.0);
+    assert_eq!(march.amount, day(mar30) + day(mar30 + 86_400));
+    // Partial: covered from the first reading (the 30th) only.
+    assert_eq!(march.coverage, (2.0 * 86_400.0) / (31.0 * 86_400.0));
+    assert!(!c.contains_key(&(0, "1mo", apr1)), "April is still open");
+    // The site's month is the meter's (level 1, consumed).
+    let s = last_sites(&out.sites);
+    assert_eq!(s[&("electricity".to_owned(), "1mo", mar1)].amount, 240.0);
+}

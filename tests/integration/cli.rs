@@ -118,7 +118,8 @@ fn demo_writes_line_protocol_to_data_dir() {
             "consumption,",
             "gauge_stats,",
             "site_consumption,",
-            "boiler,"
+            "boiler,",
+            "entry,"
         ]
         .iter()
         .any(|m| l.starts_with(m))),
@@ -133,7 +134,16 @@ fn demo_writes_line_protocol_to_data_dir() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("count in {summary:?}"));
-    assert_eq!(lines.len(), written, "file holds exactly the written lines");
+    // The gateway's lines, and the 8 production entries (4 enterprises,
+    // this month and this year) entered at start through the entries module.
+    let entries = lines.iter().filter(|l| l.starts_with("entry,")).count();
+    assert_eq!(entries, 8, "{text}");
+    assert!(stdout.contains("entries: 8 production entries"), "{stdout}");
+    assert_eq!(
+        lines.len(),
+        written + entries,
+        "file holds exactly the written lines"
+    );
     // The sentinel fault shows as flagged readings of that meter, without values.
     let sentinel: Vec<_> = lines
         .iter()
@@ -247,4 +257,40 @@ fn check_config_rejects_a_megabyte_time_zone_quickly() {
         took < std::time::Duration::from_secs(1),
         "check-config took {took:?}"
     );
+}
+
+/// A demo of 70 s closes at least one `1m` window and its site totals are
+/// final 2 s later: the summary shows a non-zero electricity total for each
+/// of the four enterprises (their incomers count finely enough), and a
+/// target for each.
+#[test]
+fn demo_summary_shows_electricity_for_every_site() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = emgate()
+        .args(["--log-level", "warn", "demo", "--seconds", "70"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run emgate demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for site in ["E3501020001", "E3505830002", "E3508020003", "E3501110004"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("site         {site}:")))
+            .unwrap_or_else(|| panic!("no total for {site}: {stdout}"));
+        let kwh: f64 = line
+            .split("electricity ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("kWh in {line:?}"));
+        assert!(kwh > 0.0, "{line}");
+        assert!(
+            stdout.lines().any(|l| l
+                .trim_start()
+                .starts_with(&format!("target       {site}: "))),
+            "target for {site}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("targets report: 4 site(s)"), "{stdout}");
 }

@@ -812,7 +812,12 @@ fn aggregation_defaults() {
     let a = &c.aggregation;
     assert_eq!(
         a.aggregator.windows,
-        [WindowSize::Min15, WindowSize::Hour, WindowSize::Day]
+        [
+            WindowSize::Min15,
+            WindowSize::Hour,
+            WindowSize::Day,
+            WindowSize::Month
+        ]
     );
     assert_eq!(a.aggregator.allowed_lateness_secs, 120);
     assert_eq!(a.aggregator.max_reorder_readings, 16);

@@ -50,6 +50,7 @@
 //! - `outage`: an `influxd` outage while the gateway runs loses no slot;
 //! - `plan`: the Modbus request planner against hand-worked plans;
 //! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
+//! - `scoped_tokens`: site-scoped API tokens on a real `emgate run`: every route 401 without a valid token, 403 for another site, only its own data for a site token; exact configuration errors; tokens never logged;
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
 //! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
 //! - `sim_fieldbus`: the simulator over RTU over TCP (read by pymodbus) and as a dial-in DTU;
@@ -110,6 +111,7 @@ mod ops_e2e;
 mod outage;
 mod plan;
 mod reload;
+mod scoped_tokens;
 mod shutdown;
 mod sim;
 mod sim_dlt645;

@@ -65,7 +65,7 @@ pub use crate::check::{ConfigError, ConfigErrors, Secret};
 pub use boilers::{BoilerConfig, BoilerSettings, Combustion, InputRef};
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
 pub use spool::default_spool;
-pub use targets::{EntryItem, IntensityTarget, TargetConfig, TargetSpan};
+pub use targets::{EntryItem, FuelLab, IntensityTarget, TargetConfig, TargetSpan};
 
 /// The validated configuration of a gateway.
 #[derive(Debug, Clone)]

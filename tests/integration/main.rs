@@ -32,6 +32,7 @@
 //! - `e2e_mqtt`: MQTT ingestion through Mosquitto into `influxd`: formats, credentials, TLS, bad payloads;
 //! - `e2e_quality`: simulator faults carry the right quality bits into `influxd`; a restart keeps a rollover;
 //! - `entries`: manual entries into a real `influxd`: `emgate enter` (an entry and its correction both stored, each refusal's exact message with nothing written) and `POST /api/entries` (through the spool, behind the token, against the configuration in force after a reload);
+//! - `entries_fuel`: fuel lab analyses as entries through `emgate enter` into `influxd`: the line with its `boiler` tag, each refusal's exact message;
 //! - `energy`: standard-coal conversion of window amounts;
 //! - `fieldbus_adversarial`: our own misbehaving device on every transport: exact quality bit and detail, never a value;
 //! - `fieldbus_common`: what the field-bus tests share (reading lines, metrics, profiles);
@@ -94,6 +95,7 @@ mod e2e_mqtt;
 mod e2e_quality;
 mod energy;
 mod entries;
+mod entries_fuel;
 mod fieldbus_adversarial;
 mod fieldbus_common;
 mod fieldbus_config;

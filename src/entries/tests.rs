@@ -128,7 +128,7 @@ fn a_lab_analysis_line_has_its_boiler_tag() {
     e.encode(&mut out);
     assert_eq!(
         String::from_utf8(out).expect("utf8"),
-        "entry,boiler=fz-b2,item=fuel_lhv_kj_per_kg,period=2026-11-20,site=fz value=21800,unit=\"kj_per_kg\",\
+        "entry,boiler=fz-b2,item=fuel_lhv_kj_per_kg,period=2026-11-20,site=fz value=21800.0,unit=\"kj_per_kg\",\
          period_start=\"2026-11-20T00:00:00+08:00\",period_end=\"2026-11-21T00:00:00+08:00\",\
          entered_by=\"Lab Chen\",reason=\"\",id=\"01ABCDEFGH0000000000000000\",supersedes=\"\" 1796000000\n"
     );

@@ -93,19 +93,24 @@ enum Command {
         /// Site id.
         #[arg(long)]
         site: String,
-        /// Item: output_t (or output_<unit>), output_value_10k_cny, value_added_10k_cny or meter_reading.
+        /// Item: output_t (or output_<unit>), output_value_10k_cny, value_added_10k_cny, meter_reading,
+        /// or a fuel lab analysis (fuel_lhv_kj_per_kg, fuel_lhv_kj_per_m3, fuel_ash_pct, fuel_moisture_pct,
+        /// fuel_volatile_daf_pct, slag_share_pct, slag_combustible_pct, fly_ash_combustible_pct; with --boiler).
         #[arg(long)]
         item: String,
         /// Meter id (only with `--item meter_reading`).
         #[arg(long)]
         meter: Option<String>,
+        /// Boiler id (only with a fuel lab item such as `fuel_lhv_kj_per_kg`).
+        #[arg(long)]
+        boiler: Option<String>,
         /// Period in the site's time zone: YYYY, YYYY-MM or YYYY-MM-DD.
         #[arg(long)]
         period: String,
         /// The value (finite, not negative).
         #[arg(long, allow_negative_numbers = true)]
         value: f64,
-        /// Unit of the value (the item's: t, 10k_cny, or the meter's counter unit).
+        /// Unit of the value (the item's: t, 10k_cny, kj_per_kg, kj_per_m3, pct, or the meter's counter unit).
         #[arg(long)]
         unit: String,
         /// Who enters it.
@@ -531,6 +536,7 @@ async fn async_main(command: Command) -> ExitCode {
             site,
             item,
             meter,
+            boiler,
             period,
             value,
             unit,
@@ -546,6 +552,7 @@ async fn async_main(command: Command) -> ExitCode {
                 site,
                 item,
                 meter,
+                boiler,
                 period,
                 value,
                 unit,

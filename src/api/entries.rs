@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
+use super::scope::Scope;
 use super::{ApiState, error};
 use crate::config::Config;
 use crate::entries::{EntryInput, validate};
@@ -37,8 +38,13 @@ pub struct EntryTarget {
 
 /// Validates the JSON body (the fields of [`EntryInput`]) and appends its
 /// line to the spool: 201 with the entry, 400 with the problem, 503 when
-/// the spool is full or failing.
-pub(super) async fn post_entry(State(state): State<ApiState>, body: Bytes) -> Response {
+/// the spool is full or failing, 403 for a site out of the token's scope
+/// (checked before anything else about the entry).
+pub(super) async fn post_entry(
+    State(state): State<ApiState>,
+    Extension(scope): Extension<Scope>,
+    body: Bytes,
+) -> Response {
     let Some(target) = state.entries.as_ref() else {
         return error(StatusCode::NOT_IMPLEMENTED, "entries are not available");
     };
@@ -46,6 +52,16 @@ pub(super) async fn post_entry(State(state): State<ApiState>, body: Bytes) -> Re
         Ok(i) => i,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid entry JSON: {e}")),
     };
+    if !scope.allows(&input.site) {
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "this token may not enter data for site \"{}\"; it enters data for {}",
+                input.site,
+                scope.describe()
+            ),
+        );
+    }
     if input.entered_by.is_none() {
         input.entered_by = Some(DEFAULT_ENTERED_BY.to_owned());
     }

@@ -370,6 +370,7 @@ async fn start_api(
         board: env.board.clone(),
         stats: Arc::clone(&env.stats),
         token: config.api.token.clone(),
+        site_tokens: config.api.site_tokens.clone(),
         reload: Some(reload),
         entries: Some(crate::api::EntryTarget {
             config: config_rx,

@@ -240,6 +240,10 @@ fn assemble(
     );
 
     let simulator = simulator(main.simulator.take(), &meter_ids, &mut main.problems);
+    if let Some(api) = &main.api {
+        let known: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
+        super::api_tokens::check_sites(&api.site_tokens, &known, &mut main.problems);
+    }
 
     let mut errors = std::mem::take(&mut main.problems.list);
     attribute_to_env(&mut errors, &main);

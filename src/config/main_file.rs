@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use config::Value;
 
+use super::api_tokens;
 use super::boilers::boiler_settings;
 use super::dtu::dtu_settings;
 use super::main_state::Main;
@@ -112,7 +113,7 @@ pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> M
     }
     main.spool = spool(top.spool, &main.gateway.data_dir, &mut main.problems);
     main.validation = validation(top.validation, &mut main.problems);
-    main.api = api(top.api, &mut main.problems);
+    main.api = api(top.api, site_tokens_in_file(text), &mut main.problems);
     main.dtu = dtu_settings(top.dtu, &mut main.problems);
     main.aggregation = aggregation(
         top.aggregation,
@@ -203,8 +204,18 @@ const MAX_ARCHIVE_DAYS: i64 = 3650;
 /// `gateway.shutdown_timeout_secs` when not given.
 const DEFAULT_SHUTDOWN_TIMEOUT_SECS: i64 = 10;
 
+/// Whether the main file itself (not the environment) has `[api] site_tokens`.
+fn site_tokens_in_file(text: &str) -> bool {
+    text.parse::<toml::Table>().ok().is_some_and(|t| {
+        t.get("api")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|a| a.contains_key("site_tokens"))
+    })
+}
+
 /// `[api]`: absent means the default (local port 9184, no token).
-fn api(v: Option<Value>, p: &mut Problems) -> Option<ApiSettings> {
+/// `in_file`: the file has `site_tokens` (refused: environment only).
+fn api(v: Option<Value>, in_file: bool, p: &mut Problems) -> Option<ApiSettings> {
     let Some(v) = v else {
         return Some(ApiSettings::default());
     };
@@ -240,11 +251,34 @@ fn api(v: Option<Value>, p: &mut Problems) -> Option<ApiSettings> {
         }
         Some(Text(t)) => Some(Secret::new(t)),
     };
+    let site_tokens = if in_file {
+        // Key `api`, not `api.site_tokens`: when the variable is set too,
+        // the problem is still the file's.
+        p.push(
+            "api",
+            format!(
+                "site_tokens is in the file; site tokens are secrets handed to other parties: remove the key and give them only through the environment as {}",
+                api_tokens::VARIABLE
+            ),
+        );
+        ok = false;
+        Vec::new()
+    } else if let Some(Text(t)) = r.site_tokens {
+        if let Some(tokens) = api_tokens::parse(&t, token.as_ref(), p) {
+            tokens
+        } else {
+            ok = false;
+            Vec::new()
+        }
+    } else {
+        Vec::new()
+    };
     if !ok {
         return None;
     }
     Some(ApiSettings {
         listen: if enabled { listen } else { None },
         token,
+        site_tokens,
     })
 }

@@ -19,6 +19,7 @@
 //! `meter` (a meter's validation and energy keys). The validated types are
 //! below; the generic checking machinery is in [`crate::check`].
 
+pub mod api_tokens;
 mod boiler_check;
 mod boiler_inputs;
 mod boiler_records;
@@ -64,7 +65,7 @@ pub use crate::check::{ConfigError, ConfigErrors, Secret};
 pub use boilers::{BoilerConfig, BoilerSettings, Combustion, InputRef};
 pub use load::{from_parts, load, load_str_for_tests, load_with_env};
 pub use spool::default_spool;
-pub use targets::{EntryItem, IntensityTarget, TargetConfig, TargetSpan};
+pub use targets::{EntryItem, FuelLab, IntensityTarget, TargetConfig, TargetSpan};
 
 /// The validated configuration of a gateway.
 #[derive(Debug, Clone)]
@@ -113,7 +114,20 @@ pub struct ApiSettings {
     /// `enabled = false`). Default `127.0.0.1:9184`: local only.
     pub listen: Option<SocketAddr>,
     /// Bearer token required on everything but `/health`; `None`: no token.
+    /// It opens every site and the operator-only routes.
     pub token: Option<Secret>,
+    /// Site-scoped tokens (`EMGATE__API__SITE_TOKENS`, see
+    /// [`api_tokens`](mod@api_tokens)): each reads and enters data only for its sites.
+    pub site_tokens: Vec<SiteToken>,
+}
+
+/// A bearer token bound to a list of sites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteToken {
+    /// Ids of the sites the token may read and enter data for.
+    pub sites: Vec<String>,
+    /// The token (never printed).
+    pub token: Secret,
 }
 
 impl Default for ApiSettings {
@@ -121,6 +135,7 @@ impl Default for ApiSettings {
         ApiSettings {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT))),
             token: None,
+            site_tokens: Vec::new(),
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct ApiRaw {
     pub enabled: Option<Flag>,
     /// Bearer token required on everything but `/health`.
     pub token: Option<Text>,
+    /// Site-scoped tokens, `SITE[,SITE…]=TOKEN;…`: only from the
+    /// environment (`EMGATE__API__SITE_TOKENS`), refused in the file.
+    pub site_tokens: Option<Text>,
 }
 
 /// One `[[mqtt]]` element as written.

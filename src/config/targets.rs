@@ -18,8 +18,9 @@ use crate::check::{self, Float, Int, Problems, Text};
 use crate::model::SiteId;
 
 /// The items an entry can be for, as named in messages.
-pub const ITEMS: &str =
-    "output_t (or output_<unit>), output_value_10k_cny, value_added_10k_cny or meter_reading";
+pub const ITEMS: &str = "output_t (or output_<unit>), output_value_10k_cny, value_added_10k_cny, meter_reading, \
+     or a fuel lab analysis of a boiler (fuel_lhv_kj_per_kg, fuel_lhv_kj_per_m3, fuel_ash_pct, fuel_moisture_pct, \
+     fuel_volatile_daf_pct, slag_share_pct, slag_combustible_pct, fly_ash_combustible_pct)";
 
 /// Default `warn_yellow_pct`: below this completion rate a target is yellow.
 pub const DEFAULT_WARN_YELLOW_PCT: f64 = 90.0;
@@ -37,6 +38,66 @@ pub enum EntryItem {
     ValueAdded,
     /// `meter_reading`: the counter of a configured meter, read by hand.
     MeterReading,
+    /// A lab analysis of a boiler's fuel (one quantity per entry).
+    FuelLab(FuelLab),
+}
+
+/// The quantities of a fuel lab analysis, as in `[[boilers.fuel_records]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FuelLab {
+    /// `fuel_lhv_kj_per_kg`: as-received net calorific value of a solid or liquid fuel.
+    LhvPerKg,
+    /// `fuel_lhv_kj_per_m3`: net calorific value of a gas.
+    LhvPerM3,
+    /// `fuel_ash_pct`: as-received ash A_ar, %.
+    AshPct,
+    /// `fuel_moisture_pct`: as-received moisture M_ar, %.
+    MoisturePct,
+    /// `fuel_volatile_daf_pct`: volatile matter, dry ash-free, %.
+    VolatileDafPct,
+    /// `slag_share_pct`: share of the ash leaving as slag, %.
+    SlagSharePct,
+    /// `slag_combustible_pct`: combustible content of the slag C_lz, %.
+    SlagCombustiblePct,
+    /// `fly_ash_combustible_pct`: combustible content of the fly ash C_fh, %.
+    FlyAshCombustiblePct,
+}
+
+impl FuelLab {
+    /// Every quantity with its item name.
+    pub const ALL: [(FuelLab, &'static str); 8] = [
+        (FuelLab::LhvPerKg, "fuel_lhv_kj_per_kg"),
+        (FuelLab::LhvPerM3, "fuel_lhv_kj_per_m3"),
+        (FuelLab::AshPct, "fuel_ash_pct"),
+        (FuelLab::MoisturePct, "fuel_moisture_pct"),
+        (FuelLab::VolatileDafPct, "fuel_volatile_daf_pct"),
+        (FuelLab::SlagSharePct, "slag_share_pct"),
+        (FuelLab::SlagCombustiblePct, "slag_combustible_pct"),
+        (FuelLab::FlyAshCombustiblePct, "fly_ash_combustible_pct"),
+    ];
+
+    /// The unit of its values: `kj_per_kg`, `kj_per_m3` or `pct`.
+    #[must_use]
+    pub fn unit(self) -> &'static str {
+        match self {
+            FuelLab::LhvPerKg => "kj_per_kg",
+            FuelLab::LhvPerM3 => "kj_per_m3",
+            _ => "pct",
+        }
+    }
+
+    /// Plausible values, both ends included except where `upper_open`.
+    /// Calorific values: from blast-furnace gas (about 3 000 kJ/m³) and
+    /// coal gangue (about 5 000 kJ/kg) up to LPG and fuel oil.
+    #[must_use]
+    pub fn range(self) -> (f64, f64, bool) {
+        match self {
+            FuelLab::LhvPerKg => (4_000.0, 55_000.0, false),
+            FuelLab::LhvPerM3 => (2_500.0, 120_000.0, false),
+            FuelLab::SlagSharePct => (0.0, 100.0, false),
+            _ => (0.0, 100.0, true),
+        }
+    }
 }
 
 impl EntryItem {
@@ -48,6 +109,9 @@ impl EntryItem {
             "value_added_10k_cny" => Some(EntryItem::ValueAdded),
             "meter_reading" => Some(EntryItem::MeterReading),
             _ => {
+                if let Some((q, _)) = FuelLab::ALL.iter().find(|(_, n)| *n == name) {
+                    return Some(EntryItem::FuelLab(*q));
+                }
                 let unit = name.strip_prefix("output_")?;
                 is_unit(unit).then(|| EntryItem::Output(unit.to_owned()))
             }
@@ -62,6 +126,7 @@ impl EntryItem {
             EntryItem::Output(unit) => Some(unit),
             EntryItem::OutputValue | EntryItem::ValueAdded => Some("10k_cny"),
             EntryItem::MeterReading => None,
+            EntryItem::FuelLab(q) => Some(q.unit()),
         }
     }
 }
@@ -340,7 +405,7 @@ fn intensity(
             None
         }
         Some(Text(name)) => match EntryItem::parse(name) {
-            Some(EntryItem::MeterReading) | None => {
+            Some(EntryItem::MeterReading | EntryItem::FuelLab(_)) | None => {
                 p.push(k("intensity_item"), format!("unknown item \"{name}\"; use output_t (or output_<unit>), output_value_10k_cny or value_added_10k_cny"));
                 None
             }

@@ -1,12 +1,19 @@
 //! Manual entries: values no meter measures (production output, output
-//! value, value added, readings of meters that are not connected), entered
-//! by a person and stored as InfluxDB measurement `entry`.
+//! value, value added, readings of meters that are not connected, lab
+//! analyses of a boiler's fuel), entered by a person and stored as
+//! InfluxDB measurement `entry`.
 //!
 //! Why pure: `emgate enter` and `POST /api/entries` both validate against
 //! the configuration and encode the same line here; only how the line
 //! reaches the output differs. A correction is a new entry naming the one
 //! it `supersedes`; both stay, and readers take the newest non-superseded
-//! entry per (site, item, period). Fuel lab analyses are not an item yet.
+//! entry per (site, item, period; meter or boiler when given).
+//!
+//! A fuel lab analysis is one quantity per entry (`fuel_lhv_kj_per_kg`,
+//! `fuel_ash_pct`, …) for one boiler (tag `boiler`) and one day: the audit
+//! trail of what the lab reported. The running boiler stage computes with
+//! the site file's `[[boilers.fuel_records]]`, which hold a whole analysis
+//! with the date it is in force from; entries do not change it.
 
 use std::fmt::Write as _;
 
@@ -15,8 +22,9 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan as _, ZonedDateTime as Zoned};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 pub use crate::config::targets::EntryItem as Item;
+use crate::config::{Config, FuelLab};
+use crate::pipeline::boiler::FuelKind;
 use crate::sinks::lineproto::{LineBuilder, series_prefix};
 
 /// Characters of an entry id (Crockford base32, ULID-like).
@@ -39,6 +47,9 @@ pub struct EntryInput {
     /// Meter id; only with item `meter_reading`, and required there.
     #[serde(default)]
     pub meter: Option<String>,
+    /// Boiler id; only with a fuel lab item, and required there.
+    #[serde(default)]
+    pub boiler: Option<String>,
     /// `YYYY`, `YYYY-MM` or `YYYY-MM-DD`, in the site's time zone.
     pub period: String,
     /// The value, finite and not negative.
@@ -68,6 +79,9 @@ pub struct Entry {
     /// Meter id (tag) of a meter reading.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meter: Option<String>,
+    /// Boiler id (tag) of a fuel lab analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boiler: Option<String>,
     /// Period as given (tag), e.g. `2026-11`.
     pub period: String,
     /// Start of the period, RFC 3339 in the site's time zone.
@@ -116,6 +130,53 @@ pub enum EntryError {
         /// The entry's site.
         site: String,
     },
+    /// A fuel lab item without a boiler.
+    #[error("item {0} is a lab analysis of a boiler's fuel; give the boiler's id (boiler)")]
+    BoilerMissing(String),
+    /// A boiler given with an item that is not a fuel lab analysis.
+    #[error("a boiler is only given with a fuel lab item, not {0}")]
+    BoilerNotForItem(String),
+    /// The boiler is not one of the site's.
+    #[error("unknown boiler \"{boiler}\" in site \"{site}\"; known: {known}")]
+    UnknownBoiler {
+        /// As given.
+        boiler: String,
+        /// The entry's site.
+        site: String,
+        /// The site's boiler ids ("none" when it has none).
+        known: String,
+    },
+    /// The analysis does not fit the boiler's fuel.
+    #[error(
+        "boiler \"{boiler}\" burns {fuel} ({kind}); {item} is not analysed for it, use {allowed}"
+    )]
+    NotForFuel {
+        /// The boiler.
+        boiler: String,
+        /// Its fuel class key.
+        fuel: String,
+        /// `gas`, `liquid` or `solid`.
+        kind: &'static str,
+        /// The item.
+        item: String,
+        /// The items that fit.
+        allowed: String,
+    },
+    /// A lab value outside the plausible range.
+    #[error("value {value} is out of range for {item}; use {range}")]
+    Range {
+        /// As given.
+        value: f64,
+        /// The item.
+        item: String,
+        /// The range, e.g. `4000 to 55000 (kj_per_kg)`.
+        range: String,
+    },
+    /// A lab analysis for more than a day.
+    #[error(
+        "period \"{0}\" is not a day; a lab analysis is for the day the sample was taken (YYYY-MM-DD)"
+    )]
+    NotADay(String),
     /// The meter has no consumption counter.
     #[error("meter \"{0}\" has no consumption counter to read")]
     NoCounter(String),
@@ -269,6 +330,7 @@ pub fn validate(
     };
     let item =
         Item::parse(&input.item).ok_or_else(|| EntryError::UnknownItem(input.item.clone()))?;
+    let boiler = lab_boiler(&item, input, config, site_index, &site.id)?;
     let meter = match (&item, &input.meter) {
         (Item::MeterReading, None) => return Err(EntryError::MeterMissing),
         (Item::MeterReading, Some(m)) => Some(m.clone()),
@@ -308,7 +370,25 @@ pub fn validate(
     if input.value < 0.0 {
         return Err(EntryError::Negative(input.value));
     }
+    if let Item::FuelLab(q) = item {
+        let (low, high, open) = q.range();
+        if input.value < low || input.value > high || (open && input.value >= high) {
+            let range = if open {
+                format!("{low} <= x < {high} ({})", q.unit())
+            } else {
+                format!("{low} to {high} ({})", q.unit())
+            };
+            return Err(EntryError::Range {
+                value: input.value,
+                item: input.item.clone(),
+                range,
+            });
+        }
+    }
     let p = period(&input.period, &site.timezone)?;
+    if boiler.is_some() && input.period.len() != "YYYY-MM-DD".len() {
+        return Err(EntryError::NotADay(input.period.clone()));
+    }
     if p.start.timestamp() > now {
         return Err(EntryError::Future {
             period: input.period.clone(),
@@ -357,6 +437,7 @@ pub fn validate(
         site: site.id.clone(),
         item: input.item.clone(),
         meter,
+        boiler,
         period: input.period.clone(),
         period_start: rfc3339(&p.start),
         period_end: rfc3339(&p.end),
@@ -369,6 +450,76 @@ pub fn validate(
     })
 }
 
+/// The boiler of a fuel lab item (checked: one of the site's, its fuel
+/// fitting the item), `None` for the other items.
+fn lab_boiler(
+    item: &Item,
+    input: &EntryInput,
+    config: &Config,
+    site_index: usize,
+    site: &str,
+) -> Result<Option<String>, EntryError> {
+    let q = match (item, &input.boiler) {
+        (Item::FuelLab(_), None) => return Err(EntryError::BoilerMissing(input.item.clone())),
+        (Item::FuelLab(q), Some(_)) => *q,
+        (_, Some(_)) => return Err(EntryError::BoilerNotForItem(input.item.clone())),
+        (_, None) => return Ok(None),
+    };
+    let id = input.boiler.as_deref().unwrap_or_default();
+    let of_site = || {
+        config
+            .boilers
+            .iter()
+            .filter(|b| b.site.index() == site_index)
+    };
+    let Some(b) = of_site().find(|b| b.id == id) else {
+        let known: Vec<&str> = of_site().map(|b| b.id.as_str()).collect();
+        return Err(EntryError::UnknownBoiler {
+            boiler: id.to_owned(),
+            site: site.to_owned(),
+            known: if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            },
+        });
+    };
+    let (kind, allowed): (&'static str, &[FuelLab]) = match b.spec.fuel_kind {
+        FuelKind::Gas => ("gas", &[FuelLab::LhvPerM3]),
+        FuelKind::Oil => (
+            "liquid",
+            &[FuelLab::LhvPerKg, FuelLab::AshPct, FuelLab::MoisturePct],
+        ),
+        FuelKind::Solid => (
+            "solid",
+            &[
+                FuelLab::LhvPerKg,
+                FuelLab::AshPct,
+                FuelLab::MoisturePct,
+                FuelLab::VolatileDafPct,
+                FuelLab::SlagSharePct,
+                FuelLab::SlagCombustiblePct,
+                FuelLab::FlyAshCombustiblePct,
+            ],
+        ),
+    };
+    if !allowed.contains(&q) {
+        let names: Vec<&str> = FuelLab::ALL
+            .iter()
+            .filter(|(a, _)| allowed.contains(a))
+            .map(|(_, n)| *n)
+            .collect();
+        return Err(EntryError::NotForFuel {
+            boiler: id.to_owned(),
+            fuel: b.fuel.clone(),
+            kind,
+            item: input.item.clone(),
+            allowed: names.join(", "),
+        });
+    }
+    Ok(Some(id.to_owned()))
+}
+
 impl Entry {
     /// Appends the entry's line (measurement `entry`, timestamp in seconds).
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -378,6 +529,7 @@ impl Entry {
                 ("site", &self.site),
                 ("item", &self.item),
                 ("meter", self.meter.as_deref().unwrap_or_default()),
+                ("boiler", self.boiler.as_deref().unwrap_or_default()),
                 ("period", &self.period),
             ],
         );

@@ -14,6 +14,20 @@ fn items_and_their_units() {
     assert_eq!(Item::parse("output_"), None);
     assert_eq!(Item::parse("output_T"), None);
     assert_eq!(Item::parse("fuel_lab"), None);
+    assert_eq!(
+        Item::parse("fuel_lhv_kj_per_kg"),
+        Some(Item::FuelLab(FuelLab::LhvPerKg))
+    );
+    assert_eq!(
+        Item::parse("fly_ash_combustible_pct").and_then(|i| i.unit().map(str::to_owned)),
+        Some("pct".into())
+    );
+    assert_eq!(Item::FuelLab(FuelLab::LhvPerM3).unit(), Some("kj_per_m3"));
+    // Still an output in tonnes of ash, not a lab item.
+    assert_eq!(
+        Item::parse("output_ash_t"),
+        Some(Item::Output("ash_t".into()))
+    );
     assert_eq!(Item::OutputValue.unit(), Some("10k_cny"));
     assert_eq!(
         Item::parse("output_t").and_then(|i| i.unit().map(str::to_owned)),
@@ -71,6 +85,7 @@ fn the_line_has_every_tag_and_field() {
         site: "fz".into(),
         item: "output_t".into(),
         meter: None,
+        boiler: None,
         period: "2026-11".into(),
         period_start: "2026-11-01T00:00:00+08:00".into(),
         period_end: "2026-12-01T00:00:00+08:00".into(),
@@ -88,5 +103,33 @@ fn the_line_has_every_tag_and_field() {
         "entry,item=output_t,period=2026-11,site=fz value=1250.5,unit=\"t\",\
          period_start=\"2026-11-01T00:00:00+08:00\",period_end=\"2026-12-01T00:00:00+08:00\",\
          entered_by=\"Li Wei\",reason=\"\",id=\"01ABCDEFGH0000000000000000\",supersedes=\"\" 1796000000\n"
+    );
+}
+
+#[test]
+fn a_lab_analysis_line_has_its_boiler_tag() {
+    let e = Entry {
+        id: "01ABCDEFGH0000000000000000".into(),
+        site: "fz".into(),
+        item: "fuel_lhv_kj_per_kg".into(),
+        meter: None,
+        boiler: Some("fz-b2".into()),
+        period: "2026-11-20".into(),
+        period_start: "2026-11-20T00:00:00+08:00".into(),
+        period_end: "2026-11-21T00:00:00+08:00".into(),
+        value: 21800.0,
+        unit: "kj_per_kg".into(),
+        entered_by: "Lab Chen".into(),
+        reason: String::new(),
+        supersedes: String::new(),
+        time: 1_796_000_000,
+    };
+    let mut out = Vec::new();
+    e.encode(&mut out);
+    assert_eq!(
+        String::from_utf8(out).expect("utf8"),
+        "entry,boiler=fz-b2,item=fuel_lhv_kj_per_kg,period=2026-11-20,site=fz value=21800.0,unit=\"kj_per_kg\",\
+         period_start=\"2026-11-20T00:00:00+08:00\",period_end=\"2026-11-21T00:00:00+08:00\",\
+         entered_by=\"Lab Chen\",reason=\"\",id=\"01ABCDEFGH0000000000000000\",supersedes=\"\" 1796000000\n"
     );
 }

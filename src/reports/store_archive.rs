@@ -121,6 +121,7 @@ fn entry(p: &Point) -> Option<Entry> {
         site: p.tag("site")?.to_owned(),
         item: p.tag("item")?.to_owned(),
         meter: p.tag("meter").map(str::to_owned),
+        boiler: p.tag("boiler").map(str::to_owned),
         period: p.tag("period")?.to_owned(),
         period_start: s("period_start"),
         period_end: s("period_end"),

@@ -474,11 +474,13 @@ impl Store for InfluxStore {
             for row in &s.values {
                 let text = |name: &str| s.text(row, name).unwrap_or_default();
                 let meter = s.text(row, "meter").filter(|m| !m.is_empty());
+                let boiler = s.text(row, "boiler").filter(|b| !b.is_empty());
                 out.push(Entry {
                     id: text("id"),
                     site: text("site"),
                     item: text("item"),
                     meter,
+                    boiler,
                     period: text("period"),
                     period_start: text("period_start"),
                     period_end: text("period_end"),

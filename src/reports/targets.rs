@@ -188,6 +188,10 @@ fn item_name(item: &EntryItem) -> String {
         EntryItem::OutputValue => "output_value_10k_cny".to_owned(),
         EntryItem::ValueAdded => "value_added_10k_cny".to_owned(),
         EntryItem::MeterReading => "meter_reading".to_owned(),
+        EntryItem::FuelLab(q) => crate::config::targets::FuelLab::ALL
+            .iter()
+            .find(|(f, _)| f == q)
+            .map_or_else(String::new, |(_, name)| (*name).to_owned()),
     }
 }
 

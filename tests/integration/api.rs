@@ -83,6 +83,7 @@ async fn start(token: Option<&str>, reload: Option<mpsc::Sender<ReloadRequest>>)
         board: Arc::clone(&board).into(),
         stats: Arc::clone(&stats),
         token: token.map(Secret::new),
+        site_tokens: Vec::new(),
         reload,
         entries: None,
     };

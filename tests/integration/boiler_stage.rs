@@ -596,6 +596,7 @@ async fn serve(board: std::sync::Arc<emgate::telemetry::StatusBoard>) -> String 
         board: board.into(),
         stats: std::sync::Arc::new(emgate::telemetry::Stats::default()),
         token: Some(emgate::config::Secret::new("t0ken")),
+        site_tokens: Vec::new(),
         reload: None,
         entries: None,
     };

@@ -1537,6 +1537,7 @@ fn api_and_shutdown_defaults() {
         emgate::config::ApiSettings {
             listen: Some("127.0.0.1:9184".parse().expect("address")),
             token: None,
+            site_tokens: Vec::new(),
         }
     );
     assert_eq!(c.gateway.shutdown_timeout, Duration::from_secs(10));

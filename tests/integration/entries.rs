@@ -176,7 +176,7 @@ async fn each_bad_entry_is_refused_with_its_message_and_nothing_is_written() {
         (&["--site", "fzz"], "unknown site \"fzz\"; known: fz, xm"),
         (
             &["--item", "fuel_lab"],
-            "unknown item \"fuel_lab\"; use output_t (or output_<unit>), output_value_10k_cny, value_added_10k_cny or meter_reading",
+            "unknown item \"fuel_lab\"; use output_t (or output_<unit>), output_value_10k_cny, value_added_10k_cny, meter_reading, or a fuel lab analysis of a boiler (fuel_lhv_kj_per_kg, fuel_lhv_kj_per_m3, fuel_ash_pct, fuel_moisture_pct, fuel_volatile_daf_pct, slag_share_pct, slag_combustible_pct, fly_ash_combustible_pct)",
         ),
         (
             &["--item", "meter_reading", "--unit", "m3"],

@@ -24,8 +24,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Secret;
 
 pub mod entries;
+pub mod reports;
 use crate::telemetry::{Stats, Summary};
 pub use entries::EntryTarget;
+pub use reports::ReportsTarget;
 
 /// The status page, served from the binary (no CDN).
 const PAGE: &str = include_str!("page.html");
@@ -44,6 +46,8 @@ pub struct ApiState {
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
     /// Where `POST /api/entries` validates and appends; `None`: unavailable.
     pub entries: Option<EntryTarget>,
+    /// Where `GET /api/reports/{kind}` reads its configuration; `None`: unavailable.
+    pub reports: Option<ReportsTarget>,
 }
 
 /// A request to reload the configuration; the app's reload loop answers on
@@ -80,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/summary", get(summary))
         .route("/api/reload", post(reload))
         .route("/api/entries", post(entries::post_entry))
+        .route("/api/reports/{kind}", get(reports::get_report))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     // The page is open like /health: it holds no data, and a browser cannot
     // send a bearer token for it. Its script sends the token (from the

@@ -320,6 +320,9 @@ async fn start_api(
         stats: Arc::clone(&env.stats),
         token: config.api.token.clone(),
         reload: Some(reload),
+        reports: Some(crate::api::ReportsTarget {
+            config: config_rx.clone(),
+        }),
         entries: Some(crate::api::EntryTarget {
             config: config_rx,
             spool: env.spool.clone(),

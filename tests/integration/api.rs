@@ -85,6 +85,7 @@ async fn start(token: Option<&str>, reload: Option<mpsc::Sender<ReloadRequest>>)
         token: token.map(Secret::new),
         reload,
         entries: None,
+        reports: None,
     };
     tokio::spawn(api::serve(listener, state, shutdown.clone()));
     Api {

@@ -598,6 +598,7 @@ async fn serve(board: std::sync::Arc<emgate::telemetry::StatusBoard>) -> String 
         token: Some(emgate::config::Secret::new("t0ken")),
         reload: None,
         entries: None,
+        reports: None,
     };
     tokio::spawn(emgate::api::serve(
         listener,

@@ -49,6 +49,7 @@
 //! - `ops_e2e`: a running gateway's API: token, meter views, reload, exact metrics, readiness;
 //! - `outage`: an `influxd` outage while the gateway runs loses no slot;
 //! - `plan`: the Modbus request planner against hand-worked plans;
+//! - `reports_core`: `emgate report consumption|targets` and `GET /api/reports/{kind}` against a real `influxd` filled with known windows and entries (hand-worked figures, worst-first order, CSV and table, exact refusals), and end to end from the simulator through `emgate run`;
 //! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
 //! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
@@ -110,6 +111,7 @@ mod ops_e2e;
 mod outage;
 mod plan;
 mod reload;
+mod reports_core;
 mod shutdown;
 mod sim;
 mod sim_dlt645;

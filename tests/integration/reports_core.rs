@@ -45,6 +45,7 @@ async fn write(influxd: &Influxd, lines: &str) {
 }
 
 /// A `site_consumption` line.
+#[allow(clippy::too_many_arguments)]
 fn sc(
     site: &str,
     energy: &str,

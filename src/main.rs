@@ -191,6 +191,10 @@ enum Command {
         /// InfluxDB 2.x/3.x token (or set `EMGATE_REPORT_TOKEN`).
         #[arg(long, env = "EMGATE_REPORT_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Read the gateway's local archive (`<data_dir>/archive`) instead of
+        /// InfluxDB (the default when the configuration writes to a file).
+        #[arg(long)]
+        archive: bool,
     },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
@@ -605,6 +609,7 @@ async fn async_main(command: Command) -> ExitCode {
             url,
             db,
             token,
+            archive,
         } => {
             let config = match load_or_report(&config) {
                 Ok(c) => c,
@@ -625,7 +630,7 @@ async fn async_main(command: Command) -> ExitCode {
                 database: db,
                 token,
             };
-            report(&config, &args, &format, &overrides, out.as_deref()).await
+            report(&config, &args, &format, &overrides, archive, out.as_deref()).await
         }
         Command::Simulate { config } => {
             let config = match load_or_report(&config) {
@@ -829,23 +834,30 @@ async fn report(
     args: &emgate::reports::run::Args,
     format: &str,
     overrides: &emgate::reports::store_influx::InfluxOverrides,
+    archive: bool,
     out: Option<&std::path::Path>,
 ) -> ExitCode {
     use emgate::reports::ReportError;
-    let text =
-        match emgate::reports::run::make(config, args, format, overrides, jiff::Timestamp::now())
-            .await
-        {
-            Ok(t) => t,
-            Err(e @ ReportError::Request(_)) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-            Err(e @ ReportError::Store(_)) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let text = match emgate::reports::run::make(
+        config,
+        args,
+        format,
+        overrides,
+        archive,
+        jiff::Timestamp::now(),
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e @ ReportError::Request(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e @ ReportError::Store(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match out {
         None => {
             print!("{text}");

@@ -36,9 +36,11 @@ use crate::config::{Secret, SiteToken};
 use crate::reports::Sites;
 
 pub mod entries;
+pub mod reports;
 pub mod scope;
 use crate::telemetry::{Stats, Summary};
 pub use entries::EntryTarget;
+pub use reports::ReportsTarget;
 use scope::{Check, Scope, Tokens, operator_only, sites_for};
 
 /// The status page, served from the binary (no CDN).
@@ -61,6 +63,8 @@ pub struct ApiState {
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
     /// Where `POST /api/entries` validates and appends; `None`: unavailable.
     pub entries: Option<EntryTarget>,
+    /// Where `GET /api/reports/{kind}` reads its configuration; `None`: unavailable.
+    pub reports: Option<ReportsTarget>,
 }
 
 /// A request to reload the configuration; the app's reload loop answers on
@@ -97,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/summary", get(summary))
         .route("/api/reload", post(reload))
         .route("/api/entries", post(entries::post_entry))
+        .route("/api/reports/{kind}", get(reports::get_report))
         .route_layer(middleware::from_fn_with_state(
             Arc::new(Tokens::new(state.token.clone(), &state.site_tokens)),
             require_token,

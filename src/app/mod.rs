@@ -372,6 +372,9 @@ async fn start_api(
         token: config.api.token.clone(),
         site_tokens: config.api.site_tokens.clone(),
         reload: Some(reload),
+        reports: Some(crate::api::ReportsTarget {
+            config: config_rx.clone(),
+        }),
         entries: Some(crate::api::EntryTarget {
             config: config_rx,
             spool: env.spool.clone(),

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::run::{bounds, describe_range, describe_sites, sites_of, zone_groups};
+use super::run::{bounds, describe_range, describe_sites, query_sites, sites_of, zone_groups};
 use super::{
     Bar, Block, Chart, Column, Document, Granularity, Mark, Output, Range, ReportError, ReportKind,
-    Request, Row, Sites, Store, Table,
+    Request, Row, Store, Table,
 };
 use crate::config::Config;
 
@@ -149,10 +149,15 @@ pub async fn build(
     };
     let sites = sites_of(config, &req.sites);
     let mut rows_by_site: BTreeMap<String, Vec<super::WindowRow>> = BTreeMap::new();
-    for (tz, ids) in zone_groups(&sites) {
+    let groups = zone_groups(&sites);
+    let n_groups = groups.len();
+    for (tz, ids) in groups {
         let (from, to) = bounds(range, tz)
             .ok_or_else(|| ReportError::Request("the range does not exist".to_owned()))?;
-        for row in store.site_rows(window, &Sites::Only(ids), from, to).await? {
+        for row in store
+            .site_rows(window, &query_sites(&req.sites, n_groups, &ids), from, to)
+            .await?
+        {
             rows_by_site.entry(row.site.clone()).or_default().push(row);
         }
     }

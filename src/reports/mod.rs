@@ -20,6 +20,7 @@ pub mod consistency;
 pub mod consumption;
 pub mod html;
 pub mod run;
+pub mod source;
 pub mod store_archive;
 pub mod store_influx;
 pub mod svg;

@@ -271,7 +271,9 @@ pub fn render(output: &Output, format: Format) -> String {
 }
 
 /// `emgate report`: checks `args` and `format`, reads InfluxDB (the
-/// configuration's `[influxdb]`, or `overrides`) and renders the report.
+/// configuration's `[influxdb]`, or `overrides`) or the local archive
+/// (`archive`, or a file output without `--url`; see [`super::source`])
+/// and renders the report.
 ///
 /// # Errors
 /// [`ReportError::Request`] for a bad request or no database to read
@@ -281,12 +283,12 @@ pub async fn make(
     args: &Args,
     format: &str,
     overrides: &super::store_influx::InfluxOverrides,
+    archive: bool,
     now: Timestamp,
 ) -> Result<String, ReportError> {
     let format = Format::parse(format)?;
     let req = parse_request(config, args, now)?;
-    let store = super::store_influx::InfluxStore::from_config(&config.output, overrides)
-        .map_err(ReportError::Request)?;
+    let store = super::source::Source::open(config, overrides, archive)?;
     let output = build(config, &store, &req).await?;
     Ok(render(&output, format))
 }
@@ -317,6 +319,20 @@ pub fn zone_groups<'a>(sites: &[&'a SiteConfig]) -> Vec<(&'a TimeZone, Vec<Strin
         }
     }
     groups
+}
+
+/// What a query over one zone group's `ids` asks for: every site when
+/// the request is for every site and all of them share one zone (the
+/// database then filters on time and window only, much faster than a
+/// long `site = … OR …`; rows of unconfigured sites are ignored by the
+/// builders), else exactly the ids.
+#[must_use]
+pub fn query_sites(requested: &Sites, groups: usize, ids: &[String]) -> Sites {
+    if *requested == Sites::All && groups == 1 {
+        Sites::All
+    } else {
+        Sites::Only(ids.to_vec())
+    }
 }
 
 /// `[first, last]` local days of `range` (the last included).

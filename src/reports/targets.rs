@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::run::{describe_sites, midnight, sites_of, zone_groups};
+use super::run::{describe_sites, midnight, query_sites, sites_of, zone_groups};
 use super::{
     Bar, Block, Chart, Column, Document, Mark, Output, Range, ReportError, ReportKind, Request,
     Row, Sites, Store, Table,
@@ -325,18 +325,17 @@ pub async fn build(
     let entries = if with_intensity.is_empty() {
         Vec::new()
     } else {
-        store
-            .entries(&Sites::Only(
-                with_intensity.iter().map(|s| s.id.clone()).collect(),
-            ))
-            .await?
+        let ids: Vec<String> = with_intensity.iter().map(|s| s.id.clone()).collect();
+        store.entries(&query_sites(&req.sites, 1, &ids)).await?
     };
-    for (tz, ids) in zone_groups(&sites) {
+    let groups = zone_groups(&sites);
+    let n_groups = groups.len();
+    for (tz, ids) in groups {
         let from = midnight(jan1, tz).ok_or_else(no_range)?;
         let end = midnight(next, tz).ok_or_else(no_range)?;
         let to = now.min(end).max(from);
         for s in store
-            .site_sums(window, &Sites::Only(ids.clone()), from, to)
+            .site_sums(window, &query_sites(&req.sites, n_groups, &ids), from, to)
             .await?
         {
             if s.energy == "total" {

@@ -86,6 +86,7 @@ async fn start(token: Option<&str>, reload: Option<mpsc::Sender<ReloadRequest>>)
         site_tokens: Vec::new(),
         reload,
         entries: None,
+        reports: None,
     };
     tokio::spawn(api::serve(listener, state, shutdown.clone()));
     Api {

@@ -599,6 +599,7 @@ async fn serve(board: std::sync::Arc<emgate::telemetry::StatusBoard>) -> String 
         site_tokens: Vec::new(),
         reload: None,
         entries: None,
+        reports: None,
     };
     tokio::spawn(emgate::api::serve(
         listener,

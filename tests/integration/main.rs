@@ -52,6 +52,7 @@
 //! - `outage`: an `influxd` outage while the gateway runs loses no slot;
 //! - `plan`: the Modbus request planner against hand-worked plans;
 //! - `reports_compliance`: `emgate report completeness|consistency|verification` against `influxd` filled with known windows: exact figures by hand;
+//! - `reports_core`: `emgate report consumption|targets` and `GET /api/reports/{kind}` against a real `influxd` filled with known windows and entries (hand-worked figures, worst-first order, CSV and table, exact refusals), and end to end from the simulator through `emgate run`;
 //! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
 //! - `scoped_tokens`: site-scoped API tokens on a real `emgate run`: every route 401 without a valid token, 403 for another site, only its own data for a site token; exact configuration errors; tokens never logged;
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
@@ -117,6 +118,7 @@ mod outage;
 mod plan;
 mod reload;
 mod reports_compliance;
+mod reports_core;
 mod reports_html;
 mod scoped_tokens;
 mod shutdown;

@@ -250,6 +250,34 @@ async fn a_site_token_reads_only_its_site_everywhere() {
     ] {
         assert_eq!(get(path, SITE_A).await, forbidden(other_site), "{path}");
     }
+    // Every report kind, naming the other site: 403 before any database is read.
+    for kind in [
+        "consumption",
+        "targets",
+        "completeness",
+        "consistency",
+        "verification",
+    ] {
+        for q in ["site=hs03", "site=fz01,hs03"] {
+            let path = format!("/api/reports/{kind}?{q}");
+            assert_eq!(get(&path, SITE_A).await, forbidden(other_site), "{path}");
+        }
+    }
+    // A report without `site`: only the token's own sites (the register
+    // of verified meters reads the configuration alone).
+    let (s, register) = get("/api/reports/verification", SITE_A).await;
+    assert_eq!(s, 200, "{register}");
+    let meters: Vec<&str> = register["meters"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["meter"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(meters, ["fz_w1"], "{register}");
+    let (s, register) = get("/api/reports/verification", OPERATOR).await;
+    let meters: Vec<&str> = register["meters"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["meter"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!((s, meters), (200, vec!["fz_w1", "hs_w1"]), "{register}");
     // Another site's meter and a meter that does not exist look the same.
     for id in ["hs_w1", "nope"] {
         assert_eq!(

@@ -1,0 +1,125 @@
+//! Which store a report reads: InfluxDB (InfluxQL over `/query`) or the
+//! gateway's local archive.
+//!
+//! Why a choice: the database is where every gateway writes, so it is the
+//! default; the archive is what one gateway kept itself, so a site without
+//! InfluxDB (a file output, the demo) or with a lost database still gets
+//! its reports. `--archive` (CLI) asks for the archive explicitly.
+
+use std::future::Future;
+
+use super::store_archive::ArchiveStore;
+use super::store_influx::{InfluxOverrides, InfluxStore};
+use super::{ReportError, SiteSum, Sites, Store, StoreError, WindowRow};
+use crate::config::{Config, OutputConfig};
+use crate::entries::Entry;
+
+/// The store a report reads.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// InfluxDB, with InfluxQL.
+    Influx(InfluxStore),
+    /// `<data_dir>/archive` of the configuration.
+    Archive(ArchiveStore),
+}
+
+impl Source {
+    /// The archive when `archive` is asked for, or when the configuration
+    /// writes to a file and no `--url` names a database; else the
+    /// configuration's InfluxDB with `overrides`.
+    ///
+    /// # Errors
+    /// No database can be named, or the URL is not one.
+    pub fn open(
+        config: &Config,
+        overrides: &InfluxOverrides,
+        archive: bool,
+    ) -> Result<Source, ReportError> {
+        let file_only = matches!(config.output, OutputConfig::File(_)) && overrides.url.is_none();
+        if archive || file_only {
+            if config.gateway.archive_days == 0 {
+                return Err(ReportError::Request(
+                    "there is no local archive to read ([gateway] archive_days = 0) and no InfluxDB: \
+                     give --url and --db"
+                        .to_owned(),
+                ));
+            }
+            return Ok(Source::Archive(ArchiveStore::from_config(config)));
+        }
+        InfluxStore::from_config(&config.output, overrides)
+            .map(Source::Influx)
+            .map_err(ReportError::Request)
+    }
+
+    /// Where the report reads, for its subtitle and messages.
+    #[must_use]
+    pub fn describe(&self, config: &Config) -> String {
+        match self {
+            Source::Influx(s) => format!("InfluxDB {} database {}", s.url(), s.database()),
+            Source::Archive(_) => format!(
+                "the local archive {}",
+                crate::archive::dir_of(&config.gateway.data_dir).display()
+            ),
+        }
+    }
+}
+
+impl Store for Source {
+    fn site_rows(
+        &self,
+        window: &str,
+        sites: &Sites,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<WindowRow>, StoreError>> + Send {
+        async move {
+            match self {
+                Source::Influx(s) => s.site_rows(window, sites, from, to).await,
+                Source::Archive(s) => s.site_rows(window, sites, from, to).await,
+            }
+        }
+    }
+
+    fn meter_rows(
+        &self,
+        window: &str,
+        sites: &Sites,
+        level: Option<u8>,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<WindowRow>, StoreError>> + Send {
+        async move {
+            match self {
+                Source::Influx(s) => s.meter_rows(window, sites, level, from, to).await,
+                Source::Archive(s) => s.meter_rows(window, sites, level, from, to).await,
+            }
+        }
+    }
+
+    fn site_sums(
+        &self,
+        window: &str,
+        sites: &Sites,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<SiteSum>, StoreError>> + Send {
+        async move {
+            match self {
+                Source::Influx(s) => s.site_sums(window, sites, from, to).await,
+                Source::Archive(s) => s.site_sums(window, sites, from, to).await,
+            }
+        }
+    }
+
+    fn entries(
+        &self,
+        sites: &Sites,
+    ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send {
+        async move {
+            match self {
+                Source::Influx(s) => s.entries(sites).await,
+                Source::Archive(s) => s.entries(sites).await,
+            }
+        }
+    }
+}

@@ -96,8 +96,9 @@ pub enum InfluxTarget {
 /// Options of `emgate demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Run time, seconds.
-    pub seconds: u64,
+    /// Run time, seconds; `None`: until the first whole minute has closed
+    /// and its windows are written ([`whole_minute_seconds`]).
+    pub seconds: Option<u64>,
     /// InfluxDB to write to, if any.
     pub influx: Option<InfluxTarget>,
     /// Directory of the file sink.
@@ -217,6 +218,17 @@ async fn choose_output(opts: &DemoOptions, config: &mut Config, lines_file: &std
     }
 }
 
+/// How long the demo runs by default when started at `now_unix_s`: to
+/// the end of the first whole minute after it, plus 10 s for the last
+/// readings and the boilers' windows to be written: 71 to 130 s. A shorter
+/// run would show only the first, partial minute (a boiler's window of it
+/// lacks coverage and says so).
+#[must_use]
+pub fn whole_minute_seconds(now_unix_s: i64) -> u64 {
+    let into = now_unix_s.rem_euclid(60) as u64;
+    (60 - into) + 60 + 10
+}
+
 /// Runs the demo for `opts.seconds` (or until `interrupt`).
 ///
 /// # Errors
@@ -229,8 +241,10 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         ))
     })?;
     let lines_file = opts.data_dir.join("demo.lp");
-    // A fresh file per run, so the file holds exactly this run's points.
+    // A fresh file and archive per run, so both hold exactly this run's
+    // points (the targets report reads the archive).
     let _ = std::fs::remove_file(&lines_file);
+    let _ = std::fs::remove_dir_all(crate::archive::dir_of(&opts.data_dir));
     let mqtt = broker_answers().await;
     let mut config = demo_config(&opts.data_dir, &lines_file, mqtt)?;
     choose_output(&opts, &mut config, &lines_file).await;
@@ -255,12 +269,19 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
         .iter()
         .filter(|e| !e.is_serial_framed())
         .count();
+    let seconds = opts
+        .seconds
+        .unwrap_or_else(|| whole_minute_seconds(jiff::Timestamp::now().as_second()));
     println!(
-        "demo: {} enterprises, {} meters ({}), {n_tcp} Modbus TCP gateways, 1 serial server and 1 dial-in DTU simulated on 127.0.0.1; running {} s",
+        "demo: {} enterprises, {} meters ({}), {n_tcp} Modbus TCP gateways, 1 serial server and 1 dial-in DTU simulated on 127.0.0.1; running {seconds} s{}",
         config.sites.len(),
         n_meters,
         energy_mix(&config),
-        opts.seconds
+        if opts.seconds.is_none() {
+            " (until the first whole minute has closed)"
+        } else {
+            ""
+        }
     );
     for line in field_bus_lines(&config, &sim) {
         println!("{line}");
@@ -311,7 +332,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     ));
 
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(opts.seconds);
+    let deadline = started + Duration::from_secs(seconds);
     let mut last_readings = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -418,7 +439,7 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
             summary.lines_left_in_spool
         );
     }
-    let measured = site_totals(&config, &lines_file);
+    let measured = site_totals(&config).await;
     let mut with_targets = (*config).clone();
     with_targets.targets = targets::size(&config, &measured, jiff::Timestamp::now());
     for t in &with_targets.targets {
@@ -438,20 +459,30 @@ pub async fn run(opts: DemoOptions, interrupt: CancellationToken) -> Result<(), 
     Ok(())
 }
 
-/// Prints the targets report for the current year over what the demo
-/// wrote (its InfluxDB, or without one the gateway's local archive under
-/// `config.gateway.data_dir`), worst first. `config` holds the demo's
-/// sites, their targets sized from this run and the windows the report sums.
-///
-/// Filled in at merge with the reports code (`crate::reports::run` over an
-/// `InfluxStore`, or `crate::reports::store_archive::ArchiveStore`); until
-/// then it says where the report will appear.
-#[allow(clippy::unused_async)] // the reports it will call are async
+/// Prints the targets report for the current year, worst first, as
+/// `emgate report targets --archive` would: from the gateway's local
+/// archive under `config.gateway.data_dir` (written whatever the output,
+/// so the demo needs no database to show it). `config` holds the demo's
+/// sites and their targets sized from this run.
 pub async fn print_targets_report(config: &Config) {
+    use crate::reports::{Granularity, ReportKind, Request, Sites, run};
+    let store = crate::reports::store_archive::ArchiveStore::from_config(config);
+    let req = Request {
+        kind: ReportKind::Targets,
+        sites: Sites::All,
+        range: None,
+        now: jiff::Timestamp::now(),
+        granularity: Granularity::Day,
+        due_within_days: 30,
+    };
     println!(
-        "\ntargets report: {} site(s) with a target for this year (printed here once the reports are built in)",
-        config.targets.len()
+        "\ntargets report (emgate report targets --archive), from {}:\n",
+        crate::archive::dir_of(&config.gateway.data_dir).display()
     );
+    match run::build(config, &store, &req).await {
+        Ok(output) => print!("{}", run::render(&output, run::Format::Table)),
+        Err(e) => println!("  no targets report: {e}"),
+    }
 }
 
 /// Enters each enterprise's production output for the current month and
@@ -462,7 +493,17 @@ async fn enter_output(config: &Config) {
     let mut stored = 0;
     for input in &inputs {
         match crate::entries::write::enter(config, input).await {
-            Ok(_) => stored += 1,
+            Ok(entry) => {
+                stored += 1;
+                // Kept in the local archive too, as `emgate enter` does:
+                // the targets report at the end reads the archive.
+                let mut line = Vec::with_capacity(256);
+                entry.encode(&mut line);
+                let dir = crate::archive::dir_of(&config.gateway.data_dir);
+                if let Err(e) = crate::archive::append_now(&dir, &config.gateway.timezone, &line) {
+                    println!("warning: entry {} not archived: {e}", entry.id);
+                }
+            }
             Err(e) => println!(
                 "warning: entry {} {} {}: {e}",
                 input.site, input.item, input.period
@@ -475,19 +516,30 @@ async fn enter_output(config: &Config) {
     );
 }
 
-/// Each site's `1m` totals as the gateway wrote them, printed one line a
-/// site. Read from the line file; with InfluxDB as the output the file is
-/// empty and the demo says where the totals are instead.
-fn site_totals(
-    config: &Config,
-    lines_file: &std::path::Path,
-) -> std::collections::BTreeMap<String, targets::SiteMeasure> {
-    if !matches!(config.output, OutputConfig::File(_)) {
-        println!("  sites        totals are in InfluxDB (measurement site_consumption, window 1m)");
-        return std::collections::BTreeMap::new();
-    }
-    let text = std::fs::read_to_string(lines_file).unwrap_or_default();
-    let measured = targets::measure(&text);
+/// What each site's run measured, from the gateway's local archive: the
+/// sums of its `1m` `site_consumption` windows this year, the same sums
+/// the targets report makes (so the targets sized from them land on their
+/// planned levels). Prints one line per site.
+async fn site_totals(config: &Config) -> std::collections::BTreeMap<String, targets::SiteMeasure> {
+    use crate::reports::{Sites, Store as _};
+    let store = crate::reports::store_archive::ArchiveStore::from_config(config);
+    let now = jiff::Timestamp::now();
+    let tz = &config.gateway.timezone;
+    let year_start = jiff::civil::Date::new(tz.to_datetime(now).year(), 1, 1)
+        .ok()
+        .and_then(|d| d.to_zoned_datetime(tz.clone()).ok())
+        .map_or(0, |z| z.timestamp().as_second());
+    let sums = match store
+        .site_sums("1m", &Sites::All, year_start, now.as_second() + 1)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            println!("  sites        no totals: {e}");
+            return std::collections::BTreeMap::new();
+        }
+    };
+    let measured = targets::measure(&sums);
     for site in &config.sites {
         let m = measured.get(&site.id).cloned().unwrap_or_default();
         println!(

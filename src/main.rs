@@ -198,9 +198,10 @@ enum Command {
     },
     /// Run a built-in simulated site through the gateway and show live progress.
     Demo {
-        /// How long to run, seconds (long enough for a 1-minute window to close).
-        #[arg(long, default_value_t = 70)]
-        seconds: u64,
+        /// How long to run, seconds (default: until the first whole minute
+        /// has closed and its windows are written, 71 to 130 s).
+        #[arg(long)]
+        seconds: Option<u64>,
         /// InfluxDB to write to; without it (or when unreachable) lines go to ./data/.
         #[arg(long)]
         influx_url: Option<String>,

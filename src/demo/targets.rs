@@ -82,55 +82,18 @@ pub struct SiteMeasure {
     pub windows: usize,
 }
 
-/// Sums the `1m` `site_consumption` lines of `text` (line protocol as the
-/// gateway writes it) per site; a window written several times (once per
-/// contribution) counts once, with its last value, as InfluxDB keeps it.
+/// Each site's measure from its sums over the `1m` `site_consumption`
+/// windows (as [`crate::reports::Store::site_sums`] returns them).
 #[must_use]
-pub fn measure(text: &str) -> BTreeMap<String, SiteMeasure> {
-    // (site, energy, time) → (amount, controlled_kgce)
-    let mut last: BTreeMap<(String, String, i64), (f64, f64)> = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("site_consumption,") else {
-            continue;
-        };
-        let mut parts = rest.split(' ');
-        let (Some(tags), Some(fields), Some(time)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let tag = |k: &str| {
-            tags.split(',')
-                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
-        };
-        if tag("window") != Some("1m") {
-            continue;
-        }
-        let (Some(site), Some(energy), Ok(time)) = (tag("site"), tag("energy"), time.parse())
-        else {
-            continue;
-        };
-        let field = |k: &str| {
-            fields
-                .split(',')
-                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
-                .and_then(|v| v.parse::<f64>().ok())
-        };
-        last.insert(
-            (site.to_owned(), energy.to_owned(), time),
-            (
-                field("amount").unwrap_or(0.0),
-                field("controlled_kgce").unwrap_or(0.0),
-            ),
-        );
-    }
+pub fn measure(sums: &[crate::reports::SiteSum]) -> BTreeMap<String, SiteMeasure> {
     let mut sites: BTreeMap<String, SiteMeasure> = BTreeMap::new();
-    for ((site, energy, _), (amount, controlled)) in last {
-        let m = sites.entry(site).or_default();
-        match energy.as_str() {
-            "electricity" => m.electricity_kwh += amount,
+    for sum in sums {
+        let m = sites.entry(sum.site.clone()).or_default();
+        match sum.energy.as_str() {
+            "electricity" => m.electricity_kwh += sum.amount,
             "total" => {
-                m.controlled_kgce += controlled;
-                m.windows += 1;
+                m.controlled_kgce += sum.controlled_kgce;
+                m.windows += usize::try_from(sum.windows).unwrap_or(usize::MAX);
             }
             _ => {}
         }
@@ -204,23 +167,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn measure_keeps_the_last_line_of_each_window() {
-        let text = "\
-site_consumption,energy=electricity,site=A,unit=kwh,window=1m amount=1.5,kgce=0.1,controlled_kgce=0.1 60
-site_consumption,energy=electricity,site=A,unit=kwh,window=1m amount=2.5,kgce=0.3,controlled_kgce=0.3 60
-site_consumption,energy=total,site=A,unit=kgce,window=1m amount=9,kgce=9,controlled_kgce=8 60
-site_consumption,energy=electricity,site=A,unit=kwh,window=15m amount=99,kgce=9,controlled_kgce=9 0
-site_consumption,energy=electricity,site=A,unit=kwh,window=1m amount=1,kgce=0.1,controlled_kgce=0.1 120
-reading,energy=electricity,site=A import_kwh=5 60
-";
-        let m = measure(text);
+    fn measure_takes_electricity_and_the_controlled_total() {
+        let sum = |site: &str, energy: &str, amount: f64, controlled: f64, windows: u64| {
+            crate::reports::SiteSum {
+                site: site.to_owned(),
+                energy: energy.to_owned(),
+                unit: String::new(),
+                amount,
+                kgce: amount,
+                controlled_kgce: controlled,
+                windows,
+            }
+        };
+        let m = measure(&[
+            sum("A", "electricity", 3.5, 0.4, 2),
+            sum("A", "water", 7.0, 0.1, 2),
+            sum("A", "total", 9.0, 8.0, 2),
+            sum("B", "total", 1.0, 1.0, 1),
+        ]);
         assert_eq!(
             m["A"],
             SiteMeasure {
                 electricity_kwh: 3.5,
                 controlled_kgce: 8.0,
-                windows: 1
+                windows: 2
             }
         );
+        assert_eq!(m["B"].electricity_kwh, 0.0);
     }
 }

@@ -6,8 +6,6 @@
 //! InfluxDB (a file output, the demo) or with a lost database still gets
 //! its reports. `--archive` (CLI) asks for the archive explicitly.
 
-use std::future::Future;
-
 use super::store_archive::ArchiveStore;
 use super::store_influx::{InfluxOverrides, InfluxStore};
 use super::{ReportError, SiteSum, Sites, Store, StoreError, WindowRow};
@@ -65,61 +63,50 @@ impl Source {
 }
 
 impl Store for Source {
-    fn site_rows(
+    async fn site_rows(
         &self,
         window: &str,
         sites: &Sites,
         from: i64,
         to: i64,
-    ) -> impl Future<Output = Result<Vec<WindowRow>, StoreError>> + Send {
-        async move {
-            match self {
-                Source::Influx(s) => s.site_rows(window, sites, from, to).await,
-                Source::Archive(s) => s.site_rows(window, sites, from, to).await,
-            }
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        match self {
+            Source::Influx(s) => s.site_rows(window, sites, from, to).await,
+            Source::Archive(s) => s.site_rows(window, sites, from, to).await,
         }
     }
 
-    fn meter_rows(
+    async fn meter_rows(
         &self,
         window: &str,
         sites: &Sites,
         level: Option<u8>,
         from: i64,
         to: i64,
-    ) -> impl Future<Output = Result<Vec<WindowRow>, StoreError>> + Send {
-        async move {
-            match self {
-                Source::Influx(s) => s.meter_rows(window, sites, level, from, to).await,
-                Source::Archive(s) => s.meter_rows(window, sites, level, from, to).await,
-            }
+    ) -> Result<Vec<WindowRow>, StoreError> {
+        match self {
+            Source::Influx(s) => s.meter_rows(window, sites, level, from, to).await,
+            Source::Archive(s) => s.meter_rows(window, sites, level, from, to).await,
         }
     }
 
-    fn site_sums(
+    async fn site_sums(
         &self,
         window: &str,
         sites: &Sites,
         from: i64,
         to: i64,
-    ) -> impl Future<Output = Result<Vec<SiteSum>, StoreError>> + Send {
-        async move {
-            match self {
-                Source::Influx(s) => s.site_sums(window, sites, from, to).await,
-                Source::Archive(s) => s.site_sums(window, sites, from, to).await,
-            }
+    ) -> Result<Vec<SiteSum>, StoreError> {
+        match self {
+            Source::Influx(s) => s.site_sums(window, sites, from, to).await,
+            Source::Archive(s) => s.site_sums(window, sites, from, to).await,
         }
     }
 
-    fn entries(
-        &self,
-        sites: &Sites,
-    ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send {
-        async move {
-            match self {
-                Source::Influx(s) => s.entries(sites).await,
-                Source::Archive(s) => s.entries(sites).await,
-            }
+    async fn entries(&self, sites: &Sites) -> Result<Vec<Entry>, StoreError> {
+        match self {
+            Source::Influx(s) => s.entries(sites).await,
+            Source::Archive(s) => s.entries(sites).await,
         }
     }
 }

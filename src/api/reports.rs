@@ -133,6 +133,21 @@ pub(super) async fn get_report(
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    // A site token learns nothing of other sites: a name outside its scope
+    // is 403 before the configuration is asked (whose "unknown site"
+    // message would list every site).
+    if let Scope::Sites(own) = &scope {
+        let asked = args.sites.iter().flat_map(|s| s.split(',')).map(str::trim);
+        if let Some(other) = asked
+            .filter(|s| !s.is_empty())
+            .find(|s| !own.iter().any(|o| o == s))
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                &format!("this token may not read site \"{other}\""),
+            );
+        }
+    }
     let mut req = match run::parse_request(&config, &args, jiff::Timestamp::now()) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),

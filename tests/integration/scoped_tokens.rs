@@ -258,6 +258,10 @@ async fn a_site_token_reads_only_its_site_everywhere() {
         "consistency",
         "verification",
     ] {
+        // A site that does not exist looks the same as another's.
+        let unknown = "this token may not read site \"nope\"";
+        let path = format!("/api/reports/{kind}?site=nope");
+        assert_eq!(get(&path, SITE_A).await, forbidden(unknown), "{path}");
         for q in ["site=hs03", "site=fz01,hs03"] {
             let path = format!("/api/reports/{kind}?{q}");
             assert_eq!(get(&path, SITE_A).await, forbidden(other_site), "{path}");

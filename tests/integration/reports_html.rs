@@ -29,6 +29,7 @@ use emgate::reports::{Bar, Block, Chart, Column, Document, Mark, ReportKind, Row
 use crate::support::chromium::{strip_tags, text_of_id};
 
 mod harness;
+mod real;
 
 use harness::{Image, Proxy, decode_png, run_chromium};
 

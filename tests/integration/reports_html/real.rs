@@ -5,6 +5,8 @@
 //! section of the document in the DOM, nothing requested, a screenshot
 //! that is not blank.
 
+use std::fmt::Write as _;
+
 use emgate::reports::store_archive::ArchiveStore;
 use emgate::reports::{Granularity, Range, ReportKind, Request, Sites, run};
 
@@ -48,19 +50,22 @@ fn day_lines() -> String {
         let t = OCT1 + q * 900;
         for (meter, n) in [("a1", 96), ("a2", 40)] {
             if q < n {
-                out.push_str(&format!(
+                let _ = write!(
+                    out,
                     "consumption,energy=water,level=1,meter={meter},site=a,unit=m3,window=15m amount=1,kgce=0.0857,coverage=1,estimated=false {t}\n"
-                ));
+                );
             }
         }
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "site_consumption,energy=total,site=a,unit=kgce,window=15m amount=0.1,kgce=0.1,controlled_kgce=0.1,meters=2i,coverage=1 {t}\n"
-        ));
+        );
     }
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "site_consumption,energy=total,site=a,unit=kgce,window=1d amount=11.6552,kgce=11.6552,controlled_kgce=11.6552,meters=2i,coverage=1 {OCT1}\n\
          site_consumption,energy=total,site=a,unit=kgce,window=1mo amount=12.5,kgce=12.5,controlled_kgce=12.5,meters=2i,coverage=1 {OCT1}\n"
-    ));
+    );
     out
 }
 

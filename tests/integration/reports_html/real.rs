@@ -50,15 +50,15 @@ fn day_lines() -> String {
         let t = OCT1 + q * 900;
         for (meter, n) in [("a1", 96), ("a2", 40)] {
             if q < n {
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "consumption,energy=water,level=1,meter={meter},site=a,unit=m3,window=15m amount=1,kgce=0.0857,coverage=1,estimated=false {t}\n"
+                    "consumption,energy=water,level=1,meter={meter},site=a,unit=m3,window=15m amount=1,kgce=0.0857,coverage=1,estimated=false {t}"
                 );
             }
         }
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "site_consumption,energy=total,site=a,unit=kgce,window=15m amount=0.1,kgce=0.1,controlled_kgce=0.1,meters=2i,coverage=1 {t}\n"
+            "site_consumption,energy=total,site=a,unit=kgce,window=15m amount=0.1,kgce=0.1,controlled_kgce=0.1,meters=2i,coverage=1 {t}"
         );
     }
     let _ = write!(

@@ -33,7 +33,7 @@ fn files(influxd: &Influxd) -> ConfigFiles {
 }
 
 /// Runs `emgate enter --config MAIN ARGS`: exit code, stdout, stderr.
-fn enter(main: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+pub(crate) fn enter(main: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_emgate"))
         .arg("enter")
         .arg("--config")
@@ -50,7 +50,12 @@ fn enter(main: &Path, args: &[&str]) -> (Option<i32>, String, String) {
 
 /// Every stored entry as JSON objects keyed by column, oldest first.
 async fn entries(influxd: &Influxd) -> Vec<Value> {
-    let v = influxd.query(DB, "SELECT * FROM entry").await;
+    stored(influxd, DB).await
+}
+
+/// Every `entry` point of database `db` as JSON objects keyed by column.
+pub(crate) async fn stored(influxd: &Influxd, db: &str) -> Vec<Value> {
+    let v = influxd.query(db, "SELECT * FROM entry").await;
     let Some(series) = v["results"][0]["series"][0].as_object() else {
         return Vec::new();
     };

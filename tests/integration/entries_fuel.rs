@@ -4,12 +4,10 @@
 //! (unknown boiler, missing boiler, unit, range, the boiler's fuel, not a
 //! day) with nothing written.
 
-use std::path::Path;
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::boiler_config::{BOILERS, FLUE_PROFILE, METERS};
+use crate::entries::{enter, stored};
 use crate::support::config::{ConfigFiles, GatewayToml, Site};
 use crate::support::influxd::Influxd;
 
@@ -27,50 +25,9 @@ fn files(influxd: &Influxd) -> ConfigFiles {
         .write()
 }
 
-/// Runs `emgate enter --config MAIN ARGS`: exit code, stdout, stderr.
-fn enter(main: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_emgate"))
-        .arg("enter")
-        .arg("--config")
-        .arg(main)
-        .args(args)
-        .output()
-        .expect("run emgate enter");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-    )
-}
-
 /// Every stored entry as JSON objects keyed by column.
 async fn entries(influxd: &Influxd) -> Vec<Value> {
-    let v = influxd.query(DB, "SELECT * FROM entry").await;
-    let Some(series) = v["results"][0]["series"][0].as_object() else {
-        return Vec::new();
-    };
-    let columns: Vec<&str> = series["columns"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .map(|c| c.as_str().expect("column"))
-        .collect();
-    series["values"]
-        .as_array()
-        .expect("values")
-        .iter()
-        .map(|row| {
-            let row = row.as_array().expect("row");
-            Value::Object(
-                columns
-                    .iter()
-                    .zip(row)
-                    .filter(|(c, _)| **c != "time")
-                    .map(|(c, v)| ((*c).to_owned(), v.clone()))
-                    .collect(),
-            )
-        })
-        .collect()
+    stored(influxd, DB).await
 }
 
 #[tokio::test]

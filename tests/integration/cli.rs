@@ -292,5 +292,29 @@ fn demo_summary_shows_electricity_for_every_site() {
             "target for {site}: {stdout}"
         );
     }
-    assert!(stdout.contains("targets report: 4 site(s)"), "{stdout}");
+    // The targets report at the end: the caps were sized at 130, 95, 70
+    // and 35 % of each projection, so one site per level, worst first.
+    let report = stdout
+        .split("targets report (emgate report targets --archive)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no targets report: {stdout}"));
+    for count in [
+        "Red        1 site",
+        "Orange     1 site",
+        "Yellow     1 site",
+        "Green      1 site",
+    ] {
+        assert!(report.contains(count), "{count:?} in {report}");
+    }
+    let order: Vec<&str> = report
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with("E35"))
+        .take(4)
+        .collect();
+    assert_eq!(
+        order,
+        ["E3501110004", "E3508020003", "E3505830002", "E3501020001"],
+        "worst first: {report}"
+    );
 }

@@ -271,16 +271,10 @@ fn narrow(subs: Vec<MqttSubscription>, sites: &[String]) -> Vec<MqttSubscription
 
 /// The whole assignment of `config`'s sites (all of them: load it with
 /// [`super::load_all_shards`]) to `n` shards, and what moves going to
-/// `n + 1`, as printed by `emgate shards` (tab-separated tables):
-///
-/// ```text
-/// site	shard	meters
-/// a	0/3	2
-/// shard 0/3: 1 site(s), 2 meter(s)
-/// from 3 to 4 shards, 1 of 1 site(s) move:
-/// site	from	to
-/// a	0/3	3/4
-/// ```
+/// `n + 1`, as printed by `emgate shards`: a tab-separated table `site`,
+/// `shard`, `meters`; one line `shard K/N: S site(s), M meter(s)` per
+/// shard; `from N to N+1 shards, X of Y site(s) move:` and a table `site`,
+/// `from`, `to`.
 #[must_use]
 pub fn report(config: &Config, n: u32) -> String {
     use std::fmt::Write as _;

@@ -117,8 +117,7 @@ fn env(shard: &str) -> Vec<(String, String)> {
 
 fn errors(files: &ConfigFiles, env: &[(String, String)]) -> String {
     load_with_env(&files.main_file(), env)
-        .map(|_| "loaded".to_owned())
-        .unwrap_or_else(|e: ConfigErrors| e.to_string())
+        .map_or_else(|e: ConfigErrors| e.to_string(), |_| "loaded".to_owned())
 }
 
 #[test]
@@ -425,7 +424,7 @@ async fn three_shards_over_one_fleet_store_every_meter_slot_exactly_once() {
     };
     wait_for(
         lazy(|| "three slots of every meter in its shard's database".to_owned()),
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         async || {
             let all = stored().await;
             home.iter().all(|(meter, db)| {

@@ -641,7 +641,7 @@ pub struct MqttBroker {
     /// Port (default 1883, 8883 with TLS).
     pub port: u16,
     /// Client id; stable so the broker keeps the session (default
-    /// `emgate-<gateway id>-<broker id>`).
+    /// `emgate-<gateway id>-<broker id>`, plus `-shard<K>of<N>` on a shard).
     pub client_id: String,
     /// Clean session / clean start (default false: the broker queues QoS 1/2
     /// messages while the gateway is away).

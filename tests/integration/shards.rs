@@ -145,9 +145,9 @@ fn bad_shards_are_refused_with_pinned_messages() {
     );
 }
 
-#[test]
-fn an_endpoint_serving_several_shards_is_an_error_every_shard_reports() {
-    // One bus for everything: alpha and charlie (0/3), bravo, delta, echo (2/3), foxtrot (1/3).
+/// Every site's meter on one endpoint `bus`: alpha and charlie (0/3),
+/// bravo, delta, echo (2/3), foxtrot (1/3).
+fn one_bus() -> ConfigFiles {
     let mut toml = GatewayToml::new("shards").endpoint("bus", "");
     for (i, (site, _)) in ASSIGNMENT.iter().enumerate() {
         let unit = i + 1;
@@ -162,7 +162,12 @@ fn an_endpoint_serving_several_shards_is_an_error_every_shard_reports() {
             )),
         );
     }
-    let files = toml.write();
+    toml.write()
+}
+
+#[test]
+fn an_endpoint_serving_several_shards_is_an_error_every_shard_reports() {
+    let files = one_bus();
     let main = files.main_file().display().to_string();
     let want = format!(
         "{main}: endpoints[0]: endpoint \"bus\" serves sites alpha (shard 0/3), bravo (shard 2/3) and foxtrot (shard 1/3): a bus belongs to one gateway; give each shard its own endpoint"
@@ -232,6 +237,9 @@ fn a_shard_keeps_its_sites_reindexed_and_narrows_its_subscriptions() {
             .flat_map(|b| b.subscriptions.iter().map(|s| s.topic.as_str()))
             .collect();
         assert_eq!(subs, topics, "subscriptions of shard {k}/3");
+        for b in &c.mqtt {
+            assert_eq!(b.client_id, format!("emgate-shards-plant-shard{k}of3"));
+        }
     }
 }
 
@@ -455,4 +463,28 @@ async fn three_shards_over_one_fleet_store_every_meter_slot_exactly_once() {
     }
     let meters: BTreeSet<&String> = all.iter().flat_map(BTreeMap::keys).collect();
     assert_eq!(meters, home.keys().collect(), "no other meter anywhere");
+}
+
+#[test]
+fn emgate_shards_refuses_a_bus_split_between_shards() {
+    let files = one_bus();
+    let main = files.main_file().display().to_string();
+    let (code, out, err) = emgate(&["shards", "--config", &main, "--n", "2"], &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.starts_with("site\tshard\tmeters\nalpha\t0/2\t1\nbravo\t1/2\t1\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("note: with 3 shards: endpoint \"bus\" serves sites alpha (shard 0/3), bravo (shard 2/3) and foxtrot (shard 1/3): a bus belongs to one gateway; give each shard its own endpoint\n"),
+        "{out}"
+    );
+    assert_eq!(
+        err,
+        format!(
+            "{main}: endpoints[0]: endpoint \"bus\" serves sites alpha (shard 0/2) and bravo (shard 1/2): a bus belongs to one gateway; give each shard its own endpoint\n1 error found\n"
+        )
+    );
+    let (code, _, err) = emgate(&["shards", "--config", &main, "--n", "0"], &[]);
+    assert_eq!(code, 2, "{err}");
 }

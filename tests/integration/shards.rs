@@ -488,3 +488,56 @@ fn emgate_shards_refuses_a_bus_split_between_shards() {
     let (code, _, err) = emgate(&["shards", "--config", &main, "--n", "0"], &[]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn resharding_from_3_to_4_moves_only_the_sites_emgate_shards_names() {
+    let files = fleet("").write();
+    let main = files.main_file().display().to_string();
+    let (code, out, _) = emgate(&["shards", "--config", &main, "--n", "3"], &[]);
+    assert_eq!(code, 0, "{out}");
+    // The "site from to" table after the moves header.
+    let moves: BTreeMap<String, (String, String)> = out
+        .split("site\tfrom\tto\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_owned(), (f[1].to_owned(), f[2].to_owned()))
+        })
+        .collect();
+    let sites_of = |shard: &str| -> BTreeSet<String> {
+        load_with_env(&files.main_file(), &env(shard))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .sites
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    let (mut seen, mut total) = (BTreeSet::new(), 0);
+    for k in 0..4 {
+        let after = sites_of(&format!("{k}/4"));
+        let before = if k < 3 {
+            sites_of(&format!("{k}/3"))
+        } else {
+            BTreeSet::new()
+        };
+        for site in after.symmetric_difference(&before) {
+            let (from, to) = moves
+                .get(site)
+                .unwrap_or_else(|| panic!("{site} changed shard {k} but is not listed: {out}"));
+            if after.contains(site) {
+                assert_eq!(to, &format!("{k}/4"), "{site}");
+            } else {
+                assert_eq!(from, &format!("{k}/3"), "{site}");
+            }
+        }
+        seen.extend(after);
+    }
+    assert_eq!(
+        seen.len(),
+        ASSIGNMENT.len(),
+        "every site in exactly one of the four"
+    );
+    assert_eq!(moves.keys().collect::<Vec<_>>(), ["echo", "foxtrot"]);
+}

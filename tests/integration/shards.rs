@@ -532,11 +532,12 @@ fn resharding_from_3_to_4_moves_only_the_sites_emgate_shards_names() {
                 assert_eq!(from, &format!("{k}/3"), "{site}");
             }
         }
+        total += after.len();
         seen.extend(after);
     }
     assert_eq!(
-        seen.len(),
-        ASSIGNMENT.len(),
+        (seen.len(), total),
+        (ASSIGNMENT.len(), ASSIGNMENT.len()),
         "every site in exactly one of the four"
     );
     assert_eq!(moves.keys().collect::<Vec<_>>(), ["echo", "foxtrot"]);

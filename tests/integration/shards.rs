@@ -3,7 +3,8 @@
 //! `{site}` subscriptions narrowed), `check-config` and `emgate shards`
 //! exactly, the assignment against an independent implementation of the
 //! hash written here, and three `emgate run` shards over one simulated fleet
-//! into one `influxd`: every meter's slots present exactly once.
+//! into one `influxd`: every meter's slots present exactly once,
+//! and killing one shard stops exactly its own sites.
 //!
 //! Expected shards were worked out once with a separate implementation
 //! (Python, from the description: FNV-1a 64 of the site id, SplitMix64
@@ -370,7 +371,7 @@ impl Drop for ShardProcess {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_shards_over_one_fleet_store_every_meter_slot_exactly_once() {
+async fn three_shards_over_one_fleet_store_every_meter_slot_exactly_once_and_die_alone() {
     let _timed = crate::support::timed().await;
     let influx = Influxd::start();
     for k in 0..3 {
@@ -442,12 +443,38 @@ async fn three_shards_over_one_fleet_store_every_meter_slot_exactly_once() {
         },
     )
     .await;
-    for s in &mut shards {
-        s.terminate().await;
+    // Kill shard 1 (foxtrot alone): its meters stop, nobody else's do.
+    let _ = shards[1].child.kill();
+    let _ = shards[1].child.wait();
+    let at_kill = stored().await;
+    let count = |all: &[BTreeMap<String, BTreeSet<i64>>], meter: &str, db: &str| {
+        let k: usize = db[5..].parse().unwrap_or(0);
+        all[k].get(meter).map_or(0, BTreeSet::len)
+    };
+    wait_for(
+        lazy(|| "three more slots of every meter of shards 0 and 2".to_owned()),
+        Duration::from_mins(1),
+        async || {
+            let now = stored().await;
+            home.iter()
+                .filter(|(_, db)| *db != "shard1")
+                .all(|(m, db)| count(&now, m, db) >= count(&at_kill, m, db) + 3)
+        },
+    )
+    .await;
+    for k in [0, 2] {
+        shards[k].terminate().await;
     }
     sim.stop();
 
     let all = stored().await;
+    for (meter, db) in home.iter().filter(|(_, db)| *db == "shard1") {
+        assert_eq!(
+            count(&all, meter, db),
+            count(&at_kill, meter, db),
+            "{meter}: nothing after its shard was killed"
+        );
+    }
     for (meter, db) in &home {
         let k: usize = db[5..].parse().unwrap_or(0);
         for (j, shard) in all.iter().enumerate() {

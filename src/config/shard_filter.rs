@@ -29,17 +29,20 @@ use crate::model::{BrokerId, EndpointId, MeterId, SiteId};
 #[must_use]
 pub fn mixed_endpoints(config: &Config, n: u32) -> Vec<ConfigError> {
     let shard_of_site: Vec<u32> = config.sites.iter().map(|s| shard_of(&s.id, n)).collect();
-    let mut errors = Vec::new();
-    for (e, ep) in config.endpoints.iter().enumerate() {
-        let id = EndpointId(u32::try_from(e).unwrap_or(u32::MAX));
-        // One site per shard, in the order their meters appear.
-        let mut seen: Vec<(u32, &str)> = Vec::new();
-        for (_, m) in config.meters_on(id) {
+    // Per endpoint, one site per shard, in the order their meters appear
+    // (one pass over the meters: an installation has thousands).
+    let mut per_endpoint: Vec<Vec<(u32, &str)>> = vec![Vec::new(); config.endpoints.len()];
+    for m in &config.meters {
+        if let Some(e) = m.endpoint() {
             let shard = shard_of_site[m.site.index()];
+            let seen = &mut per_endpoint[e.index()];
             if !seen.iter().any(|(s, _)| *s == shard) {
                 seen.push((shard, config.sites[m.site.index()].id.as_str()));
             }
         }
+    }
+    let mut errors = Vec::new();
+    for (e, (ep, seen)) in config.endpoints.iter().zip(&per_endpoint).enumerate() {
         if seen.len() > 1 {
             let parts: Vec<String> = seen
                 .iter()

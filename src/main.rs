@@ -65,6 +65,16 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Print every site's shard among N gateways (`[gateway] shard`), the
+    /// meters per shard, and the sites that move going from N to N+1.
+    Shards {
+        /// Main configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Number of shards (gateways), at least 1.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(config::shard::MAX_SHARDS)))]
+        n: u32,
+    },
     /// Serve the configured meters as simulated devices on their endpoints
     /// (Modbus TCP; RTU over TCP or a DTU dialling in to the gateway's
     /// `[dtu] listen`, carrying Modbus RTU and DL/T 645 meters), and
@@ -359,6 +369,44 @@ fn print_config_errors(errors: &ConfigErrors) {
     );
 }
 
+/// `check-config` of a sharded gateway: its shard, sites and meters.
+fn print_shard(c: &Config) {
+    let shard = c.gateway.shard;
+    if shard.is_whole() {
+        return;
+    }
+    println!(
+        "shard {shard}: {} site(s), {} meter(s)",
+        c.sites.len(),
+        c.meters.len()
+    );
+    let ids: Vec<&str> = c.sites.iter().map(|s| s.id.as_str()).collect();
+    println!("sites: {}", ids.join(", "));
+}
+
+/// `emgate shards`: the assignment for `n` and the moves to `n + 1`; exit 2
+/// when an endpoint serves sites of several of the `n` shards.
+fn shards(path: &std::path::Path, n: u32) -> ExitCode {
+    let c = match config::load_all_shards(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_config_errors(&errors);
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", config::shard_filter::report(&c, n));
+    for e in config::shard_filter::mixed_endpoints(&c, n + 1) {
+        println!("note: with {} shards: {}", n + 1, e.message);
+    }
+    let errors = config::shard_filter::mixed_endpoints(&c, n);
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        print_config_errors(&ConfigErrors(errors));
+        ExitCode::from(2)
+    }
+}
+
 fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
     config::load(path).map_err(|errors| {
         print_config_errors(&errors);
@@ -423,6 +471,7 @@ fn main() -> ExitCode {
                     c.profiles.len(),
                     emgate::app::describe_output(&c.output)
                 );
+                print_shard(&c);
                 print_bus_timings(&c);
                 print_conversions(&c);
                 print_boilers(&c);
@@ -433,6 +482,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if let Command::Shards { config, n } = &cli.command {
+        return shards(config, *n);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -456,7 +508,9 @@ async fn async_main(command: Command) -> ExitCode {
     // First thing: a signal during start-up then stops the gateway in order.
     let stop = emgate::shutdown::termination();
     match command {
-        Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        Command::CheckConfig { .. } | Command::Shards { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
         Command::Dlt645Address { config, endpoint } => {
             let config = match load_or_report(&config) {
                 Ok(c) => c,

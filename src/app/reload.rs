@@ -41,6 +41,7 @@ pub(super) fn restart_required(old: &Config, new: &Config) -> Vec<String> {
         old.gateway.archive_days != new.gateway.archive_days,
         "gateway.archive_days",
     );
+    check(old.gateway.shard != new.gateway.shard, "gateway.shard");
     out
 }
 

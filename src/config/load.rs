@@ -25,6 +25,9 @@
 //! `data_dir` and `file_sink.path` are relative to the working directory, as
 //! data paths usually are.
 //!
+//! Last, `[gateway] shard` is applied (see [`super::shard`]): the result
+//! holds only the shard's sites; [`load_all_shards`] skips that step.
+//!
 //! A configuration with no meters is valid (a gateway being set up); callers
 //! that need meters (`emgate run`) should warn when [`Config::meters`] is empty.
 //!
@@ -71,6 +74,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// # Errors
 /// Every problem found.
 pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+    super::shard_filter::apply(load_unsharded(path, env)?)
+}
+
+/// [`load`] without applying `[gateway] shard`: every site, as `emgate
+/// shards` needs them to print the whole assignment.
+///
+/// # Errors
+/// Every problem found (not the shard's endpoint errors, which depend on N).
+pub fn load_all_shards(path: &Path) -> Result<Config, ConfigErrors> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    load_unsharded(path, &env)
+}
+
+/// The files at `path`, checked and assembled, before sharding.
+fn load_unsharded(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
     let text = fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
@@ -129,7 +149,7 @@ pub fn from_parts(
             text: (*text).to_owned(),
         })
         .collect();
-    assemble(main, &sites, &profiles, Vec::new())
+    super::shard_filter::apply(assemble(main, &sites, &profiles, Vec::new())?)
 }
 
 /// A main file alone, with no site and no profile (tests of the main sections).

@@ -1,4 +1,5 @@
-//! The main file (`config/emgate.toml`): its top level, `[gateway]` and `[api]`.
+//! The main file (`config/emgate.toml`): its top level, `[gateway]` (with
+//! `shard`, see [`super::shard`]) and `[api]`.
 //!
 //! Why: the main file is read first and checked as far as it can be on its
 //! own, section by section, into [`Main`]; the sections that have a file of
@@ -21,6 +22,7 @@ use super::mqtt::brokers;
 use super::output::output;
 use super::pipeline::{aggregation, validation};
 use super::raw::{ApiRaw, GatewayRaw, MainFile, SimulatorRaw};
+use super::shard::Shard;
 use super::spool::spool;
 use super::{ApiSettings, GatewayConfig, Secret};
 use crate::check::{self, Flag, Problems, Text, int, path_key, required_id, timezone};
@@ -63,6 +65,7 @@ pub(super) fn parse_main(path: &Path, text: &str, env: &[(String, String)]) -> M
             data_dir: PathBuf::from("data"),
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS as u64),
             archive_days: DEFAULT_ARCHIVE_DAYS as u32,
+            shard: Shard::default(),
         },
         sites_dir: PathBuf::from("sites"),
         profiles_dir: PathBuf::from("profiles"),
@@ -192,6 +195,12 @@ fn gateway(v: Value, main: &mut Main) {
         p,
     ) {
         main.gateway.archive_days = u32::try_from(days).unwrap_or(0);
+    }
+    if let Some(Text(s)) = r.shard {
+        match Shard::parse(&s) {
+            Ok(shard) => main.gateway.shard = shard,
+            Err(e) => p.push("gateway.shard", e),
+        }
     }
 }
 

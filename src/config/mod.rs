@@ -16,7 +16,8 @@
 //! (`[[endpoints]]`), `mqtt` and `subscription` (`[[mqtt]]`), `pipeline`
 //! (`[validation]`, `[aggregation]`), `spool`, `simulator`, `files` (the
 //! site and profile directories), `sites` (site files and meters) and
-//! `meter` (a meter's validation and energy keys). The validated types are
+//! `meter` (a meter's validation and energy keys), `shard` and
+//! `shard_filter` (`[gateway] shard`: which sites this gateway keeps). The validated types are
 //! below; the generic checking machinery is in [`crate::check`].
 
 pub mod api_tokens;
@@ -36,6 +37,8 @@ mod mqtt;
 mod output;
 mod pipeline;
 pub mod raw;
+pub mod shard;
+pub mod shard_filter;
 mod simulator;
 mod sites;
 mod spool;
@@ -63,7 +66,8 @@ use crate::spool::SpoolConfig;
 
 pub use crate::check::{ConfigError, ConfigErrors, Secret};
 pub use boilers::{BoilerConfig, BoilerSettings, Combustion, InputRef};
-pub use load::{from_parts, load, load_str_for_tests, load_with_env};
+pub use load::{from_parts, load, load_all_shards, load_str_for_tests, load_with_env};
+pub use shard::{Shard, shard_of};
 pub use spool::default_spool;
 pub use targets::{EntryItem, FuelLab, IntensityTarget, TargetConfig, TargetSpan};
 
@@ -192,6 +196,9 @@ pub struct GatewayConfig {
     /// (`archive_days`, default 190, 0..=3650; 0 turns the archive off).
     /// The archive module's doc has the design.
     pub archive_days: u32,
+    /// This gateway's shard of the sites (`shard = "K/N"`, default `0/1`:
+    /// every site); the loaded [`Config`] holds only the shard's sites.
+    pub shard: Shard,
 }
 
 /// Where points are written.
@@ -634,7 +641,7 @@ pub struct MqttBroker {
     /// Port (default 1883, 8883 with TLS).
     pub port: u16,
     /// Client id; stable so the broker keeps the session (default
-    /// `emgate-<gateway id>-<broker id>`).
+    /// `emgate-<gateway id>-<broker id>`, plus `-shard<K>of<N>` on a shard).
     pub client_id: String,
     /// Clean session / clean start (default false: the broker queues QoS 1/2
     /// messages while the gateway is away).

@@ -64,9 +64,19 @@ fn mqtt_broker(value: Value, index: usize, base: &Path, main: &mut Main) {
     let default_port = if tls.is_some() { MQTTS_PORT } else { MQTT_PORT };
     let port = int(r.port, &k("port"), default_port, 1, 65535, p);
     let client_id = match r.client_id {
-        None => id
-            .as_ref()
-            .map(|id| format!("emgate-{}-{id}", main.gateway.id)),
+        // Shards of one gateway id must not share a session: the shard is
+        // part of the default (`emgate-gw-plant-shard1of3`).
+        None => id.as_ref().map(|id| {
+            let shard = main.gateway.shard;
+            if shard.is_whole() {
+                format!("emgate-{}-{id}", main.gateway.id)
+            } else {
+                format!(
+                    "emgate-{}-{id}-shard{}of{}",
+                    main.gateway.id, shard.index, shard.count
+                )
+            }
+        }),
         Some(v) => required_text(
             Some(v),
             &k("client_id"),

@@ -186,6 +186,8 @@ pub struct GatewayRaw {
     pub shutdown_timeout_secs: Option<Int>,
     /// Days of window results kept in the local archive (0: off).
     pub archive_days: Option<Int>,
+    /// This gateway's shard of the sites, `"K/N"`.
+    pub shard: Option<Text>,
 }
 
 /// `[influxdb]` as written (both API flavours' keys; the loader rejects the other flavour's).

@@ -63,6 +63,7 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
             data_dir: "data".into(),
             shutdown_timeout: Duration::from_secs(10),
             archive_days: 0,
+            shard: emgate::config::Shard::default(),
         },
         output: OutputConfig::File(FileSinkConfig {
             path: "data/unused.lp".into(),

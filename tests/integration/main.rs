@@ -55,6 +55,7 @@
 //! - `reports_core`: `emgate report consumption|targets` and `GET /api/reports/{kind}` against a real `influxd` filled with known windows and entries (hand-worked figures, worst-first order, CSV and table, exact refusals), and end to end from the simulator through `emgate run`;
 //! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
 //! - `scoped_tokens`: site-scoped API tokens on a real `emgate run`: every route 401 without a valid token, 403 for another site, only its own data for a site token; exact configuration errors; tokens never logged;
+//! - `shards`: `[gateway] shard`: pinned errors, what a shard keeps, `emgate shards` and `check-config` exactly, three `emgate run` shards into one `influxd` (every meter slot exactly once; a killed shard stops only its own sites); resharding 3 -> 4 moves only the listed sites;
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
 //! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
 //! - `sim_fieldbus`: the simulator over RTU over TCP (read by pymodbus) and as a dial-in DTU;
@@ -121,6 +122,7 @@ mod reports_compliance;
 mod reports_core;
 mod reports_html;
 mod scoped_tokens;
+mod shards;
 mod shutdown;
 mod sim;
 mod sim_dlt645;

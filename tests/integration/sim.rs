@@ -84,6 +84,7 @@ pub(crate) fn test_config(faults: Vec<(MeterId, SimFault)>) -> Config {
             data_dir: "data".into(),
             shutdown_timeout: Duration::from_secs(10),
             archive_days: 0,
+            shard: emgate::config::Shard::default(),
         },
         output: OutputConfig::File(FileSinkConfig {
             path: "data/out.lp".into(),

@@ -86,9 +86,10 @@ enum Command {
     },
     /// Show the sites and meters of a running gateway (from its HTTP API).
     Status {
-        /// Base URL of the gateway's API (`[api] listen`).
+        /// Base URL of the gateway's API (`[api] listen`); repeat for
+        /// several gateways (the shards of one province): one merged view.
         #[arg(long, default_value = "http://127.0.0.1:9184")]
-        url: String,
+        url: Vec<String>,
         /// API token (or set `EMGATE__API__TOKEN`, as the gateway reads it).
         #[arg(long, env = "EMGATE__API__TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -579,15 +580,15 @@ async fn async_main(command: Command) -> ExitCode {
             }
         }
         Command::Status { url, token } => {
-            match emgate::telemetry::client::run(&url, token.as_deref()).await {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+            let (text, failed) = emgate::telemetry::client::run_many(&url, token.as_deref()).await;
+            print!("{text}");
+            for e in &failed {
+                eprintln!("error: {e}");
+            }
+            if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
         Command::Enter {

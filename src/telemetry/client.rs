@@ -49,22 +49,107 @@ pub enum StatusCliError {
 /// [`StatusCliError`] when the API cannot be reached, refuses the token or
 /// answers something else than its JSON.
 pub async fn run(url: &str, token: Option<&str>) -> Result<String, StatusCliError> {
+    // A gateway from before bus timing has no `/api/endpoints`, nor
+    // `/api/boilers` before boilers: those tables are then left out.
+    let (sites, meters, buses, boilers, summary) = fetch_all(url, token).await?;
+    Ok(render_all(&sites, &meters, &buses, &boilers, &summary))
+}
+
+/// `emgate status` over several gateways (the shards of one province):
+/// fetches each, merges their sites, meters, buses and boilers into one
+/// view with the totals summed, and says which gateways did not answer
+/// (the sites of an unreachable shard are simply absent: its own status
+/// cannot be read). One URL gives exactly what [`run`] gives.
+///
+/// Returns the text and the errors of the gateways that failed; the text
+/// is empty only when every gateway failed.
+pub async fn run_many(urls: &[String], token: Option<&str>) -> (String, Vec<StatusCliError>) {
+    if let [url] = urls {
+        return match run(url, token).await {
+            Ok(text) => (text, Vec::new()),
+            Err(e) => (String::new(), vec![e]),
+        };
+    }
+    let mut sites = Vec::new();
+    let mut meters = Vec::new();
+    let mut buses = Vec::new();
+    let mut boilers = Vec::new();
+    let mut total: Option<Summary> = None;
+    let mut failed = Vec::new();
+    let mut answered = Vec::new();
+    for url in urls {
+        match fetch_all(url, token).await {
+            Ok((s, m, b, bo, sum)) => {
+                sites.extend(s);
+                meters.extend(m);
+                buses.extend(b);
+                boilers.extend(bo);
+                total = Some(match total {
+                    None => sum,
+                    Some(t) => Summary {
+                        time: t.time.max(sum.time),
+                        readings_total: t.readings_total + sum.readings_total,
+                        lines_spooled: t.lines_spooled + sum.lines_spooled,
+                        spool_bytes: t.spool_bytes + sum.spool_bytes,
+                        spool_records: t.spool_records + sum.spool_records,
+                        lines_written: t.lines_written + sum.lines_written,
+                        meters: t.meters + sum.meters,
+                        up: t.up + sum.up,
+                        down: t.down + sum.down,
+                        bad: t.bad + sum.bad,
+                        sink_reachable: t.sink_reachable && sum.sink_reachable,
+                    },
+                });
+                answered.push(url.as_str());
+            }
+            Err(e) => failed.push(e),
+        }
+    }
+    let Some(total) = total else {
+        return (String::new(), failed);
+    };
+    let mut out = format!(
+        "gateways: {} of {} answered ({})\n",
+        answered.len(),
+        urls.len(),
+        answered.join(", ")
+    );
+    for e in &failed {
+        let _ = writeln!(out, "NOT ANSWERING: {e}");
+    }
+    out.push('\n');
+    out.push_str(&render_all(&sites, &meters, &buses, &boilers, &total));
+    (out, failed)
+}
+
+/// Every snapshot of the gateway at `url`.
+async fn fetch_all(
+    url: &str,
+    token: Option<&str>,
+) -> Result<
+    (
+        Vec<SiteSnapshot>,
+        Vec<MeterSnapshot>,
+        Vec<EndpointSnapshot>,
+        Vec<BoilerSnapshot>,
+        Summary,
+    ),
+    StatusCliError,
+> {
     let base = url.trim_end_matches('/');
     let client = reqwest::Client::new();
-    let sites: Vec<SiteSnapshot> = fetch(&client, base, "/api/sites", token).await?;
-    let meters: Vec<MeterSnapshot> = fetch(&client, base, "/api/meters", token).await?;
-    // A gateway from before bus timing has no `/api/endpoints`: no bus table.
-    let buses: Vec<EndpointSnapshot> = match fetch(&client, base, "/api/endpoints", token).await {
+    let sites = fetch(&client, base, "/api/sites", token).await?;
+    let meters = fetch(&client, base, "/api/meters", token).await?;
+    let buses = match fetch(&client, base, "/api/endpoints", token).await {
         Err(StatusCliError::Status { status: 404, .. }) => Vec::new(),
         other => other?,
     };
-    // Nor `/api/boilers` before boilers: no boiler lines.
-    let boilers: Vec<BoilerSnapshot> = match fetch(&client, base, "/api/boilers", token).await {
+    let boilers = match fetch(&client, base, "/api/boilers", token).await {
         Err(StatusCliError::Status { status: 404, .. }) => Vec::new(),
         other => other?,
     };
-    let summary: Summary = fetch(&client, base, "/api/summary", token).await?;
-    Ok(render_all(&sites, &meters, &buses, &boilers, &summary))
+    let summary = fetch(&client, base, "/api/summary", token).await?;
+    Ok((sites, meters, buses, boilers, summary))
 }
 
 async fn fetch<T: serde::de::DeserializeOwned>(

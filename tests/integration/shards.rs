@@ -311,11 +311,14 @@ fn emgate_shards_prints_the_assignment_and_the_moves_exactly() {
 /// API port from the environment; SIGKILLed if still running when dropped.
 struct ShardProcess {
     child: Child,
+    /// Base URL of its API.
+    api: String,
 }
 
 impl ShardProcess {
     fn start(main: &Path, dir: &Path, k: u32) -> ShardProcess {
         let log = std::fs::File::create(dir.join(format!("shard-{k}.log"))).expect("log file");
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_emgate"))
             .args([
                 "--log-format",
@@ -333,13 +336,16 @@ impl ShardProcess {
                 dir.join(format!("data-{k}")).display().to_string(),
             )
             .env("EMGATE__INFLUXDB__DATABASE", format!("shard{k}"))
-            .env("EMGATE__API__LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("EMGATE__API__LISTEN", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start emgate run");
-        ShardProcess { child }
+        ShardProcess {
+            child,
+            api: format!("http://127.0.0.1:{port}"),
+        }
     }
 
     /// SIGTERM, then wait for the exit (the gateway flushes first).
@@ -443,9 +449,47 @@ async fn three_shards_over_one_fleet_store_every_meter_slot_exactly_once_and_die
         },
     )
     .await;
+    // `emgate status` over the three: one merged view, every meter once.
+    let status = |urls: Vec<String>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_emgate"));
+        cmd.arg("status");
+        for u in &urls {
+            cmd.args(["--url", u]);
+        }
+        let out = cmd.output().expect("emgate status");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let urls: Vec<String> = shards.iter().map(|s| s.api.clone()).collect();
+    let (code, text) = status(urls.clone());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with("gateways: 3 of 3 answered ("), "{text}");
+    for meter in home.keys() {
+        let rows = text
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some(meter.as_str()))
+            .count();
+        assert_eq!(rows, 1, "{meter} once in:\n{text}");
+    }
     // Kill shard 1 (foxtrot alone): its meters stop, nobody else's do.
     let _ = shards[1].child.kill();
     let _ = shards[1].child.wait();
+    // The merged status says which gateway is gone; its sites are absent.
+    let (code, text) = status(urls);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.starts_with("gateways: 2 of 3 answered ("), "{text}");
+    assert!(
+        text.contains(&format!("NOT ANSWERING: {}/api/sites", shards[1].api)),
+        "{text}"
+    );
+    for (meter, db) in &home {
+        let shown = text
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(meter.as_str()));
+        assert_eq!(shown, db != "shard1", "{meter} in:\n{text}");
+    }
     let at_kill = stored().await;
     let count = |all: &[BTreeMap<String, BTreeSet<i64>>], meter: &str, db: &str| {
         let k: usize = db[5..].parse().unwrap_or(0);

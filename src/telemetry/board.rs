@@ -284,6 +284,8 @@ pub struct StatusBoard {
     /// Boilers, by index, and the window sizes of their last windows.
     pub(super) boilers: Vec<super::boilers::BoilerRow>,
     pub(super) boiler_sizes: Vec<crate::pipeline::window::WindowSize>,
+    /// `gateway.id` and its shard (K, N), for `emgate_gateway_info`.
+    pub(super) gateway: (String, u32, u32),
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -408,6 +410,11 @@ impl StatusBoard {
         StatusBoard {
             boilers,
             boiler_sizes,
+            gateway: (
+                config.gateway.id.clone(),
+                config.gateway.shard.index,
+                config.gateway.shard.count,
+            ),
             meters,
             endpoints,
             sites,

@@ -24,6 +24,25 @@ impl StatusBoard {
         let now = now_ms.div_euclid(1000);
         let mut w = Exposition { out };
 
+        // Who this is: several gateways (shards) are scraped side by side.
+        let (id, k, n) = &self.gateway;
+        let (shard, index, count) = (format!("{k}/{n}"), k.to_string(), n.to_string());
+        w.header(
+            "emgate_gateway_info",
+            "This gateway: its id and its shard of the sites (shard K of N; 0/1 when not sharded).",
+            "gauge",
+        );
+        w.sample(
+            "emgate_gateway_info",
+            &[
+                ("gateway", id),
+                ("shard", &shard),
+                ("shard_index", &index),
+                ("shard_count", &count),
+            ],
+            1,
+        );
+
         // Modbus, per endpoint.
         let ep_counters: [(&str, &str, EndpointCounter); 6] = [
             (

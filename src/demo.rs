@@ -170,6 +170,7 @@ fn influx_config(target: &InfluxTarget, data_dir: &std::path::Path) -> InfluxCon
         batch_size: 5000,
         flush_interval: Duration::from_secs(1),
         gzip: true,
+        gzip_level: crate::config::DEFAULT_GZIP_LEVEL,
         timeout: Duration::from_secs(10),
         max_lines_per_sec: None,
         dead_letter: data_dir.join("dead-letter.lp"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use config::Value;
 
 use super::raw::{FileSinkRaw, InfluxRaw};
-use super::{FileSinkConfig, InfluxApi, InfluxConfig, OutputConfig, Secret};
+use super::{DEFAULT_GZIP_LEVEL, FileSinkConfig, InfluxApi, InfluxConfig, OutputConfig, Secret};
 use crate::check::backoff_range;
 use crate::check::{self, Flag, Problems, Text, choice, int, millis, path_key, required_text};
 
@@ -154,18 +154,49 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
         .unwrap_or_else(|| data_dir.join("dead-letter.lp"));
     let (retry_initial, retry_max) =
         backoff_range(r.retry_initial_ms, r.retry_max_ms, "influxdb", "retry", p);
+    let gzip = r.gzip.is_none_or(|Flag(g)| g);
+    let gzip_level = gzip_level(r.gzip_level, gzip, p);
     Some(InfluxConfig {
         url: url?,
         api: api?,
         batch_size: usize::try_from(batch_size?).ok()?,
         flush_interval: flush_interval?,
-        gzip: r.gzip.is_none_or(|Flag(g)| g),
+        gzip,
+        gzip_level: gzip_level?,
         timeout: timeout?,
         max_lines_per_sec: max_lines_per_sec.map(|n| n as u64).filter(|n| *n > 0),
         dead_letter,
         retry_initial: retry_initial?,
         retry_max: retry_max?,
     })
+}
+
+/// `influxdb.gzip_level`: a deflate level from 1 to 9, only with gzip on.
+fn gzip_level(v: Option<check::Int>, gzip: bool, p: &mut Problems) -> Option<u32> {
+    let key = "influxdb.gzip_level";
+    match v {
+        None => Some(DEFAULT_GZIP_LEVEL),
+        Some(_) if !gzip => {
+            p.push(
+                key,
+                "only used with gzip = true; remove it or set gzip = true",
+            );
+            None
+        }
+        Some(check::Int(level)) => {
+            if let Ok(level @ 1..=9) = u32::try_from(level) {
+                Some(level)
+            } else {
+                p.push(
+                    key,
+                    format!(
+                        "{level} is not a gzip level; give 1 (fastest, the default) to 9 (smallest bodies)"
+                    ),
+                );
+                None
+            }
+        }
+    }
 }
 
 /// `influxdb.url`: an http(s) base URL, without a trailing `/`.

@@ -217,6 +217,8 @@ pub struct InfluxRaw {
     pub flush_interval_ms: Option<Int>,
     /// Gzip request bodies.
     pub gzip: Option<Flag>,
+    /// Deflate level of the gzip, 1..=9.
+    pub gzip_level: Option<Int>,
     /// Request timeout, ms.
     pub timeout_ms: Option<Int>,
     /// Cap on lines written per second; 0 = none.

@@ -200,6 +200,7 @@ fn env_overrides_supply_the_token_and_parse_numbers() {
     );
     assert_eq!(influx.batch_size, 100);
     assert!(!influx.gzip);
+    assert_eq!(influx.gzip_level, 1, "the measured default");
     assert_eq!(influx.flush_interval, Duration::from_secs(1));
     assert_eq!(influx.timeout, Duration::from_secs(10));
     assert_eq!(influx.max_lines_per_sec, None);
@@ -308,6 +309,43 @@ port = 70000
             "emgate.toml: endpoints[1].port: 70000 is too large; the maximum is 65535",
         ]
     );
+}
+
+#[test]
+fn gzip_level_is_1_to_9_and_only_with_gzip() {
+    let main = |influx_extra: &str| {
+        format!(
+            "[gateway]\nid = \"gw1\"\n\n[influxdb]\nurl = \"http://127.0.0.1:8086\"\napi = \"v1\"\ndatabase = \"energy\"\n{influx_extra}\n"
+        )
+    };
+    for (extra, want) in [
+        ("gzip_level = 9", 9),
+        ("gzip = true\ngzip_level = 3", 3),
+        ("", 1),
+    ] {
+        let c = load_str_for_tests(&main(extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        let OutputConfig::Influx(influx) = &c.output else {
+            panic!("influx output expected");
+        };
+        assert!(influx.gzip, "{extra}");
+        assert_eq!(influx.gzip_level, want, "{extra}");
+    }
+    for (extra, want) in [
+        (
+            "gzip_level = 0",
+            "emgate.toml: influxdb.gzip_level: 0 is not a gzip level; give 1 (fastest, the default) to 9 (smallest bodies)",
+        ),
+        (
+            "gzip_level = 10",
+            "emgate.toml: influxdb.gzip_level: 10 is not a gzip level; give 1 (fastest, the default) to 9 (smallest bodies)",
+        ),
+        (
+            "gzip = false\ngzip_level = 6",
+            "emgate.toml: influxdb.gzip_level: only used with gzip = true; remove it or set gzip = true",
+        ),
+    ] {
+        assert_eq!(errors(load_str_for_tests(&main(extra))), [want], "{extra}");
+    }
 }
 
 #[test]

@@ -187,6 +187,7 @@ fn v1(url: &str) -> InfluxConfig {
         batch_size: 1000,
         flush_interval: Duration::from_mins(1),
         gzip: false,
+        gzip_level: 1,
         timeout: Duration::from_secs(10),
         max_lines_per_sec: None,
         dead_letter: "data/dead-letter.lp".into(),

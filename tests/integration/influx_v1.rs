@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::support::influxd::Influxd;
-use emgate::config::{InfluxApi, InfluxConfig, Secret};
+use emgate::config::{DEFAULT_GZIP_LEVEL, InfluxApi, InfluxConfig, Secret};
 use emgate::sinks::influx::classify::dropped_lines;
 use emgate::sinks::influx::{WriteError, Writer};
 use serde_json::json;
@@ -25,6 +25,7 @@ fn config(url: &str, database: &str, gzip: bool) -> InfluxConfig {
         batch_size: 1000,
         flush_interval: Duration::from_secs(1),
         gzip,
+        gzip_level: DEFAULT_GZIP_LEVEL,
         timeout: Duration::from_secs(10),
         max_lines_per_sec: None,
         dead_letter: "data/dead-letter.lp".into(),
@@ -52,12 +53,22 @@ fn lines(n: usize) -> Vec<u8> {
     body
 }
 
+/// Plain, gzip at the default level (the `zlib-rs` backend's level 1, whose
+/// fast path emits its own block layout) and gzip at level 9: influxd
+/// decodes each to the same exact points.
 #[tokio::test]
 async fn writes_exact_points_with_and_without_gzip() {
     let influxd = Influxd::start();
-    for gzip in [false, true] {
-        let db = if gzip { "with_gzip" } else { "plain" };
-        let writer = Writer::new(&config(&influxd.url(), db, gzip)).expect("writer");
+    for (db, gzip, level) in [
+        ("plain", false, DEFAULT_GZIP_LEVEL),
+        ("with_gzip", true, DEFAULT_GZIP_LEVEL),
+        ("gzip_level_9", true, 9),
+    ] {
+        let cfg = InfluxConfig {
+            gzip_level: level,
+            ..config(&influxd.url(), db, gzip)
+        };
+        let writer = Writer::new(&cfg).expect("writer");
         writer.ping().await.expect("ping");
         writer.create_database().await.expect("create database");
         let n = 250;

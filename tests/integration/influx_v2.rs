@@ -22,6 +22,7 @@ fn config(url: &str, gzip: bool) -> InfluxConfig {
         batch_size: 1000,
         flush_interval: Duration::from_secs(1),
         gzip,
+        gzip_level: emgate::config::DEFAULT_GZIP_LEVEL,
         timeout: Duration::from_secs(10),
         max_lines_per_sec: None,
         dead_letter: "data/dead-letter.lp".into(),

@@ -20,7 +20,8 @@ pub struct V1 {
     query_url: Url,
     database: String,
     auth: Option<(String, Secret)>,
-    gzip: bool,
+    /// The gzip level, `None` with gzip off.
+    gzip: Option<u32>,
 }
 
 impl V1 {
@@ -82,7 +83,7 @@ impl V1 {
                 Some(u) => Some((u.to_owned(), password.clone())),
                 None => url_auth,
             },
-            gzip: cfg.gzip,
+            gzip: cfg.gzip.then_some(cfg.gzip_level),
         })
     }
 
@@ -102,8 +103,8 @@ impl V1 {
             .http
             .post(self.write_url.clone())
             .header(CONTENT_TYPE, "text/plain; charset=utf-8");
-        let req = if self.gzip {
-            req.header(CONTENT_ENCODING, "gzip").body(gzip(body))
+        let req = if let Some(level) = self.gzip {
+            req.header(CONTENT_ENCODING, "gzip").body(gzip(body, level))
         } else {
             req.body(body.to_vec())
         };
@@ -205,6 +206,7 @@ mod tests {
             batch_size: 1,
             flush_interval: Duration::from_secs(1),
             gzip: false,
+            gzip_level: 1,
             timeout: Duration::from_secs(1),
             max_lines_per_sec: None,
             dead_letter: "data/dead-letter.lp".into(),

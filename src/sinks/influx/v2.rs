@@ -36,7 +36,8 @@ pub struct V2 {
     client: influxdb2::Client,
     org: String,
     bucket: String,
-    gzip: bool,
+    /// The gzip level, `None` with gzip off.
+    gzip: Option<u32>,
     http: reqwest::Client,
     health_url: Url,
     ping_url: Url,
@@ -90,7 +91,7 @@ impl V2 {
             client,
             org: org.to_owned(),
             bucket: bucket.to_owned(),
-            gzip: cfg.gzip,
+            gzip: cfg.gzip.then_some(cfg.gzip_level),
             http,
             health_url: join("health")?,
             ping_url: join("ping")?,
@@ -102,7 +103,10 @@ impl V2 {
     /// # Errors
     /// The classified failure (see [`WriteError`]).
     pub async fn write(&self, body: &[u8]) -> Result<(), WriteError> {
-        let body = if self.gzip { gzip(body) } else { body.to_vec() };
+        let body = match self.gzip {
+            Some(level) => gzip(body, level),
+            None => body.to_vec(),
+        };
         match self
             .client
             .write_line_protocol_with_precision(

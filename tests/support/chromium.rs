@@ -9,7 +9,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Virtual milliseconds the page's scripts get before the DOM is dumped
@@ -51,7 +51,7 @@ pub fn dump_dom(url: &str) -> String {
     // A profile of its own: parallel tests never share Chromium's lock files,
     // and nothing is written to $HOME.
     let profile = tempfile::tempdir().expect("chromium profile dir");
-    let mut child = Command::new(&browser)
+    let child = Command::new(&browser)
         .args([
             "--headless=new",
             "--no-sandbox",
@@ -72,7 +72,19 @@ pub fn dump_dom(url: &str) -> String {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.display()));
 
-    // Read both pipes on threads so a chatty stderr cannot block Chromium.
+    let (status, dom, stderr) = finish(child, url);
+    assert!(
+        status.success() && dom.contains("<html"),
+        "chromium --dump-dom {url} failed ({status}); stdout:\n{dom}\nstderr:\n{stderr}"
+    );
+    dom
+}
+
+/// Waits for a Chromium started with piped stdout and stderr (read on
+/// threads, so a chatty stderr cannot block it): its exit status, stdout
+/// and stderr. Kills it and panics after [`WALL_TIMEOUT`] (`what` says
+/// what it was doing).
+pub fn finish(mut child: Child, what: &str) -> (ExitStatus, String, String) {
     let mut stdout = child.stdout.take().expect("stdout piped");
     let mut stderr = child.stderr.take().expect("stderr piped");
     let out = std::thread::spawn(move || {
@@ -85,7 +97,6 @@ pub fn dump_dom(url: &str) -> String {
         let _ = stderr.read_to_string(&mut s);
         s
     });
-
     let deadline = Instant::now() + WALL_TIMEOUT;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for chromium") {
@@ -95,20 +106,18 @@ pub fn dump_dom(url: &str) -> String {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "chromium did not finish loading {url} within {} s; stderr:\n{}",
+                "chromium did not finish {what} within {} s; stderr:\n{}",
                 WALL_TIMEOUT.as_secs(),
                 err.join().unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let dom = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    assert!(
-        status.success() && dom.contains("<html"),
-        "chromium --dump-dom {url} failed ({status}); stdout:\n{dom}\nstderr:\n{stderr}"
-    );
-    dom
+    (
+        status,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
 }
 
 /// Every `<tr>` of `dom` that has a `data-meter` attribute, as

@@ -8,12 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::chromium::chromium;
-
-/// Real time after which a Chromium that never finishes is killed.
-const WALL_TIMEOUT: Duration = Duration::from_secs(90);
+use crate::support::chromium::{chromium, finish};
 
 // ---------------------------------------------------------------------------
 // Chromium behind a recording proxy
@@ -107,13 +104,13 @@ impl Run {
 }
 
 /// Runs headless Chromium on `file` with `args`, every request through
-/// `proxy`, the console logged to stderr. Panics on failure or after
-/// [`WALL_TIMEOUT`].
+/// `proxy`, the console logged to stderr. Panics on failure or when it
+/// does not finish in time ([`finish`]).
 pub fn run_chromium(proxy: &Proxy, file: &Path, args: &[String]) -> Run {
     let browser = chromium();
     let profile = tempfile::tempdir().expect("chromium profile dir");
     let url = format!("file://{}", file.display());
-    let mut child = Command::new(&browser)
+    let child = Command::new(&browser)
         .args([
             "--headless=new",
             "--no-sandbox",
@@ -141,38 +138,8 @@ pub fn run_chromium(proxy: &Proxy, file: &Path, args: &[String]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", browser.display()));
-    let mut stdout = child.stdout.take().expect("stdout piped");
-    let mut stderr = child.stderr.take().expect("stderr piped");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + WALL_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for chromium") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chromium {args:?} {url} did not finish within {} s; stderr:\n{}",
-                WALL_TIMEOUT.as_secs(),
-                err.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let run = Run {
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    };
+    let (status, stdout, stderr) = finish(child, &format!("{args:?} {url}"));
+    let run = Run { stdout, stderr };
     assert!(
         status.success(),
         "chromium {args:?} {url} failed ({status}); stderr:\n{}",

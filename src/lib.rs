@@ -10,11 +10,12 @@
 //! Wiring (top):
 //! * [`app`]: builds a running gateway from a config: generations, reload,
 //!   the stages as the gateway runs them, the spool appender; owns shutdown.
-//! * [`api`]: the HTTP API (health, readiness, metrics, status, reload) and the status page.
+//! * [`api`]: the HTTP API (health, readiness, metrics, status, reload, entries, reports, site-scoped tokens) and the status page.
 //! * [`demo`]: `emgate demo`, a built-in simulated site run through the real gateway.
 //!
 //! Components:
-//! * [`entries`]: manual entries (output, output value, readings of unconnected meters): validation and their `entry` line.
+//! * [`reports`]: reports for the regulator, the enterprise and the institute, read back from InfluxDB (InfluxQL) or the local archive, and their renderers (table, CSV, JSON, HTML).
+//! * [`entries`]: manual entries (output, output value, readings of unconnected meters, fuel lab analyses): validation and their `entry` line.
 //! * [`sources`]: where readings enter ([`sources::modbus`], [`sources::mqtt`]), as [`sources::Input`].
 //! * [`sinks`]: where they leave: line protocol, InfluxDB v1/v2, a local file.
 //! * [`sim`]: simulated meters with exact, known consumption (Modbus and MQTT).

@@ -21,7 +21,7 @@
 //! incomer's swing and ripple. Every instant then
 //! `rate(incomer) = Σ rate(sub-meter) + u × rate(incomer)`, and over any
 //! span the same holds for consumption, exactly (closed form, see
-//! [`super::load`]). Meters outside such a group keep their hashed load.
+//! `sim::load`). Meters outside such a group keep their hashed load.
 
 use super::load::LoadShape;
 use super::meter::SimMeter;

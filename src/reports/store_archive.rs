@@ -80,6 +80,12 @@ impl ArchiveStore {
                 path: path.display().to_string(),
                 message: format!("{what}: {message}"),
             },
+            crate::archive::ArchiveError::Missing(path) => StoreError::Archive {
+                path: path.display().to_string(),
+                message: "no such directory; check gateway.data_dir (the archive is \
+                          <data_dir>/archive) and that gateway.archive_days is not 0"
+                    .to_owned(),
+            },
             other => self.error(other.to_string()),
         })?;
         Ok(points

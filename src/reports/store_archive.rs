@@ -86,7 +86,7 @@ impl ArchiveStore {
                           <data_dir>/archive) and that gateway.archive_days is not 0"
                     .to_owned(),
             },
-            other => self.error(other.to_string()),
+            other @ crate::archive::ArchiveError::Output(_) => self.error(other.to_string()),
         })?;
         Ok(points
             .into_iter()

@@ -448,15 +448,12 @@ pub fn local_midnight(
     date: jiff::civil::Date,
     tz: &jiff::tz::TimeZone,
 ) -> Result<i64, ReportError> {
-    tz.to_ambiguous_timestamp(date.to_datetime(jiff::civil::Time::midnight()))
-        .compatible()
-        .map(jiff::Timestamp::as_second)
-        .map_err(|e| {
-            ReportError::Request(format!(
-                "{date} in {}: {e}",
-                tz.iana_name().unwrap_or("zone")
-            ))
-        })
+    run::midnight(date, tz).ok_or_else(|| {
+        ReportError::Request(format!(
+            "{date} in {}: no local midnight",
+            tz.iana_name().unwrap_or("zone")
+        ))
+    })
 }
 
 /// Formats a percentage with two decimals (`89.06`), as the tables show it.
@@ -469,13 +466,11 @@ pub fn pct_text(value: f64) -> String {
 /// 2026-10-15`; without one, the month containing `now` in `tz`.
 #[must_use]
 pub fn range_label(range: Option<Range>, now: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    match range {
-        Some(Range::Year(y)) => format!("{y:04}"),
-        Some(Range::Month(y, m)) => format!("{y:04}-{m:02}"),
-        Some(Range::Days(from, to)) => format!("{from} to {to}"),
-        None => {
+    range.map_or_else(
+        || {
             let today = tz.to_datetime(now).date();
             format!("{:04}-{:02}", today.year(), today.month())
-        }
-    }
+        },
+        run::describe_range,
+    )
 }

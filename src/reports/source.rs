@@ -48,18 +48,6 @@ impl Source {
             .map(Source::Influx)
             .map_err(ReportError::Request)
     }
-
-    /// Where the report reads, for its subtitle and messages.
-    #[must_use]
-    pub fn describe(&self, config: &Config) -> String {
-        match self {
-            Source::Influx(s) => format!("InfluxDB {} database {}", s.url(), s.database()),
-            Source::Archive(_) => format!(
-                "the local archive {}",
-                crate::archive::dir_of(&config.gateway.data_dir).display()
-            ),
-        }
-    }
 }
 
 impl Store for Source {

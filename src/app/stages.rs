@@ -414,6 +414,8 @@ pub fn aggregator(config: &Config) -> Aggregator {
                 counter: m.consumption,
                 gauges,
                 conversion: m.conversion.clone(),
+                // A polled meter is read by one poller, slot after slot.
+                ordered: m.endpoint().is_some(),
             }
         })
         .collect();

@@ -281,7 +281,7 @@ impl Aggregator {
             self.committed_to[m] = sm.committed_to;
             self.buf_head[m] = 0;
             self.buf_len[m] = 0;
-            let cap = self.cap;
+            let cap = self.layout[m].cap;
             for (t, vals) in sm.buffer {
                 if cap == 0 {
                     // Lateness switched off: the buffered readings are committed now.
@@ -302,7 +302,9 @@ impl Aggregator {
                 self.buf_write(m, pos, t);
                 self.buf_len[m] += 1;
             }
-            self.rebuild_speculative(m, &mut scratch);
+            if cap > 0 {
+                self.rebuild_speculative(m, &mut scratch);
+            }
             report.restored += 1;
         }
         report.site_windows = site_acc.len();
@@ -364,6 +366,7 @@ mod tests {
             conversion: Conversion::Fixed {
                 kgce_per_unit: 0.1229,
             },
+            ordered: false,
         };
         let steam = MeterSpec {
             key: 3,
@@ -383,6 +386,7 @@ mod tests {
                 dryness: 1.0,
                 margins: crate::pipeline::steam::SteamMargins::DEFAULT,
             },
+            ordered: false,
         };
         let sites = vec![SiteSpec {
             key: 7,

@@ -425,6 +425,7 @@ async fn aggregated_shards_total_their_own_sites_and_3_to_4_moves_exactly_the_li
     let empty = BTreeMap::new();
     let no_windows = BTreeMap::new();
     let mut owners_changed = BTreeSet::new();
+    let (mut kept_switches, mut moved_switches) = (0, 0);
     for meter in &meters {
         let id = meter_id(&config, meter);
         let counter = config.meters[id.index()]
@@ -522,7 +523,45 @@ async fn aggregated_shards_total_their_own_sites_and_3_to_4_moves_exactly_the_li
                 "{meter}: a window lost across the restart: {both:?}"
             );
         }
+        // The window in progress at the switch, spelled out (README,
+        // "Changing N"): a kept site's is whole, as if nothing had happened;
+        // a moved site's is written by its new shard alone, counted from
+        // that shard's first reading, its coverage saying how much is missing.
+        let run4 = &all[&(4, k4)].windows[meter];
+        if k3 == k4 {
+            let w = floor_window(last3);
+            if first4 <= w + WINDOW {
+                let got = run4[&w];
+                let whole = truth(w + WINDOW) - truth(w);
+                assert!(
+                    close(got.amount, whole, truth(w)) && close(got.coverage, 1.0, 1.0),
+                    "{meter}: window {w} across the restart {got:?}, whole {whole}"
+                );
+                kept_switches += 1;
+            }
+        } else if first4 % WINDOW != 0 {
+            let w = floor_window(first4);
+            let got = run4[&w];
+            let part = truth(w + WINDOW) - truth(first4);
+            #[allow(clippy::cast_precision_loss)]
+            let coverage = (w + WINDOW - first4) as f64 / WINDOW as f64;
+            assert!(
+                close(got.amount, part, truth(w))
+                    && close(got.coverage, coverage, 1.0)
+                    && got.coverage < 1.0
+                    // (equal when the counter's resolution hid the lost part)
+                    && got.amount <= truth(w + WINDOW) - truth(w),
+                "{meter}: window {w} after the move {got:?}, want {part} at coverage {coverage}"
+            );
+            moved_switches += 1;
+        }
     }
+    // Most kept meters' switch window is whole (unless the restart spanned
+    // its end); the moved meters started mid-window (unless exactly on one).
+    assert!(
+        kept_switches > 0 && moved_switches > 0,
+        "kept {kept_switches}, moved {moved_switches}"
+    );
     assert_eq!(
         owners_changed,
         moves.keys().cloned().collect(),

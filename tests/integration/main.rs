@@ -56,6 +56,7 @@
 //! - `reload`: SIGHUP adds and removes meters without losing a slot; a bad reload is refused;
 //! - `scoped_tokens`: site-scoped API tokens on a real `emgate run`: every route 401 without a valid token, 403 for another site, only its own data for a site token; exact configuration errors; tokens never logged;
 //! - `shards`: `[gateway] shard`: pinned errors, what a shard keeps, `emgate shards` and `check-config` exactly, three `emgate run` shards into one `influxd` (every meter slot exactly once; a killed shard stops only its own sites); resharding 3 -> 4 moves only the listed sites;
+//! - `shards_e2e`: three aggregating `emgate run` shards, then four on the same data directories: every site total is the sum of its level-1 meters' windows (from the simulator's counters), each (meter, window) and (meter, slot) once, each site totalled by its owner only; the sites that change hands are exactly those `emgate shards` lists;
 //! - `shutdown`: SIGTERM with the output down exits in time and loses nothing;
 //! - `sim`: the simulator seen from the wire, and the pymodbus peer itself;
 //! - `sim_fieldbus`: the simulator over RTU over TCP (read by pymodbus) and as a dial-in DTU;
@@ -123,6 +124,7 @@ mod reports_core;
 mod reports_html;
 mod scoped_tokens;
 mod shards;
+mod shards_e2e;
 mod shutdown;
 mod sim;
 mod sim_dlt645;

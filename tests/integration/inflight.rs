@@ -12,6 +12,7 @@
 //! batch by the timestamp of its first line. No timing is asserted: every
 //! hold is released by an event (another batch arriving), never by a clock.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -188,7 +189,7 @@ fn fill(spool: &Spool, records: usize) {
         let mut record = String::new();
         for l in 0..LINES_PER_RECORD {
             let i = r * LINES_PER_RECORD + l;
-            record.push_str(&format!("m v={i}i {}\n", T0 + i as i64));
+            writeln!(record, "m v={i}i {}", T0 + i as i64).expect("write to a String");
         }
         spool.append(record.as_bytes()).expect("append");
     }
@@ -199,7 +200,7 @@ async fn drain(output: OutputConfig, spool: &Spool, max_in_flight: usize) -> Sin
     let mut options = UploaderOptions::for_output(&output);
     options.max_in_flight = max_in_flight;
     // Long enough that a hang shows as a failed assertion, not a lost line.
-    options.shutdown_grace = Duration::from_secs(60);
+    options.shutdown_grace = Duration::from_mins(1);
     let input_done = CancellationToken::new();
     input_done.cancel();
     run_uploader(

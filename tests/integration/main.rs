@@ -108,6 +108,7 @@ mod fieldbus_config;
 mod fieldbus_frames;
 mod fieldbus_interop;
 mod fieldbus_timing;
+mod inflight;
 mod influx_errors;
 mod influx_v1;
 mod influx_v2;

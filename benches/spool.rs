@@ -94,7 +94,7 @@ fn read_ack(c: &mut Criterion) {
         let id = format!("{}KiB_x{batch}", len >> 10);
         g.bench_function(BenchmarkId::from_parameter(id), |b| {
             b.iter_custom(|iters| {
-                let mut out = Vec::with_capacity(batch);
+                let mut out: Vec<Vec<u8>> = Vec::with_capacity(batch);
                 let mut timed = Duration::ZERO;
                 for _ in 0..iters {
                     // Refill outside the timed part.
@@ -138,7 +138,7 @@ fn read_only(c: &mut Criterion) {
         }
         let id = format!("{}KiB_x{batch}", len >> 10);
         g.bench_function(BenchmarkId::from_parameter(id), |b| {
-            let mut out = Vec::with_capacity(batch);
+            let mut out: Vec<Vec<u8>> = Vec::with_capacity(batch);
             b.iter(|| {
                 out.clear();
                 if spool.read(batch, usize::MAX, &mut out).is_none() {

@@ -177,6 +177,7 @@ fn influx_config(target: &InfluxTarget, data_dir: &std::path::Path) -> InfluxCon
         retry_initial: Duration::from_millis(500),
         retry_max: Duration::from_secs(10),
         max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
+        batch_max_bytes: crate::config::DEFAULT_BATCH_MAX_BYTES,
     }
 }
 

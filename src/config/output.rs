@@ -11,8 +11,8 @@ use config::Value;
 
 use super::raw::{FileSinkRaw, InfluxRaw};
 use super::{
-    DEFAULT_GZIP_LEVEL, DEFAULT_MAX_IN_FLIGHT, FileSinkConfig, InfluxApi, InfluxConfig,
-    OutputConfig, Secret,
+    DEFAULT_BATCH_MAX_BYTES, DEFAULT_GZIP_LEVEL, DEFAULT_MAX_IN_FLIGHT, FileSinkConfig, InfluxApi,
+    InfluxConfig, OutputConfig, Secret,
 };
 use crate::check::backoff_range;
 use crate::check::{self, Flag, Problems, Text, choice, int, millis, path_key, required_text};
@@ -165,6 +165,14 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
         64,
         p,
     );
+    let batch_max_bytes = int(
+        r.batch_max_bytes,
+        "influxdb.batch_max_bytes",
+        DEFAULT_BATCH_MAX_BYTES as i64,
+        4096,
+        1 << 30,
+        p,
+    );
     let gzip = r.gzip.is_none_or(|Flag(g)| g);
     let gzip_level = gzip_level(r.gzip_level, gzip, p);
     Some(InfluxConfig {
@@ -180,6 +188,7 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
         retry_initial: retry_initial?,
         retry_max: retry_max?,
         max_in_flight: usize::try_from(max_in_flight?).ok()?,
+        batch_max_bytes: usize::try_from(batch_max_bytes?).ok()?,
     })
 }
 

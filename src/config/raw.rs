@@ -231,6 +231,8 @@ pub struct InfluxRaw {
     pub retry_max_ms: Option<Int>,
     /// Write requests in flight at once, 1..=64.
     pub max_in_flight: Option<Int>,
+    /// Largest uncompressed request body, bytes.
+    pub batch_max_bytes: Option<Int>,
 }
 
 /// `[validation]` as written.

@@ -107,8 +107,9 @@ struct Batch {
 struct Collector {
     spool: Spool,
     batch_size: usize,
+    /// Body bytes at which a batch is sent (`batch_max_bytes`).
+    max_bytes: usize,
     flush_interval: Duration,
-    records: Vec<Vec<u8>>,
     body: Vec<u8>,
     lines: usize,
     cursor: Option<Cursor>,
@@ -132,18 +133,22 @@ impl Collector {
                 }
                 return None;
             }
-            self.records.clear();
-            if let Some(c) = self.spool.read(READ_RECORDS, usize::MAX, &mut self.records) {
-                for r in &self.records {
-                    self.body.extend_from_slice(r);
-                    self.lines += count_lines(r);
-                }
+            // Records are read straight into the body: one copy each.
+            let room = self.max_bytes.saturating_sub(self.body.len());
+            let at = self.body.len();
+            if (room > 0 || self.lines == 0)
+                && let Some(c) = self.spool.read(READ_RECORDS, room, &mut self.body)
+            {
+                self.lines += count_lines(&self.body[at..]);
                 self.cursor = Some(c);
                 self.first_at.get_or_insert_with(Instant::now);
-                if self.lines >= self.batch_size {
+                if self.lines >= self.batch_size || self.body.len() >= self.max_bytes {
                     return self.take();
                 }
                 continue;
+            }
+            if self.lines > 0 && self.body.len() >= self.max_bytes {
+                return self.take();
             }
             // Nothing more readable right now.
             let done = shared.input_done.is_cancelled();
@@ -213,8 +218,8 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
     let mut collector = Collector {
         spool: spool.clone(),
         batch_size: shared.options.batch_size,
+        max_bytes: shared.options.batch_max_bytes.max(1),
         flush_interval: shared.options.flush_interval,
-        records: Vec::with_capacity(READ_RECORDS),
         body: Vec::new(),
         lines: 0,
         cursor: None,

@@ -63,7 +63,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::config::{DEFAULT_MAX_IN_FLIGHT, OutputConfig};
+use crate::config::{DEFAULT_BATCH_MAX_BYTES, DEFAULT_MAX_IN_FLIGHT, OutputConfig};
 use crate::shutdown::Deadline;
 use crate::sinks::file::FileSink;
 use crate::sinks::influx::classify::{dropped_lines, truncate};
@@ -121,6 +121,9 @@ pub struct UploaderOptions {
     /// Write requests under way at once (at least 1; 1 = one at a time).
     /// Acknowledgements stay in spool order whatever the value.
     pub max_in_flight: usize,
+    /// A batch is sent once its body holds this many bytes, even below
+    /// `batch_size` lines (one spool record may take it past).
+    pub batch_max_bytes: usize,
 }
 
 impl UploaderOptions {
@@ -141,6 +144,7 @@ impl UploaderOptions {
                 dead_letter: Some(c.dead_letter.clone()),
                 shutdown_grace,
                 max_in_flight: c.max_in_flight,
+                batch_max_bytes: c.batch_max_bytes,
             },
             OutputConfig::File(c) => UploaderOptions {
                 batch_size: c.batch_size,
@@ -151,6 +155,7 @@ impl UploaderOptions {
                 dead_letter: None,
                 shutdown_grace,
                 max_in_flight: 1,
+                batch_max_bytes: usize::MAX,
             },
         }
     }
@@ -168,6 +173,7 @@ impl Default for UploaderOptions {
             dead_letter: None,
             shutdown_grace: Deadline::default().uploader_grace(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
         }
     }
 }

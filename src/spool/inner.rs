@@ -241,7 +241,7 @@ impl Inner {
         &mut self,
         max_records: usize,
         max_bytes: usize,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut impl RecordSink,
     ) -> Option<Cursor> {
         let mut pos = self.read;
         let (mut n, mut bytes) = (0usize, 0usize);
@@ -268,11 +268,17 @@ impl Inner {
             }
             pos.cursor.offset = off;
             let seg_len = seg.len;
-            match self.read_one(idx, off, seg_len, n > 0, max_bytes - bytes.min(max_bytes)) {
-                Ok(Step::Record(payload)) => {
-                    let framed = (RECORD_HEADER_LEN + payload.len()) as u64;
-                    bytes += payload.len();
-                    out.push(payload);
+            match self.read_one(
+                idx,
+                off,
+                seg_len,
+                n > 0,
+                max_bytes - bytes.min(max_bytes),
+                out,
+            ) {
+                Ok(Step::Record(len)) => {
+                    let framed = (RECORD_HEADER_LEN + len) as u64;
+                    bytes += len;
                     n += 1;
                     pos.cursor.offset = off + framed;
                     pos.seq += 1;
@@ -301,7 +307,8 @@ impl Inner {
         Some(pos.cursor)
     }
 
-    /// Reads the record at `off` of segment `idx`; `Stop` when it would
+    /// Reads the record at `off` of segment `idx` into `out` (copied once,
+    /// from the read window or straight from the file); `Stop` when it would
     /// exceed `room` and something was read already.
     fn read_one(
         &mut self,
@@ -310,6 +317,7 @@ impl Inner {
         seg_len: u64,
         some: bool,
         room: usize,
+        out: &mut impl RecordSink,
     ) -> io::Result<Step> {
         let hdr_len = RECORD_HEADER_LEN as u64;
         if off + hdr_len > seg_len {
@@ -332,18 +340,24 @@ impl Inner {
         if some && frame.len > room {
             return Ok(Step::Stop);
         }
-        let payload = if frame.len as u64 <= READ_WINDOW {
+        if frame.len as u64 <= READ_WINDOW {
             let at = self.fill_window(idx, off + hdr_len, frame.len as u64)?;
-            self.window.data[at..at + frame.len].to_vec()
+            let payload = &self.window.data[at..at + frame.len];
+            if record_crc(field, payload) != crc {
+                return Ok(Step::Damaged);
+            }
+            out.room(frame.len).copy_from_slice(payload);
         } else {
-            let mut v = vec![0u8; frame.len];
-            self.file_for(idx)?.read_exact_at(&mut v, off + hdr_len)?;
-            v
-        };
-        if record_crc(field, &payload) != crc {
-            return Ok(Step::Damaged);
+            let file = self.file_for(idx)?;
+            let tail = out.room(frame.len);
+            let read = file.read_exact_at(tail, off + hdr_len);
+            if read.is_err() || record_crc(field, tail) != crc {
+                out.take_back(frame.len);
+                read?;
+                return Ok(Step::Damaged);
+            }
         }
-        Ok(Step::Record(payload))
+        Ok(Step::Record(frame.len))
     }
 
     /// Damage found while reading at `off` (where `pos` is): re-classifies
@@ -456,10 +470,43 @@ impl Inner {
 
 /// What [`Inner::read_one`] found.
 enum Step {
-    Record(Vec<u8>),
+    /// A record of this many payload bytes, now at the end of the sink.
+    Record(usize),
     Pad(u64),
     Stop,
     Damaged,
+}
+
+/// Where [`super::Spool::read`] puts payloads: a buffer per record, or one
+/// flat body (the uploader's request, so a record is copied once).
+pub trait RecordSink {
+    /// `len` bytes at the end of the sink for the next payload.
+    fn room(&mut self, len: usize) -> &mut [u8];
+    /// Removes the last `len` bytes [`RecordSink::room`] gave (a damaged record).
+    fn take_back(&mut self, len: usize);
+}
+
+impl RecordSink for Vec<Vec<u8>> {
+    fn room(&mut self, len: usize) -> &mut [u8] {
+        self.push(vec![0; len]);
+        self.last_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
+
+    fn take_back(&mut self, _len: usize) {
+        self.pop();
+    }
+}
+
+impl RecordSink for Vec<u8> {
+    fn room(&mut self, len: usize) -> &mut [u8] {
+        let at = self.len();
+        self.resize(at + len, 0);
+        &mut self[at..]
+    }
+
+    fn take_back(&mut self, len: usize) {
+        self.truncate(self.len().saturating_sub(len));
+    }
 }
 
 /// Reads as much of `[off, off + buf.len())` as the file has.

@@ -131,6 +131,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 use self::format::{MAX_RECORD_LEN, RECORD_HEADER_LEN};
+pub use self::inner::RecordSink;
 use self::segment::{Segment, segment_path};
 
 /// Largest record payload [`Spool::append`] accepts (64 MiB).
@@ -482,7 +483,8 @@ impl Spool {
     }
 
     /// Reads up to `max_records` records after the read cursor, appending
-    /// their payloads to `out`, and advances the read cursor past them.
+    /// their payloads to `out` (a `Vec<Vec<u8>>`, one per record, or a
+    /// `Vec<u8>`, concatenated: each payload is copied once), and advances the read cursor past them.
     /// Stops before a record that would take the payload total past
     /// `max_bytes`, but always returns at least one record when one is
     /// available. Returns the position after the last record read, to pass
@@ -495,7 +497,7 @@ impl Spool {
         &self,
         max_records: usize,
         max_bytes: usize,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut impl RecordSink,
     ) -> Option<Cursor> {
         lock(&self.shared.inner).read(max_records, max_bytes, out)
     }

@@ -1756,3 +1756,27 @@ fn max_in_flight_is_1_to_64_default_4() {
         assert_eq!(errors(load_str_for_tests(&main(extra))), [want], "{extra}");
     }
 }
+
+#[test]
+fn batch_max_bytes_is_4_kib_to_1_gib_default_1_mib() {
+    let main = |influx_extra: &str| {
+        format!(
+            "[gateway]\nid = \"gw1\"\n\n[influxdb]\nurl = \"http://127.0.0.1:8086\"\napi = \"v1\"\ndatabase = \"energy\"\n{influx_extra}\n"
+        )
+    };
+    for (extra, want) in [
+        ("", 1_048_576),
+        ("batch_max_bytes = 4096", 4096),
+        ("batch_max_bytes = 1073741824", 1 << 30),
+    ] {
+        let c = load_str_for_tests(&main(extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        let OutputConfig::Influx(influx) = &c.output else {
+            panic!("influx output expected");
+        };
+        assert_eq!(influx.batch_max_bytes, want, "{extra}");
+    }
+    assert_eq!(
+        errors(load_str_for_tests(&main("batch_max_bytes = 4095"))),
+        ["emgate.toml: influxdb.batch_max_bytes: 4095 is too small; the minimum is 4096"]
+    );
+}

@@ -51,6 +51,8 @@ type Hook = dyn Fn(usize) -> Pin<Box<dyn Future<Output = Action> + Send>> + Send
 struct Proxy {
     port: u16,
     accept: tokio::task::JoinHandle<()>,
+    /// Body length of every request, in arrival order.
+    lengths: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Proxy {
@@ -61,12 +63,19 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let hook: Arc<Hook> = Arc::new(hook);
+        let lengths = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&lengths);
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, upstream.clone(), Arc::clone(&hook)));
+                let (hook, seen) = (Arc::clone(&hook), Arc::clone(&seen));
+                tokio::spawn(serve(stream, upstream.clone(), hook, seen));
             }
         });
-        Proxy { port, accept }
+        Proxy {
+            port,
+            accept,
+            lengths,
+        }
     }
 
     fn url(&self) -> String {
@@ -81,7 +90,12 @@ impl Drop for Proxy {
 }
 
 /// Serves one keep-alive connection.
-async fn serve(stream: TcpStream, upstream: String, hook: Arc<Hook>) {
+async fn serve(
+    stream: TcpStream,
+    upstream: String,
+    hook: Arc<Hook>,
+    lengths: Arc<Mutex<Vec<usize>>>,
+) {
     let client = reqwest::Client::new();
     let mut stream = BufReader::new(stream);
     loop {
@@ -112,6 +126,7 @@ async fn serve(stream: TcpStream, upstream: String, hook: Arc<Hook>) {
         }
         let mut body = vec![0; length];
         stream.read_exact(&mut body).await.expect("body");
+        lengths.lock().expect("lengths").push(length);
         let (status, text) = match hook(batch_of(&body)).await {
             Action::Forward => {
                 let r = client
@@ -167,6 +182,7 @@ fn config(url: &str, dead_letter: &Path, max_in_flight: usize) -> OutputConfig {
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
         max_in_flight,
+        batch_max_bytes: 1 << 20,
     })
 }
 
@@ -409,4 +425,43 @@ async fn killed_mid_drain_then_restarted_stores_every_point_once() {
     assert_eq!(stored(&influxd).await, 10_240);
     // And each with its own value: 0 + 1 + ... + 10 239 = 10 239 x 10 240 / 2.
     assert_eq!(influxd.count(DB, "SELECT sum(v) FROM m").await, 52_423_680);
+}
+
+/// `batch_max_bytes` closes a batch before `batch_size` lines: with 10-line
+/// records of 250 bytes (lines `m v=<i>i <T0 + i>`, i < 10 240: 24 or 25
+/// bytes each, see below) and a 4 096-byte cap, a request carries the
+/// records that fit plus at most one more, never 640 lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_max_bytes_bounds_every_request_body() {
+    let influxd = Influxd::with_database(DB).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = open_spool(dir.path());
+    fill(&spool, 1024);
+    let proxy = Proxy::start(influxd.url(), |_| Box::pin(async { Action::Forward })).await;
+    let OutputConfig::Influx(mut c) = config(&proxy.url(), &dir.path().join("dead.lp"), 4) else {
+        unreachable!("config() builds an InfluxDB output")
+    };
+    c.batch_max_bytes = 4096;
+    let got = drain(OutputConfig::Influx(c), &spool, 4).await;
+    assert_eq!(got, summary(10_240, 0));
+    assert_eq!(stored(&influxd).await, 10_240);
+    // Line i is "m v=" + i + "i " + (T0 + i) + "\n": 4 + digits(i) + 2 + 10 + 1.
+    let line = |i: usize| 17 + i.to_string().len();
+    let record = |r: usize| (r * 10..r * 10 + 10).map(line).sum::<usize>();
+    let total: usize = (0..1024).map(record).sum();
+    let lengths = proxy.lengths.lock().expect("lengths").clone();
+    assert_eq!(lengths.iter().sum::<usize>(), total, "every byte sent once");
+    let largest_record = record(1023);
+    assert!(
+        lengths.iter().all(|&n| n < 4096 + largest_record),
+        "a body holds at most one record past the cap: {lengths:?}"
+    );
+    // Without the cap the 10 240 lines go as 16 bodies of 640 lines; with it,
+    // no body reaches 640 lines (about 16 000 bytes).
+    assert!(
+        lengths.len() >= total / (4096 + largest_record),
+        "{}",
+        lengths.len()
+    );
+    assert!(lengths.len() > 16, "{}", lengths.len());
 }

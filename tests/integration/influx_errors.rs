@@ -194,6 +194,7 @@ fn v1(url: &str) -> InfluxConfig {
         retry_initial: Duration::from_millis(50),
         retry_max: Duration::from_millis(200),
         max_in_flight: 1,
+        batch_max_bytes: 1 << 20,
     }
 }
 

@@ -29,6 +29,7 @@ fn config(url: &str, gzip: bool) -> InfluxConfig {
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
         max_in_flight: 1,
+        batch_max_bytes: 1 << 20,
     }
 }
 

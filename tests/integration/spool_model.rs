@@ -273,7 +273,7 @@ impl Harness {
             bytes += len;
             expect.push((id, len));
         }
-        let mut out = Vec::new();
+        let mut out: Vec<Vec<u8>> = Vec::new();
         let got = self.spool().read(max_records, max_bytes, &mut out);
         let want: Vec<Vec<u8>> = expect.iter().map(|&(id, l)| payload(id, l)).collect();
         assert_eq!(out, want, "read returns exactly the model's next records");

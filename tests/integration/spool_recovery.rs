@@ -73,7 +73,7 @@ fn seg_ids(dir: &Path) -> Vec<u64> {
 }
 
 fn read_all(s: &Spool) -> (Vec<Vec<u8>>, Option<Cursor>) {
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     let c = s.read(usize::MAX, usize::MAX, &mut out);
     (out, c)
 }
@@ -305,7 +305,7 @@ fn partial_header_of_a_new_segment_is_removed() {
 fn acked_four(dir: &Path) -> SpoolConfig {
     let c = filled(dir, SEG3, 6);
     let (s, _) = open(&c);
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     let cur = s.read(4, usize::MAX, &mut out).unwrap();
     s.ack(cur).unwrap();
     assert_eq!(seg_ids(dir), vec![2, 3]);
@@ -443,7 +443,7 @@ fn segments_are_deleted_exactly_when_fully_acked() {
     let c = filled(tmp.path(), SEG3, 9);
     let (s, _) = open(&c);
     assert_eq!(seg_ids(tmp.path()), vec![1, 2, 3, 4]);
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     let after2 = s.read(2, usize::MAX, &mut out).unwrap();
     let after3 = s.read(1, usize::MAX, &mut out).unwrap();
     let after5 = s.read(2, usize::MAX, &mut out).unwrap();
@@ -494,7 +494,7 @@ async fn block_policy_returns_full_and_wakes_after_an_ack() {
     let mut wait = Box::pin(async move { waiter.wait_for_space().await });
     assert!((&mut wait).now_or_never().is_none(), "no space yet");
     // Reading frees nothing; acknowledging does.
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     let cur = s.read(1, usize::MAX, &mut out).unwrap();
     assert!(
         (&mut wait).now_or_never().is_none(),
@@ -536,7 +536,7 @@ fn drop_oldest_drops_whole_segments_with_exact_counts() {
     }
     // Records 0 and 1 were read (not acked): the read cursor is inside the
     // segment that goes.
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     s.read(2, usize::MAX, &mut out).unwrap();
     assert_eq!(s.append(&payload(6)).unwrap(), Appended::Stored);
     assert_eq!(*seen.lock().unwrap(), payloads(&[0, 1, 2]));
@@ -565,7 +565,7 @@ fn drop_oldest_rolls_when_the_oldest_segment_is_the_active_one() {
         s.append(&payload(i)).unwrap();
     }
     // Record 0 acked: it is not passed to the hook when its segment goes.
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     let cur = s.read(1, usize::MAX, &mut out).unwrap();
     s.ack(cur).unwrap();
     s.append(&payload(3)).unwrap();
@@ -606,7 +606,7 @@ fn read_limits_return_at_least_one_record() {
     for i in 0..5 {
         s.append(&payload(i)).unwrap();
     }
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     assert!(s.read(10, 1, &mut out).is_some());
     assert_eq!(out, payloads(&[0]));
     out.clear();
@@ -691,8 +691,8 @@ async fn concurrent_producer_and_consumer_deliver_everything_once_in_order() {
             }
         })
     };
-    let mut got = Vec::new();
-    let mut out = Vec::new();
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut out: Vec<Vec<u8>> = Vec::new();
     while (got.len() as u64) < N {
         s.wait_readable().await;
         out.clear();

@@ -213,6 +213,7 @@ mod tests {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(1),
             max_in_flight: 1,
+            batch_max_bytes: 1 << 20,
         }
     }
 

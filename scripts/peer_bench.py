@@ -278,6 +278,24 @@ def influxql(url, q):
     return res
 
 
+def runqueue_wait(pid):
+    """Seconds the threads of `pid` spent runnable but waiting for a CPU
+    (/proc/PID/task/*/schedstat): how much other load on the machine held
+    the contender back."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
+
+
 def landed(url, t0, t1):
     """Float field values of `reading` with a time stamp in [t0, t1) (whole
     seconds): (total, per second, how many point fields had any)."""
@@ -349,11 +367,13 @@ def measure(name, proc, url, args, log, influx):
     time.sleep(math.ceil(time.time()) - time.time())
     t0 = int(round(time.time()))
     cpu0, _ = tree_usage(proc.pid)
+    wait0 = runqueue_wait(proc.pid)
     side0 = [tree_usage(p)[0] for p in (args.sim_pid, influx.pid)]
     load0 = load_line()
     m0 = time.monotonic()
     time.sleep(args.seconds)
     cpu1, hwm = tree_usage(proc.pid)
+    wait1 = runqueue_wait(proc.pid)
     side1 = [tree_usage(p)[0] for p in (args.sim_pid, influx.pid)]
     wall = time.monotonic() - m0
     load1 = load_line()
@@ -366,7 +386,8 @@ def measure(name, proc, url, args, log, influx):
     bad = sample_check(url)
     sim_pct, influx_pct = (100 * (b - a) / wall for a, b in zip(side0, side1))
     return {"name": name, "per_second": per_second, "sim_pct": sim_pct, "influx_pct": influx_pct,
-            "load": f"{load0} -> {load1}", "cpu_pct": 100 * (cpu1 - cpu0) / wall, "rss": hwm,
+            "load": f"{load0} -> {load1}", "wait_pct": 100 * (wait1 - wait0) / wall,
+            "cpu_pct": 100 * (cpu1 - cpu0) / wall, "rss": hwm,
             "landed": count / args.seconds, "fields": fields, "alive": alive, "bad": bad,
             "window": (t0, t1)}
 
@@ -432,6 +453,26 @@ def check_peers(args):
         sys.exit("peer benchmark: missing peer(s):\n  " + "\n  ".join(missing))
 
 
+def set_nice(nice):
+    """Run the benchmark, and every process it starts, at `nice`. With the
+    kernel's autogroup scheduling (sched_autogroup_enabled), CPU is shared
+    between sessions before nice values count, so the benchmark gets a
+    session (autogroup) of its own and gives it the same nice value."""
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a session leader
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # inherited by every process started below
+    except PermissionError:
+        sys.exit(f"--nice {nice}: not permitted (a negative nice value needs root)")
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass  # no autogroup scheduling: the process nice value is enough
+
+
 def load_line():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -457,10 +498,7 @@ def main():
     args = ap.parse_args()
     check_peers(args)
     if args.nice:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every process started below
-        except PermissionError:
-            sys.exit(f"--nice {args.nice}: not permitted (a negative nice value needs root)")
+        set_nice(args.nice)
 
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
@@ -522,7 +560,8 @@ def main():
             notes.append(", ".join(f"{k} {v}" for k, v in r["versions"].items()))
             notes.append(f"{r['reads_per_device']} modbus-read nodes per device")
         notes.append(f"during the window: Modbus server {r['sim_pct']:.1f} %, its influxd {r['influx_pct']:.1f} % "
-                     f"of one core, load average {r['load']}")
+                     f"of one core, load average {r['load']}; its threads waited for a CPU "
+                     f"{r['wait_pct']:.1f} % of the window")
         if not r["alive"]:
             notes.append("EXITED before the count")
         notes.append("values as served" if not r["bad"] else "WRONG VALUES: " + "; ".join(r["bad"]))

@@ -105,6 +105,8 @@ def write_config(d, ports, influx_url):
     main = ["[gateway]", 'id = "peerbench"', f'data_dir = "{d}/emgate-data"', f'sites_dir = "{sites}"',
             f'profiles_dir = "{profiles}"', ""]
     if influx_url:
+        # The HTTP API stays on (part of emgate's normal cost), on a free port.
+        main += ["[api]", f'listen = "127.0.0.1:{free_port()}"', ""]
         main += ["[influxdb]", 'api = "v1"', f'url = "{influx_url}"', f'database = "{DATABASE}"', ""]
     for c, port in enumerate(ports):
         main += ["[[endpoints]]", f'id = "conn{c:02d}"', 'host = "127.0.0.1"', f"port = {port}", ""]
@@ -371,8 +373,19 @@ def measure(name, proc, url, args, log, influx):
     side0 = [tree_usage(p)[0] for p in (args.sim_pid, influx.pid)]
     load0 = load_line()
     m0 = time.monotonic()
-    time.sleep(args.seconds)
-    cpu1, hwm = tree_usage(proc.pid)
+    hwm = 0.0
+    # Sample the peak each second: a process that exits has no VmHWM left to read.
+    while time.monotonic() - m0 < args.seconds - 1 and proc.poll() is None:
+        time.sleep(1)
+        hwm = max(hwm, tree_usage(proc.pid)[1])
+    time.sleep(max(0.0, args.seconds - (time.monotonic() - m0)))
+    if proc.poll() is not None:
+        with open(log) as f:
+            tail = f.readlines()[-20:]
+        sys.exit(f"{name} exited during the window (code {proc.returncode}); the end of its log:\n"
+                 + "".join(tail))
+    cpu1, hwm1 = tree_usage(proc.pid)
+    hwm = max(hwm, hwm1)
     wait1 = runqueue_wait(proc.pid)
     side1 = [tree_usage(p)[0] for p in (args.sim_pid, influx.pid)]
     wall = time.monotonic() - m0
@@ -485,8 +498,10 @@ def main():
     ap.add_argument("--grace", type=int, default=10,
                     help="seconds after the window before counting, for the last writes to land")
     ap.add_argument("--only", choices=["emgate", "nodered"], help="run one contender only")
-    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "emgate"),
-                    help="the emgate binary (serves the Modbus grid too)")
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    ap.add_argument("--binary", default=os.path.join(target, "release", "emgate"),
+                    help="the emgate binary, which serves the Modbus grid too "
+                         "(default: $CARGO_TARGET_DIR/release/emgate, else target/release/emgate)")
     ap.add_argument("--node", default="node", help="the Node.js binary")
     ap.add_argument("--scratch", help="folder for the npm install (kept, reused); default: a temporary one")
     ap.add_argument("--workdir", help="keep configurations, logs and databases here (default: a temporary folder)")
@@ -549,7 +564,8 @@ def main():
     if "emgate" in by and "Node-RED" in by:
         e, n = by["emgate"], by["Node-RED"]
         cpu_ratio = n["cpu_pct"] / e["cpu_pct"] if e["cpu_pct"] > 0 else float("inf")
-        print(f"\nNode-RED / emgate: CPU {cpu_ratio:.1f}x, memory {n['rss'] / e['rss']:.1f}x")
+        mem_ratio = n["rss"] / e["rss"] if e["rss"] > 0 else float("inf")
+        print(f"\nNode-RED / emgate: CPU {cpu_ratio:.1f}x, memory {mem_ratio:.1f}x")
     print()
     for r in results:
         ps = r["per_second"]

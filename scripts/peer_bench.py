@@ -33,6 +33,11 @@ One invocation:
     scripts/peer_bench.py                       # both, 60 s each after 20 s warm-up
     scripts/peer_bench.py --only emgate --seconds 30
     scripts/peer_bench.py --scratch /tmp/pb     # keep (and reuse) the npm install
+    scripts/peer_bench.py --nice -10            # root, shared machine: shield both equally
+
+Below the table it prints, per contender, the slowest and fastest second, the
+server's and the influxd's CPU, the load average and how long the contender's
+threads waited for a CPU: on a busy machine that says whose figure it is.
 
 Needs: influxd 1.x on PATH, node >= 18 and npm (for Node-RED), and the npm
 registry reachable the first time (the packages are installed into the

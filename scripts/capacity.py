@@ -145,6 +145,12 @@ def run_gateway(binary, d, ports, n, args, trial):
                            "run", "--config", cfg, "--stats-interval", "1"], stderr=log)
     time.sleep(args.warmup)
     s0 = last_stats(log_path)
+    # A large configuration may take longer than the warm-up to start.
+    for _ in range(100):
+        if s0 is not None or gw.poll() is not None:
+            break
+        time.sleep(0.2)
+        s0 = last_stats(log_path)
     cpu0, _ = proc_usage(gw.pid)
     t0 = time.monotonic()
     time.sleep(args.seconds)

@@ -67,6 +67,7 @@ fn aggregator(lateness: i64, gauges: bool) -> Aggregator {
             conversion: Conversion::Fixed {
                 kgce_per_unit: 0.1229,
             },
+            ordered: false,
         })
         .collect();
     let tz = jiff::tz::TimeZone::get("Asia/Shanghai").expect("zone");

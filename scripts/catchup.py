@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
-"""Catch-up harness: how fast a spool backlog drains into a local InfluxDB.
+"""Catch-up harness: how fast a spool backlog drains into a local database.
 
-1. Starts a private influxd 1.x (temporary directory, free loopback ports).
-2. Builds a backlog: `emgate simulate` + `emgate run` poll ENDPOINTS x UNITS
+1. Builds a backlog: `emgate simulate` + `emgate run` poll ENDPOINTS x UNITS
    meters every second for BACKLOG seconds while the InfluxDB URL points at a
    port nobody listens on, so everything stays in the spool.
-3. Stops that gateway, then starts a second `emgate run` on the same spool
-   with the real InfluxDB URL and no meters: it only drains.
-4. Reports the drain time, lines/s and points/s, the gateway's CPU time and
-   peak memory, and checks InfluxDB holds exactly the spooled lines.
+2. For every TARGET (`influxd`: a private influxd 1.x; `victoria-metrics`: a
+   private single-node VictoriaMetrics, which takes line protocol at /write)
+   and every IN_FLIGHT value (`[influxdb] max_in_flight`), starts a fresh
+   database, copies the backlog's spool, and starts an `emgate run` with no
+   meters on that copy: it only drains.
+3. Reports per drain the time until the database counts every spooled line,
+   lines/s and points/s, the ratio of the drain rate to the rate the backlog
+   was written at, the gateway's and the database's CPU, and checks that the
+   database holds exactly the spooled lines (InfluxQL `count(q)`; in
+   VictoriaMetrics `sum(count_over_time(reading_q[2d]))`, one sample per line).
 
     cargo build --release
-    scripts/catchup.py --endpoints 100 --units 100 --backlog 60
+    scripts/catchup.py --endpoints 60 --units 100 --backlog 60 \
+        --target influxd,victoria-metrics --in-flight 1,4,8
 
 Everything listens on 127.0.0.1 only. Results belong in BENCHMARKS.md.
 """
@@ -19,6 +25,7 @@ Everything listens on 127.0.0.1 only. Results belong in BENCHMARKS.md.
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import free_port, free_ports, http, proc_usage, query, start_influxd  # noqa: E402
 
 
-def write_config(d, url, endpoints, units, with_meters):
+def write_config(d, url, endpoints, units, with_meters, in_flight=1):
     sites = os.path.join(d, "sites")
     os.makedirs(sites, exist_ok=True)
     for f in os.listdir(sites):
@@ -40,7 +47,7 @@ def write_config(d, url, endpoints, units, with_meters):
     main = ["[gateway]", 'id = "catchup"', f'data_dir = "{d}/gw"', f'sites_dir = "{sites}"',
             f'profiles_dir = "{ROOT}/config/profiles"', "",
             "[influxdb]", 'api = "v1"', f'url = "{url}"', 'database = "emgate"', "batch_size = 5000",
-            "retry_initial_ms = 200", "retry_max_ms = 1000", "",
+            "retry_initial_ms = 200", "retry_max_ms = 1000", f"max_in_flight = {in_flight}", "",
             "[spool]", "max_bytes = 68719476736", ""]
     ports = free_ports(endpoints)
     for e, port in enumerate(ports):
@@ -73,74 +80,134 @@ def final_stats(log):
     return fields
 
 
+def start_victoria(d):
+    port = free_port()
+    os.makedirs(d, exist_ok=True)
+    binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+    proc = subprocess.Popen([binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={d}/data",
+                             "-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache",
+                             "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if http(url + "/health")[0] == 200:
+                return proc, url
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("victoria-metrics did not start")
+
+
+class Target:
+    """A private database of one kind: start it, count `reading` lines in it."""
+
+    def __init__(self, kind, d):
+        self.kind = kind
+        if kind == "influxd":
+            self.proc, self.url = start_influxd(os.path.join(d, "influx"))
+            http(self.url + "/query", urllib.parse.urlencode({"q": "CREATE DATABASE emgate"}).encode())
+        elif kind == "victoria-metrics":
+            self.proc, self.url = start_victoria(os.path.join(d, "vm"))
+        else:
+            sys.exit(f"unknown target {kind!r}: give influxd or victoria-metrics")
+
+    def count(self):
+        """Lines stored: one `q` value per `reading` line."""
+        if self.kind == "influxd":
+            r = query(self.url, "emgate", "SELECT count(q) FROM reading")
+            series = r["results"][0].get("series")
+            return series[0]["values"][0][1] if series else 0
+        http(self.url + "/internal/force_flush")
+        q = urllib.parse.urlencode({"query": "sum(count_over_time(reading_q[2d]))"})
+        r = json.loads(http(f"{self.url}/api/v1/query?{q}")[1])
+        result = r["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def drain(args, d, kind, in_flight, spool_src, spooled, points, write_rate):
+    run_dir = os.path.join(d, f"drain-{kind}-{in_flight}")
+    os.makedirs(os.path.join(run_dir, "gw"))
+    shutil.copytree(spool_src, os.path.join(run_dir, "gw", "spool"))
+    target = Target(kind, run_dir)
+    try:
+        cfg = write_config(run_dir, target.url, args.endpoints, args.units, False, in_flight)
+        log = os.path.join(run_dir, "run.log")
+        with open(log, "w") as out:
+            db_cpu0, _ = proc_usage(target.proc.pid)
+            t0 = time.monotonic()
+            gw = subprocess.Popen([args.binary, "--log-format", "json", "--log-level", "warn,emgate=info",
+                                   "run", "--config", cfg, "--stats-interval", "0"], stderr=out)
+            cpu, hwm = 0.0, 0.0
+            while True:
+                time.sleep(0.25)
+                cpu, hwm = proc_usage(gw.pid)
+                if target.count() >= spooled:
+                    break
+                if time.monotonic() - t0 > 3600:
+                    sys.exit("drain did not finish within an hour")
+            drained = time.monotonic() - t0
+            db_cpu = proc_usage(target.proc.pid)[0] - db_cpu0
+            gw.send_signal(signal.SIGTERM)
+            gw.wait(timeout=60)
+        stored = target.count()
+    finally:
+        target.stop()
+    rate = points / drained
+    print(f"{kind}, max_in_flight {in_flight}: drain {drained:.1f} s = {spooled / drained:.0f} lines/s, "
+          f"{rate:.0f} points/s = {rate / write_rate:.1f}x the write rate; "
+          f"gateway {100 * cpu / drained:.0f}% of one core, peak rss {hwm:.0f} MiB; "
+          f"{kind} {100 * db_cpu / drained:.0f}% of one core; "
+          f"stored {stored} of {spooled} lines: {'OK' if stored == spooled else 'MISMATCH'}", flush=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return {"target": kind, "in_flight": in_flight, "drain_s": drained, "points_per_s": rate,
+            "ratio": rate / write_rate, "gateway_cpu": cpu / drained, "db_cpu": db_cpu / drained,
+            "exact": stored == spooled}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoints", type=int, default=100)
     ap.add_argument("--units", type=int, default=100)
-    ap.add_argument("--backlog", type=int, default=60, help="seconds of polling while InfluxDB is away")
+    ap.add_argument("--backlog", type=int, default=60, help="seconds of polling while the database is away")
+    ap.add_argument("--target", default="influxd",
+                    help="comma-separated: influxd, victoria-metrics (each drain gets a fresh database)")
+    ap.add_argument("--in-flight", default="1,4",
+                    help="comma-separated [influxdb] max_in_flight values to drain with")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "emgate"))
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} not found: run `cargo build --release` first")
+    targets = [t.strip() for t in args.target.split(",") if t.strip()]
+    in_flights = [int(n) for n in args.in_flight.split(",")]
     with tempfile.TemporaryDirectory() as d:
-        influx, url = start_influxd(os.path.join(d, "influx"))
-        try:
-            http(url + "/query", urllib.parse.urlencode({"q": "CREATE DATABASE emgate"}).encode())
-            dead = f"http://127.0.0.1:{free_port()}"
-            cfg = write_config(d, dead, args.endpoints, args.units, True)
-            sim = subprocess.Popen([args.binary, "--log-level", "error", "simulate", "--config", cfg])
-            time.sleep(2)
-            log1 = os.path.join(d, "run1.log")
-            with open(log1, "w") as l1:
-                gw = subprocess.Popen([args.binary, "--log-format", "json", "--log-level", "warn,emgate=info",
-                                       "run", "--config", cfg, "--stats-interval", "0"], stderr=l1)
-                time.sleep(args.backlog)
-                gw.send_signal(signal.SIGTERM)
-                gw.wait(timeout=120)
-            sim.send_signal(signal.SIGTERM)
-            sim.wait(timeout=30)
-            built = final_stats(log1)
-            spooled = built.get("lines_spooled", 0)
-            points = built.get("points", 0)
-            spool_dir = os.path.join(d, "gw", "spool")
-            size = sum(os.path.getsize(os.path.join(spool_dir, f)) for f in os.listdir(spool_dir))
-            print(f"backlog: {spooled} lines, {points} points ({points / max(args.backlog, 1):.0f} points/s "
-                  f"for {args.backlog} s), spool {size / 2**20:.0f} MiB on disk")
-
-            cfg = write_config(d, url, args.endpoints, args.units, False)
-            log2 = os.path.join(d, "run2.log")
-            with open(log2, "w") as l2:
-                influx_cpu0, _ = proc_usage(influx.pid)
-                t0 = time.monotonic()
-                gw = subprocess.Popen([args.binary, "--log-format", "json", "--log-level", "warn,emgate=info",
-                                       "run", "--config", cfg, "--stats-interval", "0"], stderr=l2)
-                cpu, hwm = 0.0, 0.0
-                while True:
-                    time.sleep(0.25)
-                    cpu, hwm = proc_usage(gw.pid)
-                    count = query(url, "emgate", "SELECT count(q) FROM reading")
-                    series = count["results"][0].get("series")
-                    stored = series[0]["values"][0][1] if series else 0
-                    if stored >= spooled:
-                        break
-                    if time.monotonic() - t0 > 3600:
-                        sys.exit("drain did not finish within an hour")
-                drained = time.monotonic() - t0
-                influx_cpu = proc_usage(influx.pid)[0] - influx_cpu0
-                gw.send_signal(signal.SIGTERM)
-                gw.wait(timeout=60)
-            count = query(url, "emgate", "SELECT count(q) FROM reading")
-            stored = count["results"][0]["series"][0]["values"][0][1]
-            print(f"drain: {drained:.1f} s (until InfluxDB counts every line) = {spooled / drained:.0f} lines/s, "
-                  f"{points / drained:.0f} points/s")
-            print(f"gateway while draining: cpu {cpu:.1f} s ({100 * cpu / drained:.0f}% of one core), peak rss {hwm:.0f} MiB")
-            print(f"influxd while draining: cpu {influx_cpu:.1f} s ({100 * influx_cpu / drained:.0f}% of one core)")
-            print(f"influxdb holds {stored} readings; spooled {spooled}: {'OK' if stored == spooled else 'MISMATCH'}")
-            print(f"one-hour backlog at this size ({points / max(args.backlog, 1):.0f} points/s) would drain in about "
-                  f"{drained * 3600 / args.backlog / 60:.1f} min")
-        finally:
-            influx.send_signal(signal.SIGTERM)
-            influx.wait(timeout=30)
+        dead = f"http://127.0.0.1:{free_port()}"
+        cfg = write_config(d, dead, args.endpoints, args.units, True)
+        sim = subprocess.Popen([args.binary, "--log-level", "error", "simulate", "--config", cfg])
+        time.sleep(2)
+        log1 = os.path.join(d, "run1.log")
+        with open(log1, "w") as l1:
+            gw = subprocess.Popen([args.binary, "--log-format", "json", "--log-level", "warn,emgate=info",
+                                   "run", "--config", cfg, "--stats-interval", "0"], stderr=l1)
+            time.sleep(args.backlog)
+            gw.send_signal(signal.SIGTERM)
+            gw.wait(timeout=120)
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(timeout=30)
+        built = final_stats(log1)
+        spooled = built.get("lines_spooled", 0)
+        points = built.get("points", 0)
+        spool_dir = os.path.join(d, "gw", "spool")
+        size = sum(os.path.getsize(os.path.join(spool_dir, f)) for f in os.listdir(spool_dir))
+        write_rate = points / max(args.backlog, 1)
+        print(f"backlog: {spooled} lines, {points} points ({write_rate:.0f} points/s "
+              f"for {args.backlog} s), spool {size / 2**20:.0f} MiB on disk", flush=True)
+        results = [drain(args, d, kind, n, spool_dir, spooled, points, write_rate)
+                   for kind in targets for n in in_flights]
+        print(json.dumps({"backlog": {"lines": spooled, "points": points, "write_points_per_s": write_rate},
+                          "drains": results}))
 
 
 if __name__ == "__main__":

@@ -47,9 +47,14 @@
 //! `.tmp` is never read; the next write truncates it. The steps go through
 //! the [`Storage`] trait so the tests inject a failure or a crash at each.
 
+mod writer;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
+
+pub use self::writer::{OnDone, Writer};
 
 /// Bytes before the body: magic, version and body length.
 pub const HEADER_LEN: usize = 4 + 2 + 4;
@@ -292,6 +297,9 @@ pub fn decode<'a>(kind: &Kind, bytes: &'a [u8]) -> Result<Decoded<'a>, Checkpoin
 #[derive(Debug, Clone)]
 pub struct BodyWriter {
     buf: Vec<u8>,
+    /// Streaming to a [`Writer`] thread: `buf` is handed over whenever it
+    /// holds [`writer::CHUNK`] bytes.
+    stream: Option<SyncSender<writer::Msg>>,
 }
 
 impl BodyWriter {
@@ -308,42 +316,72 @@ impl BodyWriter {
         buf.extend_from_slice(&kind.magic);
         buf.extend_from_slice(&kind.version.to_le_bytes());
         buf.extend_from_slice(&[0; 4]);
-        BodyWriter { buf }
+        BodyWriter { buf, stream: None }
+    }
+
+    /// Hands a full chunk to the writer thread when streaming.
+    #[inline]
+    fn spill(&mut self) {
+        if self.buf.len() >= writer::CHUNK
+            && let Some(tx) = &self.stream
+        {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(writer::CHUNK + 64));
+            // Fails only when the thread is gone; it said why.
+            let _ = tx.send(writer::Msg::Chunk(full));
+        }
+    }
+
+    /// Streaming from [`Writer::begin`]: hands the rest of the file over
+    /// and has the writer thread replace the target durably. Without a
+    /// stream it does nothing (use [`BodyWriter::finish`]).
+    pub fn commit(mut self) {
+        if let Some(tx) = self.stream.take() {
+            let rest = std::mem::take(&mut self.buf);
+            let _ = tx.send(writer::Msg::Chunk(rest));
+            let _ = tx.send(writer::Msg::Commit);
+        }
     }
 
     /// Appends a `u8`.
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
+        self.spill();
     }
 
     /// Appends a `u16`, little-endian.
     pub fn u16(&mut self, v: u16) {
         self.buf.extend_from_slice(&v.to_le_bytes());
+        self.spill();
     }
 
     /// Appends a `u32`, little-endian.
     pub fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_le_bytes());
+        self.spill();
     }
 
     /// Appends a `u64`, little-endian.
     pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
+        self.spill();
     }
 
     /// Appends an `i64`, little-endian.
     pub fn i64(&mut self, v: i64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
+        self.spill();
     }
 
     /// Appends an `f64` as its IEEE bits, little-endian (NaN payloads kept).
     pub fn f64(&mut self, v: f64) {
         self.buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        self.spill();
     }
 
     /// Appends raw bytes, without a length; the reader must know how many.
     pub fn bytes(&mut self, v: &[u8]) {
         self.buf.extend_from_slice(v);
+        self.spill();
     }
 
     /// Appends a string: its byte length as a `u32`, then its UTF-8 bytes.
@@ -354,7 +392,7 @@ impl BodyWriter {
         self.bytes(&v.as_bytes()[..len as usize]);
     }
 
-    /// The body written so far.
+    /// The body written so far (not streaming).
     #[must_use]
     pub fn body(&self) -> &[u8] {
         &self.buf[HEADER_LEN..]

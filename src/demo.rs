@@ -176,6 +176,7 @@ fn influx_config(target: &InfluxTarget, data_dir: &std::path::Path) -> InfluxCon
         dead_letter: data_dir.join("dead-letter.lp"),
         retry_initial: Duration::from_millis(500),
         retry_max: Duration::from_secs(10),
+        max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
     }
 }
 

@@ -134,6 +134,9 @@ pub struct ValidationStage {
     /// Meter ids, by index.
     meter_ids: Vec<String>,
     checkpoint: PathBuf,
+    /// The thread that writes the checkpoint (`None`: no thread could be
+    /// started; it is then written here, as before).
+    writer: Option<checkpoint::Writer>,
     checkpoint_every: Duration,
     last_checkpoint: Instant,
     stats: Arc<Stats>,
@@ -196,6 +199,10 @@ impl ValidationStage {
             validator,
             continuous: Vec::new(),
             checkpoint,
+            writer: checkpoint_writer(
+                "validation",
+                "a restart would start meters from the previous checkpoint",
+            ),
             checkpoint_every: config.validation.checkpoint_interval,
             last_checkpoint: Instant::now(),
             stats,
@@ -281,6 +288,10 @@ impl ValidationStage {
     /// Writes the checkpoint now, durably (module doc).
     pub fn save(&mut self) {
         self.last_checkpoint = Instant::now();
+        if let Some(w) = &self.writer {
+            self.validator.checkpoint_to(w, &self.checkpoint);
+            return;
+        }
         let bytes = self.validator.checkpoint();
         if let Err(e) = save_checkpoint(&self.checkpoint, &bytes) {
             warn!(
@@ -310,6 +321,27 @@ fn read_checkpoint(path: &std::path::Path, what: &str, consequence: &str) -> Opt
         }
         Err(e) => {
             warn!(file = %path.display(), error = %e, "cannot read the {what} checkpoint; {consequence}");
+            None
+        }
+    }
+}
+
+/// The thread that streams the `what` checkpoint to disk (writes, fsyncs,
+/// rename), off the runtime's workers; failures are logged there with
+/// `consequence`. `None` when no thread can be started (logged).
+fn checkpoint_writer(what: &'static str, consequence: &'static str) -> Option<checkpoint::Writer> {
+    let on_done: checkpoint::OnDone = Box::new(move |path, result| match result {
+        Ok(bytes) => tracing::debug!(file = %path.display(), bytes, "{what} checkpoint written"),
+        Err(e) => warn!(
+            file = %path.display(),
+            error = %e,
+            "cannot write the {what} checkpoint; {consequence}"
+        ),
+    });
+    match checkpoint::Writer::spawn(&format!("{what}-checkpoint"), on_done) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(error = %e, "no thread for the {what} checkpoint; it is written by the encoder");
             None
         }
     }
@@ -414,6 +446,8 @@ pub fn aggregator(config: &Config) -> Aggregator {
                 counter: m.consumption,
                 gauges,
                 conversion: m.conversion.clone(),
+                // A polled meter is read by one poller, slot after slot.
+                ordered: m.endpoint().is_some(),
             }
         })
         .collect();
@@ -441,6 +475,9 @@ pub struct AggregationStage {
     meter_ids: Vec<String>,
     output: AggOutput,
     checkpoint: PathBuf,
+    /// The thread that writes the checkpoint (`None`: no thread could be
+    /// started; it is then written here, as before).
+    writer: Option<checkpoint::Writer>,
     checkpoint_every: Duration,
     last_checkpoint: Instant,
     stats: Arc<Stats>,
@@ -474,6 +511,10 @@ impl AggregationStage {
             aggregator,
             output: AggOutput::default(),
             checkpoint,
+            writer: checkpoint_writer(
+                "aggregation",
+                "a restart would re-open windows from the previous checkpoint",
+            ),
             checkpoint_every: config.validation.checkpoint_interval,
             last_checkpoint: Instant::now(),
             stats,
@@ -533,6 +574,10 @@ impl AggregationStage {
     /// Writes the checkpoint now.
     pub fn save(&mut self) {
         self.last_checkpoint = Instant::now();
+        if let Some(w) = &self.writer {
+            self.aggregator.checkpoint_to(w, &self.checkpoint);
+            return;
+        }
         if let Err(e) = save_checkpoint(&self.checkpoint, &self.aggregator.checkpoint()) {
             warn!(
                 file = %self.checkpoint.display(),

@@ -241,6 +241,11 @@ pub enum InfluxApi {
 /// faster than zlib-rs level 6, for bodies about 1.6x larger.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 
+/// The default `[influxdb] max_in_flight`: write requests under way at once
+/// while a backlog drains, chosen by measurement (scripts/catchup.py,
+/// BENCHMARKS.md "Catch-up after an outage").
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
 /// `[influxdb]`, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InfluxConfig {
@@ -267,6 +272,9 @@ pub struct InfluxConfig {
     pub retry_initial: Duration,
     /// Cap on the retry delay.
     pub retry_max: Duration,
+    /// Write requests under way at once (1..=64; 1 = one at a time);
+    /// acknowledgements to the spool stay in order.
+    pub max_in_flight: usize,
 }
 
 /// `[file_sink]`, validated.

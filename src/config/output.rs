@@ -10,7 +10,10 @@ use std::time::Duration;
 use config::Value;
 
 use super::raw::{FileSinkRaw, InfluxRaw};
-use super::{DEFAULT_GZIP_LEVEL, FileSinkConfig, InfluxApi, InfluxConfig, OutputConfig, Secret};
+use super::{
+    DEFAULT_GZIP_LEVEL, DEFAULT_MAX_IN_FLIGHT, FileSinkConfig, InfluxApi, InfluxConfig,
+    OutputConfig, Secret,
+};
 use crate::check::backoff_range;
 use crate::check::{self, Flag, Problems, Text, choice, int, millis, path_key, required_text};
 
@@ -154,6 +157,14 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
         .unwrap_or_else(|| data_dir.join("dead-letter.lp"));
     let (retry_initial, retry_max) =
         backoff_range(r.retry_initial_ms, r.retry_max_ms, "influxdb", "retry", p);
+    let max_in_flight = int(
+        r.max_in_flight,
+        "influxdb.max_in_flight",
+        DEFAULT_MAX_IN_FLIGHT as i64,
+        1,
+        64,
+        p,
+    );
     let gzip = r.gzip.is_none_or(|Flag(g)| g);
     let gzip_level = gzip_level(r.gzip_level, gzip, p);
     Some(InfluxConfig {
@@ -168,6 +179,7 @@ fn influx(v: Value, data_dir: &Path, p: &mut Problems) -> Option<InfluxConfig> {
         dead_letter,
         retry_initial: retry_initial?,
         retry_max: retry_max?,
+        max_in_flight: usize::try_from(max_in_flight?).ok()?,
     })
 }
 

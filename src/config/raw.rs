@@ -229,6 +229,8 @@ pub struct InfluxRaw {
     pub retry_initial_ms: Option<Int>,
     /// Retry delay cap, ms.
     pub retry_max_ms: Option<Int>,
+    /// Write requests in flight at once, 1..=64.
+    pub max_in_flight: Option<Int>,
 }
 
 /// `[validation]` as written.

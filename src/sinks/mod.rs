@@ -10,11 +10,14 @@
 //! * [`file`]: appends line protocol to a local file (the demo's fallback).
 //! * [`uploader`]: reads the durable spool in order, batches, writes,
 //!   retries, and acknowledges to the spool only what the output confirmed.
+//! * [`inflight`]: several of those write requests under way at once, with
+//!   acknowledgements kept in spool order.
 
 pub mod aggregates;
 pub mod boilers;
 pub mod encode;
 pub mod file;
+pub mod inflight;
 pub mod influx;
 pub mod lineproto;
 pub mod uploader;

@@ -6,54 +6,69 @@
 //! spool; this task turns spool records into write requests:
 //!
 //! * **Order and batching.** Records are read in order and concatenated
-//!   into a reused buffer until `batch_size` lines are gathered, or until
+//!   into a batch until `batch_size` lines are gathered, or until
 //!   `flush_interval` has passed since the first of them when no more are
 //!   waiting. A backlog therefore goes out in full batches back to back.
-//! * **Acknowledgement.** The spool's read position is acknowledged only
-//!   after the output answered success for every line of the batch (or
-//!   rejected some for good, see below). A crash before that makes the next
-//!   start deliver the batch again: at least once. Slot timestamps make a
-//!   repeat overwrite the same points, so InfluxDB ends up with exactly one.
+//! * **Requests in flight.** Up to `max_in_flight` batches (`[influxdb]
+//!   max_in_flight`, default [`DEFAULT_MAX_IN_FLIGHT`]; the file output
+//!   always 1) are being written at once, each in its own task, so a
+//!   backlog drains at the rate the server stores rather than one round trip
+//!   at a time. While the output is failing (a retryable error not yet
+//!   followed by a success), no new batch starts until fewer than one is in
+//!   flight: an outage costs one retrying request, not `max_in_flight`.
+//!   The window lives in [`inflight`](super::inflight).
+//! * **Acknowledgement, in order.** The spool's read position is
+//!   acknowledged only after the output answered success for every line of
+//!   a batch (or rejected some for good, see below) *and* for every batch
+//!   before it: a later batch finishing first waits for the earlier ones,
+//!   and then one ack covers the whole finished prefix. A crash before that
+//!   makes the next start deliver the unacknowledged batches again: at least
+//!   once. Slot timestamps make a repeat overwrite the same points, so
+//!   InfluxDB ends up with exactly one.
 //! * **Retries.** Network errors, timeouts, 5xx, 429 and 503 are retried
-//!   with capped exponential backoff and jitter, or after the server's
-//!   `Retry-After` (at most 5 minutes). Nothing is dropped while waiting:
-//!   the spool holds it.
+//!   with capped exponential backoff and jitter (per batch), or after the
+//!   server's `Retry-After` (at most 5 minutes). Nothing is dropped while
+//!   waiting: the spool holds it.
 //! * **413** splits the request in two at a line boundary, recursively; a
 //!   single line still too large is rejected.
 //! * **Permanent rejections** (400, 401, 403, 404, a single line too large)
 //!   are appended to the dead-letter file with the server's message, counted
-//!   and logged, and acknowledged: never retried forever, never blocking
-//!   the rest. For an InfluxDB 1.x partial write, only the `dropped=N`
-//!   lines count as rejected (the server stored the others), but the whole
-//!   request goes to the dead-letter file, since the server does not say
-//!   which lines it refused.
+//!   and logged, and acknowledged (in order, like a success): never retried
+//!   forever, never blocking the rest. For an InfluxDB 1.x partial write,
+//!   only the `dropped=N` lines count as rejected (the server stored the
+//!   others), but the whole request goes to the dead-letter file, since the
+//!   server does not say which lines it refused. With several requests in
+//!   flight, dead-letter entries appear in the order the answers came.
 //! * **Catch-up cap.** With `max_lines_per_sec`, writes are paced so that a
-//!   backlog drains no faster than that, leaving the server capacity for
-//!   live data from other gateways.
+//!   backlog drains no faster than that, whatever `max_in_flight` is (the
+//!   pace is shared by all requests), leaving the server capacity for live
+//!   data from other gateways.
 //! * **Shutdown.** After `input_done` (the pipeline has appended its last
 //!   batch), the uploader keeps delivering what is readable for at most
 //!   [`UploaderOptions::shutdown_grace`] (its share of the shutdown
-//!   deadline, [`Deadline::uploader_grace`]), then stops. Whatever is left
-//!   stays in the spool and goes out at the next start: nothing is lost at
-//!   shutdown.
+//!   deadline, [`Deadline::uploader_grace`]), then stops starting batches;
+//!   requests already under way finish or give up at their next retry.
+//!   Whatever is not acknowledged stays in the spool and goes out at the
+//!   next start: nothing is lost at shutdown (a batch written after an
+//!   earlier one gave up is written again then, harmlessly).
 
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::config::OutputConfig;
+use crate::config::{DEFAULT_MAX_IN_FLIGHT, OutputConfig};
 use crate::shutdown::Deadline;
 use crate::sinks::file::FileSink;
 use crate::sinks::influx::classify::{dropped_lines, truncate};
 use crate::sinks::influx::{WriteError, Writer, WriterError};
-use crate::spool::{Cursor, Spool};
+use crate::spool::Spool;
 use crate::telemetry::Stats;
 
 /// Longest `Retry-After` honoured; a server asking for more gets this.
@@ -64,9 +79,6 @@ const MIN_RETRY_DELAY: Duration = Duration::from_millis(10);
 
 /// Shortest interval between two "still failing" warnings.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Records read from the spool per call.
-const READ_RECORDS: usize = 64;
 
 /// What a finished uploader did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,12 +118,16 @@ pub struct UploaderOptions {
     /// Delivery time left after the pipeline stopped: the gateway sets its
     /// share of the shutdown deadline, [`Deadline::uploader_grace`].
     pub shutdown_grace: Duration,
+    /// Write requests under way at once (at least 1; 1 = one at a time).
+    /// Acknowledgements stay in spool order whatever the value.
+    pub max_in_flight: usize,
 }
 
 impl UploaderOptions {
     /// The options an output configuration implies (the file sink retries
-    /// from 200 ms to 5 s and has no dead-letter file: a file never refuses),
-    /// with the shutdown grace of the default deadline.
+    /// from 200 ms to 5 s, has no dead-letter file, since a file never
+    /// refuses, and writes one batch at a time, so the file keeps spool
+    /// order), with the shutdown grace of the default deadline.
     #[must_use]
     pub fn for_output(output: &OutputConfig) -> UploaderOptions {
         let shutdown_grace = Deadline::default().uploader_grace();
@@ -124,6 +140,7 @@ impl UploaderOptions {
                 max_lines_per_sec: c.max_lines_per_sec,
                 dead_letter: Some(c.dead_letter.clone()),
                 shutdown_grace,
+                max_in_flight: c.max_in_flight,
             },
             OutputConfig::File(c) => UploaderOptions {
                 batch_size: c.batch_size,
@@ -133,13 +150,30 @@ impl UploaderOptions {
                 max_lines_per_sec: None,
                 dead_letter: None,
                 shutdown_grace,
+                max_in_flight: 1,
             },
         }
     }
 }
 
+impl Default for UploaderOptions {
+    /// The `[influxdb]` defaults, for embedding and tests.
+    fn default() -> UploaderOptions {
+        UploaderOptions {
+            batch_size: 5000,
+            flush_interval: Duration::from_secs(1),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+            max_lines_per_sec: None,
+            dead_letter: None,
+            shutdown_grace: Deadline::default().uploader_grace(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+}
+
 /// Where batches go.
-// One instance per task: the size difference does not matter.
+// One instance per uploader: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Destination {
     Influx(Writer),
@@ -163,8 +197,9 @@ impl Destination {
 }
 
 /// How the delivery of one batch ended.
-enum Delivery {
-    /// Every line written or permanently rejected: acknowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// Every line written or permanently rejected: acknowledge (in order).
     Done,
     /// The shutdown grace ended first: leave the batch in the spool.
     Abandoned,
@@ -203,49 +238,28 @@ pub async fn run_observed(
         OutputConfig::Influx(c) => Destination::Influx(Writer::new(c)?),
         OutputConfig::File(c) => Destination::File(FileSink::new(&c.path)),
     };
-    tracing::info!(destination = %dest.describe(), "uploader started");
-    let mut up = Uploader {
-        backoff: Backoff::new(options.retry_initial, options.retry_max),
+    tracing::info!(
+        destination = %dest.describe(),
+        max_in_flight = options.max_in_flight,
+        "uploader started"
+    );
+    let shared = Arc::new(Shared {
         options,
         dest,
-        spool,
+        spool: spool.clone(),
         stats,
         board,
-        summary: SinkSummary::default(),
-        records: Vec::with_capacity(READ_RECORDS),
-        body: Vec::new(),
-        failing_since: None,
-        last_fail_log: None,
-        paced_until: None,
-        deadline: None,
-    };
-    loop {
-        let Some((lines, cursor)) = up.collect(&input_done).await else {
-            break;
-        };
-        match up.deliver(lines, &input_done).await {
-            Delivery::Done => {
-                if let Err(e) = up.spool.ack(cursor) {
-                    // The lines are delivered; a failed ack only means they
-                    // may be delivered again after a restart (idempotent).
-                    tracing::error!(error = %e, "cannot persist the spool's acknowledged position");
-                }
-                up.stats.update_spool(&up.spool);
-            }
-            Delivery::Abandoned => {
-                up.summary.lines_left_in_spool += lines as u64;
-                up.spool.rewind();
-                break;
-            }
-        }
-    }
-    if let Destination::File(f) = &up.dest
+        input_done,
+        state: Mutex::new(State::default()),
+    });
+    super::inflight::drive(&shared).await;
+    if let Destination::File(f) = &shared.dest
         && let Err(e) = f.sync().await
     {
         tracing::warn!(error = %e, "file sink: final sync failed");
     }
-    let s = up.summary;
-    let backlog = up.spool.stats();
+    let s = shared.summary();
+    let backlog = spool.stats();
     tracing::info!(
         written = s.lines_written,
         rejected = s.lines_rejected,
@@ -257,25 +271,32 @@ pub async fn run_observed(
         tracing::warn!(
             records = backlog.records,
             bytes = backlog.bytes,
-            destination = %up.dest.describe(),
+            destination = %shared.dest.describe(),
             "undelivered data stays in the spool and is sent at the next start"
         );
     }
     Ok(s)
 }
 
-struct Uploader {
-    options: UploaderOptions,
+/// What every delivery task of one uploader shares.
+pub(super) struct Shared {
+    /// The settings.
+    pub(super) options: UploaderOptions,
     dest: Destination,
-    spool: Spool,
-    stats: Arc<Stats>,
+    /// The spool read from (here for its counters in logs).
+    pub(super) spool: Spool,
+    /// Gateway counters.
+    pub(super) stats: Arc<Stats>,
     board: Option<crate::telemetry::SharedBoard>,
+    /// Cancelled once the pipeline has appended its last batch.
+    pub(super) input_done: CancellationToken,
+    state: Mutex<State>,
+}
+
+/// The mutable part of [`Shared`]; never locked across an `.await`.
+#[derive(Default)]
+struct State {
     summary: SinkSummary,
-    /// Records of the current batch, as read (reused).
-    records: Vec<Vec<u8>>,
-    /// The current batch's body (reused).
-    body: Vec<u8>,
-    backoff: Backoff,
     failing_since: Option<Instant>,
     last_fail_log: Option<Instant>,
     /// With a rate cap: no write before this instant.
@@ -284,75 +305,57 @@ struct Uploader {
     deadline: Option<Instant>,
 }
 
-impl Uploader {
-    /// Gathers the next batch into `self.body`: its line count and the spool
-    /// position after it; `None` when the input is done and nothing is left
-    /// (or the grace has ended).
-    async fn collect(&mut self, input_done: &CancellationToken) -> Option<(usize, Cursor)> {
-        self.body.clear();
-        let mut lines = 0;
-        let mut cursor = None;
-        let mut first_at: Option<Instant> = None;
-        loop {
-            if input_done.is_cancelled() {
-                let deadline = *self
-                    .deadline
-                    .get_or_insert_with(|| Instant::now() + self.options.shutdown_grace);
-                if Instant::now() >= deadline {
-                    if lines > 0 {
-                        self.summary.lines_left_in_spool += lines as u64;
-                        self.spool.rewind();
-                    }
-                    return None;
-                }
-            }
-            self.records.clear();
-            if let Some(c) = self.spool.read(READ_RECORDS, usize::MAX, &mut self.records) {
-                for r in &self.records {
-                    self.body.extend_from_slice(r);
-                    lines += count_lines(r);
-                }
-                cursor = Some(c);
-                first_at.get_or_insert_with(Instant::now);
-                if lines >= self.options.batch_size {
-                    break;
-                }
-                continue;
-            }
-            // Nothing more readable right now.
-            let flush_at = first_at.map(|t| t + self.options.flush_interval);
-            if lines > 0
-                && (input_done.is_cancelled() || flush_at.is_some_and(|t| Instant::now() >= t))
-            {
-                break;
-            }
-            if lines == 0 && input_done.is_cancelled() {
-                return None;
-            }
-            let never = Instant::now() + Duration::from_hours(24);
-            tokio::select! {
-                () = self.spool.wait_readable() => {},
-                () = tokio::time::sleep_until(flush_at.unwrap_or(never)), if flush_at.is_some() => {},
-                () = input_done.cancelled(), if !input_done.is_cancelled() => {},
-            }
-        }
-        cursor.map(|c| (lines, c))
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Only counters live here; a panic elsewhere leaves them usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Delivers `self.body` (`lines` lines): retries until every part is
-    /// written or rejected for good, or the shutdown grace ends.
-    async fn deliver(&mut self, lines: usize, input_done: &CancellationToken) -> Delivery {
+    /// The counters so far.
+    pub(super) fn summary(&self) -> SinkSummary {
+        self.state().summary
+    }
+
+    /// Counts lines read but left in the spool at the end of the grace.
+    pub(super) fn left_in_spool(&self, lines: usize) {
+        self.state().summary.lines_left_in_spool += lines as u64;
+    }
+
+    /// Whether the last answer was a retryable failure.
+    pub(super) fn is_failing(&self) -> bool {
+        self.state().failing_since.is_some()
+    }
+
+    /// The end of the shutdown grace: `None` while the input runs; fixed the
+    /// first time it is asked for after `input_done`.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        if !self.input_done.is_cancelled() {
+            return None;
+        }
+        let grace = self.options.shutdown_grace;
+        Some(
+            *self
+                .state()
+                .deadline
+                .get_or_insert_with(|| Instant::now() + grace),
+        )
+    }
+
+    /// Delivers `body` (`lines` lines): retries until every part is written
+    /// or rejected for good, or the shutdown grace ends.
+    pub(super) async fn deliver(&self, body: &[u8], lines: usize) -> Delivery {
+        let mut backoff = Backoff::new(self.options.retry_initial, self.options.retry_max);
         let mut parts: VecDeque<(Range<usize>, usize)> = VecDeque::new();
-        parts.push_back((0..self.body.len(), lines));
+        parts.push_back((0..body.len(), lines));
         while let Some((range, n)) = parts.pop_front() {
             self.pace(n).await;
             let started = Instant::now();
-            let result = self.dest.write(&self.body[range.clone()], n).await;
+            let result = self.dest.write(&body[range.clone()], n).await;
             Stats::add(&self.stats.write_requests, 1);
             self.observe(&result, started.elapsed(), n);
             match result {
                 Ok(()) => {
-                    self.reachable();
+                    self.reachable(&mut backoff);
                     self.written(n as u64);
                 }
                 Err(WriteError::Retryable {
@@ -360,11 +363,11 @@ impl Uploader {
                     retry_after,
                 }) => {
                     Stats::add(&self.stats.write_retries, 1);
-                    let delay = self.next_delay(retry_after);
+                    let delay = next_delay(&mut backoff, retry_after);
                     self.failing(&reason, delay, n);
                     parts.push_front((range, n));
                     let wake = Instant::now() + delay;
-                    if !self.wait_retry(wake, input_done).await {
+                    if !self.wait_retry(wake).await {
                         let left: usize = parts.iter().map(|(_, n)| n).sum();
                         tracing::warn!(
                             lines = left,
@@ -374,31 +377,25 @@ impl Uploader {
                     }
                 }
                 Err(WriteError::TooLarge) if n > 1 => {
-                    self.reachable();
+                    self.reachable(&mut backoff);
                     Stats::add(&self.stats.write_retries, 1);
-                    let body = &self.body[range.clone()];
-                    let mid = range.start + nth_line_end(body, n / 2);
+                    let mid = range.start + nth_line_end(&body[range.clone()], n / 2);
                     tracing::debug!(lines = n, "write too large (413): split in two");
                     parts.push_front((mid..range.end, n - n / 2));
                     parts.push_front((range.start..mid, n / 2));
                 }
                 Err(WriteError::TooLarge) => {
-                    self.reachable();
-                    self.rejected(
-                        range,
-                        n,
-                        413,
-                        "request too large even as a single line",
-                        false,
-                    );
+                    self.reachable(&mut backoff);
+                    let message = "request too large even as a single line";
+                    self.rejected(&body[range], n, 413, message, false);
                 }
                 Err(WriteError::Permanent {
                     status,
                     message,
                     partial,
                 }) => {
-                    self.reachable();
-                    self.rejected(range, n, status, &message, partial);
+                    self.reachable(&mut backoff);
+                    self.rejected(&body[range], n, status, &message, partial);
                 }
             }
         }
@@ -406,12 +403,9 @@ impl Uploader {
     }
 
     /// Sleeps until `wake`; false when the shutdown grace ends first.
-    async fn wait_retry(&mut self, wake: Instant, input_done: &CancellationToken) -> bool {
+    async fn wait_retry(&self, wake: Instant) -> bool {
         loop {
-            if input_done.is_cancelled() {
-                let deadline = *self
-                    .deadline
-                    .get_or_insert_with(|| Instant::now() + self.options.shutdown_grace);
+            if let Some(deadline) = self.deadline() {
                 if wake >= deadline {
                     tokio::time::sleep_until(deadline).await;
                     return false;
@@ -421,45 +415,34 @@ impl Uploader {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => return true,
-                () = input_done.cancelled() => {},
+                () = self.input_done.cancelled() => {},
             }
         }
     }
 
-    /// With a rate cap, waits until `lines` more lines may be written.
-    async fn pace(&mut self, lines: usize) {
+    /// With a rate cap, waits until `lines` more lines may be written. The
+    /// slot is reserved before sleeping, so concurrent requests share one pace.
+    async fn pace(&self, lines: usize) {
         let Some(rate) = self.options.max_lines_per_sec else {
             return;
         };
-        let now = Instant::now();
-        let start = self.paced_until.map_or(now, |t| t.max(now));
+        let start = {
+            let mut state = self.state();
+            let now = Instant::now();
+            let start = state.paced_until.map_or(now, |t| t.max(now));
+            state.paced_until = Some(start + Duration::from_secs_f64(lines as f64 / rate as f64));
+            start
+        };
         tokio::time::sleep_until(start).await;
-        self.paced_until = Some(start + Duration::from_secs_f64(lines as f64 / rate as f64));
     }
 
-    /// The wait before the next retry: the server's `Retry-After` when
-    /// given, else the backoff with jitter (upper half), doubling to the cap.
-    fn next_delay(&mut self, retry_after: Option<Duration>) -> Duration {
-        if let Some(wait) = retry_after {
-            return wait.clamp(MIN_RETRY_DELAY, MAX_RETRY_AFTER);
-        }
-        self.backoff.next_delay().max(MIN_RETRY_DELAY)
-    }
-
-    fn written(&mut self, lines: u64) {
+    fn written(&self, lines: u64) {
         Stats::add(&self.stats.lines_written, lines);
-        self.summary.lines_written += lines;
+        self.state().summary.lines_written += lines;
     }
 
-    /// Counts, logs and dead-letters a permanent rejection.
-    fn rejected(
-        &mut self,
-        range: Range<usize>,
-        lines: usize,
-        status: u16,
-        message: &str,
-        partial: bool,
-    ) {
+    /// Counts, logs and dead-letters a permanent rejection of `body`.
+    fn rejected(&self, body: &[u8], lines: usize, status: u16, message: &str, partial: bool) {
         let rejected = if partial {
             dropped_lines(message).map_or(lines, |n| n.min(lines))
         } else {
@@ -467,14 +450,17 @@ impl Uploader {
         };
         self.written((lines - rejected) as u64);
         Stats::add(&self.stats.lines_rejected, rejected as u64);
-        self.summary.lines_rejected += rejected as u64;
-        let body = &self.body[range];
         let first_line = body.split(|&b| b == b'\n').next().unwrap_or_default();
         let first_line = truncate(String::from_utf8_lossy(first_line).into_owned(), 300);
-        let dead = self.options.dead_letter.as_ref().map(|path| {
-            let r = dead_letter(path, status, message, lines, rejected, body);
-            (path, r)
-        });
+        let dead = {
+            // Under the lock: concurrent rejections append whole entries.
+            let mut state = self.state();
+            state.summary.lines_rejected += rejected as u64;
+            self.options.dead_letter.as_ref().map(|path| {
+                let r = dead_letter(path, status, message, lines, rejected, body);
+                (path, r)
+            })
+        };
         let dead_letter_file = match &dead {
             Some((path, Ok(()))) => path.display().to_string(),
             Some((path, Err(e))) => format!("{} (not written: {e})", path.display()),
@@ -493,11 +479,19 @@ impl Uploader {
     }
 
     /// Notes a retryable failure; warns on the first and then every [`LOG_EVERY`].
-    fn failing(&mut self, reason: &str, delay: Duration, lines: usize) {
+    fn failing(&self, reason: &str, delay: Duration, lines: usize) {
         let now = Instant::now();
-        let first = self.failing_since.is_none();
-        self.failing_since.get_or_insert(now);
-        if first || self.last_fail_log.is_none_or(|t| now - t >= LOG_EVERY) {
+        let warn = {
+            let mut state = self.state();
+            let first = state.failing_since.is_none();
+            state.failing_since.get_or_insert(now);
+            let warn = first || state.last_fail_log.is_none_or(|t| now - t >= LOG_EVERY);
+            if warn {
+                state.last_fail_log = Some(now);
+            }
+            warn
+        };
+        if warn {
             let backlog = self.spool.stats();
             tracing::warn!(
                 destination = %self.dest.describe(),
@@ -508,7 +502,6 @@ impl Uploader {
                 spool_bytes = backlog.bytes,
                 "write failed; will retry (the spool keeps everything meanwhile)"
             );
-            self.last_fail_log = Some(now);
         } else {
             tracing::debug!(
                 reason,
@@ -542,18 +535,39 @@ impl Uploader {
         board.set_sink_reachable(!matches!(result, Err(WriteError::Retryable { .. })));
     }
 
-    /// The output answered: reset the backoff, log a recovery.
-    fn reachable(&mut self) {
-        self.backoff.reset();
-        if let Some(since) = self.failing_since.take() {
+    /// The output answered: reset this batch's backoff, log a recovery.
+    fn reachable(&self, backoff: &mut Backoff) {
+        backoff.reset();
+        let since = {
+            let mut state = self.state();
+            let since = state.failing_since.take();
+            if since.is_some() {
+                state.last_fail_log = None;
+            }
+            since
+        };
+        if let Some(since) = since {
             tracing::info!(
                 destination = %self.dest.describe(),
                 failing_for_ms = since.elapsed().as_millis() as u64,
                 "output reachable again; catching up"
             );
-            self.last_fail_log = None;
         }
     }
+}
+
+/// The wait before the next retry: the server's `Retry-After` when given,
+/// else the backoff with jitter (upper half), doubling to the cap.
+fn next_delay(backoff: &mut Backoff, retry_after: Option<Duration>) -> Duration {
+    if let Some(wait) = retry_after {
+        return wait.clamp(MIN_RETRY_DELAY, MAX_RETRY_AFTER);
+    }
+    backoff.next_delay().max(MIN_RETRY_DELAY)
+}
+
+/// Number of lines in a chunk of whole lines.
+pub(super) fn count_lines(chunk: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', chunk).count()
 }
 
 /// Appends a rejected request to the dead-letter file: a comment line with
@@ -586,11 +600,6 @@ fn dead_letter(
         out.push(b'\n');
     }
     f.write_all(&out)
-}
-
-/// Number of lines in a chunk of whole lines.
-fn count_lines(chunk: &[u8]) -> usize {
-    memchr::memchr_iter(b'\n', chunk).count()
 }
 
 /// Byte index just after the `n`-th newline of `body` (`body.len()` when it has fewer).

@@ -1724,3 +1724,35 @@ fn an_unknown_section_from_the_environment_is_reported_against_env() {
         ]
     );
 }
+
+#[test]
+fn max_in_flight_is_1_to_64_default_4() {
+    let main = |influx_extra: &str| {
+        format!(
+            "[gateway]\nid = \"gw1\"\n\n[influxdb]\nurl = \"http://127.0.0.1:8086\"\napi = \"v1\"\ndatabase = \"energy\"\n{influx_extra}\n"
+        )
+    };
+    for (extra, want) in [
+        ("", 4),
+        ("max_in_flight = 1", 1),
+        ("max_in_flight = 64", 64),
+    ] {
+        let c = load_str_for_tests(&main(extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        let OutputConfig::Influx(influx) = &c.output else {
+            panic!("influx output expected");
+        };
+        assert_eq!(influx.max_in_flight, want, "{extra}");
+    }
+    for (extra, want) in [
+        (
+            "max_in_flight = 0",
+            "emgate.toml: influxdb.max_in_flight: 0 is too small; the minimum is 1",
+        ),
+        (
+            "max_in_flight = 65",
+            "emgate.toml: influxdb.max_in_flight: 65 is too large; the maximum is 64",
+        ),
+    ] {
+        assert_eq!(errors(load_str_for_tests(&main(extra))), [want], "{extra}");
+    }
+}

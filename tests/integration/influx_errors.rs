@@ -193,6 +193,7 @@ fn v1(url: &str) -> InfluxConfig {
         dead_letter: "data/dead-letter.lp".into(),
         retry_initial: Duration::from_millis(50),
         retry_max: Duration::from_millis(200),
+        max_in_flight: 1,
     }
 }
 

@@ -31,6 +31,7 @@ fn config(url: &str, database: &str, gzip: bool) -> InfluxConfig {
         dead_letter: "data/dead-letter.lp".into(),
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
+        max_in_flight: 1,
     }
 }
 

@@ -28,6 +28,7 @@ fn config(url: &str, gzip: bool) -> InfluxConfig {
         dead_letter: "data/dead-letter.lp".into(),
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
+        max_in_flight: 1,
     }
 }
 

@@ -244,7 +244,9 @@ fn a_shard_keeps_its_sites_reindexed_and_narrows_its_subscriptions() {
     }
 }
 
-fn emgate(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+/// Runs `emgate ARGS` (without any shard from this process's environment)
+/// and returns its exit code, stdout and stderr.
+pub(super) fn emgate(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_emgate"))
         .args(args)
         .env_remove("EMGATE__GATEWAY__SHARD")
@@ -309,15 +311,23 @@ fn emgate_shards_prints_the_assignment_and_the_moves_exactly() {
 
 /// An `emgate run` of one shard, with its own data directory, database and
 /// API port from the environment; SIGKILLed if still running when dropped.
-struct ShardProcess {
-    child: Child,
+pub(super) struct ShardProcess {
+    pub(super) child: Child,
     /// Base URL of its API.
-    api: String,
+    pub(super) api: String,
 }
 
 impl ShardProcess {
     fn start(main: &Path, dir: &Path, k: u32) -> ShardProcess {
-        let log = std::fs::File::create(dir.join(format!("shard-{k}.log"))).expect("log file");
+        ShardProcess::spawn(main, dir, k, 3, &format!("shard{k}"))
+    }
+
+    /// Shard `k/n` of the files at `main`, writing into database `db`, with
+    /// gateway id `shards-K` and data directory `dir/data-K`: the same K
+    /// keeps its id and data directory whatever N is, as a resharded
+    /// gateway does. Its log goes to `dir/shard-KofN.log`.
+    pub(super) fn spawn(main: &Path, dir: &Path, k: u32, n: u32, db: &str) -> ShardProcess {
+        let log = std::fs::File::create(dir.join(format!("shard-{k}of{n}.log"))).expect("log file");
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_emgate"))
             .args([
@@ -329,13 +339,13 @@ impl ShardProcess {
                 "--config",
             ])
             .arg(main)
-            .env("EMGATE__GATEWAY__SHARD", format!("{k}/3"))
+            .env("EMGATE__GATEWAY__SHARD", format!("{k}/{n}"))
             .env("EMGATE__GATEWAY__ID", format!("shards-{k}"))
             .env(
                 "EMGATE__GATEWAY__DATA_DIR",
                 dir.join(format!("data-{k}")).display().to_string(),
             )
-            .env("EMGATE__INFLUXDB__DATABASE", format!("shard{k}"))
+            .env("EMGATE__INFLUXDB__DATABASE", db)
             .env("EMGATE__API__LISTEN", format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -349,7 +359,7 @@ impl ShardProcess {
     }
 
     /// SIGTERM, then wait for the exit (the gateway flushes first).
-    async fn terminate(&mut self) {
+    pub(super) async fn terminate(&mut self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill")
             .args(["-TERM", &pid])

@@ -69,8 +69,22 @@ impl Aggregator {
     /// what was written) and adds each final window to its site exactly once.
     #[must_use]
     pub fn checkpoint(&self) -> Vec<u8> {
-        let n_sizes = self.settings.windows.len();
         let mut w = BodyWriter::with_capacity(&KIND, 64 + self.meters.len() * 256);
+        self.write_checkpoint(&mut w);
+        w.finish()
+    }
+
+    /// Streams [`Self::checkpoint`] to `out`'s thread, which replaces `path`
+    /// with it durably; nothing but a chunk is held in memory.
+    pub fn checkpoint_to(&self, out: &checkpoint::Writer, path: &std::path::Path) {
+        let mut w = out.begin(&KIND, path);
+        self.write_checkpoint(&mut w);
+        w.commit();
+    }
+
+    /// Writes the checkpoint body into `w`.
+    fn write_checkpoint(&self, w: &mut BodyWriter) {
+        let n_sizes = self.settings.windows.len();
         w.u8(u8::try_from(n_sizes).unwrap_or(u8::MAX));
         for size in &self.settings.windows {
             w.u8(size_code(*size));
@@ -84,9 +98,9 @@ impl Aggregator {
             w.i64(self.committed_to[m]);
             let base = m * 2 * n_sizes;
             for s in 0..n_sizes {
-                self.counters[base + s].write_to(&mut w);
+                self.counters[base + s].write_to(w);
                 for st in &self.steam[base + s] {
-                    write_stat(&mut w, st);
+                    write_stat(w, st);
                 }
                 let g = self.gwins[base + s];
                 w.i64(g.start);
@@ -95,7 +109,7 @@ impl Aggregator {
             }
             let sb = self.layout[m].stats_base;
             for st in &self.stats[sb..sb + n_sizes * nt] {
-                write_stat(&mut w, st);
+                write_stat(w, st);
             }
             let len = self.buf_len[m] as usize;
             w.u32(u32::try_from(len).unwrap_or(0));
@@ -138,7 +152,6 @@ impl Aggregator {
                 w.i64(self.site_forgotten[site * n_sizes + s]);
             }
         }
-        w.finish()
     }
 
     /// Restores a [`Self::checkpoint`]. Meters are matched by key; a meter
@@ -281,7 +294,7 @@ impl Aggregator {
             self.committed_to[m] = sm.committed_to;
             self.buf_head[m] = 0;
             self.buf_len[m] = 0;
-            let cap = self.cap;
+            let cap = self.layout[m].cap;
             for (t, vals) in sm.buffer {
                 if cap == 0 {
                     // Lateness switched off: the buffered readings are committed now.
@@ -302,7 +315,9 @@ impl Aggregator {
                 self.buf_write(m, pos, t);
                 self.buf_len[m] += 1;
             }
-            self.rebuild_speculative(m, &mut scratch);
+            if cap > 0 {
+                self.rebuild_speculative(m, &mut scratch);
+            }
             report.restored += 1;
         }
         report.site_windows = site_acc.len();
@@ -364,6 +379,7 @@ mod tests {
             conversion: Conversion::Fixed {
                 kgce_per_unit: 0.1229,
             },
+            ordered: false,
         };
         let steam = MeterSpec {
             key: 3,
@@ -383,6 +399,7 @@ mod tests {
                 dryness: 1.0,
                 margins: crate::pipeline::steam::SteamMargins::DEFAULT,
             },
+            ordered: false,
         };
         let sites = vec![SiteSpec {
             key: 7,

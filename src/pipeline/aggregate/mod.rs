@@ -50,11 +50,18 @@
 //! meter has contributed, or when it is older than the retention for its
 //! size (then later contributions are counted, not added).
 //!
+//! Polled meters ([`MeterSpec::ordered`]) deliver in slot order by
+//! construction, so they have neither a reorder buffer nor a speculative
+//! state: their windows are final when they close (written and rolled up at
+//! once), and a reading older than their newest is rejected (`time`).
+//!
 //! # Memory
 //! Per meter and window size: one [`CounterWindows`] (≈ 64 bytes), one gauge
 //! window (24 bytes) and 32 bytes per tracked gauge, twice (committed and
-//! speculative); plus a reorder buffer of `max_reorder_readings × (1 +
-//! tracked gauges + 1) × 8` bytes. Nothing is allocated per reading.
+//! speculative) for a meter that can deliver late, once for an ordered one;
+//! plus, for the former, a reorder buffer of `max_reorder_readings × (1 +
+//! tracked gauges) × 8 + 8` bytes. A polled 1 000-point meter with the four
+//! default windows takes about 128 KB. Nothing is allocated per reading.
 //!
 //! # Layout
 //! This file holds the specs, the [`Aggregator`]'s tables and
@@ -121,6 +128,11 @@ pub struct MeterSpec {
     pub gauges: Vec<usize>,
     /// Amount to kgce.
     pub conversion: Conversion,
+    /// Its readings always arrive in slot order (a polled meter: one poller
+    /// reads it, slot after slot), so it has no reorder buffer and one state
+    /// instead of two: a reading older than its newest is rejected (`time`).
+    /// Meters that publish (MQTT) can deliver late and keep both.
+    pub ordered: bool,
 }
 
 /// What the aggregator needs to know about one site.
@@ -164,8 +176,12 @@ struct Layout {
     steam: Option<(usize, usize)>,
     /// First gauge statistic of this meter in `stats`.
     stats_base: usize,
-    /// First reorder-buffer slot of this meter.
+    /// First reorder-buffer slot of this meter (into `buf_t`).
     buf_base: usize,
+    /// First buffered value of this meter (into `buf_v`; `1 + tracked` per slot).
+    vbase: usize,
+    /// Reorder-buffer slots: 0 for an ordered meter or without lateness.
+    cap: usize,
 }
 
 /// Which state a reading is fed into, and what closing windows do.
@@ -188,10 +204,6 @@ pub struct Aggregator {
     settings: AggregatorSettings,
     /// Indices into `settings.windows`, shortest size first.
     order: Vec<usize>,
-    /// Reorder-buffer slots per meter (0 without lateness).
-    cap: usize,
-    /// Values per buffer slot (the widest meter's `1 + tracked`).
-    stride_max: usize,
     meters: Vec<MeterSpec>,
     sites: Vec<SiteSpec>,
     layout: Vec<Layout>,
@@ -200,7 +212,7 @@ pub struct Aggregator {
     /// Steam inputs per counter window: pressure and temperature statistics.
     steam: Vec<[Stat; 2]>,
     gwins: Vec<GaugeWin>,
-    /// `[meter: stats_base][state][size][tracked]`.
+    /// `[meter: stats_base][state][size][tracked]`; ordered meters have state 0 only.
     stats: Vec<Stat>,
     /// Reorder buffer: slot times, and per slot `1 + tracked` values
     /// (counter first).
@@ -242,6 +254,8 @@ impl Aggregator {
         let mut layout = Vec::with_capacity(meters.len());
         let mut stats_len = 0;
         let mut buf_slots = 0;
+        let mut buf_values = 0;
+        let mut stride_max = 1;
         let mut expected = vec![[0u32; TOTAL + 1]; sites.len()];
         for m in &meters {
             let mut tracked = m.gauges.clone();
@@ -262,15 +276,21 @@ impl Aggregator {
                 }
                 _ => None,
             };
+            let meter_cap = if m.ordered { 0 } else { cap };
+            let (nt, states) = (tracked.len(), if meter_cap > 0 { 2 } else { 1 });
             layout.push(Layout {
                 n_emit,
                 steam,
                 stats_base: stats_len,
                 buf_base: buf_slots,
+                vbase: buf_values,
+                cap: meter_cap,
                 tracked,
             });
-            stats_len += 2 * n_sizes * layout.last().map_or(0, |l| l.tracked.len());
-            buf_slots += cap;
+            stats_len += states * n_sizes * nt;
+            buf_slots += meter_cap;
+            buf_values += meter_cap * (1 + nt);
+            stride_max = stride_max.max(1 + nt);
             if m.level1
                 && m.counter.is_some()
                 && let Some(e) = expected.get_mut(m.site)
@@ -281,11 +301,6 @@ impl Aggregator {
                 }
             }
         }
-        let stride_max = layout
-            .iter()
-            .map(|l| 1 + l.tracked.len())
-            .max()
-            .unwrap_or(1);
         let n = meters.len();
         Aggregator {
             counters: vec![CounterWindows::new(); n * 2 * n_sizes],
@@ -293,7 +308,7 @@ impl Aggregator {
             gwins: vec![GaugeWin::NONE; n * 2 * n_sizes],
             stats: vec![Stat::EMPTY; stats_len],
             buf_t: vec![0; buf_slots],
-            buf_v: vec![f64::NAN; buf_slots * stride_max],
+            buf_v: vec![f64::NAN; buf_values],
             buf_head: vec![0; n],
             buf_len: vec![0; n],
             watermark: vec![i64::MIN; n],
@@ -306,8 +321,6 @@ impl Aggregator {
             scratch_vals: Vec::with_capacity(stride_max),
             spare_vals: Vec::with_capacity(stride_max),
             scratch_closed: Vec::new(),
-            cap,
-            stride_max,
             order: {
                 let mut order: Vec<usize> = (0..n_sizes).collect();
                 order.sort_by_key(|i| size_code(settings.windows[*i]));

@@ -19,7 +19,7 @@ pub(super) fn buffer_cap(s: &AggregatorSettings) -> usize {
 impl Aggregator {
     /// An in-order reading (its values in `scratch_vals`).
     pub(super) fn in_order(&mut self, m: usize, t: i64, out: &mut AggOutput) {
-        let cap = self.cap;
+        let cap = self.layout[m].cap;
         if cap == 0 {
             let vals = std::mem::take(&mut self.scratch_vals);
             self.feed(m, Feed::Only, t, &vals, out);
@@ -58,14 +58,15 @@ impl Aggregator {
         self.spare_vals = vals;
         self.committed_to[m] = t;
         let next = self.buf_head[m] as usize + 1;
-        self.buf_head[m] = u32::try_from(if next >= self.cap { 0 } else { next }).unwrap_or(0);
+        self.buf_head[m] =
+            u32::try_from(if next >= self.layout[m].cap { 0 } else { next }).unwrap_or(0);
         self.buf_len[m] -= 1;
     }
 
     /// A late reading at `t` (its values in `scratch_vals`); returns the bit
     /// to flag it with, or good when it was taken.
     pub(super) fn late(&mut self, m: usize, t: i64, out: &mut AggOutput) -> Quality {
-        if self.cap == 0 || t <= self.committed_to[m] {
+        if self.layout[m].cap == 0 || t <= self.committed_to[m] {
             self.counters_out.late_rejected += 1;
             return Quality::TIME;
         }
@@ -103,7 +104,7 @@ impl Aggregator {
                 }
             }
         }
-        let cap = self.cap;
+        let cap = self.layout[m].cap;
         if len == cap {
             // Full: the oldest reading is committed to make room.
             self.commit_oldest(m, out);
@@ -119,7 +120,7 @@ impl Aggregator {
             let (from, to) = (self.slot_index(m, i), self.slot_index(m, i + 1));
             self.buf_t[to] = self.buf_t[from];
             let stride = self.stride(m);
-            let (fb, tb) = (from * self.stride_max, to * self.stride_max);
+            let (fb, tb) = (self.value_base(m, from), self.value_base(m, to));
             self.buf_v.copy_within(fb..fb + stride, tb);
         }
         self.buf_write(m, pos, t);
@@ -169,14 +170,20 @@ impl Aggregator {
     /// (`i < cap`).
     pub(super) fn slot_index(&self, m: usize, i: usize) -> usize {
         let mut k = self.buf_head[m] as usize + i;
-        if k >= self.cap {
-            k -= self.cap;
+        if k >= self.layout[m].cap {
+            k -= self.layout[m].cap;
         }
         self.layout[m].buf_base + k
     }
 
+    /// Where the values of absolute buffer slot `slot` of meter `m` start in `buf_v`.
+    fn value_base(&self, m: usize, slot: usize) -> usize {
+        let l = &self.layout[m];
+        l.vbase + (slot - l.buf_base) * (1 + l.tracked.len())
+    }
+
     pub(super) fn buf_values(&self, m: usize, slot: usize) -> &[f64] {
-        let b = slot * self.stride_max;
+        let b = self.value_base(m, slot);
         &self.buf_v[b..b + self.stride(m)]
     }
 
@@ -184,7 +191,7 @@ impl Aggregator {
     pub(super) fn buf_write(&mut self, m: usize, i: usize, t: i64) {
         let slot = self.slot_index(m, i);
         self.buf_t[slot] = t;
-        let base = slot * self.stride_max;
+        let base = self.value_base(m, slot);
         let len = self.scratch_vals.len();
         self.buf_v[base..base + len].copy_from_slice(&self.scratch_vals);
     }

@@ -113,6 +113,20 @@ impl Validator {
     pub fn checkpoint(&self) -> Vec<u8> {
         let body = self.meters.len() * METER_BYTES + self.states.len() * POINT_BYTES;
         let mut w = BodyWriter::with_capacity(&KIND, body);
+        self.write_checkpoint(&mut w);
+        w.finish()
+    }
+
+    /// Streams [`Self::checkpoint`] to `out`'s thread, which replaces `path`
+    /// with it durably; nothing but a chunk is held in memory.
+    pub fn checkpoint_to(&self, out: &checkpoint::Writer, path: &std::path::Path) {
+        let mut w = out.begin(&KIND, path);
+        self.write_checkpoint(&mut w);
+        w.commit();
+    }
+
+    /// Writes the checkpoint body into `w`.
+    fn write_checkpoint(&self, w: &mut BodyWriter) {
         for m in &self.meters {
             w.u64(m.key);
             w.u32(m.n_points as u32);
@@ -133,7 +147,6 @@ impl Validator {
                 w.i64(st.baseline_since);
             }
         }
-        w.finish()
     }
 
     /// Restores state from [`Self::checkpoint`] bytes, or from a file written

@@ -130,10 +130,13 @@ mod checkpoint;
 mod rules;
 mod state;
 
+use std::collections::HashMap;
+
 pub use self::checkpoint::{RestoreReport, ValidateError};
 
 use self::rules::{count, judge_counter, judge_gauge, judge_late_counter, out_of_range, trusted};
 use self::state::{MeterSlot, PointState};
+
 use crate::model::{Quality, ReadingBatch};
 use crate::profiles::{PointDef, PointKind};
 
@@ -283,6 +286,23 @@ enum Timing {
     Refused,
 }
 
+/// A hash of a meter's rules, bit for bit, to find an identical block.
+fn rules_hash(points: &[PointRules]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    points.len().hash(&mut h);
+    for r in points {
+        (r.kind == PointKind::Counter).hash(&mut h);
+        for v in [r.min, r.max, r.rollover, r.max_rate_per_hour] {
+            v.map(f64::to_bits).hash(&mut h);
+        }
+        r.spike_margin.to_bits().hash(&mut h);
+        r.frozen_after.hash(&mut h);
+        r.resolution.to_bits().hash(&mut h);
+    }
+    h.finish()
+}
+
 /// Context of the current reading shared by its points.
 #[derive(Clone, Copy)]
 struct ReadingCtx {
@@ -300,12 +320,26 @@ impl Validator {
     pub fn new(meters: Vec<MeterRules>, time: TimeRules) -> Validator {
         let total_points: usize = meters.iter().map(|m| m.points.len()).sum();
         let mut slots = Vec::with_capacity(meters.len());
-        let mut rules = Vec::with_capacity(total_points);
+        let mut rules: Vec<PointRules> = Vec::new();
+        // Blocks of `rules` by length: a meter whose rules equal an earlier
+        // meter's shares that block (a thousand 1 000-point meters of one
+        // profile hold one copy, not a thousand).
+        let mut blocks: HashMap<u64, Vec<usize>> = HashMap::new();
         let mut repls = Vec::new();
         let mut repl_range = Vec::with_capacity(total_points);
         for m in meters {
-            let first_point = rules.len();
+            let first_point = repl_range.len();
             let n_points = m.points.len();
+            let same = blocks.entry(rules_hash(&m.points)).or_default();
+            let first_rule = if let Some(&at) = same
+                .iter()
+                .find(|&&at| rules[at..at + n_points] == m.points[..])
+            {
+                at
+            } else {
+                same.push(rules.len());
+                rules.len()
+            };
             let rate_point = m
                 .rate_point
                 .filter(|&(c, g)| c < n_points && g < n_points && c != g);
@@ -321,10 +355,13 @@ impl Validator {
                 repls.extend(mine);
                 repl_range.push((start, repls.len() as u32));
             }
-            rules.extend(m.points);
+            if first_rule == rules.len() {
+                rules.extend(m.points);
+            }
             slots.push(MeterSlot {
                 key: m.key,
                 first_point,
+                first_rule,
                 n_points,
                 calibration_due: m.calibration_due.unwrap_or(i64::MAX),
                 rate_point,
@@ -427,7 +464,7 @@ impl Validator {
         }
         if timing == Timing::Late {
             let points = m.first_point..m.first_point + m.n_points;
-            let rules = &self.rules[points.clone()];
+            let rules = &self.rules[m.first_rule..m.first_rule + m.n_points];
             let states = &self.states[points.clone()];
             let repl_range = &self.repl_range[points];
             for (i, ((v, c), (rule, st))) in vals
@@ -456,7 +493,7 @@ impl Validator {
             return;
         }
         m.last_slot = slot;
-        let rules = &self.rules[m.first_point..m.first_point + m.n_points];
+        let rules = &self.rules[m.first_rule..m.first_rule + m.n_points];
         let states = &mut self.states[m.first_point..m.first_point + m.n_points];
         let repl_range = &self.repl_range[m.first_point..m.first_point + m.n_points];
         let mut ctx = ReadingCtx {

@@ -6,7 +6,11 @@
 #[derive(Debug, Clone)]
 pub(super) struct MeterSlot {
     pub(super) key: u64,
+    /// First of this meter's points in `states` and `repl_range`.
     pub(super) first_point: usize,
+    /// First of this meter's rules in `rules`: meters with identical rules
+    /// (same profile, ratios and overrides) share one block.
+    pub(super) first_rule: usize,
     pub(super) n_points: usize,
     pub(super) calibration_due: i64,
     /// (counter, gauge) point indices, or `None`.

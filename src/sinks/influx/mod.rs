@@ -290,6 +290,7 @@ mod tests {
             dead_letter: "data/dead-letter.lp".into(),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(1),
+            max_in_flight: 1,
         }
     }
 

@@ -212,6 +212,7 @@ mod tests {
             dead_letter: "data/dead-letter.lp".into(),
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(1),
+            max_in_flight: 1,
         }
     }
 

@@ -247,3 +247,48 @@ async fn refused_merged_read_is_split_and_good_points_survive() {
     assert!(values[missing].value.is_nan(), "no value invented");
     assert_eq!(Stats::get(&stats.reads_split), 1);
 }
+
+/// Meters of one profile on one endpoint share one read plan (memory per
+/// meter); a refused merged read splits the plan of that meter only: the
+/// other meter, whose device has the register, keeps its two merged reads.
+#[tokio::test]
+async fn split_of_one_meter_leaves_the_shared_plan_of_the_other() {
+    // Unit 2 also serves 0x004C–0x004D: 1.5 as float32 ABCD is 0x3FC0 0x0000.
+    let server = PymodbusServer::start(&[
+        sdm630_device(1),
+        sdm630_device(2).input(0x004C, &[0x3FC0, 0x0000]),
+    ]);
+    let mut profile = sdm630_profile();
+    profile.points.push(PointDef {
+        kind: PointKind::Counter,
+        unit: "kvarh".to_owned(),
+        ..PointDef::new("missing_kvarh", RegisterKind::Input, 0x004C, DataType::F32)
+    });
+    let cfg = config(
+        server.port(),
+        vec![profile.clone()],
+        vec![
+            meter("refuses", 0, 1, 1.0, 1.0),
+            meter("serves", 0, 2, 1.0, 1.0),
+        ],
+    );
+    let (batch, stats) = poll_one_round(cfg).await;
+    let missing = profile.point_index("missing_kvarh").unwrap();
+    let refusing = batch.values_of(&batch.readings[0]);
+    assert_eq!(refusing[missing].quality, Quality::EXCEPTION);
+    let serving = batch.values_of(&batch.readings[1]);
+    assert_eq!(serving[missing].quality, Quality::GOOD);
+    assert_eq!(serving[missing].value, 1.5);
+    for p in SDM630_POINTS {
+        let i = profile.point_index(p.name).unwrap();
+        assert_eq!(refusing[i].value, p.raw * p.scale, "{}", p.name);
+        assert_eq!(serving[i].value, p.raw * p.scale, "{}", p.name);
+    }
+    // By hand: unit 1 reads 0x00–0x07 (ok) and 0x34–0x4D (exception 2),
+    // then the six points of the second read one by one (power_w, pf,
+    // frequency_hz, import_kwh, export_kwh ok; missing_kvarh exception 2):
+    // 8 requests, 2 exceptions. Unit 2 keeps the two merged reads: 2.
+    assert_eq!(Stats::get(&stats.reads_split), 1);
+    assert_eq!(Stats::get(&stats.requests), 8 + 2);
+    assert_eq!(Stats::get(&stats.requests_exception), 2);
+}

@@ -75,13 +75,13 @@ struct PolledMeter {
     pt: f64,
     ct: f64,
     profile: usize,
-    reads: Vec<PlannedRead>,
+    /// The planned reads, shared by every meter of the same profile on this
+    /// endpoint until a refused read makes this meter's copy its own.
+    reads: Arc<Vec<PlannedRead>>,
     /// DL/T 645 meters: the address, and the points read one DI each
     /// (indexes into the profile's points); `reads` is then empty.
     dlt645: Option<(Address, Vec<u16>)>,
     schedule: MeterSchedule,
-    /// Point values of the current poll, reused every slot.
-    scratch: Vec<PointValue>,
     /// Whether the last poll got any answer, for the `meters_up` gauge.
     up: bool,
 }
@@ -116,6 +116,9 @@ pub struct EndpointPoller {
     dtu_down_logged: bool,
     /// Scratch of DL/T 645 reads on this bus.
     dlt645: Dlt645Reader,
+    /// Point values of the meter being polled: one buffer for the endpoint,
+    /// since its meters are polled one after another.
+    scratch: Vec<PointValue>,
 }
 
 /// What happened to one request.
@@ -153,6 +156,10 @@ impl EndpointPoller {
         let ep = &config.endpoints[endpoint.index()];
         let limits = super::timing::plan_limits(ep);
         let now = now_ms();
+        // One plan per profile: meters of one profile share it (memory per
+        // meter matters at 100 000 meters).
+        let mut plans: std::collections::HashMap<usize, Arc<Vec<PlannedRead>>> =
+            std::collections::HashMap::new();
         let meters = config
             .meters_on(endpoint)
             .map(|(id, m)| {
@@ -171,13 +178,16 @@ impl EndpointPoller {
                     ct: m.ct,
                     profile: m.profile.index(),
                     reads: if dlt645.is_some() {
-                        Vec::new()
+                        Arc::new(Vec::new())
                     } else {
-                        plan(&profile.points, limits)
+                        Arc::clone(
+                            plans
+                                .entry(m.profile.index())
+                                .or_insert_with(|| Arc::new(plan(&profile.points, limits))),
+                        )
                     },
                     dlt645,
                     schedule: MeterSchedule::starting_at(now, m.poll_interval.as_millis() as i64),
-                    scratch: vec![PointValue::default(); profile.points.len()],
                     up: false,
                 }
             })
@@ -199,6 +209,7 @@ impl EndpointPoller {
             last_stall_warn: None,
             dtu_down_logged: false,
             dlt645: Dlt645Reader::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -413,17 +424,17 @@ impl EndpointPoller {
 
     /// Polls one meter for `slot_ms` and appends its reading to `batch`.
     async fn poll_meter(&mut self, idx: usize, slot_ms: i64, batch: &mut ReadingBatch) {
-        self.meters[idx]
-            .scratch
-            .fill(PointValue::missing(Quality::TIMEOUT));
+        let n_points = self.config.profiles[self.meters[idx].profile].points.len();
+        self.scratch.clear();
+        self.scratch
+            .resize(n_points, PointValue::missing(Quality::TIMEOUT));
         let started = Instant::now();
         let mut answered = false;
         let mut outcome = PollOutcome::Ok;
         let mut r = 0;
         while r < self.meters[idx].requests() {
             if let Err(detail) = self.ensure_connected().await {
-                self.meters[idx]
-                    .scratch
+                self.scratch
                     .fill(PointValue::failed(Quality::TIMEOUT, detail));
                 outcome = PollOutcome::Timeout;
                 break;
@@ -450,7 +461,7 @@ impl EndpointPoller {
                         let profile = &self.config.profiles[m.profile];
                         let parts = split(read, &profile.points);
                         let n = parts.len();
-                        self.meters[idx].reads.splice(r..=r, parts);
+                        Arc::make_mut(&mut self.meters[idx].reads).splice(r..=r, parts);
                         self.stats.reads_split.fetch_add(1, Ordering::Relaxed);
                         info!(
                             meter = %self.config.meters[self.meters[idx].id.index()].id,
@@ -507,17 +518,17 @@ impl EndpointPoller {
         self.stats.readings.fetch_add(1, Ordering::Relaxed);
         self.stats
             .points
-            .fetch_add(m.scratch.len() as u64, Ordering::Relaxed);
-        batch.push(m.id, slot_ms.div_euclid(1000), lag_ms, &m.scratch);
+            .fetch_add(self.scratch.len() as u64, Ordering::Relaxed);
+        batch.push(m.id, slot_ms.div_euclid(1000), lag_ms, &self.scratch);
     }
 
-    /// Sends read `r` of meter `idx` and decodes its answer into the meter's scratch values.
+    /// Sends read `r` of meter `idx` and decodes its answer into the scratch values.
     async fn do_read(&mut self, idx: usize, r: usize) -> ReadOutcome {
         let timeout = self.endpoint_config().timeout;
         let Some(wire) = self.wire.as_mut() else {
             return ReadOutcome::LinkLost { protocol: false };
         };
-        let m = &mut self.meters[idx];
+        let m = &self.meters[idx];
         let read = &m.reads[r];
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let (start, count) = (read.start, read.count);
@@ -534,7 +545,7 @@ impl EndpointPoller {
                     let from = usize::from(slot.offset);
                     let to = from + usize::from(point.width());
                     // In range: the answer's count was checked against the plan.
-                    m.scratch[usize::from(slot.point)] = words
+                    self.scratch[usize::from(slot.point)] = words
                         .get(from..to)
                         .map_or(PointValue::missing(Quality::EXCEPTION), |regs| {
                             decode_point(point, regs, m.pt, m.ct)
@@ -547,7 +558,7 @@ impl EndpointPoller {
                     .requests_exception
                     .fetch_add(1, Ordering::Relaxed);
                 for slot in &read.points {
-                    m.scratch[usize::from(slot.point)] = PointValue::missing(Quality::EXCEPTION);
+                    self.scratch[usize::from(slot.point)] = PointValue::missing(Quality::EXCEPTION);
                 }
                 debug!(meter = %meter_id, unit = m.unit, start, count, exception = code, "modbus exception");
                 ReadOutcome::Exception(code)
@@ -558,7 +569,7 @@ impl EndpointPoller {
                 link_lost,
             } => {
                 for slot in &read.points {
-                    m.scratch[usize::from(slot.point)] = PointValue::failed(quality, detail);
+                    self.scratch[usize::from(slot.point)] = PointValue::failed(quality, detail);
                 }
                 if quality == Quality::EXCEPTION {
                     warn!(
@@ -605,13 +616,13 @@ impl EndpointPoller {
         }
     }
 
-    /// Reads DI `r` of DL/T 645 meter `idx` into the meter's scratch values.
+    /// Reads DI `r` of DL/T 645 meter `idx` into the scratch values.
     async fn do_dlt645_read(&mut self, idx: usize, r: usize) -> ReadOutcome {
         let timeout = self.endpoint_config().timeout;
         let Some(wire) = self.wire.as_mut() else {
             return ReadOutcome::LinkLost { protocol: false };
         };
-        let m = &mut self.meters[idx];
+        let m = &self.meters[idx];
         let Some((address, points)) = &m.dlt645 else {
             return ReadOutcome::LinkLost { protocol: false };
         };
@@ -641,7 +652,7 @@ impl EndpointPoller {
         match reading {
             Reading::Value(v) => {
                 self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
-                m.scratch[point_idx] =
+                self.scratch[point_idx] =
                     PointValue::new(scale_raw(point, v, m.pt, m.ct), crate::model::Quality::GOOD);
                 ReadOutcome::Data
             }
@@ -650,7 +661,7 @@ impl EndpointPoller {
                     .requests_exception
                     .fetch_add(1, Ordering::Relaxed);
                 let detail = error_detail(code);
-                m.scratch[point_idx] = PointValue::failed(Quality::EXCEPTION, detail);
+                self.scratch[point_idx] = PointValue::failed(Quality::EXCEPTION, detail);
                 debug!(meter = %meter_id, di = %d.di, error = code, detail = detail.name().unwrap_or(""), "DL/T 645 error answer");
                 ReadOutcome::DeviceError
             }
@@ -659,7 +670,7 @@ impl EndpointPoller {
                 detail,
                 link_lost,
             } => {
-                m.scratch[point_idx] = PointValue::failed(quality, detail);
+                self.scratch[point_idx] = PointValue::failed(quality, detail);
                 if quality == Quality::EXCEPTION {
                     warn!(
                         meter = %meter_id, address = %address, di = %d.di,

@@ -17,7 +17,7 @@ use crate::config::MeterConfig;
 use crate::model::EnergyType;
 use crate::pipeline::steam::{ATMOSPHERE_MPA, saturation_temperature_c};
 use crate::profiles::codec::{decode_raw, encode_point, encode_raw, ratio_factor, scale_raw};
-use crate::profiles::{DataType, PointDef, PointKind};
+use crate::profiles::{DataType, PointDef, PointKind, RegisterKind};
 
 /// Share of the primary counter that export (reverse) counters and powers carry.
 pub(crate) const EXPORT_SHARE: f64 = 0.02;
@@ -31,6 +31,23 @@ const WOBBLE_PERIOD: f64 = 300.0;
 /// a fixed split, so the tariff registers add up to the total register's
 /// energy (real time-of-use splits follow the clock; these follow the load).
 const TARIFF_SHARES: [f64; 4] = [0.1, 0.3, 0.35, 0.25];
+
+/// `(table, first register, index)` of every point, sorted.
+fn address_index(points: &[SimPoint]) -> Vec<(RegisterKind, u16, u32)> {
+    let mut v: Vec<_> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                p.def.register,
+                p.def.address,
+                u32::try_from(i).unwrap_or(u32::MAX),
+            )
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
 
 /// What the `spike` fault adds to a counter, in the point's own unit: far
 /// above what any metered unit consumes in one poll, yet small enough that a
@@ -90,6 +107,11 @@ pub(crate) struct SimMeter {
     pub points: Vec<SimPoint>,
     pub pt: f64,
     pub ct: f64,
+    /// `(table, first register, point index)` sorted, so a request finds its
+    /// points by binary search instead of scanning the whole map (a
+    /// 6 000-point map served 100 reads a second otherwise costs the server
+    /// more than the client it serves).
+    pub by_address: Vec<(RegisterKind, u16, u32)>,
 }
 
 impl SimMeter {
@@ -109,12 +131,14 @@ impl SimMeter {
                 def: def.clone(),
                 phase: load.ripple_phase + 0.7 * i as f64,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let by_address = address_index(&points);
         SimMeter {
             load,
             points,
             pt: meter.pt,
             ct: meter.ct,
+            by_address,
         }
     }
 

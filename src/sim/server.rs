@@ -104,11 +104,21 @@ pub(crate) fn answer(
     let mut words = vec![0u16; usize::from(qty)];
     let mut touched = false;
     let mut regs = [0u16; 4];
-    for (i, p) in sim.points.iter().enumerate() {
-        let def = &p.def;
+    // Points start at most 3 registers before the first one asked (a
+    // point is at most 4 registers wide): search from there, stop past the end.
+    let from = u16::try_from(start.saturating_sub(3)).unwrap_or(u16::MAX);
+    let first = sim
+        .by_address
+        .partition_point(|&(k, a, _)| (k, a) < (kind, from));
+    for &(k, a, i) in &sim.by_address[first..] {
+        if k != kind || u32::from(a) >= end {
+            break;
+        }
+        let i = i as usize;
+        let def = &sim.points[i].def;
         let p_start = u32::from(def.address);
         let p_end = def.end_address() + 1;
-        if def.register != kind || p_end <= start || p_start >= end {
+        if p_end <= start {
             continue;
         }
         touched = true;

@@ -263,7 +263,7 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
                 match delivery {
                     Delivery::Done => {
                         if let Some(cursor) = window.finish(id) {
-                            acknowledge(shared, &spool, cursor);
+                            acknowledge(shared, &spool, cursor).await;
                         }
                     }
                     Delivery::Abandoned => {
@@ -293,8 +293,18 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
 }
 
 /// Persists the acknowledged position and refreshes the spool counters.
-fn acknowledge(shared: &Shared, spool: &Spool, cursor: Cursor) {
-    if let Err(e) = spool.ack(cursor) {
+/// The `ack` file is replaced with fsyncs, so that runs on the blocking
+/// pool, never on a runtime worker; the driver waits for it, so acks stay
+/// in order (requests already in flight go on meanwhile).
+async fn acknowledge(shared: &Shared, spool: &Spool, cursor: Cursor) {
+    let s = spool.clone();
+    let done = tokio::task::spawn_blocking(move || s.ack(cursor))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the spool acknowledgement task failed");
+            Ok(())
+        });
+    if let Err(e) = done {
         // The lines are delivered; a failed ack only means they may be
         // delivered again after a restart (idempotent).
         tracing::error!(error = %e, "cannot persist the spool's acknowledged position");

@@ -259,7 +259,9 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
             Event::Finished(None) => {}
             Event::Finished(Some(Ok((task, (id, delivery, body))))) => {
                 task_slots.remove(&task);
-                collector.recycle(body, max);
+                // One spare body is enough to start the next batch without
+                // allocating; more would only keep megabytes resident.
+                collector.recycle(body, 1);
                 match delivery {
                     Delivery::Done => {
                         if let Some(cursor) = window.finish(id) {

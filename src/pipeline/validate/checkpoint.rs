@@ -111,7 +111,7 @@ impl Validator {
     /// `i64`. Reason counters are not included (process lifetime).
     #[must_use]
     pub fn checkpoint(&self) -> Vec<u8> {
-        let body = self.meters.len() * METER_BYTES + self.states.len() * POINT_BYTES;
+        let body = self.meters.len() * METER_BYTES + self.state_of.len() * POINT_BYTES;
         let mut w = BodyWriter::with_capacity(&KIND, body);
         self.write_checkpoint(&mut w);
         w.finish()
@@ -134,7 +134,12 @@ impl Validator {
             w.f64(m.rate_prev);
             for p in m.first_point..m.first_point + m.n_points {
                 let (a, b) = self.repl_range[p];
-                let st = &self.states[p];
+                // A stateless gauge is written as fresh: the file keeps one
+                // record per point whatever the build keeps in memory.
+                let st = self
+                    .states
+                    .get(self.state_of[p] as usize)
+                    .unwrap_or(&PointState::FRESH);
                 w.u32(b - a);
                 w.f64(st.last);
                 w.i64(st.last_slot);
@@ -224,7 +229,14 @@ impl Validator {
             let m = &mut self.meters[index];
             m.last_slot = last_slot;
             m.rate_prev = rate_prev;
-            self.states[m.first_point..m.first_point + m.n_points].copy_from_slice(&points);
+            for (p, st) in points.into_iter().enumerate() {
+                if let Some(slot) = self
+                    .states
+                    .get_mut(self.state_of[m.first_point + p] as usize)
+                {
+                    *slot = st;
+                }
+            }
             report.restored += 1;
         }
         Ok(report)

@@ -268,7 +268,12 @@ pub struct Validator {
     time: TimeRules,
     meters: Vec<MeterSlot>,
     rules: Vec<PointRules>,
+    /// State of the points that need one: counters, and gauges with a
+    /// frozen check. A gauge without one keeps nothing (a 1 000-point
+    /// device of plain gauges costs no state at all).
     states: Vec<PointState>,
+    /// Per point: its index in `states`, or [`STATELESS`].
+    state_of: Vec<u32>,
     /// Declared replacements, sorted by (point, at); `repl_range[p]` is point p's slice.
     repls: Vec<Replacement>,
     repl_range: Vec<(u32, u32)>,
@@ -303,6 +308,9 @@ fn rules_hash(points: &[PointRules]) -> u64 {
     h.finish()
 }
 
+/// `state_of` of a point that keeps no state.
+const STATELESS: u32 = u32::MAX;
+
 /// Context of the current reading shared by its points.
 #[derive(Clone, Copy)]
 struct ReadingCtx {
@@ -327,6 +335,8 @@ impl Validator {
         let mut blocks: HashMap<u64, Vec<usize>> = HashMap::new();
         let mut repls = Vec::new();
         let mut repl_range = Vec::with_capacity(total_points);
+        let mut state_of = Vec::with_capacity(total_points);
+        let mut n_states: u32 = 0;
         for m in meters {
             let first_point = repl_range.len();
             let n_points = m.points.len();
@@ -355,6 +365,14 @@ impl Validator {
                 repls.extend(mine);
                 repl_range.push((start, repls.len() as u32));
             }
+            for r in &m.points {
+                if r.kind == PointKind::Counter || r.frozen_after.is_some() {
+                    state_of.push(n_states);
+                    n_states += 1;
+                } else {
+                    state_of.push(STATELESS);
+                }
+            }
             if first_rule == rules.len() {
                 rules.extend(m.points);
             }
@@ -374,7 +392,8 @@ impl Validator {
             time,
             meters: slots,
             rules,
-            states: vec![PointState::FRESH; total_points],
+            states: vec![PointState::FRESH; n_states as usize],
+            state_of,
             repls,
             repl_range,
             counters: ReasonCounters {
@@ -463,16 +482,10 @@ impl Validator {
             return;
         }
         if timing == Timing::Late {
-            let points = m.first_point..m.first_point + m.n_points;
+            let first = m.first_point;
             let rules = &self.rules[m.first_rule..m.first_rule + m.n_points];
-            let states = &self.states[points.clone()];
-            let repl_range = &self.repl_range[points];
-            for (i, ((v, c), (rule, st))) in vals
-                .iter_mut()
-                .zip(cont.iter_mut())
-                .zip(rules.iter().zip(states))
-                .enumerate()
-            {
+            for (i, (v, c)) in vals.iter_mut().zip(cont.iter_mut()).enumerate() {
+                let rule = &rules[i];
                 v.quality |= common;
                 if v.has_value() && !v.value.is_finite() {
                     v.quality |= Quality::SENTINEL;
@@ -480,9 +493,11 @@ impl Validator {
                 if v.quality.0 & NO_VALUE.0 == 0 {
                     if out_of_range(v.value, rule) {
                         v.quality |= Quality::RANGE;
-                    } else if rule.kind == PointKind::Counter {
+                    } else if rule.kind == PointKind::Counter
+                        && let Some(st) = self.states.get(self.state_of[first + i] as usize)
+                    {
                         // Replacements not yet applied to this point, in order.
-                        let (start, end) = repl_range[i];
+                        let (start, end) = self.repl_range[first + i];
                         let start = (start + st.repl_done).min(end);
                         let ahead = &self.repls[start as usize..end as usize];
                         *c = judge_late_counter(v, rule, st, ahead, slot);
@@ -493,9 +508,8 @@ impl Validator {
             return;
         }
         m.last_slot = slot;
+        let first = m.first_point;
         let rules = &self.rules[m.first_rule..m.first_rule + m.n_points];
-        let states = &mut self.states[m.first_point..m.first_point + m.n_points];
-        let repl_range = &self.repl_range[m.first_point..m.first_point + m.n_points];
         let mut ctx = ReadingCtx {
             slot,
             rate_counter: usize::MAX,
@@ -507,12 +521,8 @@ impl Validator {
             ctx.rate_now = trusted(vals[g], &rules[g]).unwrap_or(f64::NAN);
             m.rate_prev = ctx.rate_now;
         }
-        for (i, ((v, c), (rule, st))) in vals
-            .iter_mut()
-            .zip(cont.iter_mut())
-            .zip(rules.iter().zip(states.iter_mut()))
-            .enumerate()
-        {
+        for (i, (v, c)) in vals.iter_mut().zip(cont.iter_mut()).enumerate() {
+            let rule = &rules[i];
             v.quality |= common;
             if v.has_value() && !v.value.is_finite() {
                 v.quality |= Quality::SENTINEL;
@@ -520,11 +530,11 @@ impl Validator {
             if v.quality.0 & NO_VALUE.0 == 0 {
                 if out_of_range(v.value, rule) {
                     v.quality |= Quality::RANGE;
-                } else {
+                } else if let Some(st) = self.states.get_mut(self.state_of[first + i] as usize) {
                     match rule.kind {
                         PointKind::Gauge => judge_gauge(v, rule, st, slot),
                         PointKind::Counter => {
-                            let (start, end) = repl_range[i];
+                            let (start, end) = self.repl_range[first + i];
                             let repls = &self.repls[start as usize..end as usize];
                             *c = judge_counter(v, rule, st, repls, &ctx, i);
                         }

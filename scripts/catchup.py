@@ -5,8 +5,9 @@
    meters every second for BACKLOG seconds while the InfluxDB URL points at a
    port nobody listens on, so everything stays in the spool.
 2. For every TARGET (`influxd`: a private influxd 1.x; `victoria-metrics`: a
-   private single-node VictoriaMetrics, which takes line protocol at /write)
-   and every IN_FLIGHT value (`[influxdb] max_in_flight`), starts a fresh
+   private single-node VictoriaMetrics, which takes line protocol at /write;
+   `null`: scripts/null_influx.py, which reads and counts but stores nothing,
+   to see how fast emgate drains when no database bounds it) and every IN_FLIGHT value (`[influxdb] max_in_flight`), starts a fresh
    database, copies the backlog's spool, and starts an `emgate run` with no
    meters on that copy: it only drains.
 3. Reports per drain the time until the database counts every spooled line,
@@ -107,11 +108,26 @@ class Target:
             http(self.url + "/query", urllib.parse.urlencode({"q": "CREATE DATABASE emgate"}).encode())
         elif kind == "victoria-metrics":
             self.proc, self.url = start_victoria(os.path.join(d, "vm"))
+        elif kind == "null":
+            # A write endpoint that stores nothing (scripts/null_influx.py):
+            # how fast emgate drains when the database is not the bound.
+            port = free_port()
+            self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "null_influx.py"),
+                                          str(port)])
+            self.url = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    if http(self.url + "/ping")[0] == 204:
+                        break
+                except OSError:
+                    time.sleep(0.1)
         else:
-            sys.exit(f"unknown target {kind!r}: give influxd or victoria-metrics")
+            sys.exit(f"unknown target {kind!r}: give influxd, victoria-metrics or null")
 
     def count(self):
         """Lines stored: one `q` value per `reading` line."""
+        if self.kind == "null":
+            return int(http(self.url + "/count")[1])
         if self.kind == "influxd":
             r = query(self.url, "emgate", "SELECT count(q) FROM reading")
             series = r["results"][0].get("series")
@@ -173,7 +189,7 @@ def main():
     ap.add_argument("--units", type=int, default=100)
     ap.add_argument("--backlog", type=int, default=60, help="seconds of polling while the database is away")
     ap.add_argument("--target", default="influxd",
-                    help="comma-separated: influxd, victoria-metrics (each drain gets a fresh database)")
+                    help="comma-separated: influxd, victoria-metrics, null (a write endpoint that stores nothing: scripts/null_influx.py); each drain gets a fresh one")
     ap.add_argument("--in-flight", default="1,4",
                     help="comma-separated [influxdb] max_in_flight values to drain with")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "emgate"))

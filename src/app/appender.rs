@@ -53,7 +53,14 @@ impl Appender {
     /// Returns whether the chunk was stored.
     pub(super) async fn append(&mut self, chunk: &LineChunk) -> bool {
         loop {
-            match self.spool.append(&chunk.body) {
+            // Under `fsync = "every_append"` the append waits for the disk:
+            // the worker hands its other tasks over meanwhile.
+            let appended = if self.spool.fsyncs_every_append() {
+                super::stages::off_worker(|| self.spool.append(&chunk.body))
+            } else {
+                self.spool.append(&chunk.body)
+            };
+            match appended {
                 Ok(Appended::Stored) => {
                     Stats::add(&self.stats.lines_spooled, chunk.lines as u64);
                     self.stats.update_spool(&self.spool);
@@ -129,5 +136,53 @@ impl Appender {
         );
         self.dropped_warned = dropped;
         self.last_drop_warn = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::shutdown::Deadline;
+    use crate::spool::{FsyncPolicy, FullPolicy, SpoolConfig};
+
+    /// Under `every_batch` the append (and its fsync) runs where blocking
+    /// is allowed, in either runtime flavour, and stores the chunk.
+    #[test]
+    fn an_append_that_fsyncs_stores_the_chunk_in_every_runtime() {
+        for multi in [false, true] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let (spool, _) = Spool::open(SpoolConfig {
+                dir: dir.path().join("spool"),
+                max_bytes: 1 << 20,
+                segment_bytes: 1 << 16,
+                policy: FullPolicy::Block,
+                fsync: FsyncPolicy::EveryAppend,
+            })
+            .expect("spool");
+            assert!(spool.fsyncs_every_append());
+            let stats = Arc::new(Stats::default());
+            let shutdown = Shutdown::new(CancellationToken::new(), Deadline::default());
+            let mut appender = Appender::new(spool.clone(), Arc::clone(&stats), shutdown);
+            let chunk = LineChunk {
+                body: b"m v=1i 1\nm v=2i 2\n".to_vec(),
+                lines: 2,
+            };
+            let mut builder = if multi {
+                tokio::runtime::Builder::new_multi_thread()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            };
+            let rt = builder.enable_all().build().expect("runtime");
+            let stored = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), appender.append(&chunk)).await
+            });
+            assert_eq!(stored.ok(), Some(true), "multi-thread: {multi}");
+            assert_eq!(spool.stats().records, 1);
+            assert_eq!(Stats::get(&stats.lines_spooled), 2);
+        }
     }
 }

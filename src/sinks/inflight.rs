@@ -114,8 +114,9 @@ struct Collector {
     lines: usize,
     cursor: Option<Cursor>,
     first_at: Option<Instant>,
-    /// Bodies of finished requests, for reuse.
-    spare: Vec<Vec<u8>>,
+    /// The body of a finished request, for the next batch: one is enough to
+    /// start it without allocating; more would only keep megabytes resident.
+    spare: Option<Vec<u8>>,
 }
 
 impl Collector {
@@ -171,7 +172,7 @@ impl Collector {
     /// Hands out the gathered batch and starts an empty one.
     fn take(&mut self) -> Option<Batch> {
         let cursor = self.cursor?;
-        let fresh = self.spare.pop().unwrap_or_default();
+        let fresh = self.spare.take().unwrap_or_default();
         let body = std::mem::replace(&mut self.body, fresh);
         let lines = self.lines;
         self.reset();
@@ -190,10 +191,10 @@ impl Collector {
     }
 
     /// Keeps a finished request's buffer for a later batch.
-    fn recycle(&mut self, mut body: Vec<u8>, keep: usize) {
-        if self.spare.len() < keep {
+    fn recycle(&mut self, mut body: Vec<u8>) {
+        if self.spare.is_none() {
             body.clear();
-            self.spare.push(body);
+            self.spare = Some(body);
         }
     }
 }
@@ -224,7 +225,7 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
         lines: 0,
         cursor: None,
         first_at: None,
-        spare: Vec::new(),
+        spare: None,
     };
     let mut window = AckWindow::default();
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
@@ -259,9 +260,7 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
             Event::Finished(None) => {}
             Event::Finished(Some(Ok((task, (id, delivery, body))))) => {
                 task_slots.remove(&task);
-                // One spare body is enough to start the next batch without
-                // allocating; more would only keep megabytes resident.
-                collector.recycle(body, 1);
+                collector.recycle(body);
                 match delivery {
                     Delivery::Done => {
                         if let Some(cursor) = window.finish(id) {

@@ -68,6 +68,12 @@ use crate::telemetry::{PollOutcome, StatusBoard};
 const ILLEGAL_DATA_ADDRESS: u8 = 2;
 const ILLEGAL_DATA_VALUE: u8 = 3;
 
+/// Point values after which a round's batch goes to the pipeline before
+/// the round ends (128 KiB of values, plus the meter that crossed it): a
+/// round of small meters still travels as one batch, while devices with
+/// thousands of points do not hold a whole round in memory.
+const HANDOVER_VALUES: usize = 8192;
+
 /// One meter as the poller sees it.
 struct PolledMeter {
     id: MeterId,
@@ -238,7 +244,7 @@ impl EndpointPoller {
             "polling endpoint"
         );
         super::timing::publish(&self.config, self.endpoint, &self.board);
-        loop {
+        'rounds: loop {
             // Checked here too: a round cut short by the shutdown leaves due
             // meters behind, and without this the loop would spin on them.
             if shutdown.is_cancelled() {
@@ -298,38 +304,52 @@ impl EndpointPoller {
                     self.stats.overruns.fetch_add(1, Ordering::Relaxed);
                     self.board.overrun(self.endpoint);
                 }
+                // Large meters are handed over as they are read, so the
+                // pipeline works beside the poller instead of after the
+                // round, on a batch that stays in the caches.
+                if batch.values.len() >= HANDOVER_VALUES {
+                    let full = std::mem::replace(&mut batch, ReadingBatch::with_capacity(16, 16));
+                    if !self.hand_over(full).await {
+                        break 'rounds;
+                    }
+                }
             }
             if batch.is_empty() {
                 continue;
             }
             self.board
                 .round_done(self.endpoint, round_started.elapsed());
-            // Backpressure: a full pipeline makes this await, and the slots
-            // that pass meanwhile are counted as missed on the next round.
-            // The stall itself is counted and logged as it starts, so a
-            // long one is visible while it lasts, not only afterwards.
-            let input = match self.out.try_send(Input::fire_and_forget(batch)) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Closed(_)) => break,
-                Err(mpsc::error::TrySendError::Full(input)) => input,
-            };
-            self.stats.pipeline_stalls.fetch_add(1, Ordering::Relaxed);
-            let now = Instant::now();
-            if self
-                .last_stall_warn
-                .is_none_or(|t| now - t >= Duration::from_secs(10))
-            {
-                warn!(
-                    endpoint = %self.endpoint_config().id,
-                    "pipeline full (the spool is full or the disk is slow): polling paused until it drains"
-                );
-                self.last_stall_warn = Some(now);
-            }
-            if self.out.send(input).await.is_err() {
+            if !self.hand_over(batch).await {
                 break;
             }
         }
         debug!(endpoint = %self.endpoint_config().id, "poller stopped");
+    }
+
+    /// Sends `batch` to the pipeline. Backpressure: a full pipeline makes
+    /// this await, and the slots that pass meanwhile are counted as missed
+    /// on the next round. The stall itself is counted and logged as it
+    /// starts, so a long one is visible while it lasts, not only
+    /// afterwards. False when the pipeline is gone.
+    async fn hand_over(&mut self, batch: ReadingBatch) -> bool {
+        let input = match self.out.try_send(Input::fire_and_forget(batch)) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(input)) => input,
+        };
+        self.stats.pipeline_stalls.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        if self
+            .last_stall_warn
+            .is_none_or(|t| now - t >= Duration::from_secs(10))
+        {
+            warn!(
+                endpoint = %self.endpoint_config().id,
+                "pipeline full (the spool is full or the disk is slow): polling paused until it drains"
+            );
+            self.last_stall_warn = Some(now);
+        }
+        self.out.send(input).await.is_ok()
     }
 
     /// Takes a newly registered DTU connection; it replaces the current one.

@@ -98,7 +98,12 @@ impl Prepared {
         let config = Arc::clone(&sources.config);
         let board = Arc::clone(&sources.board);
         let stop = env.shutdown.token().child_token();
-        let encoder = tokio::spawn(encode(
+        // The encoder gets a thread of its own: it validates, aggregates
+        // and encodes a whole batch between two awaits (up to milliseconds
+        // of CPU), and on a runtime worker it would be woken into the
+        // poller's LIFO slot and run there while the poller's answer waits.
+        let runtime = tokio::runtime::Handle::current();
+        let encode = encode(
             Arc::clone(&config),
             rx,
             prev_encoder,
@@ -110,7 +115,8 @@ impl Prepared {
             Arc::clone(&env.stats),
             Arc::clone(&board),
             env.archive.clone(),
-        ));
+        );
+        let encoder = tokio::task::spawn_blocking(move || runtime.block_on(encode));
         if let Some(t) = prev_modbus {
             t.wait().await;
         }

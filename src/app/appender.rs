@@ -53,8 +53,9 @@ impl Appender {
     /// Returns whether the chunk was stored.
     pub(super) async fn append(&mut self, chunk: &LineChunk) -> bool {
         loop {
-            // Under `fsync = "every_append"` the append waits for the disk:
-            // the worker hands its other tasks over meanwhile.
+            // Under `fsync = "every_append"` the append waits for the disk.
+            // The encoder has a thread of its own; run on a runtime worker
+            // (tests), the worker hands its other tasks over meanwhile.
             let appended = if self.spool.fsyncs_every_append() {
                 super::stages::off_worker(|| self.spool.append(&chunk.body))
             } else {

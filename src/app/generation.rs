@@ -1,5 +1,5 @@
 //! One generation of the running gateway: the sources (Modbus pollers, MQTT
-//! broker clients) and the encoder task built from one configuration. A
+//! broker clients) and the encoder thread built from one configuration. A
 //! reload replaces the generation; the spool and the uploader outlive it.
 
 use std::sync::Arc;
@@ -177,7 +177,7 @@ impl Generation {
     }
 }
 
-/// The encoder task of a generation: validate → aggregate → boilers → encode → append
+/// The encoder of a generation (on its own thread): validate → aggregate → boilers → encode → append
 /// (and a copy of the window lines to the archive).
 pub(super) async fn encode(
     config: Arc<Config>,

@@ -17,7 +17,7 @@
 //! the pollers' missed slots are counted: nothing accepted is ever deleted.
 //! With `drop_oldest` the oldest unsent lines make room, counted per site.
 //!
-//! Generations: the sources (pollers, broker clients) and the encoder task
+//! Generations: the sources (pollers, broker clients) and the encoder thread
 //! of one configuration form a generation; the spool and the uploader
 //! outlive them. A reload (SIGHUP, `POST /api/reload`) loads the file again
 //! and, when valid, replaces the generation (see `app::reload`); settings of

@@ -366,9 +366,9 @@ enum SaveError {
 /// Durably replaces the checkpoint at `path` with `bytes`, so a crash or a
 /// power failure leaves either the old or the new checkpoint.
 ///
-/// The stages run inside the encoder task and the fsyncs block: on a
-/// multi-threaded runtime the worker hands its other tasks to another
-/// thread meanwhile (`block_in_place`), so they keep running.
+/// The stages run on the encoder's own thread, where blocking is harmless;
+/// run on a multi-threaded runtime's worker (tests), the worker hands its
+/// other tasks to another thread meanwhile (`block_in_place`).
 fn save_checkpoint(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
     off_worker(|| {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -2,7 +2,7 @@
 //! size and its counters, for `GET /api/boilers`, the status page's Boilers
 //! table, `emgate status` and the `emgate_boiler_*` metrics.
 //!
-//! Why on the board: the boiler stage runs inside the encoder task of a
+//! Why on the board: the boiler stage runs inside the encoder thread of a
 //! generation, the API reads from its own tasks; like the meters' rows,
 //! a boiler's row is fixed when the board is built and updated with a few
 //! atomic stores and one short lock per written window.

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::pymodbus::{
-    CanonicalPoint, DTSD1352_POINTS, PymodbusServer, SDM630_POINTS, dtsd1352_device,
+    CanonicalPoint, DTSD1352_POINTS, PeerDevice, PymodbusServer, SDM630_POINTS, dtsd1352_device,
     dtsd1352_profile, sdm630_device, sdm630_profile,
 };
 
@@ -291,4 +291,104 @@ async fn split_of_one_meter_leaves_the_shared_plan_of_the_other() {
     assert_eq!(Stats::get(&stats.reads_split), 1);
     assert_eq!(Stats::get(&stats.requests), 8 + 2);
     assert_eq!(Stats::get(&stats.requests_exception), 2);
+}
+
+/// Devices with thousands of points are handed to the pipeline as they are
+/// read, not once per round (the poller sends its batch at 8 192 values):
+/// four 5 000-point meters come as two batches of two readings (10 000
+/// values each); every value is the word pymodbus serves, and the round is
+/// still reported when it ends, although nothing is left to send then.
+#[tokio::test]
+async fn large_devices_are_handed_over_within_the_round_with_every_value() {
+    const POINTS: u16 = 5_000;
+    // Unit u serves word u × 10 000 + address at each address.
+    let words = |unit: u16| (0..POINTS).map(|a| unit * 10_000 + a).collect::<Vec<u16>>();
+    let server = PymodbusServer::start(&[
+        PeerDevice::new(1).input(0, &words(1)),
+        PeerDevice::new(2).input(0, &words(2)),
+        PeerDevice::new(3).input(0, &words(3)),
+        PeerDevice::new(4).input(0, &words(4)),
+    ]);
+    let profile = Profile {
+        steam_state: None,
+        steam_dryness: None,
+        id: "wide".to_owned(),
+        protocol: emgate::profiles::Protocol::Modbus,
+        description: "5 000 u16 input registers".to_owned(),
+        points: (0..POINTS)
+            .map(|a| PointDef::new(&format!("p{a:04}"), RegisterKind::Input, a, DataType::U16))
+            .collect(),
+        uses_ratios: false,
+        consumption: None,
+        pressure: None,
+        temperature: None,
+    };
+    let config = Arc::new(config(
+        server.port(),
+        vec![profile],
+        vec![
+            meter("w1", 0, 1, 1.0, 1.0),
+            meter("w2", 0, 2, 1.0, 1.0),
+            meter("w3", 0, 3, 1.0, 1.0),
+            meter("w4", 0, 4, 1.0, 1.0),
+        ],
+    ));
+    let stats = Arc::new(Stats::default());
+    let board = Arc::new(emgate::telemetry::StatusBoard::new(&config));
+    let (tx, mut rx) = mpsc::channel(8);
+    let poller = EndpointPoller::new(
+        &emgate::sources::SourceContext {
+            board: Arc::clone(&board),
+            dtu: Arc::new(emgate::sources::bus::dtu::DtuHub::new(
+                &config,
+                Arc::clone(&stats),
+            )),
+            config,
+            out: tx,
+            stats: Arc::clone(&stats),
+        },
+        EndpointId(0),
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(poller.run(stop.clone()));
+    let mut batches = Vec::new();
+    for _ in 0..2 {
+        let input = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a batch within 20 s")
+            .expect("a batch");
+        batches.push(input.batch);
+    }
+    stop.cancel();
+    task.await.expect("poller task");
+    let meters: Vec<Vec<u32>> = batches
+        .iter()
+        .map(|b| b.readings.iter().map(|r| r.meter.0).collect())
+        .collect();
+    assert_eq!(meters, vec![vec![0, 1], vec![2, 3]], "two meters at a time");
+    let slot = batches[0].readings[0].slot;
+    for b in &batches {
+        for r in &b.readings {
+            assert_eq!(r.slot, slot, "one round");
+            let unit = r.meter.0 as u16 + 1;
+            let values = b.values_of(r);
+            assert_eq!(values.len(), usize::from(POINTS));
+            for (a, v) in values.iter().enumerate() {
+                assert_eq!(v.quality, Quality::GOOD, "unit {unit} address {a}");
+                assert_eq!(
+                    v.value,
+                    f64::from(unit * 10_000 + a as u16),
+                    "unit {unit} address {a}"
+                );
+            }
+        }
+    }
+    // 5 000 registers in reads of 125: 40 per meter.
+    assert_eq!(Stats::get(&stats.requests), 4 * 40);
+    assert_eq!(Stats::get(&stats.readings), 4);
+    let rounds: Vec<_> = board.endpoints().into_iter().map(|e| e.round_ms).collect();
+    assert!(
+        matches!(rounds.as_slice(), [Some(ms)] if *ms > 0.0),
+        "the round is reported once it ends: {rounds:?}"
+    );
 }

@@ -279,6 +279,7 @@ impl EndpointPoller {
             }
             let round_started = Instant::now();
             let mut batch = ReadingBatch::with_capacity(self.meters.len(), 16);
+            let mut polled = false;
             for i in 0..self.meters.len() {
                 if shutdown.is_cancelled() {
                     break;
@@ -299,6 +300,7 @@ impl EndpointPoller {
                     );
                 }
                 self.poll_meter(i, due.slot_ms, &mut batch).await;
+                polled = true;
                 let done = now_ms();
                 if self.meters[i].schedule.overran(due.slot_ms, done) {
                     self.stats.overruns.fetch_add(1, Ordering::Relaxed);
@@ -314,12 +316,12 @@ impl EndpointPoller {
                     }
                 }
             }
-            if batch.is_empty() {
+            if !polled {
                 continue;
             }
             self.board
                 .round_done(self.endpoint, round_started.elapsed());
-            if !self.hand_over(batch).await {
+            if !batch.is_empty() && !self.hand_over(batch).await {
                 break;
             }
         }

@@ -106,11 +106,23 @@ fn config(port: u16, profiles: Vec<Profile>, meters: Vec<MeterConfig>) -> Config
 /// Polls once (one round of every meter) and returns the batch and the counters.
 async fn poll_one_round(config: Config) -> (ReadingBatch, Arc<Stats>) {
     let config = Arc::new(config);
+    let board = Arc::new(emgate::telemetry::StatusBoard::new(&config));
+    let (mut batches, stats) = poll_batches(config, board, 1).await;
+    (batches.remove(0), stats)
+}
+
+/// Runs the endpoint's poller until it has handed over `n` batches; returns
+/// them and the counters.
+async fn poll_batches(
+    config: Arc<Config>,
+    board: Arc<emgate::telemetry::StatusBoard>,
+    n: usize,
+) -> (Vec<ReadingBatch>, Arc<Stats>) {
     let stats = Arc::new(Stats::default());
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = mpsc::channel(8);
     let poller = EndpointPoller::new(
         &emgate::sources::SourceContext {
-            board: Arc::new(emgate::telemetry::StatusBoard::new(&config)),
+            board,
             dtu: Arc::new(emgate::sources::bus::dtu::DtuHub::new(
                 &config,
                 Arc::clone(&stats),
@@ -123,14 +135,17 @@ async fn poll_one_round(config: Config) -> (ReadingBatch, Arc<Stats>) {
     );
     let stop = CancellationToken::new();
     let task = tokio::spawn(poller.run(stop.clone()));
-    let batch = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("a round within 20 s")
-        .expect("a batch")
-        .batch;
+    let mut batches = Vec::new();
+    for _ in 0..n {
+        let input = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a batch within 20 s")
+            .expect("a batch");
+        batches.push(input.batch);
+    }
     stop.cancel();
     task.await.expect("poller task");
-    (batch, stats)
+    (batches, stats)
 }
 
 /// The value a decoder must produce for `p` on a meter with `pt` and `ct`:
@@ -333,34 +348,8 @@ async fn large_devices_are_handed_over_within_the_round_with_every_value() {
             meter("w4", 0, 4, 1.0, 1.0),
         ],
     ));
-    let stats = Arc::new(Stats::default());
     let board = Arc::new(emgate::telemetry::StatusBoard::new(&config));
-    let (tx, mut rx) = mpsc::channel(8);
-    let poller = EndpointPoller::new(
-        &emgate::sources::SourceContext {
-            board: Arc::clone(&board),
-            dtu: Arc::new(emgate::sources::bus::dtu::DtuHub::new(
-                &config,
-                Arc::clone(&stats),
-            )),
-            config,
-            out: tx,
-            stats: Arc::clone(&stats),
-        },
-        EndpointId(0),
-    );
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(poller.run(stop.clone()));
-    let mut batches = Vec::new();
-    for _ in 0..2 {
-        let input = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-            .await
-            .expect("a batch within 20 s")
-            .expect("a batch");
-        batches.push(input.batch);
-    }
-    stop.cancel();
-    task.await.expect("poller task");
+    let (batches, stats) = poll_batches(config, Arc::clone(&board), 2).await;
     let meters: Vec<Vec<u32>> = batches
         .iter()
         .map(|b| b.readings.iter().map(|r| r.meter.0).collect())

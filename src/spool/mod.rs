@@ -502,14 +502,6 @@ impl Spool {
         lock(&self.shared.inner).read(max_records, max_bytes, out)
     }
 
-    /// Whether [`Spool::append`] fsyncs before it returns
-    /// ([`FsyncPolicy::EveryAppend`]): the caller then runs it where a
-    /// blocking call is allowed.
-    #[must_use]
-    pub fn fsyncs_every_append(&self) -> bool {
-        lock(&self.shared.inner).sync_every
-    }
-
     /// Resolves when records exist after the read cursor. Cancel-safe.
     pub async fn wait_readable(&self) {
         loop {

@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -97,7 +98,9 @@ impl AckWindow {
 
 /// One batch ready to send.
 struct Batch {
-    body: Vec<u8>,
+    /// The request body ([`Shared::pack`]): with gzip on, the compressed
+    /// bytes are all a batch in flight keeps.
+    body: Bytes,
     lines: usize,
     cursor: Cursor,
 }
@@ -114,9 +117,6 @@ struct Collector {
     lines: usize,
     cursor: Option<Cursor>,
     first_at: Option<Instant>,
-    /// The body of a finished request, for the next batch: one is enough to
-    /// start it without allocating; more would only keep megabytes resident.
-    spare: Option<Vec<u8>>,
 }
 
 impl Collector {
@@ -144,18 +144,18 @@ impl Collector {
                 self.cursor = Some(c);
                 self.first_at.get_or_insert_with(Instant::now);
                 if self.lines >= self.batch_size || self.body.len() >= self.max_bytes {
-                    return self.take();
+                    return self.take(shared);
                 }
                 continue;
             }
             if self.lines > 0 && self.body.len() >= self.max_bytes {
-                return self.take();
+                return self.take(shared);
             }
             // Nothing more readable right now.
             let done = shared.input_done.is_cancelled();
             let flush_at = self.first_at.map(|t| t + self.flush_interval);
             if self.lines > 0 && (done || flush_at.is_some_and(|t| Instant::now() >= t)) {
-                return self.take();
+                return self.take(shared);
             }
             if self.lines == 0 && done {
                 return None;
@@ -169,11 +169,12 @@ impl Collector {
         }
     }
 
-    /// Hands out the gathered batch and starts an empty one.
-    fn take(&mut self) -> Option<Batch> {
+    /// Hands out the gathered batch, packed into its request body, and
+    /// starts an empty one in the same buffer: one buffer of lines serves
+    /// every batch, however many are in flight.
+    fn take(&mut self, shared: &Shared) -> Option<Batch> {
         let cursor = self.cursor?;
-        let fresh = self.spare.take().unwrap_or_default();
-        let body = std::mem::replace(&mut self.body, fresh);
+        let body = shared.pack(&self.body);
         let lines = self.lines;
         self.reset();
         Some(Batch {
@@ -189,18 +190,10 @@ impl Collector {
         self.cursor = None;
         self.first_at = None;
     }
-
-    /// Keeps a finished request's buffer for a later batch.
-    fn recycle(&mut self, mut body: Vec<u8>) {
-        if self.spare.is_none() {
-            body.clear();
-            self.spare = Some(body);
-        }
-    }
 }
 
-/// What a delivery task hands back: batch id, outcome, its buffer.
-type Outcome = (u64, Delivery, Vec<u8>);
+/// What a delivery task hands back: batch id, outcome.
+type Outcome = (u64, Delivery);
 
 /// What woke the driver.
 enum Event {
@@ -225,7 +218,6 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
         lines: 0,
         cursor: None,
         first_at: None,
-        spare: None,
     };
     let mut window = AckWindow::default();
     let mut tasks: JoinSet<Outcome> = JoinSet::new();
@@ -250,17 +242,14 @@ pub(super) async fn drive(shared: &Arc<Shared>) {
             Event::Batch(Some(batch)) => {
                 let id = window.push(batch.cursor, batch.lines);
                 let task = Arc::clone(shared);
-                let handle = tasks.spawn(async move {
-                    let delivery = task.deliver(&batch.body, batch.lines).await;
-                    (id, delivery, batch.body)
-                });
+                let handle =
+                    tasks.spawn(async move { (id, task.deliver(batch.body, batch.lines).await) });
                 task_slots.insert(handle.id(), id);
             }
             Event::Batch(None) => reading = false,
             Event::Finished(None) => {}
-            Event::Finished(Some(Ok((task, (id, delivery, body))))) => {
+            Event::Finished(Some(Ok((task, (id, delivery))))) => {
                 task_slots.remove(&task);
-                collector.recycle(body);
                 match delivery {
                     Delivery::Done => {
                         if let Some(cursor) = window.finish(id) {

@@ -52,13 +52,14 @@
 //!   next start: nothing is lost at shutdown (a batch written after an
 //!   earlier one gave up is written again then, harmlessly).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::Write as _;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -187,10 +188,32 @@ enum Destination {
 }
 
 impl Destination {
-    async fn write(&self, body: &[u8], lines: usize) -> Result<(), WriteError> {
+    /// The request body for `lines` (gzip-compressed for an InfluxDB with
+    /// `gzip = true`); the only copy kept while the batch is under way.
+    fn pack(&self, lines: &[u8]) -> Bytes {
         match self {
-            Destination::Influx(w) => w.write(body, lines).await,
-            Destination::File(f) => f.write(body).await,
+            Destination::Influx(w) => w.pack(lines),
+            Destination::File(_) => Bytes::copy_from_slice(lines),
+        }
+    }
+
+    /// The lines of a body [`Destination::pack`] made, for a split or the
+    /// dead-letter file. A body that does not inflate (it cannot happen:
+    /// we made it) is returned as it is, and logged.
+    fn unpack<'a>(&self, body: &'a [u8]) -> Cow<'a, [u8]> {
+        match self {
+            Destination::Influx(w) => w.unpack(body).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot recover the lines of a request body; using it as it is");
+                Cow::Borrowed(body)
+            }),
+            Destination::File(_) => Cow::Borrowed(body),
+        }
+    }
+
+    async fn send(&self, body: Bytes, lines: usize) -> Result<(), WriteError> {
+        match self {
+            Destination::Influx(w) => w.send(body, lines).await,
+            Destination::File(f) => f.write(&body).await,
         }
     }
 
@@ -347,16 +370,23 @@ impl Shared {
         )
     }
 
-    /// Delivers `body` (`lines` lines): retries until every part is written
-    /// or rejected for good, or the shutdown grace ends.
-    pub(super) async fn deliver(&self, body: &[u8], lines: usize) -> Delivery {
+    /// The request body for a batch of `lines` (see [`Destination::pack`]).
+    pub(super) fn pack(&self, lines: &[u8]) -> Bytes {
+        self.dest.pack(lines)
+    }
+
+    /// Delivers `body` (made by [`Shared::pack`], `lines` lines): retries
+    /// until every part is written or rejected for good, or the shutdown
+    /// grace ends. A retry resends the same bytes; only a split (413) or a
+    /// rejection recovers the lines.
+    pub(super) async fn deliver(&self, body: Bytes, lines: usize) -> Delivery {
         let mut backoff = Backoff::new(self.options.retry_initial, self.options.retry_max);
-        let mut parts: VecDeque<(Range<usize>, usize)> = VecDeque::new();
-        parts.push_back((0..body.len(), lines));
-        while let Some((range, n)) = parts.pop_front() {
+        let mut parts: VecDeque<(Bytes, usize)> = VecDeque::new();
+        parts.push_back((body, lines));
+        while let Some((part, n)) = parts.pop_front() {
             self.pace(n).await;
             let started = Instant::now();
-            let result = self.dest.write(&body[range.clone()], n).await;
+            let result = self.dest.send(part.clone(), n).await;
             Stats::add(&self.stats.write_requests, 1);
             self.observe(&result, started.elapsed(), n);
             match result {
@@ -371,7 +401,7 @@ impl Shared {
                     Stats::add(&self.stats.write_retries, 1);
                     let delay = next_delay(&mut backoff, retry_after);
                     self.failing(&reason, delay, n);
-                    parts.push_front((range, n));
+                    parts.push_front((part, n));
                     let wake = Instant::now() + delay;
                     if !self.wait_retry(wake).await {
                         let left: usize = parts.iter().map(|(_, n)| n).sum();
@@ -385,15 +415,16 @@ impl Shared {
                 Err(WriteError::TooLarge) if n > 1 => {
                     self.reachable(&mut backoff);
                     Stats::add(&self.stats.write_retries, 1);
-                    let mid = range.start + nth_line_end(&body[range.clone()], n / 2);
+                    let text = self.dest.unpack(&part);
+                    let mid = nth_line_end(&text, n / 2);
                     tracing::debug!(lines = n, "write too large (413): split in two");
-                    parts.push_front((mid..range.end, n - n / 2));
-                    parts.push_front((range.start..mid, n / 2));
+                    parts.push_front((self.dest.pack(&text[mid..]), n - n / 2));
+                    parts.push_front((self.dest.pack(&text[..mid]), n / 2));
                 }
                 Err(WriteError::TooLarge) => {
                     self.reachable(&mut backoff);
                     let message = "request too large even as a single line";
-                    self.rejected(&body[range], n, 413, message, false);
+                    self.rejected(&self.dest.unpack(&part), n, 413, message, false);
                 }
                 Err(WriteError::Permanent {
                     status,
@@ -401,7 +432,7 @@ impl Shared {
                     partial,
                 }) => {
                     self.reachable(&mut backoff);
-                    self.rejected(&body[range], n, status, &message, partial);
+                    self.rejected(&self.dest.unpack(&part), n, status, &message, partial);
                 }
             }
         }

@@ -408,7 +408,14 @@ async fn killed_mid_drain_then_restarted_stores_every_point_once() {
         before >= (1024 - left) * 10,
         "stored {before}, spool left {left}"
     );
-    assert_eq!(left, 1024 - acked, "the reopened spool starts at the ack");
+    // The ack file is replaced on the blocking pool: an ack under way when
+    // the task was aborted may still land on disk after `acked` was read
+    // (as it may before a SIGKILL). The reopened spool starts at the ack on
+    // disk: at least `acked`, never past the unanswered batch 3.
+    assert!(
+        left <= 1024 - acked && 1024 - left <= 3 * 64,
+        "the reopened spool starts at the ack: {left} records left, {acked} acknowledged"
+    );
     let got = drain(
         config(&influxd.url(), &dir.path().join("dead.lp"), 4),
         &spool,

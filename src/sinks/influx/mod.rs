@@ -22,7 +22,10 @@
 //!
 //! # Compression
 //! With `gzip = true` the body is compressed here with `flate2`, for both
-//! flavours. For v2 this cannot be left to the crate: its `gzip()` option only
+//! flavours, once per batch ([`Writer::pack`]): the uploader keeps only the
+//! compressed bytes while a request is in flight or waits for a retry, and
+//! inflates them again ([`Writer::unpack`]) only on the rare paths that need
+//! the lines (a 413 split, a rejection for the dead-letter file). For v2 this cannot be left to the crate: its `gzip()` option only
 //! compresses `write()` of `DataPoint`s, never `write_line_protocol`, and
 //! `gzip(false)` still turns compression on, so it is never called. Instead
 //! the v2 write client is built (through `ClientBuilder::with_builder`) with
@@ -40,9 +43,12 @@ pub mod classify;
 pub mod v1;
 pub mod v2;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::config::{InfluxApi, InfluxConfig};
 
@@ -72,6 +78,11 @@ pub enum WriteError {
     TooLarge,
 }
 
+/// A request body that does not inflate back into lines.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot inflate the gzip request body: {0}")]
+pub struct UnpackError(#[source] std::io::Error);
+
 /// A writer that cannot be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum WriterError {
@@ -91,6 +102,8 @@ pub enum WriterError {
 /// Sends batches of line protocol (precision: seconds) to one InfluxDB.
 pub struct Writer {
     api: Api,
+    /// The gzip level, `None` with gzip off.
+    gzip: Option<u32>,
     /// Base URL without credentials, for logs.
     endpoint: String,
     timeout: Duration,
@@ -148,6 +161,7 @@ impl Writer {
         };
         Ok(Writer {
             api,
+            gzip: cfg.gzip.then_some(cfg.gzip_level),
             endpoint: endpoint.to_string(),
             timeout: cfg.timeout,
         })
@@ -159,11 +173,46 @@ impl Writer {
     }
 
     /// Writes `body` (`lines` whole lines of line protocol, timestamps in
-    /// seconds) in one request.
+    /// seconds) in one request: [`Writer::pack`], then [`Writer::send`].
     ///
     /// # Errors
     /// The classified failure; see [`WriteError`].
     pub async fn write(&self, body: &[u8], lines: usize) -> Result<(), WriteError> {
+        self.send(self.pack(body), lines).await
+    }
+
+    /// The request body for `lines`: gzip-compressed with `gzip = true`,
+    /// else a copy. Cheap to clone for a retry.
+    #[must_use]
+    pub fn pack(&self, lines: &[u8]) -> Bytes {
+        match self.gzip {
+            Some(level) => Bytes::from(gzip(lines, level)),
+            None => Bytes::copy_from_slice(lines),
+        }
+    }
+
+    /// The lines of a body [`Writer::pack`] made.
+    ///
+    /// # Errors
+    /// [`UnpackError`] when the body does not inflate (it was not made by
+    /// [`Writer::pack`]).
+    pub fn unpack<'a>(&self, body: &'a [u8]) -> Result<Cow<'a, [u8]>, UnpackError> {
+        if self.gzip.is_none() {
+            return Ok(Cow::Borrowed(body));
+        }
+        use std::io::Read as _;
+        let mut lines = Vec::with_capacity(body.len() * 4);
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut lines)
+            .map_err(UnpackError)?;
+        Ok(Cow::Owned(lines))
+    }
+
+    /// Sends a body [`Writer::pack`] made (`lines` lines) in one request.
+    ///
+    /// # Errors
+    /// The classified failure; see [`WriteError`].
+    pub async fn send(&self, body: Bytes, lines: usize) -> Result<(), WriteError> {
         tracing::trace!(endpoint = %self.endpoint, lines, bytes = body.len(), "write");
         match &self.api {
             Api::V1(w) => self.timed(w.write(body)).await,
@@ -342,6 +391,28 @@ mod tests {
         ));
         // v1 keeps it (reverse proxies).
         assert!(Writer::new(&cfg("http://h:1/influx", v1())).is_ok());
+    }
+
+    #[test]
+    fn packed_bodies_unpack_to_the_lines() {
+        let body = b"reading,m=a v=1 1\nreading,m=b v=2 1\n".repeat(20);
+        for gzip in [false, true] {
+            let mut c = cfg("http://127.0.0.1:1", v2());
+            c.gzip = gzip;
+            let w = Writer::new(&c).unwrap();
+            let packed = w.pack(&body);
+            assert_eq!(packed.len() < body.len(), gzip);
+            assert_eq!(w.unpack(&packed).unwrap().as_ref(), &body[..]);
+        }
+        let mut c = cfg("http://127.0.0.1:1", v1());
+        c.gzip = true;
+        let w = Writer::new(&c).unwrap();
+        let err = w.unpack(b"not gzip").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot inflate the gzip request body: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! Credentials go in a basic `Authorization` header, never in the query
 //! string (where a proxy log would keep them).
 
+use bytes::Bytes;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, Url};
 
 use super::classify::{classify, short_message};
-use super::{WriteError, WriterError, gzip, transport};
+use super::{WriteError, WriterError, transport};
 use crate::config::{InfluxConfig, Secret};
 
 /// The v1 endpoint of one database.
@@ -20,8 +21,8 @@ pub struct V1 {
     query_url: Url,
     database: String,
     auth: Option<(String, Secret)>,
-    /// The gzip level, `None` with gzip off.
-    gzip: Option<u32>,
+    /// Bodies arrive gzip-compressed (`gzip = true`).
+    gzip: bool,
 }
 
 impl V1 {
@@ -83,7 +84,7 @@ impl V1 {
                 Some(u) => Some((u.to_owned(), password.clone())),
                 None => url_auth,
             },
-            gzip: cfg.gzip.then_some(cfg.gzip_level),
+            gzip: cfg.gzip,
         })
     }
 
@@ -94,20 +95,21 @@ impl V1 {
         }
     }
 
-    /// One write request.
+    /// One write request of a body [`Writer::pack`](super::Writer::pack) made.
     ///
     /// # Errors
     /// The classified failure (see [`WriteError`]).
-    pub async fn write(&self, body: &[u8]) -> Result<(), WriteError> {
+    pub async fn write(&self, body: Bytes) -> Result<(), WriteError> {
         let req = self
             .http
             .post(self.write_url.clone())
             .header(CONTENT_TYPE, "text/plain; charset=utf-8");
-        let req = if let Some(level) = self.gzip {
-            req.header(CONTENT_ENCODING, "gzip").body(gzip(body, level))
+        let req = if self.gzip {
+            req.header(CONTENT_ENCODING, "gzip")
         } else {
-            req.body(body.to_vec())
+            req
         };
+        let req = req.body(body);
         let resp = self.auth(req).send().await.map_err(transport)?;
         answer(resp).await
     }

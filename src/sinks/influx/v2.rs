@@ -8,7 +8,7 @@
 //!   [`Writer`](super::Writer) wraps every call in `tokio::time::timeout`.
 //! * Compression: the crate compresses only `write()` of `DataPoint`s, and
 //!   its `gzip(false)` still enables it, so `gzip()` is never called. With
-//!   `gzip = true` the body is compressed here and the builder gets a default
+//!   `gzip = true` the body arrives compressed ([`Writer::pack`](super::Writer::pack)) and the builder gets a default
 //!   `Content-Encoding: gzip` header; this client is used for writes only.
 //! * Base URL: the crate *replaces* the path of the base URL
 //!   (`Url::set_path("/api/v2/write")`), so a base URL with a path is
@@ -22,13 +22,14 @@
 //! * Reachability (`ping`) uses a plain `reqwest` client: the crate's
 //!   `health()` expects InfluxDB's JSON, while VictoriaMetrics answers "OK".
 
+use bytes::Bytes;
 use influxdb2::RequestError;
 use influxdb2::api::write::TimestampPrecision;
 use reqwest::Url;
 use reqwest::header::{CONTENT_ENCODING, HeaderMap, HeaderValue};
 
 use super::classify::classify;
-use super::{WriteError, WriterError, error_chain, gzip, transport};
+use super::{WriteError, WriterError, error_chain, transport};
 use crate::config::{InfluxConfig, Secret};
 
 /// The v2 endpoint of one bucket.
@@ -36,8 +37,6 @@ pub struct V2 {
     client: influxdb2::Client,
     org: String,
     bucket: String,
-    /// The gzip level, `None` with gzip off.
-    gzip: Option<u32>,
     http: reqwest::Client,
     health_url: Url,
     ping_url: Url,
@@ -91,22 +90,19 @@ impl V2 {
             client,
             org: org.to_owned(),
             bucket: bucket.to_owned(),
-            gzip: cfg.gzip.then_some(cfg.gzip_level),
             http,
             health_url: join("health")?,
             ping_url: join("ping")?,
         })
     }
 
-    /// One write request.
+    /// One write request of a body [`Writer::pack`](super::Writer::pack)
+    /// made (compressed with `gzip = true`: the client's default header
+    /// says so).
     ///
     /// # Errors
     /// The classified failure (see [`WriteError`]).
-    pub async fn write(&self, body: &[u8]) -> Result<(), WriteError> {
-        let body = match self.gzip {
-            Some(level) => gzip(body, level),
-            None => body.to_vec(),
-        };
+    pub async fn write(&self, body: Bytes) -> Result<(), WriteError> {
         match self
             .client
             .write_line_protocol_with_precision(

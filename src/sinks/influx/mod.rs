@@ -197,10 +197,10 @@ impl Writer {
     /// [`UnpackError`] when the body does not inflate (it was not made by
     /// [`Writer::pack`]).
     pub fn unpack<'a>(&self, body: &'a [u8]) -> Result<Cow<'a, [u8]>, UnpackError> {
+        use std::io::Read as _;
         if self.gzip.is_none() {
             return Ok(Cow::Borrowed(body));
         }
-        use std::io::Read as _;
         let mut lines = Vec::with_capacity(body.len() * 4);
         flate2::read::GzDecoder::new(body)
             .read_to_end(&mut lines)

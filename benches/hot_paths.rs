@@ -204,6 +204,39 @@ fn bench_encode(c: &mut Criterion) {
     g.finish();
 }
 
+/// The float formatter alone: `ryu` (used until 2026-12) against `zmij`
+/// (used since), on float32 register values widened to f64, as the meters
+/// send them. Same bytes (pinned by the lineproto unit test).
+fn bench_float_format(c: &mut Criterion) {
+    let values: Vec<f64> = (0..1000u16)
+        .map(|i| f64::from(230.1f32 + f32::from(i) * 17.37))
+        .collect();
+    let mut out = Vec::with_capacity(32 * 1000);
+    let mut g = c.benchmark_group("float_format");
+    g.throughput(Throughput::Elements(values.len() as u64));
+    g.bench_function("ryu", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut f = ryu::Buffer::new();
+            for v in black_box(&values) {
+                out.extend_from_slice(f.format_finite(*v).as_bytes());
+            }
+            out.len()
+        });
+    });
+    g.bench_function("zmij", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut f = zmij::Buffer::new();
+            for v in black_box(&values) {
+                out.extend_from_slice(f.format_finite(*v).as_bytes());
+            }
+            out.len()
+        });
+    });
+    g.finish();
+}
+
 fn bench_decode_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_encode");
     for (name, points) in [("sdm630_f32", sdm630()), ("dtsd1352_int", dtsd1352())] {
@@ -240,6 +273,7 @@ criterion_group!(
     bench_decode,
     bench_plan,
     bench_encode,
+    bench_float_format,
     bench_decode_encode
 );
 criterion_main!(benches);

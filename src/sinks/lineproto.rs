@@ -27,8 +27,11 @@
 //! line and lose the rest of a batch. (Configured names cannot hold them.)
 //!
 //! # Numbers
-//! Floats use the shortest representation that round-trips (`ryu`): `5.0`,
-//! `0.1`, `1e21`, `1e-7`, all of which InfluxDB parses as floats. A non-finite
+//! Floats use the shortest representation that round-trips: `5.0`, `0.1`,
+//! `1e21`, `1e-7`, all of which InfluxDB parses as floats. The digits come
+//! from `zmij` (Schubfach), which gives the same digits as `ryu` at about a
+//! third of the cost (BENCHMARKS.md "Float formatting"); its `e+21` for a
+//! positive exponent is written `e21`, so the bytes are those `ryu` wrote. A non-finite
 //! float cannot be written: [`LineBuilder::f64`] skips it (the reading's
 //! quality bits already say why the value is missing). Integers carry the
 //! `i` suffix, booleans are `true`/`false`, the timestamp is a bare integer
@@ -179,8 +182,16 @@ impl<'a> LineBuilder<'a> {
     pub fn f64(&mut self, escaped_key: &[u8], v: f64) -> &mut Self {
         if v.is_finite() {
             self.key(escaped_key);
-            let mut b = ryu::Buffer::new();
-            self.out.extend_from_slice(b.format_finite(v).as_bytes());
+            let mut b = zmij::Buffer::new();
+            let text = b.format_finite(v).as_bytes();
+            // `1e+21` → `1e21`: a '+' only ever follows the exponent's 'e'.
+            match memchr::memchr(b'+', text) {
+                Some(i) => {
+                    self.out.extend_from_slice(&text[..i]);
+                    self.out.extend_from_slice(&text[i + 1..]);
+                }
+                None => self.out.extend_from_slice(text),
+            }
         }
         self
     }
@@ -267,6 +278,40 @@ mod tests {
     fn string_value_escapes_quote_and_backslash() {
         assert_eq!(esc(write_string_value, r#"a"b\c"#), r#""a\"b\\c""#);
         assert_eq!(esc(write_string_value, ""), r#""""#);
+    }
+
+    /// The bytes of every float are those `ryu` (the formatter before
+    /// `zmij`) writes: random bit patterns of every magnitude, and float32
+    /// register values widened to f64, as the meters send them.
+    #[test]
+    fn floats_are_written_as_ryu_wrote_them() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            // xorshift64*: deterministic, covers every exponent.
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        };
+        let mut ryu = ryu::Buffer::new();
+        let mut buf = Vec::new();
+        for i in 0..400_000u32 {
+            let bits = next();
+            let v = if i % 2 == 0 {
+                f64::from_bits(bits)
+            } else {
+                f64::from(f32::from_bits(bits as u32))
+            };
+            if !v.is_finite() {
+                continue;
+            }
+            buf.clear();
+            let mut l = LineBuilder::new(&mut buf, b"m");
+            l.f64(b"v", v);
+            assert!(l.finish(0));
+            let want = format!("m v={} 0\n", ryu.format_finite(v));
+            assert_eq!(String::from_utf8_lossy(&buf), want, "{v:e}");
+        }
     }
 
     #[test]

@@ -205,35 +205,42 @@ fn bench_encode(c: &mut Criterion) {
 }
 
 /// The float formatter alone: `ryu` (used until 2026-12) against `zmij`
-/// (used since), on float32 register values widened to f64, as the meters
-/// send them. Same bytes (pinned by the lineproto unit test).
+/// (used since), on float32 register values widened to f64 (17 significant
+/// digits, as the meters send them) and on short decimals. Same bytes
+/// (pinned by the lineproto unit test).
 fn bench_float_format(c: &mut Criterion) {
-    let values: Vec<f64> = (0..1000u16)
+    // Float32 registers widened (17 significant digits) and short decimals.
+    let widened: Vec<f64> = (0..1000u16)
         .map(|i| f64::from(230.1f32 + f32::from(i) * 17.37))
+        .collect();
+    let short: Vec<f64> = (0..1000u16)
+        .map(|i| 230.1 + f64::from(i) * 17.37)
         .collect();
     let mut out = Vec::with_capacity(32 * 1000);
     let mut g = c.benchmark_group("float_format");
-    g.throughput(Throughput::Elements(values.len() as u64));
-    g.bench_function("ryu", |b| {
-        b.iter(|| {
-            out.clear();
-            let mut f = ryu::Buffer::new();
-            for v in black_box(&values) {
-                out.extend_from_slice(f.format_finite(*v).as_bytes());
-            }
-            out.len()
+    g.throughput(Throughput::Elements(1000));
+    for (name, values) in [("f32_widened", &widened), ("short", &short)] {
+        g.bench_function(format!("ryu/{name}"), |b| {
+            b.iter(|| {
+                out.clear();
+                let mut f = ryu::Buffer::new();
+                for v in black_box(values) {
+                    out.extend_from_slice(f.format_finite(*v).as_bytes());
+                }
+                out.len()
+            });
         });
-    });
-    g.bench_function("zmij", |b| {
-        b.iter(|| {
-            out.clear();
-            let mut f = zmij::Buffer::new();
-            for v in black_box(&values) {
-                out.extend_from_slice(f.format_finite(*v).as_bytes());
-            }
-            out.len()
+        g.bench_function(format!("zmij/{name}"), |b| {
+            b.iter(|| {
+                out.clear();
+                let mut f = zmij::Buffer::new();
+                for v in black_box(values) {
+                    out.extend_from_slice(f.format_finite(*v).as_bytes());
+                }
+                out.len()
+            });
         });
-    });
+    }
     g.finish();
 }
 

@@ -25,6 +25,11 @@
 //!   makes the next start deliver the unacknowledged batches again: at least
 //!   once. Slot timestamps make a repeat overwrite the same points, so
 //!   InfluxDB ends up with exactly one.
+//! * **One body per batch.** A batch is packed once, as it leaves the
+//!   buffer of lines it was read into (`Shared::pack`: gzip-compressed for
+//!   an InfluxDB with `gzip = true`); only those bytes are kept while it is in
+//!   flight, and a retry resends them. A 413 split or a rejection inflates
+//!   them again to get at the lines.
 //! * **Retries.** Network errors, timeouts, 5xx, 429 and 503 are retried
 //!   with capped exponential backoff and jitter (per batch), or after the
 //!   server's `Retry-After` (at most 5 minutes). Nothing is dropped while

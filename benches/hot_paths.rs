@@ -213,9 +213,7 @@ fn bench_float_format(c: &mut Criterion) {
     let widened: Vec<f64> = (0..1000u16)
         .map(|i| f64::from(230.1f32 + f32::from(i) * 17.37))
         .collect();
-    let short: Vec<f64> = (0..1000u16)
-        .map(|i| 230.1 + f64::from(i) * 17.37)
-        .collect();
+    let short: Vec<f64> = (0..1000u16).map(|i| 230.1 + f64::from(i) * 17.37).collect();
     let mut out = Vec::with_capacity(32 * 1000);
     let mut g = c.benchmark_group("float_format");
     g.throughput(Throughput::Elements(1000));

@@ -204,12 +204,20 @@ fn bench_encode(c: &mut Criterion) {
     g.finish();
 }
 
+/// Formats every value into `out` with `f`; returns the bytes written.
+fn format_all(out: &mut Vec<u8>, values: &[f64], mut f: impl FnMut(f64, &mut Vec<u8>)) -> usize {
+    out.clear();
+    for v in black_box(values) {
+        f(*v, out);
+    }
+    out.len()
+}
+
 /// The float formatter alone: `ryu` (used until 2026-12) against `zmij`
 /// (used since), on float32 register values widened to f64 (17 significant
 /// digits, as the meters send them) and on short decimals. Same bytes
 /// (pinned by the lineproto unit test).
 fn bench_float_format(c: &mut Criterion) {
-    // Float32 registers widened (17 significant digits) and short decimals.
     let widened: Vec<f64> = (0..1000u16)
         .map(|i| f64::from(230.1f32 + f32::from(i) * 17.37))
         .collect();
@@ -218,24 +226,20 @@ fn bench_float_format(c: &mut Criterion) {
     let mut g = c.benchmark_group("float_format");
     g.throughput(Throughput::Elements(1000));
     for (name, values) in [("f32_widened", &widened), ("short", &short)] {
+        let mut r = ryu::Buffer::new();
         g.bench_function(format!("ryu/{name}"), |b| {
             b.iter(|| {
-                out.clear();
-                let mut f = ryu::Buffer::new();
-                for v in black_box(values) {
-                    out.extend_from_slice(f.format_finite(*v).as_bytes());
-                }
-                out.len()
+                format_all(&mut out, values, |v, o| {
+                    o.extend_from_slice(r.format_finite(v).as_bytes());
+                })
             });
         });
+        let mut z = zmij::Buffer::new();
         g.bench_function(format!("zmij/{name}"), |b| {
             b.iter(|| {
-                out.clear();
-                let mut f = zmij::Buffer::new();
-                for v in black_box(values) {
-                    out.extend_from_slice(f.format_finite(*v).as_bytes());
-                }
-                out.len()
+                format_all(&mut out, values, |v, o| {
+                    o.extend_from_slice(z.format_finite(v).as_bytes());
+                })
             });
         });
     }

@@ -29,9 +29,9 @@
 //! # Numbers
 //! Floats use the shortest representation that round-trips: `5.0`, `0.1`,
 //! `1e21`, `1e-7`, all of which InfluxDB parses as floats. The digits come
-//! from `zmij` (Schubfach), which gives the same digits as `ryu` at about a
-//! third of the cost (BENCHMARKS.md "Float formatting"); its `e+21` for a
-//! positive exponent is written `e21`, so the bytes are those `ryu` wrote. A non-finite
+//! from `zmij`, which gives the same digits as `ryu` in a little over half
+//! the time (BENCHMARKS.md "Float formatting"); its `e+21` for a positive
+//! exponent is written `e21`, so the bytes are those `ryu` wrote. A non-finite
 //! float cannot be written: [`LineBuilder::f64`] skips it (the reading's
 //! quality bits already say why the value is missing). Integers carry the
 //! `i` suffix, booleans are `true`/`false`, the timestamp is a bare integer

@@ -25,7 +25,9 @@
 //! flavours, once per batch ([`Writer::pack`]): the uploader keeps only the
 //! compressed bytes while a request is in flight or waits for a retry, and
 //! inflates them again ([`Writer::unpack`]) only on the rare paths that need
-//! the lines (a 413 split, a rejection for the dead-letter file). For v2 this cannot be left to the crate: its `gzip()` option only
+//! the lines (a 413 split, a rejection for the dead-letter file).
+//!
+//! For v2 this cannot be left to the crate: its `gzip()` option only
 //! compresses `write()` of `DataPoint`s, never `write_line_protocol`, and
 //! `gzip(false)` still turns compression on, so it is never called. Instead
 //! the v2 write client is built (through `ClientBuilder::with_builder`) with

@@ -8,7 +8,8 @@
 //!   [`Writer`](super::Writer) wraps every call in `tokio::time::timeout`.
 //! * Compression: the crate compresses only `write()` of `DataPoint`s, and
 //!   its `gzip(false)` still enables it, so `gzip()` is never called. With
-//!   `gzip = true` the body arrives compressed ([`Writer::pack`](super::Writer::pack)) and the builder gets a default
+//!   `gzip = true` the body arrives compressed
+//!   ([`Writer::pack`](super::Writer::pack)) and the builder gets a default
 //!   `Content-Encoding: gzip` header; this client is used for writes only.
 //! * Base URL: the crate *replaces* the path of the base URL
 //!   (`Url::set_path("/api/v2/write")`), so a base URL with a path is

@@ -311,8 +311,9 @@ async fn split_of_one_meter_leaves_the_shared_plan_of_the_other() {
 /// Devices with thousands of points are handed to the pipeline as they are
 /// read, not once per round (the poller sends its batch at 16 384 values):
 /// four 9 000-point meters (on two devices: the peer's tables travel on its
-/// command line) come as two batches of two readings (18 000 values each); every value is the word pymodbus serves, and the round is
-/// still reported when it ends, although nothing is left to send then.
+/// command line) come as two batches of two readings (18 000 values each);
+/// every value is the word pymodbus serves, and the round is still reported
+/// when it ends, although nothing is left to send then.
 #[tokio::test]
 async fn large_devices_are_handed_over_within_the_round_with_every_value() {
     const POINTS: u16 = 9_000;

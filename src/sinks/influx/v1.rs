@@ -100,16 +100,14 @@ impl V1 {
     /// # Errors
     /// The classified failure (see [`WriteError`]).
     pub async fn write(&self, body: Bytes) -> Result<(), WriteError> {
-        let req = self
+        let mut req = self
             .http
             .post(self.write_url.clone())
-            .header(CONTENT_TYPE, "text/plain; charset=utf-8");
-        let req = if self.gzip {
-            req.header(CONTENT_ENCODING, "gzip")
-        } else {
-            req
-        };
-        let req = req.body(body);
+            .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(body);
+        if self.gzip {
+            req = req.header(CONTENT_ENCODING, "gzip");
+        }
         let resp = self.auth(req).send().await.map_err(transport)?;
         answer(resp).await
     }
